@@ -1,0 +1,53 @@
+"""Regenerate the gRPC stubs under ``snakepit_actors/_proto/`` from ``protos/``.
+
+Usage: ``python scripts/gen_proto.py [OUT_DIR]`` (default: ``snakepit_actors/_proto``).
+
+grpcio-tools writes absolute imports (``import bridge_pb2``); they are rewritten to relative
+ones so the stubs live inside the package. ``tests/test_proto_stubs.py`` runs this into a
+temporary directory and fails if the result differs from the checked-in files.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from pathlib import Path
+
+from grpc_tools import protoc  # type: ignore[import-untyped]
+
+ROOT = Path(__file__).resolve().parent.parent
+PROTOS = {
+    "bridge": ROOT / "protos" / "snakepit" / "bridge" / "v1",
+    "health": ROOT / "protos" / "grpc" / "health" / "v1",
+}
+GENERATED_SUFFIXES = ("_pb2.py", "_pb2.pyi", "_pb2_grpc.py")
+
+
+def generate(out_dir: Path) -> list[Path]:
+    """Write the stubs of every proto into ``out_dir`` and return the files written."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written: list[Path] = []
+    for name, folder in PROTOS.items():
+        args = [
+            "grpc_tools.protoc",
+            f"-I{folder}",
+            f"--python_out={out_dir}",
+            f"--pyi_out={out_dir}",
+            f"--grpc_python_out={out_dir}",
+            str(folder / f"{name}.proto"),
+        ]
+        if protoc.main(args) != 0:
+            raise SystemExit(f"protoc failed for {name}.proto")
+        for suffix in GENERATED_SUFFIXES:
+            path = out_dir / f"{name}{suffix}"
+            text = re.sub(r"^import (\w+_pb2) as", r"from . import \1 as", path.read_text(),
+                          flags=re.MULTILINE)
+            path.write_text(text)
+            written.append(path)
+    return written
+
+
+if __name__ == "__main__":
+    target = Path(sys.argv[1]) if len(sys.argv) > 1 else ROOT / "snakepit_actors" / "_proto"
+    for path in generate(target):
+        print(path.relative_to(target.parent) if path.is_relative_to(target.parent) else path)

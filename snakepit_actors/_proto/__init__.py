@@ -1,0 +1,1 @@
+"""Generated gRPC stubs (checked in; regenerate with ``python scripts/gen_proto.py``)."""

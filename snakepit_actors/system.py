@@ -1,0 +1,92 @@
+"""Starting a Thespian actor system safely (DESIGN §8).
+
+* Thespian's TCP listeners bind ``0.0.0.0`` and unpickle whatever arrives. ``prepare_thespian``
+  makes every listener bind the configured address (loopback by default) before the system
+  starts; forked actor processes inherit the patch.
+* Every pool gets its own free admin port (never the shared default 1900) and a private run
+  directory (mode 0700) for Unix sockets, worker logs and Thespian's log.
+* ``GRPC_ENABLE_FORK_SUPPORT=1`` is set as insurance: grpc is kept out of every process that
+  forks actors, but a user's launcher may already have imported it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import socket
+import tempfile
+from dataclasses import dataclass
+from typing import Any
+
+from .config import SystemConfig
+
+_patched_bind: list[str] = []
+
+
+def prepare_thespian(bind_address: str) -> None:
+    """Make Thespian listen on ``bind_address`` only. Idempotent; call before ``ActorSystem()``."""
+    os.environ["THESPIAN_BASE_IPADDR"] = bind_address
+    os.environ["GRPC_ENABLE_FORK_SUPPORT"] = "1"
+    if _patched_bind:
+        _patched_bind[0] = bind_address
+        return
+    from thespian.system.transport import IPBase
+
+    original = IPBase.IPActorAddress.__init__
+
+    def _init(self: Any, *args: Any, **kwargs: Any) -> None:
+        original(self, *args, **kwargs)
+        if self.sockname and self.sockname[0] == _patched_bind[0]:
+            self.bindname = self.sockname  # bind the address itself, not '' (0.0.0.0)
+
+    IPBase.IPActorAddress.__init__ = _init
+    _patched_bind.append(bind_address)
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port that was free on ``host`` a moment ago."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])
+
+
+def make_run_dir(pool_name: str) -> str:
+    """A private (0700) directory for one pool run: sockets, logs. Short, for socket paths."""
+    return tempfile.mkdtemp(prefix=f"sp-{pool_name[:16]}-")
+
+
+def remove_run_dir(path: str) -> None:
+    shutil.rmtree(path, ignore_errors=True)
+
+
+@dataclass(frozen=True, slots=True)
+class StartedSystem:
+    """A running actor system owned by one pool handle."""
+
+    actor_system: Any
+    admin_port: int
+    capabilities: dict[str, Any]
+
+
+def start_actor_system(cfg: SystemConfig, run_dir: str) -> StartedSystem:
+    """Start a new, private multiprocTCPBase system on loopback with its own admin port.
+
+    Blocks about 0.1 s. Raises whatever Thespian raises if the port was taken meanwhile.
+    """
+    from thespian.actors import ActorSystem
+    from thespian.system import utilis
+
+    prepare_thespian(cfg.bind_address)
+    os.environ["THESPLOG_FILE"] = cfg.log_file or os.path.join(run_dir, "thespian.log")
+    utilis._thesplog_file = None  # Thespian caches the log path on first use; take ours
+    port = cfg.admin_port or free_port(cfg.bind_address)
+    capabilities: dict[str, Any] = {"Admin Port": port}
+    asys = ActorSystem(cfg.base, capabilities, transientUnique=True)
+    return StartedSystem(asys, port, capabilities)
+
+
+def shutdown_actor_system(started: StartedSystem) -> None:
+    """Stop every actor of the system (ActorExitRequest, recursively) and its admin."""
+    with contextlib.suppress(Exception):
+        started.actor_system.shutdown()
