@@ -6,7 +6,7 @@ do. Errors cross process boundaries inside actor messages, so they pickle: every
 
     SnakepitError                       category       may have run?
     ├── ConfigError                     config         no  (fix the PoolConfig field named)
-    ├── PoolNotReadyError               pool           no  (the pool could not start / not yet ready)
+    ├── PoolNotReadyError               pool           no  (the pool could not start)
     ├── PoolClosedError                 pool           no  (you closed the pool)
     ├── PoolSaturatedError              pool           no  (queue full: back off and retry)
     ├── QueueTimeoutError               pool           no  (never reached a worker)

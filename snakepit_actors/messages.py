@@ -91,6 +91,7 @@ class Execute:
     deadline_unix_s: float | None = None
     reply_to: ActorAddress | None = None
     idempotent: bool = False
+    args_json: bytes | None = None  # ``args`` already encoded (the Python handle does this)
 
 
 @dataclass(frozen=True, slots=True)
@@ -239,10 +240,19 @@ class InitWorker:
 
 @dataclass(frozen=True, slots=True)
 class WatchLauncher:
-    """system -> LauncherWatch: shut the actor system down when ``pid`` is gone."""
+    """system -> LauncherWatch: shut the actor system down when ``pid`` is gone. Replies
+    ``WatchingLauncher``."""
 
     pid: int
     interval_s: float = 0.2
+
+
+@dataclass(frozen=True, slots=True)
+class WatchingLauncher:
+    """Reply to ``WatchLauncher``: the watcher's pid and its parent's (the Thespian admin)."""
+
+    watcher_pid: int
+    admin_pid: int
 
 
 # --- internal: worker facts (Worker/Starter -> WorkerRegistry -> subscribers) -----------------

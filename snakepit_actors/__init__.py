@@ -1,0 +1,74 @@
+"""snakepit_actors: a supervised pool of hot external Python workers on Thespian actors + gRPC.
+
+Quick start::
+
+    from snakepit_actors import Pool, PoolConfig
+
+    with Pool.start(PoolConfig(pool_size=4)) as pool:
+        pool.execute("echo", {"x": 1})          # -> {"x": 1}
+
+The message-passing API (for code living in a Thespian actor system) is in
+``snakepit_actors.messages``; the actor classes are ``PoolRoot`` and friends.
+"""
+
+from .client import Pool
+from .config import SHOWCASE_ADAPTER, PoolConfig, SystemConfig
+from .errors import (
+    ConfigError,
+    InvalidArgumentsError,
+    PayloadTooLargeError,
+    PoolClosedError,
+    PoolNotReadyError,
+    PoolSaturatedError,
+    QueueTimeoutError,
+    RequestTimeoutError,
+    SerializationError,
+    SessionAffinityError,
+    SnakepitError,
+    ToolError,
+    UnknownToolError,
+    WorkerCrashedError,
+)
+from .messages import (
+    Execute,
+    ExecuteFailed,
+    ExecuteResult,
+    PoolStarted,
+    PoolStartFailed,
+    PoolStats,
+    StartPool,
+    WorkerInfo,
+)
+from .pool_root import PoolRoot
+
+__all__ = [
+    "SHOWCASE_ADAPTER",
+    "ConfigError",
+    "Execute",
+    "ExecuteFailed",
+    "ExecuteResult",
+    "InvalidArgumentsError",
+    "PayloadTooLargeError",
+    "Pool",
+    "PoolClosedError",
+    "PoolConfig",
+    "PoolNotReadyError",
+    "PoolRoot",
+    "PoolSaturatedError",
+    "PoolStartFailed",
+    "PoolStarted",
+    "PoolStats",
+    "QueueTimeoutError",
+    "RequestTimeoutError",
+    "SerializationError",
+    "SessionAffinityError",
+    "SnakepitError",
+    "StartPool",
+    "SystemConfig",
+    "ToolError",
+    "UnknownToolError",
+    "WorkerCrashedError",
+    "WorkerInfo",
+]
+
+__version__ = "0.1.0"

@@ -1,0 +1,96 @@
+"""The ``snakepit-actors`` console script.
+
+    snakepit-actors demo [--workers N] [--json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict
+from typing import Any
+
+from .client import Pool
+from .config import PoolConfig
+from .errors import SnakepitError, ToolError
+from .telemetry import configure_cli_logging
+
+
+def _print(text: str = "") -> None:
+    print(text, flush=True)
+
+
+def _demo(args: argparse.Namespace) -> int:
+    out: dict[str, Any] = {}
+    t0 = time.perf_counter()
+    _print(f"starting a {args.workers}-worker showcase pool ...")
+    with Pool.start(PoolConfig(name="demo", pool_size=args.workers)) as pool:
+        out["startup_s"] = round(time.perf_counter() - t0, 3)
+        _print(f"  ready in {out['startup_s']} s")
+        out["echo"] = pool.execute("echo", {"message": "hello", "n": 1})
+        _print(f"echo                -> {out['echo']}")
+        out["add"] = pool.execute("add", {"a": 2, "b": 3})
+        _print(f"add 2 + 3           -> {out['add']}")
+        t1 = time.perf_counter()
+        with ThreadPoolExecutor(args.workers) as ex:
+            slept = list(ex.map(lambda _: pool.execute("sleep", {"seconds": 0.5}),
+                                range(args.workers)))
+        out["parallel_sleep_s"] = round(time.perf_counter() - t1, 3)
+        _print(f"{args.workers} x sleep 0.5 s    -> {slept} in {out['parallel_sleep_s']} s "
+               f"(in parallel)")
+        try:
+            pool.execute("fail", {"message": "this tool always fails"})
+        except ToolError as exc:
+            out["fail"] = {"error": type(exc).__name__, "python_type": exc.python_type,
+                           "message": exc.python_message}
+            _print(f"fail                -> {type(exc).__name__}: {exc}")
+        try:
+            pool.execute("no_such_tool", {})
+        except SnakepitError as exc:
+            out["unknown"] = type(exc).__name__
+            _print(f"no_such_tool        -> {type(exc).__name__}: {exc}")
+        workers = pool.workers()
+        out["workers"] = [asdict(w) for w in workers]
+        _print()
+        _print(f"{'worker':<18} {'pid':>7} {'state':<9} {'requests':>8} {'restarts':>8}  endpoint")
+        for w in workers:
+            _print(f"{w.worker_id:<18} {w.pid:>7} {w.state:<9} {w.requests:>8} {w.restarts:>8}  "
+                   f"{w.endpoint}")
+        stats = pool.stats()
+        out["stats"] = asdict(stats)
+        _print()
+        _print(f"stats: requests={stats.requests} errors={stats.errors} "
+               f"p50={stats.latency_p50_ms:.2f} ms p99={stats.latency_p99_ms:.2f} ms "
+               f"restarts={stats.restarts}")
+        _print("shutting down ...")
+    _print("done: every actor and worker process stopped")
+    if args.json:
+        print(json.dumps(out, indent=2, default=str))
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``snakepit-actors``."""
+    parser = argparse.ArgumentParser(prog="snakepit-actors",
+                                     description="Supervised pools of external Python workers")
+    parser.add_argument("--log-level", default="warning",
+                        choices=["debug", "info", "warning", "error"])
+    sub = parser.add_subparsers(dest="command", required=True)
+    demo = sub.add_parser("demo", help="start a showcase pool, run a few tools, shut down")
+    demo.add_argument("--workers", type=int, default=4)
+    demo.add_argument("--json", action="store_true", help="also print the results as JSON")
+    args = parser.parse_args(argv)
+    configure_cli_logging(args.log_level)
+    try:
+        return {"demo": _demo}[args.command](args)
+    except SnakepitError as exc:
+        print(f"error: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

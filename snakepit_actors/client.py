@@ -1,0 +1,360 @@
+"""``Pool``: the handle plain Python code uses (sync and asyncio, thread-safe).
+
+Data flow::
+
+    caller threads / asyncio tasks
+        │  execute(): encode args, register a Future, put the message in the outbox
+        ▼
+    gateway thread (the only user of the ActorSystem endpoint)
+        │  drains the outbox -> one Execute or one ExecuteBatch to the Pool actor
+        │  waits in Thespian's select() on its sockets AND a wake pipe (so a new request
+        │  never waits for a poll tick), then matches replies to Futures by request id
+        ▼
+    Pool actor -> Worker actor -> gRPC -> worker process; the Worker replies to the gateway
+
+One ``timeout`` becomes one absolute deadline at the edge and travels with the request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import os
+import queue
+import threading
+import time
+import uuid
+from collections.abc import Mapping
+from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
+from typing import Any
+
+from .config import PoolConfig
+from .errors import PoolClosedError, PoolNotReadyError, RequestTimeoutError, SnakepitError
+from .json_codec import encode_args
+from .messages import (
+    ClosePool,
+    Execute,
+    ExecuteBatch,
+    ExecuteFailed,
+    ExecuteResult,
+    GetStats,
+    ListWorkers,
+    PoolClosed,
+    PoolStarted,
+    PoolStartFailed,
+    PoolStats,
+    StartPool,
+    WatchingLauncher,
+    WatchLauncher,
+    WorkerInfo,
+    WorkerList,
+)
+from .system import (
+    StartedSystem,
+    make_run_dir,
+    remove_run_dir,
+    shutdown_actor_system,
+    start_actor_system,
+)
+
+#: Extra time a caller waits past a request's deadline for the pool's own timeout reply.
+_REPLY_GRACE_S = 5.0
+_CONTROL_TIMEOUT_S = 10.0
+
+
+class Pool:
+    """A running pool of external Python workers. Create it with ``Pool.start``.
+
+    All methods are thread-safe; ``execute_async`` may be awaited from any event loop.
+    """
+
+    def __init__(self, config: PoolConfig, system: StartedSystem, run_dir: str,
+                 gateway: _Gateway, pool_address: Any, admin_pid: int) -> None:
+        self.config = config
+        self._system = system
+        self._run_dir = run_dir
+        self._gateway = gateway
+        self._pool = pool_address
+        self.admin_pid = admin_pid
+        self._closed = False
+        self._close_lock = threading.Lock()
+
+    # --- lifecycle ----------------------------------------------------------------------------
+
+    @classmethod
+    def start(cls, config: PoolConfig | None = None, **overrides: Any) -> Pool:
+        """Start an actor system, the pool's actor tree and ``pool_size`` worker processes.
+
+        Blocks until every worker is ready (about one worker's start time: they start
+        concurrently) or ``startup_timeout`` passes. ``overrides`` replace fields of ``config``.
+
+        Raises:
+            ConfigError: an invalid field (all of them are named).
+            PoolNotReadyError: a worker failed to start (its error, e.g. the adapter's import
+                error, is in the message) or startup timed out. Nothing is left running.
+        """
+        cfg = (config or PoolConfig()).with_overrides(**overrides) if overrides else (
+            config or PoolConfig())
+        run_dir = make_run_dir(cfg.name)
+        system = start_actor_system(cfg.system, run_dir)
+        gateway: _Gateway | None = None
+        try:
+            from .launcher_watch import LauncherWatch
+            from .pool_root import PoolRoot
+
+            asys = system.actor_system
+            watch = asys.createActor(LauncherWatch)
+            watching = asys.ask(watch, WatchLauncher(os.getpid()), _CONTROL_TIMEOUT_S)
+            admin_pid = watching.admin_pid if isinstance(watching, WatchingLauncher) else 0
+            root = asys.createActor(PoolRoot)
+            gateway = _Gateway(asys, cfg.name)
+            started = gateway.call(root, StartPool(cfg, uuid.uuid4().hex[:12], run_dir),
+                                   "start", cfg.startup_timeout + _REPLY_GRACE_S)
+        except BaseException as exc:
+            if gateway is not None:
+                gateway.stop()
+            shutdown_actor_system(system)
+            remove_run_dir(run_dir)
+            if isinstance(exc, SnakepitError):
+                raise exc from None
+            raise
+        return cls(cfg, system, run_dir, gateway, started.pool, admin_pid)
+
+    def close(self, timeout: float = 10.0) -> None:
+        """Stop the pool: refuse new requests, fail queued ones with ``PoolClosedError``, let
+        in-flight requests finish for up to ``timeout`` seconds, then stop every actor and
+        worker process. Idempotent; blocks until everything is gone."""
+        with self._close_lock:
+            if self._closed:
+                return
+            self._closed = True
+        deadline = time.monotonic() + timeout
+        with contextlib.suppress(SnakepitError):
+            self._gateway.call(self._pool, ClosePool(), "close", min(timeout, _CONTROL_TIMEOUT_S))
+        self._gateway.wait_idle(deadline)
+        self._gateway.stop()
+        shutdown_actor_system(self._system)
+        remove_run_dir(self._run_dir)
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def __enter__(self) -> Pool:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    # --- requests -----------------------------------------------------------------------------
+
+    def execute(self, tool: str, args: Mapping[str, Any] | None = None, *,
+                session_id: str | None = None, timeout: float | None = None,
+                idempotent: bool = False) -> Any:
+        """Run ``tool(**args)`` on a worker and return its result (JSON-decoded).
+
+        Blocks until the result arrives. ``timeout`` (seconds) covers queueing and running;
+        ``None`` means the pool's ``request_timeout`` (which may itself be None: no deadline).
+
+        Raises:
+            ToolError: the tool raised (python type, message and traceback attached).
+            UnknownToolError, InvalidArgumentsError, SerializationError,
+            PayloadTooLargeError: bad input; nothing ran (or the result could not be sent).
+            PoolSaturatedError, QueueTimeoutError: the request never reached a worker.
+            RequestTimeoutError: the deadline passed while a worker had it.
+            WorkerCrashedError: the worker died under it.
+            PoolClosedError: the pool is closed.
+        """
+        future, wait_s = self._submit(tool, args, session_id, timeout, idempotent)
+        try:
+            return future.result(wait_s)
+        except FutureTimeout:
+            raise self._no_reply(tool, wait_s) from None
+
+    async def execute_async(self, tool: str, args: Mapping[str, Any] | None = None, *,
+                            session_id: str | None = None, timeout: float | None = None,
+                            idempotent: bool = False) -> Any:
+        """``execute`` for asyncio: same parameters and errors; never blocks the loop."""
+        future, wait_s = self._submit(tool, args, session_id, timeout, idempotent)
+        try:
+            return await asyncio.wait_for(asyncio.wrap_future(future), wait_s)
+        except TimeoutError:
+            raise self._no_reply(tool, wait_s) from None
+
+    def _submit(self, tool: str, args: Mapping[str, Any] | None, session_id: str | None,
+                timeout: float | None, idempotent: bool) -> tuple[Future[Any], float | None]:
+        if self._closed:
+            raise PoolClosedError(f"pool {self.config.name!r} is closed")
+        if not isinstance(tool, str) or not tool:
+            raise _invalid_tool(tool)
+        payload = encode_args(tool, {} if args is None else args, self.config.max_payload_bytes)
+        timeout = self.config.request_timeout if timeout is None else timeout
+        deadline = None if timeout is None else time.time() + timeout
+        request = Execute(request_id=self._gateway.new_id(), tool=tool, session_id=session_id,
+                          deadline_unix_s=deadline, idempotent=idempotent, args_json=payload)
+        future = self._gateway.submit(self._pool, request)
+        return future, None if timeout is None else timeout + _REPLY_GRACE_S
+
+    def _no_reply(self, tool: str, wait_s: float | None) -> SnakepitError:
+        if self._closed:
+            return PoolClosedError(f"pool {self.config.name!r} was closed")
+        return RequestTimeoutError(f"no reply for {tool!r} within {wait_s}s", reason="no_reply")
+
+    # --- observation --------------------------------------------------------------------------
+
+    def stats(self) -> PoolStats:
+        """A snapshot of the pool's counters. Blocks for one actor round trip."""
+        return self._control(GetStats(self._gateway.new_id()))  # type: ignore[no-any-return]
+
+    def workers(self) -> list[WorkerInfo]:
+        """The workers, ordered by id. Blocks for one actor round trip."""
+        reply = self._control(ListWorkers(self._gateway.new_id()))
+        return list(reply.workers)
+
+    def _control(self, msg: GetStats | ListWorkers) -> Any:
+        if self._closed:
+            raise PoolClosedError(f"pool {self.config.name!r} is closed")
+        return self._gateway.call(self._pool, msg, msg.request_id, _CONTROL_TIMEOUT_S)
+
+
+def _invalid_tool(tool: object) -> SnakepitError:
+    from .errors import InvalidArgumentsError
+
+    return InvalidArgumentsError(f"tool must be a non-empty string, got {tool!r}",
+                                 reason="invalid_tool")
+
+
+class _Gateway:
+    """The one thread that owns the ActorSystem endpoint (Thespian endpoints are not shared
+    safely between threads). Callers hand it (target, message, Future) through a queue."""
+
+    def __init__(self, actor_system: Any, name: str) -> None:
+        self._asys = actor_system
+        self._outbox: queue.SimpleQueue[tuple[Any, Any, Future[Any]] | None] = queue.SimpleQueue()
+        self._pending: dict[str, Future[Any]] = {}
+        self._ids = itertools.count()
+        self._prefix = uuid.uuid4().hex[:8]
+        self._wake_r, self._wake_w = os.pipe()
+        os.set_blocking(self._wake_r, False)
+        self._running = True
+        self._transport = actor_system._systemBase.transport
+        self._transport.set_watch([self._wake_r])
+        self._thread = threading.Thread(target=self._run, name=f"snakepit-gateway-{name}",
+                                        daemon=True)
+        self._thread.start()
+
+    def new_id(self) -> str:
+        return f"{self._prefix}-{next(self._ids)}"
+
+    def submit(self, target: Any, message: Any, key: str | None = None) -> Future[Any]:
+        future: Future[Any] = Future()
+        if not self._running:
+            future.set_exception(PoolClosedError("the pool's gateway is stopped"))
+            return future
+        future.key = key or message.request_id  # type: ignore[attr-defined]
+        self._outbox.put((target, message, future))
+        with contextlib.suppress(OSError):
+            os.write(self._wake_w, b"x")
+        return future
+
+    def call(self, target: Any, message: Any, key: str, timeout_s: float) -> Any:
+        try:
+            return self.submit(target, message, key).result(timeout_s)
+        except FutureTimeout:
+            raise PoolNotReadyError(f"no answer to {type(message).__name__} within "
+                                    f"{timeout_s}s", reason="no_answer") from None
+
+    def wait_idle(self, deadline: float) -> None:
+        """Wait until no request is pending, or the monotonic ``deadline``."""
+        while self._pending and time.monotonic() < deadline:
+            time.sleep(0.01)
+
+    def stop(self) -> None:
+        self._running = False
+        self._outbox.put(None)
+        with contextlib.suppress(OSError):
+            os.write(self._wake_w, b"x")
+        self._thread.join(5.0)
+        self._transport.set_watch([])
+        for fd in (self._wake_r, self._wake_w):
+            with contextlib.suppress(OSError):
+                os.close(fd)
+        error = PoolClosedError("the pool was closed before the reply arrived",
+                                reason="closed_in_flight")
+        for future in self._pending.values():
+            if not future.done():
+                future.set_exception(error)
+        self._pending.clear()
+
+    # --- the gateway thread -------------------------------------------------------------------
+
+    def _run(self) -> None:
+        while self._running:
+            self._send_outbox()
+            self._receive(None if not self._pending else 1.0)
+
+    def _send_outbox(self) -> None:
+        batches: dict[str, tuple[Any, list[Any]]] = {}
+        while True:
+            try:
+                item = self._outbox.get_nowait()
+            except queue.Empty:
+                break
+            if item is None:
+                self._running = False
+                return
+            target, message, future = item
+            self._pending[future.key] = future  # type: ignore[attr-defined]
+            batches.setdefault(str(target), (target, []))[1].append(message)
+        for target, messages in batches.values():
+            executes = [m for m in messages if isinstance(m, Execute)]
+            others = [m for m in messages if not isinstance(m, Execute)]
+            if len(executes) > 1:
+                self._asys.tell(target, ExecuteBatch(tuple(executes)))
+            elif executes:
+                self._asys.tell(target, executes[0])
+            for message in others:
+                self._asys.tell(target, message)
+
+    def _receive(self, timeout_s: float | None) -> None:
+        """Block in Thespian's select until a reply or the wake pipe; dispatch replies."""
+        from datetime import timedelta
+
+        wait = timedelta(seconds=timeout_s if timeout_s is not None else 3600.0)
+        while True:
+            envelope = self._asys._systemBase._run_transport(wait)
+            wait = timedelta(0)
+            if envelope is None or not hasattr(envelope, "message"):
+                return
+            message = envelope.message
+            if type(message).__name__ == "WatchMessage":
+                with contextlib.suppress(BlockingIOError):
+                    os.read(self._wake_r, 4096)
+                return
+            self._dispatch(message)
+
+    def _dispatch(self, message: Any) -> None:
+        key = _reply_key(message)
+        future = self._pending.pop(key, None) if key is not None else None
+        if future is None or future.done():
+            return
+        if isinstance(message, ExecuteFailed):
+            future.set_exception(message.error)
+        elif isinstance(message, ExecuteResult):
+            future.set_result(message.result)
+        elif isinstance(message, PoolStartFailed):
+            future.set_exception(message.error)
+        else:
+            future.set_result(message)
+
+
+def _reply_key(message: Any) -> str | None:
+    if isinstance(message, ExecuteResult | ExecuteFailed | PoolStats | WorkerList):
+        return message.request_id
+    if isinstance(message, PoolStarted | PoolStartFailed):
+        return "start"
+    if isinstance(message, PoolClosed):
+        return "close"
+    return None

@@ -1,0 +1,34 @@
+"""Encoding request arguments as the JSON the wire carries (DESIGN §4)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from .errors import InvalidArgumentsError, PayloadTooLargeError, SerializationError
+
+
+def encode_args(tool: str, args: Any, limit_bytes: int | None = None) -> bytes:
+    """``args`` as compact UTF-8 JSON.
+
+    Raises:
+        InvalidArgumentsError: ``args`` is not a mapping with string keys.
+        SerializationError: a value is not JSON-serialisable (reason "args").
+        PayloadTooLargeError: the encoding is over ``limit_bytes``.
+    """
+    if not isinstance(args, Mapping):
+        raise InvalidArgumentsError(
+            f"args of {tool!r} must be a mapping of argument names to values, "
+            f"got {type(args).__name__}: e.g. pool.execute({tool!r}, {{'x': 1}})")
+    try:
+        data = json.dumps(args, ensure_ascii=False, separators=(",", ":"),
+                          allow_nan=False).encode()
+    except (TypeError, ValueError) as exc:
+        raise SerializationError(f"args of {tool!r} are not JSON-serialisable: {exc}",
+                                 reason="args") from None
+    if limit_bytes is not None and len(data) > limit_bytes:
+        raise PayloadTooLargeError(
+            f"args of {tool!r} encode to {len(data)} bytes, over max_payload_bytes={limit_bytes}",
+            reason="args", details={"size_bytes": len(data), "limit_bytes": limit_bytes})
+    return data

@@ -1,0 +1,284 @@
+"""Pool actor: the single authority over which request runs on which worker.
+
+    PoolRoot
+     ├─ WorkerRegistry  ──facts (WorkerReady / WorkerStartFailed / WorkerExited)──┐
+     └─ Pool (this)  <─────────────────────────────────────────────────────────────┘
+
+A thin shell around ``scheduling.PoolCore``: every handler is message -> core call -> sends.
+The Pool never does I/O and never waits; what it needs (worker addresses and states) is a local
+dict kept current by registry notifications. Replies go from the Worker straight to the caller;
+the Worker then tells the Pool ``Checkin``.
+
+If a worker dies, the requests it held fail with ``WorkerCrashedError`` (by the Worker when it
+can, else here when the registry reports the exit); queued requests wait for the replacement.
+If the Pool itself crashes its parent (PoolRoot) stops the pool: callers get no reply from a
+dead Pool, so the Python handle turns its silence into ``PoolClosedError`` on close.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, replace
+from typing import Any
+
+from thespian.actors import ActorTypeDispatcher, WakeupMessage
+
+from .config import PoolConfig
+from .errors import (
+    PoolClosedError,
+    PoolNotReadyError,
+    PoolSaturatedError,
+    QueueTimeoutError,
+    SnakepitError,
+    WorkerCrashedError,
+)
+from .messages import (
+    Checkin,
+    ClosePool,
+    Execute,
+    ExecuteBatch,
+    ExecuteFailed,
+    GetStats,
+    InitPool,
+    ListWorkers,
+    PoolClosed,
+    PoolStarted,
+    PoolStartFailed,
+    PoolStats,
+    RunRequest,
+    SubscribeWorkers,
+    WorkerExited,
+    WorkerInfo,
+    WorkerList,
+    WorkerReady,
+    WorkerStartFailed,
+)
+from .scheduling import Dispatch, Expired, PoolCore, Queued
+from .telemetry import LatencyWindow, get_logger
+
+log = get_logger("pool")
+
+
+@dataclass(slots=True)
+class _Pending:
+    """One request the Pool has accepted and not yet seen finish."""
+
+    request: Execute
+    reply_to: Any
+    deadline_unix_s: float | None
+    submitted: float
+
+
+@dataclass(slots=True)
+class _WorkerEntry:
+    address: Any
+    info: WorkerInfo
+
+
+@dataclass(slots=True)
+class _Counters:
+    requests: int = 0
+    errors: int = 0
+    queue_timeouts: int = 0
+    saturated: int = 0
+    restarts: int = 0
+
+
+class Pool(ActorTypeDispatcher):
+    """FIFO queue, available/busy sets and stats for one pool; see the module docstring."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._config: PoolConfig | None = None
+        self._core: PoolCore[_Pending] = PoolCore()
+        self._workers: dict[str, _WorkerEntry] = {}
+        self._running: dict[str, _Pending] = {}
+        self._start_reply_to: Any = None
+        self._started = False
+        self._wakeup_at: float | None = None
+        self._counters = _Counters()
+        self._latency = LatencyWindow()
+
+    # --- set-up and worker facts --------------------------------------------------------------
+
+    def receiveMsg_InitPool(self, msg: InitPool, sender: Any) -> None:
+        from supervision.lifetime import die_with_parent
+
+        die_with_parent()
+        cfg = self._config = msg.config
+        self._core = PoolCore(capacity=cfg.capacity, max_queue=cfg.max_queue,
+                              queue_timeout_s=cfg.queue_timeout)
+        self._start_reply_to = msg.start_reply_to
+        self.send(msg.worker_registry, SubscribeWorkers(self.myAddress))
+        self.wakeupAfter(cfg.startup_timeout, payload="startup_timeout")
+        log.info("pool.starting", pool=cfg.name, size=cfg.pool_size)
+
+    def receiveMsg_WorkerReady(self, msg: WorkerReady, sender: Any) -> None:
+        self._fail_held(msg.worker_id, "replaced")
+        self._workers[msg.worker_id] = _WorkerEntry(msg.address, WorkerInfo(
+            msg.worker_id, msg.pid, "ready", "local", msg.endpoint, 0, msg.restarts,
+            msg.started_at))
+        self._counters.restarts = sum(e.info.restarts for e in self._workers.values())
+        self._send_dispatches(self._core.add_worker(msg.worker_id, time.time()))
+        self._maybe_started()
+
+    def receiveMsg_WorkerStartFailed(self, msg: WorkerStartFailed, sender: Any) -> None:
+        if not self._started and self._start_reply_to is not None:
+            self._announce(PoolStartFailed(msg.error))
+        log.warning("worker.start_failed", worker_id=msg.worker_id, error=str(msg.error))
+
+    def receiveMsg_WorkerExited(self, msg: WorkerExited, sender: Any) -> None:
+        self._fail_held(msg.worker_id, msg.reason, msg.exit_code)
+        entry = self._workers.get(msg.worker_id)
+        if entry is not None:
+            entry.info = replace(entry.info, state="starting")
+
+    def _fail_held(self, worker_id: str, reason: str, exit_code: int | None = None) -> None:
+        for rid in self._core.remove_worker(worker_id):
+            pending = self._running.pop(rid, None)
+            if pending is not None:
+                self._reply_failed(pending, WorkerCrashedError(
+                    f"worker {worker_id} exited ({reason}) while running request {rid}",
+                    details={"worker_id": worker_id, "exit_code": exit_code}))
+
+    def _maybe_started(self) -> None:
+        assert self._config is not None
+        if not self._started and self._core.workers >= self._config.pool_size:
+            self._announce(PoolStarted(self.myAddress, self._config.name, self._core.workers))
+            self._started = True
+            log.info("pool.ready", pool=self._config.name, workers=self._core.workers)
+
+    def _announce(self, msg: PoolStarted | PoolStartFailed) -> None:
+        if self._start_reply_to is not None:
+            self.send(self._start_reply_to, msg)
+            self._start_reply_to = None
+
+    # --- requests -----------------------------------------------------------------------------
+
+    def receiveMsg_Execute(self, msg: Execute, sender: Any) -> None:
+        self._submit(msg, sender, time.time())
+
+    def receiveMsg_ExecuteBatch(self, msg: ExecuteBatch, sender: Any) -> None:
+        now = time.time()
+        for request in msg.requests:
+            self._submit(request, sender, now)
+
+    def _submit(self, msg: Execute, sender: Any, now: float) -> None:
+        assert self._config is not None
+        self._counters.requests += 1
+        pending = _Pending(msg, msg.reply_to or sender, self._deadline(msg, now), now)
+        if not self._started and not self._core.closed:
+            self._reply_failed(pending, PoolNotReadyError(
+                f"pool {self._config.name!r} is still starting", reason="starting"))
+            return
+        decision = self._core.submit(msg.request_id, pending, now, pending.deadline_unix_s)
+        if isinstance(decision, Dispatch):
+            self._send_dispatches([decision])
+        elif isinstance(decision, Queued):
+            self._schedule_expiry()
+        else:
+            self._reply_failed(pending, self._rejection(decision.reason, msg))
+
+    def _deadline(self, msg: Execute, now: float) -> float | None:
+        assert self._config is not None
+        if msg.deadline_unix_s is not None:
+            return msg.deadline_unix_s
+        timeout = msg.timeout_s if msg.timeout_s is not None else self._config.request_timeout
+        return None if timeout is None else now + timeout
+
+    def _rejection(self, reason: str, msg: Execute) -> SnakepitError:
+        assert self._config is not None
+        if reason == "queue_full":
+            self._counters.saturated += 1
+            return PoolSaturatedError(
+                f"pool {self._config.name!r} is saturated: {self._core.workers} workers busy and "
+                f"max_queue={self._config.max_queue} requests waiting",
+                details={"max_queue": self._config.max_queue})
+        if reason == "closed":
+            return PoolClosedError(f"pool {self._config.name!r} is closed")
+        self._counters.queue_timeouts += 1
+        return QueueTimeoutError(f"request {msg.request_id} arrived after its deadline",
+                                 reason="deadline_passed")
+
+    def _send_dispatches(self, dispatches: list[Dispatch[_Pending]]) -> None:
+        for d in dispatches:
+            entry = self._workers[d.worker_id]
+            self._running[d.request_id] = d.item
+            entry.info = replace(entry.info, state="busy")
+            self.send(entry.address, RunRequest(d.item.request, d.item.reply_to,
+                                                d.item.deadline_unix_s))
+
+    def receiveMsg_Checkin(self, msg: Checkin, sender: Any) -> None:
+        now = time.time()
+        pending = self._running.pop(msg.request_id, None)
+        if pending is not None:
+            self._latency.add((now - pending.submitted) * 1000.0)
+            self._counters.errors += 0 if msg.ok else 1
+        dispatches = self._core.checkin(msg.worker_id, msg.request_id, now, msg.worker_lost)
+        entry = self._workers.get(msg.worker_id)
+        if entry is not None:
+            state = ("starting" if msg.worker_lost
+                     else "busy" if self._core.in_flight(msg.worker_id) else "ready")
+            entry.info = replace(entry.info, state=state, requests=entry.info.requests + 1)
+        self._send_dispatches(dispatches)
+
+    def _reply_failed(self, pending: _Pending, error: SnakepitError) -> None:
+        self._counters.errors += 1
+        self.send(pending.reply_to, ExecuteFailed(pending.request.request_id, error))
+
+    # --- queue deadlines ----------------------------------------------------------------------
+
+    def _schedule_expiry(self) -> None:
+        at = self._core.next_expiry()
+        if at is not None and (self._wakeup_at is None or at < self._wakeup_at):
+            self._wakeup_at = at
+            self.wakeupAfter(max(0.0, at - time.time()), payload="expiry")
+
+    def receiveMsg_WakeupMessage(self, msg: WakeupMessage, sender: Any) -> None:
+        if msg.payload == "startup_timeout":
+            self._startup_timed_out()
+            return
+        self._wakeup_at = None
+        for expired in self._core.expire(time.time()):
+            self._expire(expired)
+        self._schedule_expiry()
+
+    def _expire(self, expired: Expired[_Pending]) -> None:
+        self._counters.queue_timeouts += 1
+        waited = time.time() - expired.item.submitted
+        self._reply_failed(expired.item, QueueTimeoutError(
+            f"request {expired.request_id} waited {waited:.3f}s in the queue and never reached a "
+            f"worker ({expired.reason.replace('_', ' ')})", reason=expired.reason))
+
+    def _startup_timed_out(self) -> None:
+        assert self._config is not None
+        if not self._started:
+            self._announce(PoolStartFailed(PoolNotReadyError(
+                f"pool {self._config.name!r}: {self._core.workers} of {self._config.pool_size} "
+                f"workers ready after startup_timeout={self._config.startup_timeout}s",
+                reason="startup_timeout")))
+
+    # --- observation and closing --------------------------------------------------------------
+
+    def receiveMsg_GetStats(self, msg: GetStats, sender: Any) -> None:
+        c = self._counters
+        self.send(sender, PoolStats(
+            workers=self._core.workers, available=self._core.available, busy=self._core.busy,
+            queued=self._core.queued, requests=c.requests, errors=c.errors,
+            queue_timeouts=c.queue_timeouts, saturated=c.saturated, restarts=c.restarts,
+            latency_p50_ms=self._latency.percentile(0.5),
+            latency_p99_ms=self._latency.percentile(0.99), request_id=msg.request_id))
+
+    def receiveMsg_ListWorkers(self, msg: ListWorkers, sender: Any) -> None:
+        infos = tuple(self._workers[w].info for w in sorted(self._workers))
+        self.send(sender, WorkerList(infos, msg.request_id))
+
+    def receiveMsg_ClosePool(self, msg: ClosePool, sender: Any) -> None:
+        assert self._config is not None
+        queued = self._core.close()
+        for rid, pending in queued:
+            self._reply_failed(pending, PoolClosedError(
+                f"pool {self._config.name!r} was closed before request {rid} reached a worker",
+                reason="closed_queued"))
+        log.info("pool.closing", pool=self._config.name, failed_queued=len(queued))
+        self.send(sender, PoolClosed(len(queued)))

@@ -1,0 +1,77 @@
+"""PoolRoot actor: the top of one pool's tree; starts it, and stops it as a whole.
+
+    PoolRoot (this; one per pool instance)
+     ├─ WorkerRegistry   ├─ ProcessRegistry   ├─ StarterRegistry   ├─ SessionStore
+     ├─ WorkerSupervisor (one_for_one)  -> Starter_i -> Worker_i -> external process_i
+     └─ Pool
+
+``StartPool`` creates the children, wires them with ``Init…`` messages and lets the Pool answer
+the requester (``PoolStarted`` / ``PoolStartFailed``). ``ActorExitRequest`` to the PoolRoot stops
+the whole tree (Thespian stops children recursively; Workers stop their processes).
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from thespian.actors import ActorExitRequest, ActorTypeDispatcher, ChildActorExited
+
+from .messages import (
+    InitPool,
+    InitRegistry,
+    InitWorkerSupervisor,
+    StartPool,
+    WorkerContext,
+)
+from .telemetry import get_logger
+
+log = get_logger("pool_root")
+
+
+class PoolRoot(ActorTypeDispatcher):
+    """Creates and wires one pool's actors."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._children: list[tuple[Any, str]] = []  # (address, role); compare with ==
+        self._pool: Any = None
+        self._stopping = False
+
+    def receiveMsg_StartPool(self, msg: StartPool, sender: Any) -> None:
+        from supervision.lifetime import die_with_parent
+
+        die_with_parent()
+        cfg = msg.config
+        registries = {role: self._child(cls, role) for role, cls in (
+            ("worker_registry", "snakepit_actors.worker_registry.WorkerRegistry"),
+            ("process_registry", "snakepit_actors.process_registry.ProcessRegistry"),
+            ("starter_registry", "snakepit_actors.starter_registry.StarterRegistry"),
+            ("session_store", "snakepit_actors.session_store.SessionStore"))}
+        for address in registries.values():
+            self.send(address, InitRegistry(cfg.name))
+        self._pool = self._child("snakepit_actors.pool.Pool", "pool")
+        self.send(self._pool, InitPool(cfg, registries["worker_registry"], sender))
+        context = WorkerContext(
+            config=cfg, run_id=msg.run_id or uuid.uuid4().hex[:12], run_dir=msg.run_dir,
+            pool=self._pool, worker_registry=registries["worker_registry"],
+            process_registry=registries["process_registry"],
+            starter_registry=registries["starter_registry"])
+        supervisor = self._child("snakepit_actors.worker_supervisor.WorkerSupervisor",
+                                 "worker_supervisor")
+        self.send(supervisor, InitWorkerSupervisor(context))
+
+    def _child(self, actor_class: str, role: str) -> Any:
+        address = self.createActor(actor_class)
+        self._children.append((address, role))
+        return address
+
+    def receiveMsg_ChildActorExited(self, msg: ChildActorExited, sender: Any) -> None:
+        # str() of a child's address changes once it is realised; == knows both forms.
+        roles = [role for address, role in self._children if address == msg.childAddress]
+        self._children = [(a, r) for a, r in self._children if a != msg.childAddress]
+        if not self._stopping:
+            log.warning("pool.degraded", child=roles[0] if roles else "unknown")
+
+    def receiveMsg_ActorExitRequest(self, msg: ActorExitRequest, sender: Any) -> None:
+        self._stopping = True

@@ -1,0 +1,250 @@
+"""The Pool's decisions, as plain state with no actors and no clock of its own.
+
+``PoolCore`` keeps the FIFO queue of waiting requests, the free slots of ready workers
+(``capacity`` slots per worker) and what each worker holds. Every call takes ``now`` and returns
+small decision records; the Pool actor turns them into sends. Each decision is O(1) amortised:
+
+* free slots are a deque of ``(worker_id, generation)`` tokens, checked lazily on pop, so a
+  worker that leaves costs nothing until its stale tokens surface;
+* the queue is a deque in arrival order plus a heap of queue deadlines; an expired or dispatched
+  entry is marked done and skipped when it reaches the front of either structure.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Generic, Literal, TypeVar
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class Dispatch(Generic[T]):
+    """Send ``item`` to ``worker_id`` now."""
+
+    worker_id: str
+    request_id: str
+    item: T
+
+
+@dataclass(frozen=True, slots=True)
+class Queued:
+    """The request waits in the queue (``position`` counts from 1)."""
+
+    position: int
+
+
+@dataclass(frozen=True, slots=True)
+class Rejected:
+    """The request is refused: ``reason`` is "queue_full", "closed" or "deadline_passed"."""
+
+    reason: Literal["queue_full", "closed", "deadline_passed"]
+
+
+@dataclass(frozen=True, slots=True)
+class Expired(Generic[T]):
+    """``item`` waited past its queue deadline and never reached a worker."""
+
+    request_id: str
+    item: T
+    reason: Literal["queue_timeout", "deadline_in_queue"]
+
+
+@dataclass(slots=True)
+class _Waiting(Generic[T]):
+    request_id: str
+    item: T
+    enqueued_at: float
+    expires_at: float | None
+    reason: Literal["queue_timeout", "deadline_in_queue"]
+    done: bool = False
+
+
+@dataclass(slots=True)
+class _Worker:
+    generation: int
+    in_flight: set[str] = field(default_factory=set)
+
+
+class PoolCore(Generic[T]):
+    """FIFO queue + available/busy bookkeeping for one pool.
+
+    Args:
+        capacity: concurrent requests per worker.
+        max_queue: how many requests may wait; beyond it ``submit`` rejects ("queue_full").
+        queue_timeout_s: how long a request may wait for a worker; None waits for its own
+            deadline only.
+    """
+
+    def __init__(self, *, capacity: int = 1, max_queue: int = 1000,
+                 queue_timeout_s: float | None = None) -> None:
+        self._capacity = capacity
+        self._max_queue = max_queue
+        self._queue_timeout_s = queue_timeout_s
+        self._workers: dict[str, _Worker] = {}
+        self._slots: deque[tuple[str, int]] = deque()
+        self._free = 0
+        self._queue: deque[_Waiting[T]] = deque()
+        self._queued = 0
+        self._expiry: list[tuple[float, int, _Waiting[T]]] = []
+        self._seq = itertools.count()
+        self._generations = itertools.count(1)
+        self.closed = False
+
+    # --- observations -------------------------------------------------------------------------
+
+    @property
+    def workers(self) -> int:
+        return len(self._workers)
+
+    @property
+    def available(self) -> int:
+        """Workers with at least one free slot."""
+        return sum(1 for w in self._workers.values() if len(w.in_flight) < self._capacity)
+
+    @property
+    def busy(self) -> int:
+        """Workers holding at least one request."""
+        return sum(1 for w in self._workers.values() if w.in_flight)
+
+    @property
+    def queued(self) -> int:
+        return self._queued
+
+    @property
+    def free_slots(self) -> int:
+        """Slots of ready workers that could take a request now."""
+        return self._free
+
+    def in_flight(self, worker_id: str) -> int:
+        worker = self._workers.get(worker_id)
+        return len(worker.in_flight) if worker else 0
+
+    def has_worker(self, worker_id: str) -> bool:
+        return worker_id in self._workers
+
+    # --- decisions ----------------------------------------------------------------------------
+
+    def add_worker(self, worker_id: str, now: float) -> list[Dispatch[T]]:
+        """A worker became ready (again): its slots take queued requests first."""
+        self.remove_worker(worker_id)
+        self._workers[worker_id] = _Worker(next(self._generations))
+        for _ in range(self._capacity):
+            self._give_slot(worker_id)
+        return self._drain(now)
+
+    def remove_worker(self, worker_id: str) -> list[str]:
+        """A worker left; returns the ids of the requests it held (they must be failed)."""
+        worker = self._workers.pop(worker_id, None)
+        if worker is None:
+            return []
+        self._free -= self._capacity - len(worker.in_flight)
+        return sorted(worker.in_flight)
+
+    def submit(self, request_id: str, item: T, now: float,
+               deadline: float | None = None) -> Dispatch[T] | Queued | Rejected:
+        """A new request: dispatch it to a free slot, queue it, or refuse it."""
+        if self.closed:
+            return Rejected("closed")
+        if deadline is not None and deadline <= now:
+            return Rejected("deadline_passed")
+        slot = self._take_slot()
+        if slot is not None:
+            self._workers[slot].in_flight.add(request_id)
+            return Dispatch(slot, request_id, item)
+        if self._queued >= self._max_queue:
+            return Rejected("queue_full")
+        self._enqueue(request_id, item, now, deadline)
+        return Queued(self._queued)
+
+    def checkin(self, worker_id: str, request_id: str, now: float,
+                worker_lost: bool = False) -> list[Dispatch[T]]:
+        """``worker_id`` finished ``request_id``; its slot serves the queue (unless lost)."""
+        worker = self._workers.get(worker_id)
+        if worker is None or request_id not in worker.in_flight:
+            return []
+        if worker_lost:
+            self.remove_worker(worker_id)  # while the request still counts as holding a slot
+            return []
+        worker.in_flight.discard(request_id)
+        self._give_slot(worker_id)
+        return self._drain(now)
+
+    def expire(self, now: float) -> list[Expired[T]]:
+        """Remove and return every queued request whose queue deadline has passed."""
+        out: list[Expired[T]] = []
+        while self._expiry and self._expiry[0][0] <= now:
+            _, _, waiting = heapq.heappop(self._expiry)
+            if not waiting.done:
+                waiting.done = True
+                self._queued -= 1
+                out.append(Expired(waiting.request_id, waiting.item, waiting.reason))
+        self._trim_queue()
+        return out
+
+    def next_expiry(self) -> float | None:
+        """When the next queued request expires (for the actor's wakeup timer)."""
+        while self._expiry and self._expiry[0][2].done:
+            heapq.heappop(self._expiry)
+        return self._expiry[0][0] if self._expiry else None
+
+    def close(self) -> list[tuple[str, T]]:
+        """Refuse new requests; returns the queued ones (they must be failed)."""
+        self.closed = True
+        out = [(w.request_id, w.item) for w in self._queue if not w.done]
+        self._queue.clear()
+        self._expiry.clear()
+        self._queued = 0
+        return out
+
+    # --- internals ----------------------------------------------------------------------------
+
+    def _give_slot(self, worker_id: str) -> None:
+        self._slots.append((worker_id, self._workers[worker_id].generation))
+        self._free += 1
+
+    def _take_slot(self) -> str | None:
+        while self._slots and self._free > 0:
+            worker_id, generation = self._slots.popleft()
+            worker = self._workers.get(worker_id)
+            if worker is not None and worker.generation == generation:
+                self._free -= 1
+                return worker_id
+        if not self._free:
+            self._slots.clear()  # only stale tokens can remain
+        return None
+
+    def _enqueue(self, request_id: str, item: T, now: float, deadline: float | None) -> None:
+        expires_at, reason = deadline, "deadline_in_queue"
+        if self._queue_timeout_s is not None:
+            timeout_at = now + self._queue_timeout_s
+            if expires_at is None or timeout_at <= expires_at:
+                expires_at, reason = timeout_at, "queue_timeout"
+        waiting: _Waiting[T] = _Waiting(request_id, item, now, expires_at,
+                                        reason)  # type: ignore[arg-type]
+        self._queue.append(waiting)
+        self._queued += 1
+        if expires_at is not None:
+            heapq.heappush(self._expiry, (expires_at, next(self._seq), waiting))
+
+    def _drain(self, now: float) -> list[Dispatch[T]]:
+        out: list[Dispatch[T]] = []
+        self.expire(now)
+        while self._queued and self._free:
+            self._trim_queue()
+            slot = self._take_slot()
+            if slot is None:
+                break
+            waiting = self._queue.popleft()
+            waiting.done = True
+            self._queued -= 1
+            self._workers[slot].in_flight.add(waiting.request_id)
+            out.append(Dispatch(slot, waiting.request_id, waiting.item))
+        return out
+
+    def _trim_queue(self) -> None:
+        while self._queue and self._queue[0].done:
+            self._queue.popleft()

@@ -1,0 +1,391 @@
+"""Worker actor: owns one external Python process and proxies requests to it over gRPC.
+
+    Starter_i (one_for_one of exactly this child, restarts it with backoff)
+     └─ Worker_i  (this; permanent)  ──gRPC──>  python -m snakepit_actors.bridge  (process_i)
+
+Lifecycle: ``InitWorker`` -> pre-register in ProcessRegistry -> spawn -> ready handshake (a pipe
+watched with ``ThespianWatch``, never a blocking read) -> ping -> ``WorkerReady`` to the
+WorkerRegistry. Requests (``RunRequest``) run as gRPC futures whose completion wakes the actor
+through a pipe, so the Worker stays responsive while tools run (capacity > 1, crash detection,
+exit requests). The process's death is seen at once through a pidfd.
+
+On a crash of its process the Worker fails its in-flight requests with ``WorkerCrashedError``,
+checks them in as lost and exits; its Starter restarts it. A request past its deadline gets
+``RequestTimeoutError`` and the Worker drains, then recycles its process (the only way to cancel
+a running tool). On ``ActorExitRequest`` it stops its process: SIGTERM to the group, then SIGKILL.
+
+grpc is imported lazily: this module is imported by processes that fork actors.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from thespian.actors import (
+    ActorExitRequest,
+    ActorTypeDispatcher,
+    ThespianWatch,
+    WakeupMessage,
+    WatchMessage,
+)
+
+from . import processes
+from .errors import (
+    FAILURE_CATEGORIES,
+    PayloadTooLargeError,
+    PoolClosedError,
+    PoolNotReadyError,
+    RequestTimeoutError,
+    SnakepitError,
+    WorkerCrashedError,
+)
+from .json_codec import encode_args
+from .messages import (
+    Checkin,
+    ExecuteFailed,
+    ExecuteResult,
+    InitWorker,
+    ProcessEnded,
+    ProcessSpawned,
+    ProcessSpawning,
+    RunRequest,
+    WorkerContext,
+    WorkerReady,
+    WorkerStartFailed,
+)
+from .telemetry import get_logger
+
+log = get_logger("worker")
+
+
+@dataclass(slots=True)
+class _InFlight:
+    request: RunRequest
+    future: Any
+    started: float
+
+
+class Worker(ActorTypeDispatcher):
+    """One external process, proxied. See the module docstring for its lifecycle."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._ctx: WorkerContext | None = None
+        self._worker_id = ""
+        self._restarts = 0
+        self._proc: processes.BridgeProcess | None = None
+        self._pidfd: int | None = None
+        self._wake_r, self._wake_w = -1, -1
+        self._stub: Any = None
+        self._channel: Any = None
+        self._state = "starting"
+        self._in_flight: dict[str, _InFlight] = {}
+        self._recycle = False
+        self._heartbeat: Any = None
+        self._missed_beats = 0
+
+    def receiveMessage(self, message: Any, sender: Any) -> Any:
+        super().receiveMessage(message, sender)
+        return ThespianWatch(self._watched_fds())
+
+    def _watched_fds(self) -> list[int]:
+        fds = [fd for fd in (self._wake_r, self._pidfd) if fd is not None and fd >= 0]
+        if self._state == "starting" and self._proc is not None:
+            fds.append(self._proc.ready_fd)
+        return fds
+
+    # --- start-up -----------------------------------------------------------------------------
+
+    def receiveMsg_InitWorker(self, msg: InitWorker, sender: Any) -> None:
+        from supervision.lifetime import die_with_parent
+
+        die_with_parent()
+        self._ctx, self._worker_id, self._restarts = msg.context, msg.worker_id, msg.restarts
+        cfg = msg.context.config
+        self.send(msg.context.process_registry,
+                  ProcessSpawning(self._worker_id, msg.context.run_id, cfg.name))
+        try:
+            self._proc = processes.spawn_bridge(self._spec())
+        except SnakepitError as exc:
+            self._start_failed(exc)
+            return
+        self._wake_r, self._wake_w = os.pipe()
+        os.set_blocking(self._wake_r, False)
+        with contextlib.suppress(OSError, AttributeError):
+            self._pidfd = os.pidfd_open(self._proc.pid)
+        self.send(msg.context.process_registry, ProcessSpawned(
+            self._worker_id, self._proc.pid, self._proc.pgid, self._proc.create_time))
+        self.wakeupAfter(cfg.startup_timeout, payload="startup_timeout")
+        log.debug("worker.spawning", worker_id=self._worker_id, pid=self._proc.pid)
+
+    def _spec(self) -> processes.BridgeSpec:
+        assert self._ctx is not None
+        cfg, wid = self._ctx.config, self._worker_id
+        listen = (f"unix:{os.path.join(self._ctx.run_dir, wid + '.sock')}"
+                  if cfg.transport == "unix" else "127.0.0.1:0")
+        return processes.BridgeSpec(
+            python=cfg.python, adapter=cfg.adapter, adapter_config=dict(cfg.adapter_config),
+            listen=listen, worker_id=wid, run_id=self._ctx.run_id, env=dict(cfg.env),
+            log_path=os.path.join(self._ctx.run_dir, wid + ".log"), capacity=cfg.capacity,
+            max_payload_bytes=cfg.max_payload_bytes)
+
+    def _check_ready(self) -> None:
+        assert self._proc is not None and self._ctx is not None
+        try:
+            ready = processes.read_ready(self._proc)
+            if ready is None:
+                return
+            self._connect(ready.address)
+        except SnakepitError as exc:
+            self._start_failed(exc)
+            return
+        self._state = "ready"
+        self.send(self._ctx.worker_registry, WorkerReady(
+            self._worker_id, self.myAddress, self._proc.pid, ready.address, self._restarts,
+            time.time()))
+        self.wakeupAfter(self._ctx.config.heartbeat_interval, payload="heartbeat")
+        log.info("worker.ready", worker_id=self._worker_id, pid=self._proc.pid)
+
+    def _connect(self, address: str) -> None:
+        import grpc
+
+        from ._proto import bridge_pb2, bridge_pb2_grpc
+
+        assert self._ctx is not None
+        limit = self._ctx.config.max_payload_bytes + 1024 * 1024
+        self._channel = grpc.insecure_channel(address, options=[
+            ("grpc.max_send_message_length", limit), ("grpc.max_receive_message_length", limit),
+            ("grpc.enable_http_proxy", 0)])
+        self._stub = bridge_pb2_grpc.BridgeServiceStub(self._channel)
+        try:
+            self._stub.Ping(bridge_pb2.PingRequest(message="ready"), timeout=10.0,
+                            wait_for_ready=True)
+        except grpc.RpcError as exc:
+            raise PoolNotReadyError(
+                f"worker {self._worker_id} announced {address} but did not answer a ping: "
+                f"{exc.code().name}", reason="worker_start_failed",
+                details={"worker_id": self._worker_id}) from None
+
+    def _start_failed(self, error: SnakepitError) -> None:
+        assert self._ctx is not None
+        log.warning("worker.start_failed", worker_id=self._worker_id, error=str(error))
+        self.send(self._ctx.worker_registry, WorkerStartFailed(self._worker_id, error))
+        self._exit()
+
+    # --- requests -----------------------------------------------------------------------------
+
+    def receiveMsg_RunRequest(self, msg: RunRequest, sender: Any) -> None:
+        rid = msg.request.request_id
+        if self._state != "ready":
+            self._finish(msg, ok=False, elapsed_ms=0.0, reply=ExecuteFailed(rid, WorkerCrashedError(
+                f"worker {self._worker_id} is {self._state}", reason="worker_not_ready",
+                details={"worker_id": self._worker_id})))
+            return
+        try:
+            request = self._encode(msg)
+        except SnakepitError as exc:
+            self._finish(msg, ok=False, elapsed_ms=0.0, reply=ExecuteFailed(rid, exc))
+            return
+        deadline = msg.deadline_unix_s
+        timeout = None if deadline is None else max(0.0, deadline - time.time())
+        future = self._stub.ExecuteTool.future(request, timeout=timeout)
+        self._in_flight[rid] = _InFlight(msg, future, time.perf_counter())
+        future.add_done_callback(self._wake)
+
+    def _encode(self, msg: RunRequest) -> Any:
+        from ._proto import bridge_pb2
+
+        assert self._ctx is not None
+        req, limit = msg.request, self._ctx.config.max_payload_bytes
+        args = (req.args_json if req.args_json is not None
+                else encode_args(req.tool, req.args, limit))
+        if len(args) > limit:
+            raise PayloadTooLargeError(
+                f"args of {req.tool!r} are {len(args)} bytes, over max_payload_bytes={limit}",
+                reason="args", details={"size_bytes": len(args), "limit_bytes": limit})
+        return bridge_pb2.ExecuteToolRequest(
+            request_id=req.request_id, session_id=req.session_id or "", tool=req.tool,
+            args_json=args, deadline_unix_s=msg.deadline_unix_s or 0.0)
+
+    def _wake(self, _future: Any) -> None:  # runs on a grpc thread: no Thespian calls here
+        with contextlib.suppress(OSError):
+            os.write(self._wake_w, b"x")
+
+    def receiveMsg_WatchMessage(self, msg: WatchMessage, sender: Any) -> None:
+        if self._wake_r in msg.ready:
+            with contextlib.suppress(BlockingIOError):
+                os.read(self._wake_r, 4096)
+            self._collect_done()
+        if self._pidfd is not None and self._pidfd in msg.ready:
+            self._process_died()
+        elif (self._state == "starting" and self._proc is not None
+              and self._proc.ready_fd in msg.ready):
+            self._check_ready()
+
+    def _collect_done(self) -> None:
+        for rid in [rid for rid, f in self._in_flight.items() if f.future.done()]:
+            flight = self._in_flight.pop(rid, None)
+            if flight is not None:  # a crash found earlier in this loop fails the rest at once
+                self._complete(flight)
+        if self._heartbeat is not None and self._heartbeat.done():
+            self._heartbeat_done()
+        self._maybe_recycle()
+
+    def _complete(self, flight: _InFlight) -> None:
+        import grpc
+
+        elapsed_ms = (time.perf_counter() - flight.started) * 1000.0
+        rid = flight.request.request.request_id
+        try:
+            response = flight.future.result()
+        except grpc.RpcError as exc:
+            if exc.code() == grpc.StatusCode.DEADLINE_EXCEEDED:
+                self._recycle = True
+                error: SnakepitError = RequestTimeoutError(
+                    f"request {rid} ({flight.request.request.tool!r}) passed its deadline on "
+                    f"worker {self._worker_id}; the worker is recycled to cancel it",
+                    details={"worker_id": self._worker_id})
+                self._finish(flight.request, ok=False, elapsed_ms=elapsed_ms,
+                             reply=ExecuteFailed(rid, error))
+            else:
+                self._in_flight[rid] = flight  # failed with the others, as the worker is lost
+                self._process_died(f"{exc.code().name}: {exc.details()}")
+            return
+        self._finish(flight.request, ok=True, elapsed_ms=elapsed_ms,
+                     reply=self._decode(rid, response, elapsed_ms))
+
+    def _decode(self, rid: str, response: Any, elapsed_ms: float) -> Any:
+        outcome = response.WhichOneof("outcome")
+        if outcome == "result_json":
+            return ExecuteResult(rid, json.loads(response.result_json), self._worker_id, elapsed_ms)
+        if outcome == "binary_result":
+            return ExecuteResult(rid, bytes(response.binary_result), self._worker_id, elapsed_ms)
+        failure = response.error
+        cls = FAILURE_CATEGORIES.get(failure.category, SnakepitError)
+        text = (f"{failure.type}: {failure.message}" if failure.category == "tool"
+                else failure.message)
+        return ExecuteFailed(rid, cls(text, reason=None if failure.category != "serialization"
+                                      else ("result" if "result" in failure.message else "args"),
+                                      details={"type": failure.type, "message": failure.message,
+                                               "traceback": failure.traceback,
+                                               "worker_id": self._worker_id}))
+
+    def _finish(self, run: RunRequest, ok: bool, elapsed_ms: float, reply: Any) -> None:
+        """Exactly one reply to the caller, then the check-in to the Pool."""
+        assert self._ctx is not None
+        if isinstance(reply, ExecuteFailed):
+            ok = False
+        self.send(run.reply_to, reply)
+        lost = self._state != "ready" or self._recycle
+        self.send(self._ctx.pool, Checkin(self._worker_id, run.request.request_id, ok, elapsed_ms,
+                                          worker_lost=lost))
+
+    # --- health and failure -------------------------------------------------------------------
+
+    def receiveMsg_WakeupMessage(self, msg: WakeupMessage, sender: Any) -> None:
+        if msg.payload == "startup_timeout" and self._state == "starting":
+            assert self._ctx is not None
+            self._start_failed(PoolNotReadyError(
+                f"worker {self._worker_id} was not ready within startup_timeout="
+                f"{self._ctx.config.startup_timeout}s (see {self._spec().log_path})",
+                reason="startup_timeout", details={"worker_id": self._worker_id}))
+        elif msg.payload == "heartbeat" and self._state == "ready":
+            self._beat()
+
+    def _beat(self) -> None:
+        from ._proto import bridge_pb2
+
+        assert self._ctx is not None
+        cfg = self._ctx.config
+        if self._heartbeat is not None and not self._heartbeat.done():
+            self._missed_beats += 1
+            if self._missed_beats >= cfg.heartbeat_misses:
+                log.warning("worker.unhealthy", worker_id=self._worker_id,
+                            missed=self._missed_beats)
+                self._process_died(reason="heartbeat_missed")
+                return
+        else:
+            self._heartbeat = self._stub.Heartbeat.future(
+                bridge_pb2.HeartbeatRequest(client_time_ns=time.time_ns()),
+                timeout=cfg.heartbeat_interval * cfg.heartbeat_misses)
+            self._heartbeat.add_done_callback(self._wake)
+        self.wakeupAfter(cfg.heartbeat_interval, payload="heartbeat")
+
+    def _heartbeat_done(self) -> None:
+        try:
+            self._heartbeat.result()
+            self._missed_beats = 0
+        except Exception:
+            self._missed_beats += 1
+        self._heartbeat = None
+
+    def _crash_error(self, detail: str) -> WorkerCrashedError:
+        code = self._exit_code(wait_s=0.5)
+        how = ("still running" if code is None
+               else f"killed by signal {-code}" if code < 0 else f"exit code {code}")
+        return WorkerCrashedError(
+            f"worker {self._worker_id} (pid {self._proc.pid if self._proc else '?'}) died "
+            f"({how}) while running the request: {detail}",
+            details={"worker_id": self._worker_id, "exit_code": code,
+                     "signal": -code if code is not None and code < 0 else None})
+
+    def _exit_code(self, wait_s: float) -> int | None:
+        if self._proc is None:
+            return None
+        with contextlib.suppress(Exception):
+            return self._proc.popen.wait(timeout=wait_s)
+        return None
+
+    def _process_died(self, reason: str = "process_exited") -> None:
+        """The process is gone (or hopeless): fail what it held, check out for good, exit."""
+        if self._state == "stopping":
+            return
+        self._state = "stopping"
+        error = self._crash_error(reason)
+        for rid, flight in list(self._in_flight.items()):
+            flight.future.cancel()
+            self._finish(flight.request, ok=False, elapsed_ms=0.0, reply=ExecuteFailed(rid, error))
+        self._in_flight.clear()
+        log.warning("worker.exited", worker_id=self._worker_id, reason=reason,
+                    exit_code=error.details.get("exit_code"))
+        self._exit()
+
+    def _maybe_recycle(self) -> None:
+        if self._recycle and not self._in_flight and self._state == "ready":
+            self._state = "stopping"
+            log.info("worker.stopping", worker_id=self._worker_id, reason="recycle")
+            self._exit()
+
+    def _exit(self) -> None:
+        self._stop_process()
+        self.send(self.myAddress, ActorExitRequest())
+
+    def receiveMsg_ActorExitRequest(self, msg: ActorExitRequest, sender: Any) -> None:
+        error = PoolClosedError(f"worker {self._worker_id} was stopped while running the request",
+                                reason="stopped_in_flight", details={"worker_id": self._worker_id})
+        self._state = "stopping"
+        for rid, flight in list(self._in_flight.items()):
+            self._finish(flight.request, ok=False, elapsed_ms=0.0, reply=ExecuteFailed(rid, error))
+        self._in_flight.clear()
+        self._stop_process()
+
+    def _stop_process(self) -> None:
+        if self._channel is not None:
+            with contextlib.suppress(Exception):
+                self._channel.close()
+            self._channel = None
+        if self._proc is not None:
+            processes.stop_bridge(self._proc, grace_s=1.0)
+            if self._ctx is not None:
+                self.send(self._ctx.process_registry, ProcessEnded(self._worker_id))
+            self._proc = None
+        for fd in (self._pidfd, self._wake_r, self._wake_w):
+            if fd is not None and fd >= 0:
+                with contextlib.suppress(OSError):
+                    os.close(fd)
+        self._pidfd, self._wake_r, self._wake_w = None, -1, -1

@@ -1,0 +1,102 @@
+"""Shared fixtures: a showcase pool per module, and proof that no process outlives a test."""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Iterator
+
+import psutil
+import pytest
+
+from snakepit_actors import Pool, PoolConfig
+
+_ME = psutil.Process()
+_MY_CMDLINE = _ME.cmdline()
+
+
+def project_processes() -> dict[int, str]:
+    """Live processes this test run may have started: worker processes (the bridge) and actor
+    processes (Thespian forks of this interpreter, which keep our command line)."""
+    found: dict[int, str] = {}
+    for proc in psutil.process_iter(["pid", "cmdline", "status"]):
+        try:
+            if proc.pid == _ME.pid or proc.info["status"] == psutil.STATUS_ZOMBIE:
+                continue
+            cmdline = proc.info["cmdline"] or []
+            if "snakepit_actors.bridge" in cmdline or cmdline == _MY_CMDLINE:
+                found[proc.pid] = " ".join(cmdline)[:120]
+        except psutil.Error:
+            continue
+    return found
+
+
+def wait_gone(pids: set[int], timeout_s: float = 5.0) -> set[int]:
+    """The subset of ``pids`` still alive (not zombie) after up to ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    alive = set(pids)
+    while alive and time.monotonic() < deadline:
+        alive = {p for p in alive if _alive(p)}
+        if alive:
+            time.sleep(0.05)
+    return alive
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False
+
+
+_LIVE_POOLS: list[Pool] = []
+
+
+def pool_pids(pool: Pool) -> set[int]:
+    """Every process of a pool: its actor system's admin and all its descendants (actors and,
+    under the Worker actors, the worker processes)."""
+    try:
+        admin = psutil.Process(pool.admin_pid)
+        return {admin.pid} | {c.pid for c in admin.children(recursive=True)}
+    except psutil.Error:
+        return set()
+
+
+@pytest.fixture(autouse=True)
+def no_leaked_processes() -> Iterator[None]:
+    """Fails the test if a worker or actor process it started is still alive afterwards
+    (processes of a module-scoped pool that is still open are not counted)."""
+    before = set(project_processes())
+    yield
+    allowed: set[int] = set()
+    for pool in _LIVE_POOLS:
+        allowed |= pool_pids(pool)
+    leaked = wait_gone(set(project_processes()) - before - allowed)
+    described = {pid: _describe(pid) for pid in leaked}
+    for pid in leaked:  # end only what this test started, by PID, then fail
+        with contextlib.suppress(psutil.Error):
+            psutil.Process(pid).kill()
+    assert not leaked, f"processes outlived the test: {described}"
+
+
+def _describe(pid: int) -> str:
+    try:
+        proc = psutil.Process(pid)
+        return f"ppid={proc.ppid()} status={proc.status()} cmd={' '.join(proc.cmdline())[:100]}"
+    except psutil.Error:
+        return "gone"
+
+
+@pytest.fixture(scope="module")
+def module_pool() -> Iterator[Pool]:
+    """A 4-worker showcase pool shared by one test module; checked for leaks at the end."""
+    pool = Pool.start(PoolConfig(name="test", pool_size=4, queue_timeout=10.0))
+    _LIVE_POOLS.append(pool)
+    try:
+        yield pool
+    finally:
+        pids = pool_pids(pool)
+        _LIVE_POOLS.remove(pool)
+        pool.close()
+        leaked = wait_gone(pids)
+        assert not leaked, f"module pool left processes: {leaked}"

@@ -1,0 +1,177 @@
+"""PoolCore: the Pool's queue and checkout decisions, driven directly with an injected clock."""
+
+from __future__ import annotations
+
+from hypothesis import settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
+
+from snakepit_actors.scheduling import Dispatch, Expired, PoolCore, Queued, Rejected
+
+
+def test_a_request_goes_straight_to_a_free_worker() -> None:
+    core: PoolCore[str] = PoolCore()
+    core.add_worker("w1", now=0.0)
+    assert core.submit("r1", "item", now=0.0) == Dispatch("w1", "r1", "item")
+    assert (core.available, core.busy) == (0, 1)
+
+
+def test_requests_wait_in_fifo_order_and_checkin_serves_the_oldest() -> None:
+    core: PoolCore[str] = PoolCore()
+    core.add_worker("w1", 0.0)
+    core.submit("r1", "a", 0.0)
+    assert core.submit("r2", "b", 0.0) == Queued(1)
+    assert core.submit("r3", "c", 0.0) == Queued(2)
+    assert core.checkin("w1", "r1", 1.0) == [Dispatch("w1", "r2", "b")]
+    assert core.checkin("w1", "r2", 1.0) == [Dispatch("w1", "r3", "c")]
+
+
+def test_a_full_queue_rejects_with_queue_full() -> None:
+    core: PoolCore[str] = PoolCore(max_queue=1)
+    core.add_worker("w1", 0.0)
+    core.submit("r1", "a", 0.0)
+    core.submit("r2", "b", 0.0)
+    assert core.submit("r3", "c", 0.0) == Rejected("queue_full")
+
+
+def test_queue_timeout_expires_waiting_requests_and_reports_when_next() -> None:
+    core: PoolCore[str] = PoolCore(queue_timeout_s=1.0)
+    core.add_worker("w1", 0.0)
+    core.submit("r1", "a", 0.0)
+    core.submit("r2", "b", 0.5)
+    assert core.next_expiry() == 1.5
+    assert core.expire(1.4) == []
+    assert core.expire(1.5) == [Expired("r2", "b", "queue_timeout")]
+    assert core.queued == 0 and core.next_expiry() is None
+
+
+def test_a_request_deadline_shorter_than_the_queue_timeout_wins() -> None:
+    core: PoolCore[str] = PoolCore(queue_timeout_s=10.0)
+    core.add_worker("w1", 0.0)
+    core.submit("r1", "a", 0.0)
+    core.submit("r2", "b", 0.0, deadline=2.0)
+    assert core.expire(2.0) == [Expired("r2", "b", "deadline_in_queue")]
+
+
+def test_an_already_passed_deadline_is_rejected() -> None:
+    core: PoolCore[str] = PoolCore()
+    assert core.submit("r1", "a", 5.0, deadline=4.0) == Rejected("deadline_passed")
+
+
+def test_capacity_gives_each_worker_several_slots_round_robin() -> None:
+    core: PoolCore[str] = PoolCore(capacity=2)
+    core.add_worker("w1", 0.0)
+    core.add_worker("w2", 0.0)
+    got = [core.submit(f"r{i}", "x", 0.0) for i in range(5)]
+    assert [d.worker_id for d in got[:4] if isinstance(d, Dispatch)] == ["w1", "w1", "w2", "w2"]
+    assert got[4] == Queued(1)
+
+
+def test_removing_a_worker_returns_its_in_flight_requests_and_its_slots_vanish() -> None:
+    core: PoolCore[str] = PoolCore(capacity=2)
+    core.add_worker("w1", 0.0)
+    core.submit("r1", "a", 0.0)
+    assert core.remove_worker("w1") == ["r1"]
+    assert core.submit("r2", "b", 0.0) == Queued(1)
+    assert core.add_worker("w1", 1.0) == [Dispatch("w1", "r2", "b")]
+
+
+def test_a_lost_worker_checking_in_takes_no_more_work() -> None:
+    core: PoolCore[str] = PoolCore()
+    core.add_worker("w1", 0.0)
+    core.submit("r1", "a", 0.0)
+    core.submit("r2", "b", 0.0)
+    assert core.checkin("w1", "r1", 0.0, worker_lost=True) == []
+    assert core.queued == 1 and core.workers == 0
+
+
+def test_close_returns_the_queued_requests_and_refuses_new_ones() -> None:
+    core: PoolCore[str] = PoolCore()
+    core.add_worker("w1", 0.0)
+    core.submit("r1", "a", 0.0)
+    core.submit("r2", "b", 0.0)
+    assert core.close() == [("r2", "b")]
+    assert core.submit("r3", "c", 0.0) == Rejected("closed")
+
+
+class PoolCoreMachine(RuleBasedStateMachine):
+    """Every request ends exactly once; no worker exceeds its capacity; the queue is FIFO."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.capacity = 2
+        self.core: PoolCore[int] = PoolCore(capacity=self.capacity, max_queue=5,
+                                            queue_timeout_s=3.0)
+        self.now = 0.0
+        self.next_id = 0
+        self.running: dict[str, str] = {}  # request -> worker
+        self.queued: list[str] = []
+        self.ended: set[str] = set()
+
+    def _dispatched(self, dispatches: list[Dispatch[int]]) -> None:
+        for d in dispatches:
+            assert d.request_id == self.queued.pop(0), "queue must be served in FIFO order"
+            self.running[d.request_id] = d.worker_id
+
+    @rule(worker=st.sampled_from(["w1", "w2", "w3"]))
+    def add_worker(self, worker: str) -> None:
+        self.remove_worker(worker)
+        self._dispatched(self.core.add_worker(worker, self.now))
+
+    @rule(worker=st.sampled_from(["w1", "w2", "w3"]))
+    def remove_worker(self, worker: str) -> None:
+        for rid in self.core.remove_worker(worker):
+            assert self.running.pop(rid) == worker
+            self._end(rid)
+
+    @rule(deadline=st.one_of(st.none(), st.floats(0.1, 5.0)))
+    def submit(self, deadline: float | None) -> None:
+        rid = f"r{self.next_id}"
+        self.next_id += 1
+        out = self.core.submit(rid, self.next_id, self.now,
+                               None if deadline is None else self.now + deadline)
+        if isinstance(out, Dispatch):
+            assert not self.queued, "a free slot while requests wait"
+            self.running[rid] = out.worker_id
+        elif isinstance(out, Queued):
+            self.queued.append(rid)
+        else:
+            self._end(rid)
+
+    @precondition(lambda self: bool(self.running))
+    @rule(data=st.data(), lost=st.booleans())
+    def checkin(self, data: st.DataObject, lost: bool) -> None:
+        rid = data.draw(st.sampled_from(sorted(self.running)))
+        worker = self.running.pop(rid)
+        self._end(rid)
+        if lost:
+            for other in [r for r, w in self.running.items() if w == worker]:
+                self.running.pop(other)
+                self._end(other)
+        self._dispatched(self.core.checkin(worker, rid, self.now, worker_lost=lost))
+
+    @rule(dt=st.floats(0.0, 2.0))
+    def tick(self, dt: float) -> None:
+        self.now += dt
+        for e in self.core.expire(self.now):
+            self.queued.remove(e.request_id)
+            self._end(e.request_id)
+
+    def _end(self, rid: str) -> None:
+        assert rid not in self.ended, f"{rid} ended twice"
+        self.ended.add(rid)
+
+    @invariant()
+    def counts_agree(self) -> None:
+        assert self.core.queued == len(self.queued)
+        live = [w for w in ("w1", "w2", "w3") if self.core.has_worker(w)]
+        assert self.core.free_slots == sum(self.capacity - self.core.in_flight(w) for w in live)
+        assert not (self.core.queued and self.core.free_slots), "requests wait beside a free slot"
+        for worker in ("w1", "w2", "w3"):
+            held = sum(1 for w in self.running.values() if w == worker)
+            assert held == self.core.in_flight(worker) <= self.capacity
+
+
+PoolCoreMachine.TestCase.settings = settings(max_examples=150, stateful_step_count=40,
+                                             deadline=None)
+test_pool_core_state_machine = PoolCoreMachine.TestCase
