@@ -11,35 +11,66 @@ The message-passing API (for code living in a Thespian actor system) is in
 ``snakepit_actors.messages``; the actor classes are ``PoolRoot`` and friends.
 """
 
-from .client import Pool
-from .config import SHOWCASE_ADAPTER, PoolConfig, SystemConfig
-from .errors import (
-    ConfigError,
-    InvalidArgumentsError,
-    PayloadTooLargeError,
-    PoolClosedError,
-    PoolNotReadyError,
-    PoolSaturatedError,
-    QueueTimeoutError,
-    RequestTimeoutError,
-    SerializationError,
-    SessionAffinityError,
-    SnakepitError,
-    ToolError,
-    UnknownToolError,
-    WorkerCrashedError,
-)
-from .messages import (
-    Execute,
-    ExecuteFailed,
-    ExecuteResult,
-    PoolStarted,
-    PoolStartFailed,
-    PoolStats,
-    StartPool,
-    WorkerInfo,
-)
-from .pool_root import PoolRoot
+from typing import TYPE_CHECKING, Any
+
+# Imports are lazy: the worker process runs ``python -m snakepit_actors.bridge``, which imports
+# this package first, and must not pay for (or be exposed to) Thespian and the client.
+_EXPORTS = {
+    "Pool": "client",
+    "PoolConfig": "config", "SystemConfig": "config", "SHOWCASE_ADAPTER": "config",
+    "PoolRoot": "pool_root",
+    **{name: "errors" for name in (
+        "ConfigError", "InvalidArgumentsError", "PayloadTooLargeError", "PoolClosedError",
+        "PoolNotReadyError", "PoolSaturatedError", "QueueTimeoutError", "RequestTimeoutError",
+        "SerializationError", "SessionAffinityError", "SnakepitError", "ToolError",
+        "UnknownToolError", "WorkerCrashedError")},
+    **{name: "messages" for name in (
+        "Execute", "ExecuteFailed", "ExecuteResult", "PoolStarted", "PoolStartFailed",
+        "PoolStats", "StartPool", "WorkerInfo")},
+}
+
+if TYPE_CHECKING:
+    from .client import Pool
+    from .config import SHOWCASE_ADAPTER, PoolConfig, SystemConfig
+    from .errors import (
+        ConfigError,
+        InvalidArgumentsError,
+        PayloadTooLargeError,
+        PoolClosedError,
+        PoolNotReadyError,
+        PoolSaturatedError,
+        QueueTimeoutError,
+        RequestTimeoutError,
+        SerializationError,
+        SessionAffinityError,
+        SnakepitError,
+        ToolError,
+        UnknownToolError,
+        WorkerCrashedError,
+    )
+    from .messages import (
+        Execute,
+        ExecuteFailed,
+        ExecuteResult,
+        PoolStarted,
+        PoolStartFailed,
+        PoolStats,
+        StartPool,
+        WorkerInfo,
+    )
+    from .pool_root import PoolRoot
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'snakepit_actors' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "SHOWCASE_ADAPTER",

@@ -16,7 +16,7 @@ from typing import Any
 
 from .client import Pool
 from .config import PoolConfig
-from .errors import SnakepitError, ToolError
+from .errors import SnakepitError, ToolError, WorkerCrashedError
 from .telemetry import configure_cli_logging
 
 
@@ -53,6 +53,10 @@ def _demo(args: argparse.Namespace) -> int:
         except SnakepitError as exc:
             out["unknown"] = type(exc).__name__
             _print(f"no_such_tool        -> {type(exc).__name__}: {exc}")
+        out["session"] = [pool.execute("session_counter", session_id="demo-session")
+                          for _ in range(3)]
+        _print(f"session_counter x3  -> {out['session']} (state kept on the worker)")
+        _crash_and_recover(pool, out)
         workers = pool.workers()
         out["workers"] = [asdict(w) for w in workers]
         _print()
@@ -71,6 +75,24 @@ def _demo(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(out, indent=2, default=str))
     return 0
+
+
+def _crash_and_recover(pool: Pool, out: dict[str, Any]) -> None:
+    restarts = pool.stats().restarts
+    t0 = time.perf_counter()
+    try:
+        pool.execute("crash", {"code": 3})
+    except WorkerCrashedError as exc:
+        out["crash"] = {"error": type(exc).__name__, "after_ms": round(
+            (time.perf_counter() - t0) * 1000, 1), "worker_id": exc.details.get("worker_id")}
+        _print(f"crash               -> {type(exc).__name__} after {out['crash']['after_ms']} ms: "
+               f"{exc}")
+    deadline = time.monotonic() + 30
+    while pool.stats().restarts == restarts and time.monotonic() < deadline:
+        time.sleep(0.02)
+    out["recovered_s"] = round(time.perf_counter() - t0, 3)
+    _print(f"                       the worker was restarted; pool back to full size in "
+           f"{out['recovered_s']} s")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

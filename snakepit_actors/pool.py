@@ -18,6 +18,7 @@ dead Pool, so the Python handle turns its silence into ``PoolClosedError`` on cl
 from __future__ import annotations
 
 import time
+from collections import OrderedDict
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -57,6 +58,9 @@ from .scheduling import Dispatch, Expired, PoolCore, Queued
 from .telemetry import LatencyWindow, get_logger
 
 log = get_logger("pool")
+
+#: Sessions whose worker the Pool remembers for the affinity hint (least recently used go).
+_MAX_AFFINITY_ENTRIES = 100_000
 
 
 @dataclass(slots=True)
@@ -98,6 +102,8 @@ class Pool(ActorTypeDispatcher):
         self._wakeup_at: float | None = None
         self._counters = _Counters()
         self._latency = LatencyWindow()
+        # session_id -> the worker that last ran it: the affinity hint (LRU-bounded).
+        self._affinity: OrderedDict[str, str] = OrderedDict()
 
     # --- set-up and worker facts --------------------------------------------------------------
 
@@ -171,7 +177,9 @@ class Pool(ActorTypeDispatcher):
             self._reply_failed(pending, PoolNotReadyError(
                 f"pool {self._config.name!r} is still starting", reason="starting"))
             return
-        decision = self._core.submit(msg.request_id, pending, now, pending.deadline_unix_s)
+        preferred = self._affinity.get(msg.session_id) if msg.session_id else None
+        decision = self._core.submit(msg.request_id, pending, now, pending.deadline_unix_s,
+                                     preferred)
         if isinstance(decision, Dispatch):
             self._send_dispatches([decision])
         elif isinstance(decision, Queued):
@@ -205,8 +213,16 @@ class Pool(ActorTypeDispatcher):
             entry = self._workers[d.worker_id]
             self._running[d.request_id] = d.item
             entry.info = replace(entry.info, state="busy")
+            self._remember_session(d.item.request.session_id, d.worker_id)
             self.send(entry.address, RunRequest(d.item.request, d.item.reply_to,
                                                 d.item.deadline_unix_s))
+
+    def _remember_session(self, session_id: str | None, worker_id: str) -> None:
+        if session_id:
+            self._affinity[session_id] = worker_id
+            self._affinity.move_to_end(session_id)
+            if len(self._affinity) > _MAX_AFFINITY_ENTRIES:
+                self._affinity.popitem(last=False)
 
     def receiveMsg_Checkin(self, msg: Checkin, sender: Any) -> None:
         now = time.time()

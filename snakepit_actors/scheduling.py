@@ -5,7 +5,8 @@
 small decision records; the Pool actor turns them into sends. Each decision is O(1) amortised:
 
 * free slots are a deque of ``(worker_id, generation)`` tokens, checked lazily on pop, so a
-  worker that leaves costs nothing until its stale tokens surface;
+  worker that leaves costs nothing until its stale tokens surface; a slot taken out of turn
+  (affinity) leaves a debt that cancels that worker's next token;
 * the queue is a deque in arrival order plus a heap of queue deadlines; an expired or dispatched
   entry is marked done and skipped when it reaches the front of either structure.
 """
@@ -67,6 +68,7 @@ class _Waiting(Generic[T]):
 class _Worker:
     generation: int
     in_flight: set[str] = field(default_factory=set)
+    debt: int = 0  # tokens in the deque that stand for slots taken out of turn
 
 
 class PoolCore(Generic[T]):
@@ -144,14 +146,19 @@ class PoolCore(Generic[T]):
         self._free -= self._capacity - len(worker.in_flight)
         return sorted(worker.in_flight)
 
-    def submit(self, request_id: str, item: T, now: float,
-               deadline: float | None = None) -> Dispatch[T] | Queued | Rejected:
-        """A new request: dispatch it to a free slot, queue it, or refuse it."""
+    def submit(self, request_id: str, item: T, now: float, deadline: float | None = None,
+               preferred: str | None = None) -> Dispatch[T] | Queued | Rejected:
+        """A new request: dispatch it to a free slot, queue it, or refuse it.
+
+        ``preferred`` (affinity hint) takes that worker's free slot if it has one; otherwise
+        any free slot, as usual.
+        """
         if self.closed:
             return Rejected("closed")
         if deadline is not None and deadline <= now:
             return Rejected("deadline_passed")
-        slot = self._take_slot()
+        slot = self._take_preferred(preferred) if preferred else None
+        slot = slot or self._take_slot()
         if slot is not None:
             self._workers[slot].in_flight.add(request_id)
             return Dispatch(slot, request_id, item)
@@ -206,15 +213,25 @@ class PoolCore(Generic[T]):
         self._slots.append((worker_id, self._workers[worker_id].generation))
         self._free += 1
 
+    def _take_preferred(self, worker_id: str) -> str | None:
+        worker = self._workers.get(worker_id)
+        if worker is None or len(worker.in_flight) >= self._capacity:
+            return None
+        worker.debt += 1
+        self._free -= 1
+        return worker_id
+
     def _take_slot(self) -> str | None:
         while self._slots and self._free > 0:
             worker_id, generation = self._slots.popleft()
             worker = self._workers.get(worker_id)
-            if worker is not None and worker.generation == generation:
-                self._free -= 1
-                return worker_id
-        if not self._free:
-            self._slots.clear()  # only stale tokens can remain
+            if worker is None or worker.generation != generation:
+                continue
+            if worker.debt:
+                worker.debt -= 1
+                continue
+            self._free -= 1
+            return worker_id
         return None
 
     def _enqueue(self, request_id: str, item: T, now: float, deadline: float | None) -> None:

@@ -335,10 +335,14 @@ class Worker(ActorTypeDispatcher):
                      "signal": -code if code is not None and code < 0 else None})
 
     def _exit_code(self, wait_s: float) -> int | None:
-        if self._proc is None:
-            return None
-        with contextlib.suppress(Exception):
-            return self._proc.popen.wait(timeout=wait_s)
+        """The process's exit code (-signal), waiting up to ``wait_s`` for it to exit. Does not
+        reap it: ``stop_bridge`` kills its group while the pid cannot have been reused."""
+        deadline = time.monotonic() + wait_s
+        while self._proc is not None:
+            code = processes.process_exit_code(self._proc)
+            if code is not None or time.monotonic() >= deadline:
+                return code
+            time.sleep(0.005)
         return None
 
     def _process_died(self, reason: str = "process_exited") -> None:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import time
+import uuid
 from collections.abc import Iterator
 
 import psutil
@@ -13,18 +15,25 @@ from snakepit_actors import Pool, PoolConfig
 
 _ME = psutil.Process()
 _MY_CMDLINE = _ME.cmdline()
+# Worker processes are exec'd with our environment, so this marker shows in their
+# /proc/PID/environ and tells them apart from another test run's. Actor processes are forks of
+# this interpreter (their /proc environ is the one we were exec'd with): they keep our cmdline.
+_MARKER = ("SNAKEPIT_TEST_RUN", uuid.uuid4().hex)
+os.environ[_MARKER[0]] = _MARKER[1]
 
 
 def project_processes() -> dict[int, str]:
-    """Live processes this test run may have started: worker processes (the bridge) and actor
-    processes (Thespian forks of this interpreter, which keep our command line)."""
+    """Live processes started by this test run: actor processes and worker processes."""
     found: dict[int, str] = {}
-    for proc in psutil.process_iter(["pid", "cmdline", "status"]):
+    for proc in psutil.process_iter(["pid", "name", "status", "cmdline"]):
         try:
-            if proc.pid == _ME.pid or proc.info["status"] == psutil.STATUS_ZOMBIE:
+            if (proc.pid == _ME.pid or proc.info["status"] == psutil.STATUS_ZOMBIE
+                    or "python" not in (proc.info["name"] or "")):
                 continue
             cmdline = proc.info["cmdline"] or []
-            if "snakepit_actors.bridge" in cmdline or cmdline == _MY_CMDLINE:
+            if cmdline == _MY_CMDLINE or (
+                    "snakepit_actors.bridge" in cmdline
+                    and proc.environ().get(_MARKER[0]) == _MARKER[1]):
                 found[proc.pid] = " ".join(cmdline)[:120]
         except psutil.Error:
             continue

@@ -58,10 +58,10 @@ def test_a_tool_that_raises_gives_tool_error_with_type_message_and_traceback(
     assert err.category == "tool"
 
 
-def test_session_counter_counts_per_session_on_one_worker() -> None:
-    with Pool.start(PoolConfig(name="sess", pool_size=1)) as pool:
-        assert [pool.execute("session_counter", session_id="a") for _ in range(3)] == [1, 2, 3]
-        assert pool.execute("session_counter", session_id="b") == 1
+def test_a_session_sticks_to_its_worker_and_keeps_its_state_there(module_pool: Pool) -> None:
+    counts = [module_pool.execute("session_counter", session_id="s-a") for _ in range(5)]
+    assert counts == [1, 2, 3, 4, 5]
+    assert module_pool.execute("session_counter", session_id="s-b") == 1
 
 
 def test_big_results_and_async_tools_work(module_pool: Pool) -> None:

@@ -67,6 +67,16 @@ def test_capacity_gives_each_worker_several_slots_round_robin() -> None:
     assert got[4] == Queued(1)
 
 
+def test_an_affinity_hint_takes_the_preferred_worker_out_of_turn() -> None:
+    core: PoolCore[str] = PoolCore()
+    for w in ("w1", "w2", "w3"):
+        core.add_worker(w, 0.0)
+    assert core.submit("r1", "a", 0.0, preferred="w3").worker_id == "w3"  # type: ignore[union-attr]
+    got = [core.submit(f"r{i}", "x", 0.0) for i in (2, 3, 4)]
+    assert [d.worker_id for d in got if isinstance(d, Dispatch)] == ["w1", "w2"]
+    assert got[2] == Queued(1)
+
+
 def test_removing_a_worker_returns_its_in_flight_requests_and_its_slots_vanish() -> None:
     core: PoolCore[str] = PoolCore(capacity=2)
     core.add_worker("w1", 0.0)
@@ -124,14 +134,17 @@ class PoolCoreMachine(RuleBasedStateMachine):
             assert self.running.pop(rid) == worker
             self._end(rid)
 
-    @rule(deadline=st.one_of(st.none(), st.floats(0.1, 5.0)))
-    def submit(self, deadline: float | None) -> None:
+    @rule(deadline=st.one_of(st.none(), st.floats(0.1, 5.0)),
+          preferred=st.sampled_from([None, "w1", "w2", "w3"]))
+    def submit(self, deadline: float | None, preferred: str | None) -> None:
         rid = f"r{self.next_id}"
         self.next_id += 1
         out = self.core.submit(rid, self.next_id, self.now,
-                               None if deadline is None else self.now + deadline)
+                               None if deadline is None else self.now + deadline, preferred)
         if isinstance(out, Dispatch):
             assert not self.queued, "a free slot while requests wait"
+            if preferred and self.core.has_worker(preferred) and out.worker_id != preferred:
+                assert self.core.in_flight(preferred) == self.capacity, "hint ignored"
             self.running[rid] = out.worker_id
         elif isinstance(out, Queued):
             self.queued.append(rid)
@@ -172,6 +185,6 @@ class PoolCoreMachine(RuleBasedStateMachine):
             assert held == self.core.in_flight(worker) <= self.capacity
 
 
-PoolCoreMachine.TestCase.settings = settings(max_examples=150, stateful_step_count=40,
+PoolCoreMachine.TestCase.settings = settings(max_examples=200, stateful_step_count=40,
                                              deadline=None)
 test_pool_core_state_machine = PoolCoreMachine.TestCase

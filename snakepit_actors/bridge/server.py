@@ -1,0 +1,455 @@
+"""The worker side of the wire: ``BridgeService`` and ``grpc.health.v1.Health`` over one adapter.
+
+Data flow inside one worker process::
+
+    caller --gRPC--> grpc.server (ThreadPoolExecutor: capacity + 4 threads)
+      ExecuteTool           find tool -> decode args -> bind -> call -> encode -> reply
+      ExecuteStreamingTool  the same, one ToolChunk per yielded value, then a final chunk
+        async tools         run_coroutine_threadsafe on the one asyncio loop thread
+      Ping, Heartbeat, Describe, sessions, health: answered from memory
+
+The four spare threads let ``Ping`` / ``Heartbeat`` / health answer while ``capacity`` tools
+run. A failed tool call is a normal reply carrying ``ToolFailure{category, type, message,
+traceback}`` (categories: "tool", "unknown_tool", "invalid_arguments", "serialization",
+"payload_too_large", "internal"); gRPC status codes are left to transport problems, deadlines
+and a dying process. ``ExecuteTool`` is the benchmarked hot path: keep it free of logging,
+extra locks and allocations.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import inspect
+import json
+import os
+import stat
+import threading
+import time
+import traceback
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import grpc
+
+from snakepit_actors._proto import bridge_pb2, bridge_pb2_grpc, health_pb2, health_pb2_grpc
+
+from .adapter import (
+    CTX_PARAM,
+    AsyncRunner,
+    BaseAdapter,
+    BoundTool,
+    SessionContext,
+    adapter_name,
+)
+
+__all__ = ["PAYLOAD_OVERHEAD_BYTES", "BridgeServer", "BridgeServicer", "HealthServicer"]
+
+#: Added to ``max_payload_bytes`` for gRPC's message limits: room for the envelope, so that an
+#: oversized payload is refused by the bridge with a clear error rather than by gRPC.
+PAYLOAD_OVERHEAD_BYTES = 1024 * 1024
+DEFAULT_MAX_PAYLOAD_BYTES = 64 * 1024 * 1024
+SPARE_THREADS = 4
+_UNIX_PATH_MAX = 107
+_ENCODE = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+_PAGE_SIZE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
+_NO_DEADLINE_S = 1e7
+_SERVICE_NAMES = frozenset({"", "snakepit.bridge.v1.BridgeService"})
+
+
+class _Refused(Exception):
+    """Carries a ``ToolFailure`` out of the request path (never escapes this module)."""
+
+    def __init__(self, category: str, type_name: str, message: str, tb: str = "") -> None:
+        super().__init__(message)
+        self.failure = bridge_pb2.ToolFailure(category=category, type=type_name, message=message,
+                                              traceback=tb)
+
+
+def _failure_from(exc: BaseException, category: str = "tool") -> _Refused:
+    tb = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+    return _Refused(category, type(exc).__name__, str(exc), tb)
+
+
+def _remaining_s(context: grpc.ServicerContext) -> float | None:
+    """Seconds left before the call's deadline; None when it has none (gRPC says ~forever)."""
+    remaining: float | None = context.time_remaining()
+    return None if remaining is None or remaining > _NO_DEADLINE_S else max(0.0, remaining)
+
+
+def rss_bytes() -> int:
+    """Resident set size of this process in bytes (0 when it cannot be read)."""
+    try:
+        with open("/proc/self/statm", "rb") as f:
+            return int(f.read().split()[1]) * _PAGE_SIZE
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        import psutil
+
+        return int(psutil.Process().memory_info().rss)
+    except Exception:
+        return 0
+
+
+def _check_deadline(request: bridge_pb2.ExecuteToolRequest,
+                    context: grpc.ServicerContext) -> None:
+    """Abort with DEADLINE_EXCEEDED if the request's own deadline already passed."""
+    if time.time() > request.deadline_unix_s:
+        context.abort(grpc.StatusCode.DEADLINE_EXCEEDED,
+                      f"the deadline of request {request.request_id!r} passed before it ran")
+
+
+def _usage(tool: BoundTool) -> str:
+    """The tool's parameters without annotations, e.g. ``(a, b)``."""
+    empty = inspect.Parameter.empty
+    params = [p.replace(annotation=empty) for p in tool.signature.parameters.values()]
+    return str(tool.signature.replace(parameters=params, return_annotation=empty))
+
+
+class BridgeServicer(bridge_pb2_grpc.BridgeServiceServicer):
+    """``BridgeService`` over one adapter instance. Thread-safe: gRPC calls it from many threads.
+
+    Args:
+        adapter: the adapter instance (already set up).
+        worker_id: reported by Ping / Describe and given to ``SessionContext``.
+        max_payload_bytes: the largest encoded args / result / chunk accepted or sent.
+    """
+
+    def __init__(self, adapter: BaseAdapter, *, worker_id: str,
+                 max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES) -> None:
+        self._adapter = adapter
+        self._tools = adapter.tools()
+        self._available = sorted(self._tools)
+        self._worker_id = worker_id
+        self._pid = os.getpid()
+        self._max_payload = max_payload_bytes
+        self._sessions: dict[str, SessionContext] = {}
+        self._lock = threading.Lock()
+        self._in_flight = 0
+        self._served = 0
+        has_async = any(t.info.is_async for t in self._tools.values())
+        self._runner = AsyncRunner() if has_async else None
+
+    def close(self) -> None:
+        """Stop the asyncio loop thread (if any). Call after the gRPC server stopped."""
+        if self._runner is not None:
+            self._runner.stop()
+
+    # --- the request path -----------------------------------------------------------------
+
+    def ExecuteTool(self, request: bridge_pb2.ExecuteToolRequest,
+                    context: grpc.ServicerContext) -> bridge_pb2.ExecuteToolResponse:
+        """Run one tool; every failure becomes a ``ToolFailure`` in the reply."""
+        started = time.perf_counter()
+        if request.deadline_unix_s:
+            _check_deadline(request, context)
+        with self._lock:
+            self._in_flight += 1
+        try:
+            tool, kwargs = self._prepare(request)
+            try:
+                result = self._call(tool, kwargs, context)
+            except Exception as exc:
+                raise _failure_from(exc) from None
+            data = self._encode(result, request.tool, "result")
+            return bridge_pb2.ExecuteToolResponse(
+                request_id=request.request_id, result_json=data,
+                execution_time_ms=(time.perf_counter() - started) * 1000.0)
+        except _Refused as refused:
+            failure = refused.failure
+        except Exception as exc:
+            failure = _failure_from(exc, "internal").failure
+        finally:
+            with self._lock:
+                self._in_flight -= 1
+                self._served += 1
+        return bridge_pb2.ExecuteToolResponse(
+            request_id=request.request_id, error=failure,
+            execution_time_ms=(time.perf_counter() - started) * 1000.0)
+
+    def ExecuteStreamingTool(self, request: bridge_pb2.ExecuteToolRequest,
+                             context: grpc.ServicerContext) -> Iterator[bridge_pb2.ToolChunk]:
+        """Yield one chunk per value of a generator tool, then a final chunk.
+
+        A non-generator tool yields its single result. The final chunk carries the error when
+        the tool raised or a value could not be encoded (no further values are produced).
+        """
+        rid = request.request_id
+        chunk_id = 0
+        failure: bridge_pb2.ToolFailure | None = None
+        if request.deadline_unix_s:
+            _check_deadline(request, context)
+        with self._lock:
+            self._in_flight += 1
+        try:
+            try:
+                tool, kwargs = self._prepare(request)
+                for value in self._iterate(tool, kwargs, context):
+                    data = self._encode(value, request.tool, "chunk")
+                    yield bridge_pb2.ToolChunk(request_id=rid, chunk_id=chunk_id, data_json=data)
+                    chunk_id += 1
+            except _Refused as refused:
+                failure = refused.failure
+            except Exception as exc:
+                failure = _failure_from(exc).failure
+            yield bridge_pb2.ToolChunk(request_id=rid, chunk_id=chunk_id, is_final=True,
+                                       error=failure)
+        finally:
+            with self._lock:
+                self._in_flight -= 1
+                self._served += 1
+
+    def _prepare(self, request: bridge_pb2.ExecuteToolRequest) -> tuple[BoundTool, dict[str, Any]]:
+        """Find the tool, decode and bind the arguments, add ``ctx``. Raises ``_Refused``."""
+        name = request.tool
+        tool = self._tools.get(name)
+        if tool is None:
+            raise _Refused("unknown_tool", "LookupError",
+                           f"unknown tool {name!r}; available tools: {self._available}")
+        raw = request.args_json
+        if len(raw) > self._max_payload:
+            raise _Refused("payload_too_large", "ValueError",
+                           f"the args of tool {name!r} are {len(raw)} bytes, over the limit of "
+                           f"{self._max_payload} bytes (max_payload_bytes)")
+        try:
+            args = json.loads(raw) if raw else {}
+        except ValueError as exc:
+            raise _Refused("invalid_arguments", type(exc).__name__,
+                           f"the args of tool {name!r} are not valid UTF-8 JSON: {exc}") from None
+        if type(args) is not dict:
+            raise _Refused("invalid_arguments", "TypeError",
+                           f"the args of tool {name!r} must be a JSON object, "
+                           f"got {type(args).__name__}: {raw[:80]!r}")
+        try:
+            tool.signature.bind(**args)
+        except TypeError as exc:
+            raise _Refused("invalid_arguments", "TypeError",
+                           f"invalid arguments for tool {name}{_usage(tool)}: {exc}") from None
+        if tool.info.takes_ctx:
+            if CTX_PARAM in args:
+                raise _Refused("invalid_arguments", "TypeError",
+                               f"tool {name!r}: 'ctx' is reserved for the session context and "
+                               "cannot be passed as an argument")
+            args[CTX_PARAM] = self._session(request.session_id)
+        return tool, args
+
+    def _call(self, tool: BoundTool, kwargs: dict[str, Any],
+              context: grpc.ServicerContext) -> Any:
+        info = tool.info
+        if not info.is_async:
+            result = tool.func(**kwargs)
+            return list(result) if info.streaming else result
+        assert self._runner is not None
+        if info.streaming:
+            return list(self._runner.iterate(tool.func(**kwargs), _remaining_s(context)))
+        return self._runner.run(tool.func(**kwargs), _remaining_s(context))
+
+    def _iterate(self, tool: BoundTool, kwargs: dict[str, Any],
+                 context: grpc.ServicerContext) -> Iterator[Any]:
+        info = tool.info
+        if not info.streaming:
+            yield self._call(tool, kwargs, context)
+        elif info.is_async:
+            assert self._runner is not None
+            yield from self._runner.iterate(tool.func(**kwargs), _remaining_s(context))
+        else:
+            yield from tool.func(**kwargs)
+
+    def _encode(self, value: Any, name: str, what: str) -> bytes:
+        try:
+            data = _ENCODE(value).encode("utf-8")
+        except (TypeError, ValueError, RecursionError) as exc:
+            raise _Refused("serialization", type(exc).__name__,
+                           f"the {what} of tool {name!r} cannot be encoded as JSON: {exc}",
+                           ) from None
+        if len(data) > self._max_payload:
+            raise _Refused("payload_too_large", "ValueError",
+                           f"the {what} of tool {name!r} is {len(data)} bytes, over the limit "
+                           f"of {self._max_payload} bytes (max_payload_bytes)")
+        return data
+
+    # --- sessions and health of the process -----------------------------------------------
+
+    def _session(self, session_id: str) -> SessionContext:
+        if not session_id:
+            return SessionContext("", self._worker_id)
+        ctx = self._sessions.get(session_id)
+        if ctx is None:
+            with self._lock:
+                ctx = self._sessions.setdefault(session_id,
+                                                SessionContext(session_id, self._worker_id))
+        return ctx
+
+    def InitializeSession(self, request: bridge_pb2.InitializeSessionRequest,
+                          context: grpc.ServicerContext) -> bridge_pb2.InitializeSessionResponse:
+        """Create the session's context (idempotent); merge the given metadata into it."""
+        if not request.session_id:
+            return bridge_pb2.InitializeSessionResponse(success=False,
+                                                        error_message="session_id is empty")
+        self._session(request.session_id).metadata.update(request.metadata)
+        return bridge_pb2.InitializeSessionResponse(success=True)
+
+    def CleanupSession(self, request: bridge_pb2.CleanupSessionRequest,
+                       context: grpc.ServicerContext) -> bridge_pb2.CleanupSessionResponse:
+        """Forget the session's context; ``resources_cleaned`` is 1 if it existed."""
+        with self._lock:
+            existed = self._sessions.pop(request.session_id, None) is not None
+        return bridge_pb2.CleanupSessionResponse(success=True, resources_cleaned=int(existed))
+
+    def Ping(self, request: bridge_pb2.PingRequest,
+             context: grpc.ServicerContext) -> bridge_pb2.PingResponse:
+        """Echo the message (default "pong") with this worker's id and pid."""
+        return bridge_pb2.PingResponse(message=request.message or "pong",
+                                       server_time_ns=time.time_ns(),
+                                       worker_id=self._worker_id, pid=self._pid)
+
+    def Heartbeat(self, request: bridge_pb2.HeartbeatRequest,
+                  context: grpc.ServicerContext) -> bridge_pb2.HeartbeatResponse:
+        """Load figures: requests in flight, requests served, resident memory."""
+        return bridge_pb2.HeartbeatResponse(
+            server_time_ns=time.time_ns(), pid=self._pid, in_flight=self._in_flight,
+            rss_bytes=rss_bytes(), requests_served=self._served)
+
+    def Describe(self, request: bridge_pb2.DescribeRequest,
+                 context: grpc.ServicerContext) -> bridge_pb2.DescribeResponse:
+        """The adapter's name and tools."""
+        specs = [bridge_pb2.ToolSpec(name=name, description=t.info.description,
+                                     streaming=t.info.streaming, is_async=t.info.is_async)
+                 for name, t in self._tools.items()]
+        return bridge_pb2.DescribeResponse(adapter=adapter_name(type(self._adapter)),
+                                           worker_id=self._worker_id, pid=self._pid,
+                                           tools=specs)
+
+
+class HealthServicer(health_pb2_grpc.HealthServicer):
+    """The standard health service: SERVING until shutdown begins, then NOT_SERVING.
+
+    Args:
+        stopping: set when the server begins to shut down.
+    """
+
+    def __init__(self, stopping: threading.Event) -> None:
+        self._stopping = stopping
+
+    def _status(self, service: str) -> health_pb2.HealthCheckResponse.ServingStatus:
+        if service not in _SERVICE_NAMES:
+            return health_pb2.HealthCheckResponse.SERVICE_UNKNOWN
+        if self._stopping.is_set():
+            return health_pb2.HealthCheckResponse.NOT_SERVING
+        return health_pb2.HealthCheckResponse.SERVING
+
+    def Check(self, request: health_pb2.HealthCheckRequest,
+              context: grpc.ServicerContext) -> health_pb2.HealthCheckResponse:
+        """The current status; NOT_FOUND for a service this worker does not serve."""
+        if request.service not in _SERVICE_NAMES:
+            context.abort(grpc.StatusCode.NOT_FOUND, f"unknown service {request.service!r}")
+        return health_pb2.HealthCheckResponse(status=self._status(request.service))
+
+    def Watch(self, request: health_pb2.HealthCheckRequest,
+              context: grpc.ServicerContext) -> Iterator[health_pb2.HealthCheckResponse]:
+        """Send the status now, then NOT_SERVING once shutdown begins. Holds one thread."""
+        yield health_pb2.HealthCheckResponse(status=self._status(request.service))
+        done = threading.Event()
+        if not context.add_callback(done.set):
+            return  # the call already ended
+        while not done.wait(0.25):
+            if self._stopping.is_set():
+                yield health_pb2.HealthCheckResponse(status=self._status(request.service))
+                return
+
+
+class BridgeServer:
+    """A gRPC server for one adapter: build, ``bind``, ``start``, ``stop``.
+
+    Args:
+        adapter: the adapter instance (already set up).
+        worker_id: this worker's id.
+        capacity: tool calls expected at once; the server gets ``capacity + 4`` threads.
+        max_payload_bytes: the largest args / result; gRPC's limits get 1 MiB more.
+    """
+
+    def __init__(self, adapter: BaseAdapter, *, worker_id: str, capacity: int = 1,
+                 max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES) -> None:
+        limit = max_payload_bytes + PAYLOAD_OVERHEAD_BYTES
+        self.stopping = threading.Event()
+        self.servicer = BridgeServicer(adapter, worker_id=worker_id,
+                                       max_payload_bytes=max_payload_bytes)
+        self._executor = ThreadPoolExecutor(max_workers=capacity + SPARE_THREADS,
+                                            thread_name_prefix="bridge-rpc")
+        self._server = grpc.server(self._executor, options=[
+            ("grpc.max_receive_message_length", limit),
+            ("grpc.max_send_message_length", limit),
+            ("grpc.so_reuseport", 0),
+        ])
+        health = HealthServicer(self.stopping)
+        bridge_pb2_grpc.add_BridgeServiceServicer_to_server(  # type: ignore[no-untyped-call]
+            self.servicer, self._server)
+        health_pb2_grpc.add_HealthServicer_to_server(  # type: ignore[no-untyped-call]
+            health, self._server)
+        self.unix_path: str | None = None
+
+    def bind(self, listen: str) -> str:
+        """Listen on ``unix:PATH`` (socket file mode 0600) or ``HOST:PORT`` (port 0 = any).
+
+        Args:
+            listen: where to listen; TCP binds exactly the host given (use 127.0.0.1 / [::1]).
+
+        Returns:
+            The address callers should dial: ``unix:/abs/path`` or ``HOST:PORT`` (real port).
+
+        Raises:
+            ValueError: ``listen`` is malformed or the socket path too long.
+            RuntimeError: gRPC could not bind.
+        """
+        if listen.startswith("unix:"):
+            return self._bind_unix(listen.removeprefix("unix:").removeprefix("//"))
+        host, sep, port_text = listen.rpartition(":")
+        if not sep or not host or not port_text.isdigit():
+            raise ValueError(f"listen must be 'unix:PATH' or 'HOST:PORT' (e.g. 127.0.0.1:0), "
+                             f"got {listen!r}")
+        port = self._server.add_insecure_port(listen)
+        if not port:
+            raise RuntimeError(f"gRPC could not bind {listen!r}")
+        return f"{host}:{port}"
+
+    def _bind_unix(self, path: str) -> str:
+        path = os.path.abspath(path)
+        if len(os.fsencode(path)) > _UNIX_PATH_MAX:
+            raise ValueError(f"unix socket path is {len(os.fsencode(path))} bytes, over the "
+                             f"{_UNIX_PATH_MAX}-byte limit: {path!r}; use a shorter run directory")
+        try:
+            if stat.S_ISSOCK(os.lstat(path).st_mode):
+                os.unlink(path)  # a stale socket of an earlier run with the same id
+        except FileNotFoundError:
+            pass
+        old_umask = os.umask(0o177)
+        try:
+            port = self._server.add_insecure_port(f"unix:{path}")
+        finally:
+            os.umask(old_umask)
+        if not port:
+            raise RuntimeError(f"gRPC could not bind unix socket {path!r}")
+        os.chmod(path, 0o600)
+        self.unix_path = path
+        return f"unix:{path}"
+
+    def start(self) -> None:
+        """Start serving (returns at once)."""
+        self._server.start()
+
+    def stop(self, grace_s: float | None = 2.0) -> None:
+        """Refuse new calls, let in-flight ones finish for ``grace_s``, then cancel the rest.
+
+        Blocks until the server stopped. Removes the unix socket file.
+        """
+        self.stopping.set()
+        self._server.stop(grace_s).wait()
+        self.servicer.close()
+        self.remove_socket()
+
+    def remove_socket(self) -> None:
+        """Remove the unix socket file if there is one (safe to call at any time)."""
+        if self.unix_path is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(self.unix_path)

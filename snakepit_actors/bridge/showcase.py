@@ -1,0 +1,124 @@
+"""``ShowcaseAdapter``: the bundled adapter used by the demo, the tests and the benchmarks.
+
+Each tool exercises one path of the bridge: plain replies (``ping``, ``echo``, ``add``), time
+(``sleep``, ``cpu``), failures (``fail``, ``crash``, ``bad_result``), session state
+(``session_counter``), streaming (``stream_progress``, ``async_count``), asyncio
+(``async_echo``), payload size (``big``) and identity (``info``).
+
+``adapter_config``:
+    init_delay_s: seconds ``__init__`` sleeps, to simulate loading a model (default 0).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+import time
+from collections.abc import AsyncIterator, Iterator, Mapping
+from typing import Any
+
+from .adapter import BaseAdapter, SessionContext, adapter_name, tool
+
+__all__ = ["ShowcaseAdapter"]
+
+
+class ShowcaseAdapter(BaseAdapter):
+    """A demonstration adapter; see the module docstring for its tools."""
+
+    def __init__(self, config: Mapping[str, Any] | None = None) -> None:
+        """Sleep ``config["init_delay_s"]`` seconds (simulated model load).
+
+        Args:
+            config: the pool's ``adapter_config``.
+        """
+        super().__init__(config)
+        delay = float(self.config.get("init_delay_s", 0) or 0)
+        if delay > 0:
+            time.sleep(delay)
+
+    @tool
+    def ping(self) -> str:
+        """Return "pong"."""
+        return "pong"
+
+    @tool
+    def echo(self, **kwargs: Any) -> dict[str, Any]:
+        """Return the arguments unchanged: ``echo {"x": 1}`` -> ``{"x": 1}``."""
+        return kwargs
+
+    @tool
+    def add(self, a: Any, b: Any) -> Any:
+        """Return ``a + b``."""
+        return a + b
+
+    @tool
+    def sleep(self, seconds: float) -> float:
+        """Sleep ``seconds`` and return them."""
+        time.sleep(seconds)
+        return seconds
+
+    @tool
+    def cpu(self, ms: float) -> dict[str, Any]:
+        """Busy-loop for ``ms`` milliseconds (holds the GIL); return ``{"ms", "loops"}``."""
+        deadline = time.perf_counter() + ms / 1000.0
+        loops = 0
+        while time.perf_counter() < deadline:
+            loops += 1
+        return {"ms": ms, "loops": loops}
+
+    @tool
+    def fail(self, message: str = "boom") -> None:
+        """Raise ``ValueError(message)``."""
+        raise ValueError(message)
+
+    @tool
+    def crash(self, code: int = 1) -> None:
+        """End the worker process at once with exit code ``code`` (no cleanup, no reply)."""
+        sys.stderr.flush()
+        os._exit(code)
+
+    @tool
+    def session_counter(self, ctx: SessionContext) -> int:
+        """Increment and return this session's counter on this worker (starts at 1)."""
+        count = int(ctx.state.get("counter", 0)) + 1
+        ctx.state["counter"] = count
+        return count
+
+    @tool
+    def stream_progress(self, steps: int = 3, delay: float = 0.0) -> Iterator[dict[str, int]]:
+        """Yield ``{"step": i, "of": steps}`` for i in 1..steps, sleeping ``delay`` between."""
+        for i in range(1, steps + 1):
+            if delay > 0 and i > 1:
+                time.sleep(delay)
+            yield {"step": i, "of": steps}
+
+    @tool
+    def info(self, ctx: SessionContext) -> dict[str, Any]:
+        """Return ``{"pid", "worker_id", "adapter"}`` of this worker process."""
+        return {"pid": os.getpid(), "worker_id": ctx.worker_id,
+                "adapter": adapter_name(type(self))}
+
+    @tool
+    def big(self, size: int) -> str:
+        """Return a string of ``size`` characters (payload tests)."""
+        return "x" * size
+
+    @tool
+    def bad_result(self) -> set[int]:
+        """Return a value that JSON cannot encode (a set)."""
+        return {1, 2, 3}
+
+    @tool
+    async def async_echo(self, **kwargs: Any) -> dict[str, Any]:
+        """Like ``echo``, as a coroutine run on the worker's asyncio loop."""
+        await asyncio.sleep(0)
+        return kwargs
+
+    @tool
+    async def async_count(self, n: int = 3, delay: float = 0.0) -> AsyncIterator[int]:
+        """Yield 0..n-1 from an async generator, sleeping ``delay`` between values."""
+        for i in range(n):
+            if delay > 0:
+                await asyncio.sleep(delay)
+            yield i
