@@ -1,6 +1,7 @@
 """The ``snakepit-actors`` console script.
 
     snakepit-actors demo [--workers N] [--json]
+    snakepit-actors bench [--quick] [--json]
 """
 
 from __future__ import annotations
@@ -77,6 +78,14 @@ def _demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _bench(args: argparse.Namespace) -> int:
+    from .bench import report, run
+
+    _print("measuring (bounded; about a minute, 20 s with --quick) ...")
+    print(report(run(quick=args.quick), args.json), flush=True)
+    return 0
+
+
 def _crash_and_recover(pool: Pool, out: dict[str, Any]) -> None:
     restarts = pool.stats().restarts
     t0 = time.perf_counter()
@@ -105,10 +114,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     demo = sub.add_parser("demo", help="start a showcase pool, run a few tools, shut down")
     demo.add_argument("--workers", type=int, default=4)
     demo.add_argument("--json", action="store_true", help="also print the results as JSON")
+    bench = sub.add_parser("bench", help="measure the pool against raw gRPC (DESIGN §9)")
+    bench.add_argument("--quick", action="store_true", help="fewer requests (about 20 s)")
+    bench.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
     configure_cli_logging(args.log_level)
     try:
-        return {"demo": _demo}[args.command](args)
+        return {"demo": _demo, "bench": _bench}[args.command](args)
     except SnakepitError as exc:
         print(f"error: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1

@@ -35,7 +35,10 @@ ActorAddress = Any  # thespian.actors.ActorAddress: untyped and unhashable (key 
 @dataclass(frozen=True, slots=True)
 class StartPool:
     """Start a pool under this PoolRoot. Replies ``PoolStarted`` once every worker is Ready, or
-    ``PoolStartFailed`` (a worker failed to start, or ``startup_timeout`` passed)."""
+    ``PoolStartFailed`` (a worker failed to start, or ``startup_timeout`` passed).
+
+    ``run_id`` and ``run_dir`` (sockets, worker logs) are made up when empty; a run directory
+    the PoolRoot made is removed when the PoolRoot stops."""
 
     config: PoolConfig
     run_id: str = ""

@@ -37,12 +37,14 @@ class PoolRoot(ActorTypeDispatcher):
         self._children: list[tuple[Any, str]] = []  # (address, role); compare with ==
         self._pool: Any = None
         self._stopping = False
+        self._own_run_dir = ""
 
     def receiveMsg_StartPool(self, msg: StartPool, sender: Any) -> None:
         from supervision.lifetime import die_with_parent
 
         die_with_parent()
         cfg = msg.config
+        run_dir = msg.run_dir or self._make_run_dir(cfg.name)
         registries = {role: self._child(cls, role) for role, cls in (
             ("worker_registry", "snakepit_actors.worker_registry.WorkerRegistry"),
             ("process_registry", "snakepit_actors.process_registry.ProcessRegistry"),
@@ -53,13 +55,19 @@ class PoolRoot(ActorTypeDispatcher):
         self._pool = self._child("snakepit_actors.pool.Pool", "pool")
         self.send(self._pool, InitPool(cfg, registries["worker_registry"], sender))
         context = WorkerContext(
-            config=cfg, run_id=msg.run_id or uuid.uuid4().hex[:12], run_dir=msg.run_dir,
+            config=cfg, run_id=msg.run_id or uuid.uuid4().hex[:12], run_dir=run_dir,
             pool=self._pool, worker_registry=registries["worker_registry"],
             process_registry=registries["process_registry"],
             starter_registry=registries["starter_registry"])
         supervisor = self._child("snakepit_actors.worker_supervisor.WorkerSupervisor",
                                  "worker_supervisor")
         self.send(supervisor, InitWorkerSupervisor(context))
+
+    def _make_run_dir(self, pool_name: str) -> str:
+        from .system import make_run_dir
+
+        self._own_run_dir = make_run_dir(pool_name)
+        return self._own_run_dir
 
     def _child(self, actor_class: str, role: str) -> Any:
         address = self.createActor(actor_class)
@@ -75,3 +83,7 @@ class PoolRoot(ActorTypeDispatcher):
 
     def receiveMsg_ActorExitRequest(self, msg: ActorExitRequest, sender: Any) -> None:
         self._stopping = True
+        if self._own_run_dir:  # children (and their sockets) are stopped after this handler
+            from .system import remove_run_dir
+
+            remove_run_dir(self._own_run_dir)

@@ -95,7 +95,7 @@ class Worker(ActorTypeDispatcher):
 
     def _watched_fds(self) -> list[int]:
         fds = [fd for fd in (self._wake_r, self._pidfd) if fd is not None and fd >= 0]
-        if self._state == "starting" and self._proc is not None:
+        if self._state == "starting" and self._proc is not None and self._proc.ready_fd is not None:
             fds.append(self._proc.ready_fd)
         return fds
 

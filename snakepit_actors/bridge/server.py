@@ -383,9 +383,9 @@ class BridgeServer:
             ("grpc.so_reuseport", 0),
         ])
         health = HealthServicer(self.stopping)
-        bridge_pb2_grpc.add_BridgeServiceServicer_to_server(  # type: ignore[no-untyped-call]
+        bridge_pb2_grpc.add_BridgeServiceServicer_to_server(
             self.servicer, self._server)
-        health_pb2_grpc.add_HealthServicer_to_server(  # type: ignore[no-untyped-call]
+        health_pb2_grpc.add_HealthServicer_to_server(
             health, self._server)
         self.unix_path: str | None = None
 

@@ -1,0 +1,33 @@
+"""The runnable examples under docs/ run and say what the docs say they say."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+pytestmark = pytest.mark.timeout(90)
+
+
+def run_example(name: str) -> str:
+    done = subprocess.run([sys.executable, str(ROOT / "docs" / "examples" / name)],
+                          capture_output=True, text=True, timeout=80, cwd=ROOT)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return done.stdout
+
+
+def test_the_message_api_example_runs_three_requests_through_an_embedded_pool() -> None:
+    out = run_example("message_api.py")
+    assert "'r1': {'x': 1}" in out and "'r2': 5" in out and "ToolError: ValueError: no" in out
+
+
+def test_the_demo_command_exits_0_and_shows_the_crash_recovery() -> None:
+    done = subprocess.run([sys.executable, "-m", "snakepit_actors.cli", "demo"],
+                          capture_output=True, text=True, timeout=80, cwd=ROOT)
+    assert done.returncode == 0, done.stderr[-2000:]
+    for text in ("echo", "add 2 + 3", "ToolError", "WorkerCrashedError", "restarted",
+                 "every actor and worker process stopped"):
+        assert text in done.stdout
