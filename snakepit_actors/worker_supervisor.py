@@ -15,7 +15,13 @@ from typing import Any
 
 from thespian.actors import ActorExitRequest, ActorTypeDispatcher, ChildActorExited
 
-from .messages import InitStarter, InitWorkerSupervisor, StarterStarted, WorkerContext
+from .messages import (
+    InitStarter,
+    InitWorkerSupervisor,
+    StarterStarted,
+    WorkerContext,
+    WorkerExited,
+)
 from .telemetry import get_logger
 
 log = get_logger("worker_supervisor")
@@ -50,6 +56,9 @@ class WorkerSupervisor(ActorTypeDispatcher):
         gone = [wid for address, wid in self._starters if address == msg.childAddress]
         self._starters = [(a, w) for a, w in self._starters if a != msg.childAddress]
         for worker_id in gone if not self._stopping else []:
+            # The Starter's Worker died with it (PDEATHSIG) and nobody else will say so.
+            self.send(self._ctx.worker_registry,
+                      WorkerExited(worker_id, reason="starter_exited"))
             log.warning("worker.restarting", worker_id=worker_id, reason="starter_exited")
             self._start(worker_id)
 
