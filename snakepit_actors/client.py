@@ -157,6 +157,9 @@ class Pool:
 
         Blocks until the result arrives. ``timeout`` (seconds) covers queueing and running;
         ``None`` means the pool's ``request_timeout`` (which may itself be None: no deadline).
+        ``idempotent=True`` says the tool may safely run twice: if its worker dies under it, it
+        is re-run once on another worker instead of failing (``retry_idempotent`` in the config
+        does this for every request).
 
         Raises:
             ToolError: the tool raised (python type, message and traceback attached).

@@ -71,6 +71,8 @@ class PoolConfig:
     session_ttl               3600 s     sessions forgotten early / memory
     max_payload_bytes         64 MiB     big payloads refused / memory per request
     startup_batch_size        0          (0 = all at once) / startup CPU spike
+    retry_idempotent          False      (True: every request counts as idempotent and is
+                                         re-run once on another worker if its worker dies)
     ========================  =========  ===================================================
     """
 
@@ -98,6 +100,7 @@ class PoolConfig:
     transport: Transport = "unix"
     max_payload_bytes: int = 64 * 1024 * 1024
     startup_batch_size: int = 0
+    retry_idempotent: bool = False
     system: SystemConfig = field(default_factory=SystemConfig)
 
     def __post_init__(self) -> None:
@@ -234,6 +237,8 @@ def _problems(cfg: PoolConfig) -> list[str]:
          "max_payload_bytes must be an int in 1024..2147483647", cfg.max_payload_bytes)
     need(_is_int(cfg.startup_batch_size) and cfg.startup_batch_size >= 0,
          "startup_batch_size must be an int >= 0 (0 = all at once)", cfg.startup_batch_size)
+    need(isinstance(cfg.retry_idempotent, bool), "retry_idempotent must be True or False",
+         cfg.retry_idempotent)
     if isinstance(cfg.system, SystemConfig):
         sysc = cfg.system
         need(sysc.base == "multiprocTCPBase",

@@ -93,7 +93,7 @@ class Execute:
     timeout_s: float | None = None
     deadline_unix_s: float | None = None
     reply_to: ActorAddress | None = None
-    idempotent: bool = False
+    idempotent: bool = False  # may run twice: re-run once on another worker if its worker dies
     args_json: bytes | None = None  # ``args`` already encoded (the Python handle does this)
 
 
@@ -303,13 +303,15 @@ class RunRequest:
 @dataclass(frozen=True, slots=True)
 class Checkin:
     """Worker -> Pool: ``request_id`` is done; ``ok`` is False when it failed. ``worker_lost``
-    means the worker is going away and must not get more work."""
+    means the worker is going away and must not get more work. ``crash`` is set when the worker
+    died under the request and did NOT reply: the Pool replies with it, or retries."""
 
     worker_id: str
     request_id: str
     ok: bool
     elapsed_ms: float
     worker_lost: bool = False
+    crash: SnakepitError | None = None
 
 
 # --- internal: process bookkeeping ------------------------------------------------------------

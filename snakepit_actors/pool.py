@@ -71,6 +71,7 @@ class _Pending:
     reply_to: Any
     deadline_unix_s: float | None
     submitted: float
+    attempt: int = 1
 
 
 @dataclass(slots=True)
@@ -143,9 +144,23 @@ class Pool(ActorTypeDispatcher):
         for rid in self._core.remove_worker(worker_id):
             pending = self._running.pop(rid, None)
             if pending is not None:
-                self._reply_failed(pending, WorkerCrashedError(
+                self._retry_or_fail(pending, WorkerCrashedError(
                     f"worker {worker_id} exited ({reason}) while running request {rid}",
                     details={"worker_id": worker_id, "exit_code": exit_code}))
+
+    def _retry_or_fail(self, pending: _Pending, error: SnakepitError) -> None:
+        """The worker died under ``pending``: run it once more elsewhere if it is idempotent
+        (and the pool allows), else reply ``error``."""
+        assert self._config is not None
+        idempotent = pending.request.idempotent or self._config.retry_idempotent
+        if pending.attempt > 1 or not idempotent or self._core.closed:
+            self._reply_failed(pending, error)
+            return
+        log.info("request.retried", request_id=pending.request.request_id,
+                 worker_id=error.details.get("worker_id"))
+        pending.attempt += 1
+        if self._offer(pending, time.time()) is not None:
+            self._reply_failed(pending, error)
 
     def _maybe_started(self) -> None:
         assert self._config is not None
@@ -177,15 +192,23 @@ class Pool(ActorTypeDispatcher):
             self._reply_failed(pending, PoolNotReadyError(
                 f"pool {self._config.name!r} is still starting", reason="starting"))
             return
-        preferred = self._affinity.get(msg.session_id) if msg.session_id else None
-        decision = self._core.submit(msg.request_id, pending, now, pending.deadline_unix_s,
-                                     preferred)
+        rejected = self._offer(pending, now)
+        if rejected is not None:
+            self._reply_failed(pending, self._rejection(rejected, msg))
+
+    def _offer(self, pending: _Pending, now: float) -> str | None:
+        """Dispatch or queue ``pending``; returns the rejection reason if neither."""
+        sid = pending.request.session_id
+        decision = self._core.submit(pending.request.request_id, pending, now,
+                                     pending.deadline_unix_s,
+                                     self._affinity.get(sid) if sid else None)
         if isinstance(decision, Dispatch):
             self._send_dispatches([decision])
         elif isinstance(decision, Queued):
             self._schedule_expiry()
         else:
-            self._reply_failed(pending, self._rejection(decision.reason, msg))
+            return decision.reason
+        return None
 
     def _deadline(self, msg: Execute, now: float) -> float | None:
         assert self._config is not None
@@ -227,7 +250,9 @@ class Pool(ActorTypeDispatcher):
     def receiveMsg_Checkin(self, msg: Checkin, sender: Any) -> None:
         now = time.time()
         pending = self._running.pop(msg.request_id, None)
-        if pending is not None:
+        if pending is not None and msg.crash is not None:
+            self._retry_or_fail(pending, msg.crash)
+        elif pending is not None:
             self._latency.add((now - pending.submitted) * 1000.0)
             self._counters.errors += 0 if msg.ok else 1
         dispatches = self._core.checkin(msg.worker_id, msg.request_id, now, msg.worker_lost)

@@ -21,6 +21,7 @@ EVENTS = frozenset({
     "worker.spawning", "worker.ready", "worker.start_failed", "worker.exited",
     "worker.restarting", "worker.unhealthy", "worker.stopping",
     "request.rejected", "request.queue_timeout", "request.failed", "request.timeout",
+    "request.retried",
     "system.started", "system.stopped", "launcher.gone",
 })
 

@@ -9,8 +9,9 @@ WorkerRegistry. Requests (``RunRequest``) run as gRPC futures whose completion w
 through a pipe, so the Worker stays responsive while tools run (capacity > 1, crash detection,
 exit requests). The process's death is seen at once through a pidfd.
 
-On a crash of its process the Worker fails its in-flight requests with ``WorkerCrashedError``,
-checks them in as lost and exits; its Starter restarts it. A request past its deadline gets
+On a crash of its process the Worker checks its in-flight requests in as crashed (the Pool
+replies ``WorkerCrashedError``, or re-runs an idempotent request once elsewhere) and exits; its
+Starter restarts it. A request past its deadline gets
 ``RequestTimeoutError`` and the Worker drains, then recycles its process (the only way to cancel
 a running tool). On ``ActorExitRequest`` it stops its process: SIGTERM to the group, then SIGKILL.
 
@@ -351,9 +352,11 @@ class Worker(ActorTypeDispatcher):
             return
         self._state = "stopping"
         error = self._crash_error(reason)
+        assert self._ctx is not None
         for rid, flight in list(self._in_flight.items()):
-            flight.future.cancel()
-            self._finish(flight.request, ok=False, elapsed_ms=0.0, reply=ExecuteFailed(rid, error))
+            flight.future.cancel()  # the Pool replies (WorkerCrashedError) or retries it
+            self.send(self._ctx.pool, Checkin(self._worker_id, rid, ok=False, elapsed_ms=0.0,
+                                              worker_lost=True, crash=error))
         self._in_flight.clear()
         log.warning("worker.exited", worker_id=self._worker_id, reason=reason,
                     exit_code=error.details.get("exit_code"))

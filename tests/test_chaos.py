@@ -123,3 +123,25 @@ def test_a_hung_worker_misses_heartbeats_and_is_restarted(chaos_pool: Pool) -> N
         if psutil.pid_exists(victim.pid):
             os.kill(victim.pid, signal.SIGKILL)
     assert victim.pid not in {w.pid for w in chaos_pool.workers()}
+
+
+def test_an_idempotent_request_survives_its_workers_death_by_running_again_elsewhere(
+        chaos_pool: Pool) -> None:
+    restarts = chaos_pool.stats().restarts
+    with ThreadPoolExecutor(1) as ex:
+        future = ex.submit(chaos_pool.execute, "sleep", {"seconds": 0.5}, idempotent=True)
+        wait_for(lambda: chaos_pool.stats().busy == 1)
+        victim = next(w for w in chaos_pool.workers() if w.state == "busy")
+        os.kill(victim.pid, signal.SIGKILL)
+        assert future.result(30) == 0.5
+    wait_for(full_and_healed(chaos_pool, restarts + 1))
+
+
+def test_a_non_idempotent_request_is_not_retried(chaos_pool: Pool) -> None:
+    with ThreadPoolExecutor(1) as ex:
+        future = ex.submit(chaos_pool.execute, "sleep", {"seconds": 0.5})
+        wait_for(lambda: chaos_pool.stats().busy == 1)
+        victim = next(w for w in chaos_pool.workers() if w.state == "busy")
+        os.kill(victim.pid, signal.SIGKILL)
+        with pytest.raises(WorkerCrashedError):
+            future.result(30)
