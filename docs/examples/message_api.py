@@ -1,5 +1,6 @@
-"""The message-passing API: drive a pool from your own actor. Run: python docs/examples/message_api.py
+"""The message-passing API: drive a pool from your own actor.
 
+Run: python docs/examples/message_api.py
 Your actor creates a PoolRoot, sends StartPool, then Execute messages; replies come back to it
 as ExecuteResult / ExecuteFailed. The outside world talks to your actor with ask().
 """
