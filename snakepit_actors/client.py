@@ -25,7 +25,7 @@ import queue
 import threading
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Iterator, Mapping
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any
@@ -34,6 +34,7 @@ from .config import PoolConfig
 from .errors import PoolClosedError, PoolNotReadyError, RequestTimeoutError, SnakepitError
 from .json_codec import encode_args
 from .messages import (
+    CancelRequest,
     ClosePool,
     Execute,
     ExecuteBatch,
@@ -46,6 +47,7 @@ from .messages import (
     PoolStartFailed,
     PoolStats,
     StartPool,
+    StreamChunk,
     WatchingLauncher,
     WatchLauncher,
     WorkerInfo,
@@ -186,8 +188,67 @@ class Pool:
         except TimeoutError:
             raise self._no_reply(tool, wait_s) from None
 
-    def _submit(self, tool: str, args: Mapping[str, Any] | None, session_id: str | None,
-                timeout: float | None, idempotent: bool) -> tuple[Future[Any], float | None]:
+    def execute_stream(self, tool: str, args: Mapping[str, Any] | None = None, *,
+                       session_id: str | None = None,
+                       timeout: float | None = None) -> Iterator[Any]:
+        """Run a generator tool and iterate over the values it yields, as they arrive.
+
+        Same parameters and errors as ``execute`` (raised by the iteration). Each ``next()``
+        blocks until the next value. Leaving the loop early cancels the tool on its worker.
+        Values are buffered here without bound: consume them.
+        """
+        sink = _StreamSink()
+        request = self._request(tool, args, session_id, timeout, False, stream=True)
+        self._gateway.submit(self._pool, request, sink=sink)
+        return self._iterate(sink, request, timeout)
+
+    def _iterate(self, sink: _StreamSink, request: Execute,
+                 timeout: float | None) -> Iterator[Any]:
+        finished = False
+        try:
+            while True:
+                kind, value = sink.take(None if timeout is None else timeout + _REPLY_GRACE_S)
+                if kind == "values":
+                    yield from value
+                elif kind == "error":
+                    finished = True
+                    raise value
+                else:
+                    finished = True
+                    return
+        finally:
+            if not finished:
+                self._gateway.submit(self._pool, CancelRequest(request.request_id), key="")
+
+    async def execute_stream_async(self, tool: str, args: Mapping[str, Any] | None = None, *,
+                                   session_id: str | None = None,
+                                   timeout: float | None = None) -> AsyncIterator[Any]:
+        """``execute_stream`` for asyncio: ``async for value in pool.execute_stream_async(...)``.
+        Never blocks the event loop."""
+        loop = asyncio.get_running_loop()
+        sink = _StreamSink(loop)
+        request = self._request(tool, args, session_id, timeout, False, stream=True)
+        self._gateway.submit(self._pool, request, sink=sink)
+        finished = False
+        try:
+            while True:
+                kind, value = await sink.take_async(
+                    None if timeout is None else timeout + _REPLY_GRACE_S)
+                if kind == "values":
+                    for item in value:
+                        yield item
+                elif kind == "error":
+                    finished = True
+                    raise value
+                else:
+                    finished = True
+                    return
+        finally:
+            if not finished:
+                self._gateway.submit(self._pool, CancelRequest(request.request_id), key="")
+
+    def _request(self, tool: str, args: Mapping[str, Any] | None, session_id: str | None,
+                 timeout: float | None, idempotent: bool, stream: bool = False) -> Execute:
         if self._closed:
             raise PoolClosedError(f"pool {self.config.name!r} is closed")
         if not isinstance(tool, str) or not tool:
@@ -195,9 +256,15 @@ class Pool:
         payload = encode_args(tool, {} if args is None else args, self.config.max_payload_bytes)
         timeout = self.config.request_timeout if timeout is None else timeout
         deadline = None if timeout is None else time.time() + timeout
-        request = Execute(request_id=self._gateway.new_id(), tool=tool, session_id=session_id,
-                          deadline_unix_s=deadline, idempotent=idempotent, args_json=payload)
+        return Execute(request_id=self._gateway.new_id(), tool=tool, session_id=session_id,
+                       deadline_unix_s=deadline, idempotent=idempotent, args_json=payload,
+                       stream=stream)
+
+    def _submit(self, tool: str, args: Mapping[str, Any] | None, session_id: str | None,
+                timeout: float | None, idempotent: bool) -> tuple[Future[Any], float | None]:
+        request = self._request(tool, args, session_id, timeout, idempotent)
         future = self._gateway.submit(self._pool, request)
+        timeout = self.config.request_timeout if timeout is None else timeout
         return future, None if timeout is None else timeout + _REPLY_GRACE_S
 
     def _no_reply(self, tool: str, wait_s: float | None) -> SnakepitError:
@@ -229,6 +296,51 @@ def _invalid_tool(tool: object) -> SnakepitError:
                                  reason="invalid_tool")
 
 
+class _StreamSink(Future[Any]):
+    """The receiving end of one stream: chunks and the final reply, in order. Fed by the
+    gateway thread; read by one consumer (a thread, or a coroutine on ``loop``)."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop | None = None) -> None:
+        super().__init__()
+        self._loop = loop
+        self._items: queue.SimpleQueue[tuple[str, Any]] = queue.SimpleQueue()
+        self._async_items: asyncio.Queue[tuple[str, Any]] | None = (
+            asyncio.Queue() if loop is not None else None)
+
+    def _deliver(self, item: tuple[str, Any]) -> None:
+        if self._loop is not None and self._async_items is not None:
+            with contextlib.suppress(RuntimeError):  # the loop is closed: nobody is reading
+                self._loop.call_soon_threadsafe(self._async_items.put_nowait, item)
+        else:
+            self._items.put(item)
+
+    def add_values(self, values: tuple[Any, ...]) -> None:
+        self._deliver(("values", values))
+
+    def set_result(self, result: Any) -> None:
+        super().set_result(result)
+        self._deliver(("end", result))
+
+    def set_exception(self, exception: BaseException | None) -> None:
+        super().set_exception(exception)
+        self._deliver(("error", exception))
+
+    def take(self, timeout_s: float | None) -> tuple[str, Any]:
+        try:
+            return self._items.get(timeout=timeout_s)
+        except queue.Empty:
+            return "error", RequestTimeoutError(f"no stream data within {timeout_s}s",
+                                                reason="no_reply")
+
+    async def take_async(self, timeout_s: float | None) -> tuple[str, Any]:
+        assert self._async_items is not None
+        try:
+            return await asyncio.wait_for(self._async_items.get(), timeout_s)
+        except TimeoutError:
+            return "error", RequestTimeoutError(f"no stream data within {timeout_s}s",
+                                                reason="no_reply")
+
+
 class _Gateway:
     """The one thread that owns the ActorSystem endpoint (Thespian endpoints are not shared
     safely between threads). Callers hand it (target, message, Future) through a queue."""
@@ -251,8 +363,11 @@ class _Gateway:
     def new_id(self) -> str:
         return f"{self._prefix}-{next(self._ids)}"
 
-    def submit(self, target: Any, message: Any, key: str | None = None) -> Future[Any]:
-        future: Future[Any] = Future()
+    def submit(self, target: Any, message: Any, key: str | None = None,
+               sink: _StreamSink | None = None) -> Future[Any]:
+        """Send ``message``; the returned Future gets the reply matched by ``key`` (default
+        the message's request id; "" expects no reply)."""
+        future: Future[Any] = sink if sink is not None else Future()
         if not self._running:
             future.set_exception(PoolClosedError("the pool's gateway is stopped"))
             return future
@@ -309,7 +424,8 @@ class _Gateway:
                 self._running = False
                 return
             target, message, future = item
-            self._pending[future.key] = future  # type: ignore[attr-defined]
+            if future.key:  # type: ignore[attr-defined]
+                self._pending[future.key] = future  # type: ignore[attr-defined]
             batches.setdefault(str(target), (target, []))[1].append(message)
         for target, messages in batches.values():
             executes = [m for m in messages if isinstance(m, Execute)]
@@ -339,6 +455,11 @@ class _Gateway:
             self._dispatch(message)
 
     def _dispatch(self, message: Any) -> None:
+        if isinstance(message, StreamChunk):
+            sink = self._pending.get(message.request_id)
+            if isinstance(sink, _StreamSink):
+                sink.add_values(message.values)
+            return
         key = _reply_key(message)
         future = self._pending.pop(key, None) if key is not None else None
         if future is None or future.done():

@@ -11,6 +11,7 @@ do. Errors cross process boundaries inside actor messages, so they pickle: every
     ├── PoolSaturatedError              pool           no  (queue full: back off and retry)
     ├── QueueTimeoutError               pool           no  (never reached a worker)
     ├── RequestTimeoutError             timeout        yes (a worker had it; it was cancelled)
+    ├── RequestCancelledError           request        maybe (the caller cancelled it)
     ├── WorkerCrashedError              worker         yes (the worker died under it)
     ├── ToolError                       tool           yes (the tool raised)
     ├── UnknownToolError                tool           no
@@ -116,6 +117,14 @@ class RequestTimeoutError(SnakepitError):
 
     category = "timeout"
     default_reason = "deadline_exceeded"
+
+
+class RequestCancelledError(SnakepitError):
+    """The caller cancelled the request (e.g. stopped consuming a stream). It may have run
+    partly; nothing more is produced."""
+
+    category = "request"
+    default_reason = "cancelled"
 
 
 class WorkerCrashedError(SnakepitError):

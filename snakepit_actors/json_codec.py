@@ -1,4 +1,4 @@
-"""Encoding request arguments as the JSON the wire carries (DESIGN §4)."""
+"""Encoding request arguments for the wire, and decoding worker failures (DESIGN §4)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,13 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from .errors import InvalidArgumentsError, PayloadTooLargeError, SerializationError
+from .errors import (
+    FAILURE_CATEGORIES,
+    InvalidArgumentsError,
+    PayloadTooLargeError,
+    SerializationError,
+    SnakepitError,
+)
 
 
 def encode_args(tool: str, args: Any, limit_bytes: int | None = None) -> bytes:
@@ -32,3 +38,16 @@ def encode_args(tool: str, args: Any, limit_bytes: int | None = None) -> bytes:
             f"args of {tool!r} encode to {len(data)} bytes, over max_payload_bytes={limit_bytes}",
             reason="args", details={"size_bytes": len(data), "limit_bytes": limit_bytes})
     return data
+
+
+def failure_to_error(failure: Any, worker_id: str) -> SnakepitError:
+    """The typed error for a worker's ``ToolFailure`` (type, message, traceback preserved)."""
+    cls = FAILURE_CATEGORIES.get(failure.category, SnakepitError)
+    text = (f"{failure.type}: {failure.message}" if failure.category == "tool"
+            else failure.message)
+    reason = None
+    if failure.category == "serialization":
+        reason = "result" if "result" in failure.message else "args"
+    return cls(text, reason=reason, details={
+        "type": failure.type, "message": failure.message, "traceback": failure.traceback,
+        "worker_id": worker_id})

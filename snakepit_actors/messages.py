@@ -95,6 +95,7 @@ class Execute:
     reply_to: ActorAddress | None = None
     idempotent: bool = False  # may run twice: re-run once on another worker if its worker dies
     args_json: bytes | None = None  # ``args`` already encoded (the Python handle does this)
+    stream: bool = False  # run a generator tool: StreamChunk messages, then the final reply
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,6 +122,24 @@ class ExecuteFailed:
 
     request_id: str
     error: SnakepitError
+
+
+@dataclass(frozen=True, slots=True)
+class StreamChunk:
+    """Values a streaming tool yielded (``seq`` counts messages from 0). The stream ends with
+    ``ExecuteResult(result=<number of values>)`` or ``ExecuteFailed``."""
+
+    request_id: str
+    seq: int
+    values: tuple[Any, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class CancelRequest:
+    """Stop ``request_id`` if it is still queued or streaming (e.g. the consumer went away).
+    A cancelled request still gets its one final reply (``ExecuteFailed``); nothing if done."""
+
+    request_id: str
 
 
 @dataclass(frozen=True, slots=True)

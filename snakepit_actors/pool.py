@@ -30,10 +30,12 @@ from .errors import (
     PoolNotReadyError,
     PoolSaturatedError,
     QueueTimeoutError,
+    RequestCancelledError,
     SnakepitError,
     WorkerCrashedError,
 )
 from .messages import (
+    CancelRequest,
     Checkin,
     ClosePool,
     Execute,
@@ -72,6 +74,7 @@ class _Pending:
     deadline_unix_s: float | None
     submitted: float
     attempt: int = 1
+    worker_id: str = ""
 
 
 @dataclass(slots=True)
@@ -235,6 +238,7 @@ class Pool(ActorTypeDispatcher):
         for d in dispatches:
             entry = self._workers[d.worker_id]
             self._running[d.request_id] = d.item
+            d.item.worker_id = d.worker_id
             entry.info = replace(entry.info, state="busy")
             self._remember_session(d.item.request.session_id, d.worker_id)
             self.send(entry.address, RunRequest(d.item.request, d.item.reply_to,
@@ -246,6 +250,17 @@ class Pool(ActorTypeDispatcher):
             self._affinity.move_to_end(session_id)
             if len(self._affinity) > _MAX_AFFINITY_ENTRIES:
                 self._affinity.popitem(last=False)
+
+    def receiveMsg_CancelRequest(self, msg: CancelRequest, sender: Any) -> None:
+        queued = self._core.cancel(msg.request_id)
+        if queued is not None:
+            self._reply_failed(queued, RequestCancelledError(
+                f"request {msg.request_id} was cancelled before it reached a worker",
+                reason="cancelled_queued"))
+            return
+        running = self._running.get(msg.request_id)
+        if running is not None and running.worker_id in self._workers:
+            self.send(self._workers[running.worker_id].address, msg)
 
     def receiveMsg_Checkin(self, msg: Checkin, sender: Any) -> None:
         now = time.time()

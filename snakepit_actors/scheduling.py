@@ -90,6 +90,7 @@ class PoolCore(Generic[T]):
         self._slots: deque[tuple[str, int]] = deque()
         self._free = 0
         self._queue: deque[_Waiting[T]] = deque()
+        self._waiting: dict[str, _Waiting[T]] = {}
         self._queued = 0
         self._expiry: list[tuple[float, int, _Waiting[T]]] = []
         self._seq = itertools.count()
@@ -180,6 +181,16 @@ class PoolCore(Generic[T]):
         self._give_slot(worker_id)
         return self._drain(now)
 
+    def cancel(self, request_id: str) -> T | None:
+        """Take ``request_id`` out of the queue; returns its item, or None if it is not queued."""
+        waiting = self._waiting.pop(request_id, None)
+        if waiting is None or waiting.done:
+            return None
+        waiting.done = True
+        self._queued -= 1
+        self._trim_queue()
+        return waiting.item
+
     def expire(self, now: float) -> list[Expired[T]]:
         """Remove and return every queued request whose queue deadline has passed."""
         out: list[Expired[T]] = []
@@ -188,6 +199,7 @@ class PoolCore(Generic[T]):
             if not waiting.done:
                 waiting.done = True
                 self._queued -= 1
+                self._waiting.pop(waiting.request_id, None)
                 out.append(Expired(waiting.request_id, waiting.item, waiting.reason))
         self._trim_queue()
         return out
@@ -203,6 +215,7 @@ class PoolCore(Generic[T]):
         self.closed = True
         out = [(w.request_id, w.item) for w in self._queue if not w.done]
         self._queue.clear()
+        self._waiting.clear()
         self._expiry.clear()
         self._queued = 0
         return out
@@ -243,6 +256,7 @@ class PoolCore(Generic[T]):
         waiting: _Waiting[T] = _Waiting(request_id, item, now, expires_at,
                                         reason)  # type: ignore[arg-type]
         self._queue.append(waiting)
+        self._waiting[request_id] = waiting
         self._queued += 1
         if expires_at is not None:
             heapq.heappush(self._expiry, (expires_at, next(self._seq), waiting))
@@ -257,6 +271,7 @@ class PoolCore(Generic[T]):
                 break
             waiting = self._queue.popleft()
             waiting.done = True
+            self._waiting.pop(waiting.request_id, None)
             self._queued -= 1
             self._workers[slot].in_flight.add(waiting.request_id)
             out.append(Dispatch(slot, waiting.request_id, waiting.item))

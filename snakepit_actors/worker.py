@@ -37,16 +37,17 @@ from thespian.actors import (
 
 from . import processes
 from .errors import (
-    FAILURE_CATEGORIES,
     PayloadTooLargeError,
     PoolClosedError,
     PoolNotReadyError,
+    RequestCancelledError,
     RequestTimeoutError,
     SnakepitError,
     WorkerCrashedError,
 )
-from .json_codec import encode_args
+from .json_codec import encode_args, failure_to_error
 from .messages import (
+    CancelRequest,
     Checkin,
     ExecuteFailed,
     ExecuteResult,
@@ -55,10 +56,12 @@ from .messages import (
     ProcessSpawned,
     ProcessSpawning,
     RunRequest,
+    StreamChunk,
     WorkerContext,
     WorkerReady,
     WorkerStartFailed,
 )
+from .streaming import StreamPump
 from .telemetry import get_logger
 
 log = get_logger("worker")
@@ -67,8 +70,10 @@ log = get_logger("worker")
 @dataclass(slots=True)
 class _InFlight:
     request: RunRequest
-    future: Any
+    future: Any  # a grpc future, or the StreamPump of a streaming call
     started: float
+    pump: StreamPump | None = None
+    seq: int = 0
 
 
 class Worker(ActorTypeDispatcher):
@@ -194,6 +199,11 @@ class Worker(ActorTypeDispatcher):
             return
         deadline = msg.deadline_unix_s
         timeout = None if deadline is None else max(0.0, deadline - time.time())
+        if msg.request.stream:
+            pump = StreamPump(self._stub.ExecuteStreamingTool(request, timeout=timeout),
+                              self._wake)
+            self._in_flight[rid] = _InFlight(msg, pump, time.perf_counter(), pump)
+            return
         future = self._stub.ExecuteTool.future(request, timeout=timeout)
         self._in_flight[rid] = _InFlight(msg, future, time.perf_counter())
         future.add_done_callback(self._wake)
@@ -217,6 +227,11 @@ class Worker(ActorTypeDispatcher):
         with contextlib.suppress(OSError):
             os.write(self._wake_w, b"x")
 
+    def receiveMsg_CancelRequest(self, msg: CancelRequest, sender: Any) -> None:
+        flight = self._in_flight.get(msg.request_id)
+        if flight is not None:
+            flight.future.cancel()
+
     def receiveMsg_WatchMessage(self, msg: WatchMessage, sender: Any) -> None:
         if self._wake_r in msg.ready:
             with contextlib.suppress(BlockingIOError):
@@ -229,6 +244,8 @@ class Worker(ActorTypeDispatcher):
             self._check_ready()
 
     def _collect_done(self) -> None:
+        for flight in [f for f in self._in_flight.values() if f.pump is not None]:
+            self._forward_chunks(flight)
         for rid in [rid for rid, f in self._in_flight.items() if f.future.done()]:
             flight = self._in_flight.pop(rid, None)
             if flight is not None:  # a crash found earlier in this loop fails the rest at once
@@ -237,14 +254,31 @@ class Worker(ActorTypeDispatcher):
             self._heartbeat_done()
         self._maybe_recycle()
 
+    def _forward_chunks(self, flight: _InFlight) -> None:
+        assert flight.pump is not None
+        values = flight.pump.drain()
+        if values:
+            self.send(flight.request.reply_to, StreamChunk(
+                flight.request.request.request_id, flight.seq, tuple(values)))
+            flight.seq += 1
+
     def _complete(self, flight: _InFlight) -> None:
         import grpc
 
         elapsed_ms = (time.perf_counter() - flight.started) * 1000.0
         rid = flight.request.request.request_id
         try:
-            response = flight.future.result()
+            if flight.pump is not None:
+                response = self._stream_outcome(flight.pump)
+            else:
+                response = flight.future.result()
         except grpc.RpcError as exc:
+            if exc.code() == grpc.StatusCode.CANCELLED and self._state == "ready":
+                self._finish(flight.request, ok=False, elapsed_ms=elapsed_ms,
+                             reply=ExecuteFailed(rid, RequestCancelledError(
+                                 f"request {rid} was cancelled", details={
+                                     "worker_id": self._worker_id})))
+                return
             if exc.code() == grpc.StatusCode.DEADLINE_EXCEEDED:
                 self._recycle = True
                 error: SnakepitError = RequestTimeoutError(
@@ -260,21 +294,23 @@ class Worker(ActorTypeDispatcher):
         self._finish(flight.request, ok=True, elapsed_ms=elapsed_ms,
                      reply=self._decode(rid, response, elapsed_ms))
 
+    def _stream_outcome(self, pump: StreamPump) -> Any:
+        """A stream's end as an ExecuteTool-like response (or raises its RpcError)."""
+        from ._proto import bridge_pb2
+
+        if pump.rpc_error is not None:
+            raise pump.rpc_error
+        if pump.failure is not None:
+            return bridge_pb2.ExecuteToolResponse(error=pump.failure)
+        return bridge_pb2.ExecuteToolResponse(result_json=str(pump.count).encode())
+
     def _decode(self, rid: str, response: Any, elapsed_ms: float) -> Any:
         outcome = response.WhichOneof("outcome")
         if outcome == "result_json":
             return ExecuteResult(rid, json.loads(response.result_json), self._worker_id, elapsed_ms)
         if outcome == "binary_result":
             return ExecuteResult(rid, bytes(response.binary_result), self._worker_id, elapsed_ms)
-        failure = response.error
-        cls = FAILURE_CATEGORIES.get(failure.category, SnakepitError)
-        text = (f"{failure.type}: {failure.message}" if failure.category == "tool"
-                else failure.message)
-        return ExecuteFailed(rid, cls(text, reason=None if failure.category != "serialization"
-                                      else ("result" if "result" in failure.message else "args"),
-                                      details={"type": failure.type, "message": failure.message,
-                                               "traceback": failure.traceback,
-                                               "worker_id": self._worker_id}))
+        return ExecuteFailed(rid, failure_to_error(response.error, self._worker_id))
 
     def _finish(self, run: RunRequest, ok: bool, elapsed_ms: float, reply: Any) -> None:
         """Exactly one reply to the caller, then the check-in to the Pool."""

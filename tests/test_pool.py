@@ -232,3 +232,35 @@ def _wait_for(condition: object, timeout_s: float = 10.0) -> None:
             return
         time.sleep(0.02)
     raise AssertionError("condition not reached")
+
+
+# --- streaming ------------------------------------------------------------------------------
+
+def test_a_stream_yields_values_as_the_tool_produces_them(module_pool: Pool) -> None:
+    started = time.monotonic()
+    stream = module_pool.execute_stream("stream_progress", {"steps": 3, "delay": 0.3})
+    first = next(stream)
+    first_after = time.monotonic() - started
+    rest = list(stream)
+    assert [first, *rest] == [{"step": i, "of": 3} for i in (1, 2, 3)]
+    assert first_after < time.monotonic() - started - 0.3  # the first came before the end
+
+
+def test_a_stream_whose_tool_raises_raises_tool_error(module_pool: Pool) -> None:
+    with pytest.raises(ToolError):
+        list(module_pool.execute_stream("fail", {"message": "in a stream"}))
+
+
+def test_leaving_a_stream_early_cancels_it_and_frees_the_worker() -> None:
+    with Pool.start(PoolConfig(name="cancel", pool_size=1, queue_timeout=3.0)) as pool:
+        for value in pool.execute_stream("stream_progress", {"steps": 1000, "delay": 0.05}):
+            if value["step"] == 2:
+                break
+        assert pool.execute("echo", {"free": True}, timeout=5) == {"free": True}
+
+
+def test_an_async_stream_yields_every_value(module_pool: Pool) -> None:
+    async def main() -> list[object]:
+        return [v async for v in module_pool.execute_stream_async("async_count", {"n": 4})]
+
+    assert asyncio.run(main()) == [0, 1, 2, 3]

@@ -95,6 +95,16 @@ def test_a_lost_worker_checking_in_takes_no_more_work() -> None:
     assert core.queued == 1 and core.workers == 0
 
 
+def test_a_cancelled_queued_request_leaves_the_queue() -> None:
+    core: PoolCore[str] = PoolCore()
+    core.add_worker("w1", 0.0)
+    core.submit("r1", "a", 0.0)
+    core.submit("r2", "b", 0.0)
+    core.submit("r3", "c", 0.0)
+    assert core.cancel("r2") == "b" and core.cancel("r2") is None
+    assert core.checkin("w1", "r1", 0.0) == [Dispatch("w1", "r3", "c")]
+
+
 def test_close_returns_the_queued_requests_and_refuses_new_ones() -> None:
     core: PoolCore[str] = PoolCore()
     core.add_worker("w1", 0.0)
@@ -162,6 +172,14 @@ class PoolCoreMachine(RuleBasedStateMachine):
                 self.running.pop(other)
                 self._end(other)
         self._dispatched(self.core.checkin(worker, rid, self.now, worker_lost=lost))
+
+    @precondition(lambda self: bool(self.queued))
+    @rule(data=st.data())
+    def cancel_queued(self, data: st.DataObject) -> None:
+        rid = data.draw(st.sampled_from(self.queued))
+        assert self.core.cancel(rid) is not None
+        self.queued.remove(rid)
+        self._end(rid)
 
     @rule(dt=st.floats(0.0, 2.0))
     def tick(self, dt: float) -> None:

@@ -1,0 +1,62 @@
+"""``StreamPump``: reads one server-streaming gRPC call on a helper thread for a Worker actor.
+
+A Worker actor must never block, and Thespian APIs must never be called from another thread.
+The pump iterates the call on its own thread, appends what arrives to a deque and writes a byte
+to the Worker's wake pipe; the Worker drains the deque between messages.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+
+class StreamPump:
+    """Pulls ``ToolChunk`` messages off ``call`` until it ends.
+
+    After ``finished`` is True: ``failure`` holds the final chunk's ``ToolFailure`` (the tool
+    raised), or ``rpc_error`` the transport error; both None means the stream ended cleanly.
+    """
+
+    def __init__(self, call: Any, wake: Callable[[Any], None]) -> None:
+        self._call = call
+        self._wake = wake
+        self._values: deque[Any] = deque()
+        self.count = 0
+        self.failure: Any = None
+        self.rpc_error: Any = None
+        self.finished = False
+        self._thread = threading.Thread(target=self._run, name="snakepit-stream", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            for chunk in self._call:
+                if chunk.is_final:
+                    if chunk.HasField("error"):
+                        self.failure = chunk.error
+                    break
+                self._values.append(json.loads(chunk.data_json))
+                self._wake(None)
+        except Exception as exc:  # grpc.RpcError, or a chunk that is not JSON
+            self.rpc_error = exc
+        self.finished = True
+        self._wake(None)
+
+    def drain(self) -> list[Any]:
+        """The values that arrived since the last drain (called on the actor's thread)."""
+        out: list[Any] = []
+        while self._values:
+            out.append(self._values.popleft())
+        self.count += len(out)
+        return out
+
+    def done(self) -> bool:
+        """True once the stream ended and every value has been drained."""
+        return self.finished and not self._values
+
+    def cancel(self) -> None:
+        self._call.cancel()
