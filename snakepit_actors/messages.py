@@ -165,6 +165,7 @@ class PoolStats:
     latency_p50_ms: float
     latency_p99_ms: float
     request_id: str = ""
+    state: str = "ready"  # starting | ready | degraded | closed
 
 
 @dataclass(frozen=True, slots=True)
@@ -306,6 +307,22 @@ class WorkerExited:
     worker_id: str
     reason: str
     exit_code: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerAbandoned:
+    """A worker's Starter gave up (restart intensity reached); the slot stays empty until the
+    WorkerSupervisor restarts the Starter."""
+
+    worker_id: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class PoolDegraded:
+    """PoolRoot -> Pool: the WorkerSupervisor gave up; no worker will come back."""
+
+    reason: str
 
 
 # --- internal: the request path ---------------------------------------------------------------

@@ -45,11 +45,13 @@ from .messages import (
     InitPool,
     ListWorkers,
     PoolClosed,
+    PoolDegraded,
     PoolStarted,
     PoolStartFailed,
     PoolStats,
     RunRequest,
     SubscribeWorkers,
+    WorkerAbandoned,
     WorkerExited,
     WorkerInfo,
     WorkerList,
@@ -108,6 +110,10 @@ class Pool(ActorTypeDispatcher):
         self._latency = LatencyWindow()
         # session_id -> the worker that last ran it: the affinity hint (LRU-bounded).
         self._affinity: OrderedDict[str, str] = OrderedDict()
+        self._abandoned: set[str] = set()
+        self._last_start_error: SnakepitError | None = None
+        self._degraded: str | None = None  # why no worker will take requests, if so
+        self._supervisor_gone = False
 
     # --- set-up and worker facts --------------------------------------------------------------
 
@@ -125,6 +131,9 @@ class Pool(ActorTypeDispatcher):
 
     def receiveMsg_WorkerReady(self, msg: WorkerReady, sender: Any) -> None:
         self._fail_held(msg.worker_id, "replaced")
+        self._abandoned.discard(msg.worker_id)
+        if not self._supervisor_gone:
+            self._degraded = None
         self._workers[msg.worker_id] = _WorkerEntry(msg.address, WorkerInfo(
             msg.worker_id, msg.pid, "ready", "local", msg.endpoint, 0, msg.restarts,
             msg.started_at))
@@ -133,9 +142,38 @@ class Pool(ActorTypeDispatcher):
         self._maybe_started()
 
     def receiveMsg_WorkerStartFailed(self, msg: WorkerStartFailed, sender: Any) -> None:
+        self._last_start_error = msg.error
         if not self._started and self._start_reply_to is not None:
             self._announce(PoolStartFailed(msg.error))
         log.warning("worker.start_failed", worker_id=msg.worker_id, error=str(msg.error))
+
+    def receiveMsg_WorkerAbandoned(self, msg: WorkerAbandoned, sender: Any) -> None:
+        self._fail_held(msg.worker_id, msg.reason)
+        self._abandoned.add(msg.worker_id)
+        self._check_degraded()
+
+    def receiveMsg_PoolDegraded(self, msg: PoolDegraded, sender: Any) -> None:
+        self._supervisor_gone = True
+        for worker_id in list(self._workers):
+            self._fail_held(worker_id, msg.reason)
+        self._check_degraded()
+
+    def _check_degraded(self) -> None:
+        """No worker left and none coming back soon: fail what waits, refuse what comes."""
+        assert self._config is not None
+        if self._core.workers or not (
+                self._supervisor_gone or len(self._abandoned) >= self._config.pool_size):
+            return
+        cause = f": {self._last_start_error}" if self._last_start_error else ""
+        self._degraded = (f"pool {self._config.name!r} is degraded: no worker is running and "
+                          f"restarts keep failing{cause}")
+        log.error("pool.degraded", pool=self._config.name, reason=self._degraded)
+        for _rid, pending in self._core.take_queued():
+            self._reply_failed(pending, self._degraded_error())
+
+    def _degraded_error(self) -> PoolNotReadyError:
+        return PoolNotReadyError(self._degraded or "pool is degraded", reason="degraded",
+                                 details={"abandoned": sorted(self._abandoned)})
 
     def receiveMsg_WorkerExited(self, msg: WorkerExited, sender: Any) -> None:
         self._fail_held(msg.worker_id, msg.reason, msg.exit_code)
@@ -194,6 +232,9 @@ class Pool(ActorTypeDispatcher):
         if not self._started and not self._core.closed:
             self._reply_failed(pending, PoolNotReadyError(
                 f"pool {self._config.name!r} is still starting", reason="starting"))
+            return
+        if self._degraded is not None and not self._core.closed:
+            self._reply_failed(pending, self._degraded_error())
             return
         rejected = self._offer(pending, now)
         if rejected is not None:
@@ -323,7 +364,15 @@ class Pool(ActorTypeDispatcher):
             queued=self._core.queued, requests=c.requests, errors=c.errors,
             queue_timeouts=c.queue_timeouts, saturated=c.saturated, restarts=c.restarts,
             latency_p50_ms=self._latency.percentile(0.5),
-            latency_p99_ms=self._latency.percentile(0.99), request_id=msg.request_id))
+            latency_p99_ms=self._latency.percentile(0.99), request_id=msg.request_id,
+            state=self._state()))
+
+    def _state(self) -> str:
+        if self._core.closed:
+            return "closed"
+        if self._degraded is not None:
+            return "degraded"
+        return "ready" if self._started else "starting"
 
     def receiveMsg_ListWorkers(self, msg: ListWorkers, sender: Any) -> None:
         infos = tuple(self._workers[w].info for w in sorted(self._workers))

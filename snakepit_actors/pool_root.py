@@ -21,6 +21,7 @@ from .messages import (
     InitPool,
     InitRegistry,
     InitWorkerSupervisor,
+    PoolDegraded,
     StartPool,
     WorkerContext,
 )
@@ -78,8 +79,15 @@ class PoolRoot(ActorTypeDispatcher):
         # str() of a child's address changes once it is realised; == knows both forms.
         roles = [role for address, role in self._children if address == msg.childAddress]
         self._children = [(a, r) for a, r in self._children if a != msg.childAddress]
-        if not self._stopping:
-            log.warning("pool.degraded", child=roles[0] if roles else "unknown")
+        if self._stopping:
+            return
+        role = roles[0] if roles else "unknown"
+        log.warning("pool.degraded", child=role)
+        if role == "worker_supervisor" and self._pool is not None:
+            self.send(self._pool, PoolDegraded("the worker supervisor gave up restarting"))
+
+    def receiveMsg_SupervisorStarted(self, msg: Any, sender: Any) -> None:
+        """The WorkerSupervisor's start acknowledgement: the Pool reports readiness instead."""
 
     def receiveMsg_ActorExitRequest(self, msg: ActorExitRequest, sender: Any) -> None:
         self._stopping = True

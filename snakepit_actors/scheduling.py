@@ -213,6 +213,10 @@ class PoolCore(Generic[T]):
     def close(self) -> list[tuple[str, T]]:
         """Refuse new requests; returns the queued ones (they must be failed)."""
         self.closed = True
+        return self.take_queued()
+
+    def take_queued(self) -> list[tuple[str, T]]:
+        """Empty the queue; returns what waited there, oldest first."""
         out = [(w.request_id, w.item) for w in self._queue if not w.done]
         self._queue.clear()
         self._waiting.clear()

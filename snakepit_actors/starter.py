@@ -1,65 +1,62 @@
 """Starter actor: a supervisor of exactly one Worker (Snakepit's ``worker_starter``).
 
     WorkerSupervisor (one_for_one over Starters)
-     └─ Starter_i (this; permanent)
+     └─ Starter_i (this; permanent; ``supervision.Starter``)
          └─ Worker_i (permanent) -> external process_i
 
 When its Worker exits (its process crashed, it was recycled, or the actor was killed) the
-Starter tells the WorkerRegistry ``WorkerExited`` (so the Pool fails what the worker held and
-stops routing to it) and creates a fresh Worker after ``restart_backoff_s``. A Worker that never
-became ready is not restarted here: a start failure is reported and the Pool decides.
-If the Starter itself dies, the WorkerSupervisor restarts it, and its Worker dies with it
-(PR_SET_PDEATHSIG), so no worker is ever orphaned.
+Starter tells the WorkerRegistry ``WorkerExited`` (so the Pool fails or retries what the worker
+held and stops routing to it) and starts a fresh Worker after a backoff (``restart_backoff_s``,
+doubling). More than ``max_restarts`` restarts in ``max_seconds`` (a worker that keeps failing to
+start, say) and it gives up: it reports ``WorkerAbandoned`` and exits, and its WorkerSupervisor
+decides. If the Starter itself is killed its Worker dies with it (PR_SET_PDEATHSIG) and the
+WorkerSupervisor reports the worker gone.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from thespian.actors import ActorExitRequest, ActorTypeDispatcher, ChildActorExited, WakeupMessage
+from supervision import ChildSpec, InitSupervisor
+from supervision import Starter as OneChildSupervisor
 
-from .messages import InitStarter, InitWorker, WorkerContext, WorkerExited
+from .messages import InitStarter, InitWorker, WorkerAbandoned, WorkerContext, WorkerExited
 from .telemetry import get_logger
 
 log = get_logger("starter")
 
+WORKER_ACTOR = "snakepit_actors.worker:Worker"
 
-class Starter(ActorTypeDispatcher):
-    """Owns one Worker and restarts it."""
+
+class Starter(OneChildSupervisor):
+    """Owns one Worker and restarts it within the pool's restart intensity."""
 
     def __init__(self) -> None:
         super().__init__()
         self._ctx: WorkerContext | None = None
         self._worker_id = ""
-        self._worker: Any = None
-        self._restarts = 0
-        self._stopping = False
 
     def receiveMsg_InitStarter(self, msg: InitStarter, sender: Any) -> None:
-        from supervision.lifetime import die_with_parent
-
-        die_with_parent()
         self._ctx, self._worker_id = msg.context, msg.worker_id
-        self._start_worker()
+        cfg = msg.context.config
+        self.receiveMsg_InitSupervisor(InitSupervisor(
+            strategy="one_for_one", max_restarts=cfg.max_restarts, max_seconds=cfg.max_seconds,
+            children=(ChildSpec(msg.worker_id, WORKER_ACTOR, restart="permanent"),),
+            backoff_initial_s=cfg.restart_backoff_s,
+            backoff_max_s=max(cfg.restart_backoff_s, min(5.0, cfg.max_seconds)),
+            name=f"starter:{msg.worker_id}"), sender)
 
-    def _start_worker(self) -> None:
+    def child_init_message(self, spec: ChildSpec, restarts: int) -> Any:
         assert self._ctx is not None
-        self._worker = self.createActor("snakepit_actors.worker.Worker")
-        self.send(self._worker, InitWorker(self._ctx, self._worker_id, self._restarts))
+        return InitWorker(self._ctx, self._worker_id, restarts)
 
-    def receiveMsg_ChildActorExited(self, msg: ChildActorExited, sender: Any) -> None:
-        if self._ctx is None or self._stopping or msg.childAddress != self._worker:
-            return
-        self._worker = None
-        self.send(self._ctx.worker_registry,
-                  WorkerExited(self._worker_id, reason="worker_actor_exited"))
-        self._restarts += 1
-        log.info("worker.restarting", worker_id=self._worker_id, restarts=self._restarts)
-        self.wakeupAfter(self._ctx.config.restart_backoff_s, payload="restart")
+    def on_child_exited(self, child_id: str, address: Any, normal: bool) -> None:
+        if self._ctx is None or self._stopping:
+            return  # stopped with the pool: no facts to peers that may be exiting too
+        self.send(self._ctx.worker_registry, WorkerExited(self._worker_id, "worker_actor_exited"))
+        log.info("worker.restarting", worker_id=self._worker_id)
 
-    def receiveMsg_WakeupMessage(self, msg: WakeupMessage, sender: Any) -> None:
-        if msg.payload == "restart" and self._worker is None:
-            self._start_worker()
-
-    def receiveMsg_ActorExitRequest(self, msg: ActorExitRequest, sender: Any) -> None:
-        self._stopping = True
+    def on_escalate(self, reason: str) -> None:
+        assert self._ctx is not None
+        log.warning("worker.abandoned", worker_id=self._worker_id, reason=reason)
+        self.send(self._ctx.worker_registry, WorkerAbandoned(self._worker_id, reason))

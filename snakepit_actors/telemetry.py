@@ -19,7 +19,7 @@ EVENTS = frozenset({
     "pool.starting", "pool.ready", "pool.start_failed", "pool.closing", "pool.closed",
     "pool.degraded",
     "worker.spawning", "worker.ready", "worker.start_failed", "worker.exited",
-    "worker.restarting", "worker.unhealthy", "worker.stopping",
+    "worker.restarting", "worker.unhealthy", "worker.stopping", "worker.abandoned",
     "request.rejected", "request.queue_timeout", "request.failed", "request.timeout",
     "request.retried",
     "system.started", "system.stopped", "launcher.gone",

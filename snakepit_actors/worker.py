@@ -244,8 +244,8 @@ class Worker(ActorTypeDispatcher):
             self._check_ready()
 
     def _collect_done(self) -> None:
-        for flight in [f for f in self._in_flight.values() if f.pump is not None]:
-            self._forward_chunks(flight)
+        for streaming in [f for f in self._in_flight.values() if f.pump is not None]:
+            self._forward_chunks(streaming)
         for rid in [rid for rid, f in self._in_flight.items() if f.future.done()]:
             flight = self._in_flight.pop(rid, None)
             if flight is not None:  # a crash found earlier in this loop fails the rest at once

@@ -2,7 +2,7 @@
 
     PoolRoot
      ├─ WorkerRegistry (this; permanent)   <- WorkerReady / WorkerStartFailed (Workers)
-     │                                      <- WorkerExited (Starters, when a Worker actor exits)
+     │                                      <- WorkerExited / WorkerAbandoned (Starters)
      └─ Pool  (subscriber: keeps its own O(1) cache from these facts)
 
 Stateless beyond its dict: if it crashes, PoolRoot stops the pool (the Pool's cache would go
@@ -15,9 +15,16 @@ from typing import Any
 
 from thespian.actors import ActorTypeDispatcher
 
-from .messages import InitRegistry, SubscribeWorkers, WorkerExited, WorkerReady, WorkerStartFailed
+from .messages import (
+    InitRegistry,
+    SubscribeWorkers,
+    WorkerAbandoned,
+    WorkerExited,
+    WorkerReady,
+    WorkerStartFailed,
+)
 
-WorkerFact = WorkerReady | WorkerStartFailed | WorkerExited
+WorkerFact = WorkerReady | WorkerStartFailed | WorkerExited | WorkerAbandoned
 
 
 class WorkerRegistry(ActorTypeDispatcher):
@@ -45,6 +52,9 @@ class WorkerRegistry(ActorTypeDispatcher):
         self._record(msg.worker_id, msg)
 
     def receiveMsg_WorkerExited(self, msg: WorkerExited, sender: Any) -> None:
+        self._record(msg.worker_id, msg)
+
+    def receiveMsg_WorkerAbandoned(self, msg: WorkerAbandoned, sender: Any) -> None:
         self._record(msg.worker_id, msg)
 
     def _record(self, worker_id: str, fact: WorkerFact) -> None:

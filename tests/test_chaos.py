@@ -12,7 +12,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 import psutil
 import pytest
 
-from snakepit_actors import Pool, PoolConfig, WorkerCrashedError
+from snakepit_actors import Pool, PoolConfig, PoolNotReadyError, WorkerCrashedError
 
 from .conftest import _LIVE_POOLS, wait_gone
 
@@ -145,3 +145,28 @@ def test_a_non_idempotent_request_is_not_retried(chaos_pool: Pool) -> None:
         os.kill(victim.pid, signal.SIGKILL)
         with pytest.raises(WorkerCrashedError):
             future.result(30)
+
+
+def test_a_worker_that_keeps_failing_to_start_degrades_the_pool_with_a_clear_error(
+        tmp_path: pytest.TempPathFactory) -> None:
+    broken = os.path.join(str(tmp_path), "broken")
+    cfg = PoolConfig(name="flaky", pool_size=1, max_restarts=2, max_seconds=30.0,
+                     restart_backoff_s=0.01, queue_timeout=None,
+                     adapter_config={"fail_init_if_exists": broken})
+    with Pool.start(cfg) as pool, ThreadPoolExecutor(1) as ex:
+        open(broken, "w").close()  # from now on every restart fails
+        with pytest.raises(WorkerCrashedError):
+            pool.execute("crash", {})
+        waiting = ex.submit(pool.execute, "echo", {"x": 1})  # queued, no timeout
+        started = time.monotonic()
+        with pytest.raises(PoolNotReadyError) as caught:
+            waiting.result(30)
+        assert time.monotonic() - started < 20
+        assert caught.value.reason == "degraded"
+        assert "simulated broken environment" in str(caught.value)
+        with pytest.raises(PoolNotReadyError):
+            pool.execute("echo", {})
+        assert pool.stats().state == "degraded"
+        os.remove(broken)  # the environment is fixed: the WorkerSupervisor's retry heals it
+        wait_for(lambda: pool.stats().state == "ready", timeout_s=30)
+        assert pool.execute("echo", {"back": 1}) == {"back": 1}

@@ -29,10 +29,16 @@ class ShowcaseAdapter(BaseAdapter):
     def __init__(self, config: Mapping[str, Any] | None = None) -> None:
         """Sleep ``config["init_delay_s"]`` seconds (simulated model load).
 
+        ``config["fail_init_if_exists"]`` names a file: while it exists the adapter fails to
+        start (a broken environment, for restart-intensity tests).
+
         Args:
             config: the pool's ``adapter_config``.
         """
         super().__init__(config)
+        broken = self.config.get("fail_init_if_exists")
+        if broken and os.path.exists(str(broken)):
+            raise RuntimeError(f"simulated broken environment ({broken} exists)")
         delay = float(self.config.get("init_delay_s", 0) or 0)
         if delay > 0:
             time.sleep(delay)
