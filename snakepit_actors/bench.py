@@ -90,6 +90,42 @@ def _raw_calls(pool: Pool, capacity: int) -> tuple[list[Callable[[], Any]], list
     return calls, channels
 
 
+def _crash_figures(pool: Pool) -> list[Figure]:
+    """kill -9 of a busy worker: how soon its caller hears, how soon a replacement is Ready."""
+    import os
+    import signal
+
+    from .errors import WorkerCrashedError
+
+    heard: list[float] = []
+
+    def call() -> None:
+        try:
+            pool.execute("sleep", {"seconds": 10.0}, timeout=20.0)
+        except WorkerCrashedError:
+            heard.append(time.perf_counter())
+
+    restarts = pool.stats().restarts
+    thread = threading.Thread(target=call)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not any(w.state == "busy" for w in pool.workers()) and time.monotonic() < deadline:
+        time.sleep(0.005)
+    victim = next(w for w in pool.workers() if w.state == "busy")
+    killed = time.perf_counter()
+    os.kill(victim.pid, signal.SIGKILL)
+    thread.join(30)
+    while pool.stats().restarts == restarts and time.monotonic() < deadline + 10:
+        time.sleep(0.002)
+    ready = time.perf_counter()
+    return [
+        Figure("kill -9 busy worker: WorkerCrashedError after", (heard[0] - killed) * 1000
+               if heard else float("nan"), "ms", target="<= 100 ms"),
+        Figure("kill -9 busy worker: replacement Ready after", (ready - killed) * 1000, "ms",
+               target="<= 1000 ms"),
+    ]
+
+
 def _unary(method: Callable[[Any], Any], request: Any) -> Callable[[], Any]:
     return lambda: method(request)
 
@@ -124,6 +160,7 @@ def run(quick: bool = False) -> list[Figure]:
         ]
         for channel in channels:
             channel.close()
+        figures += _crash_figures(pool)
     t1 = time.perf_counter()
     with Pool.start(PoolConfig(name="bench8", pool_size=8,
                                adapter_config={"init_delay_s": 2.0})):

@@ -409,22 +409,26 @@ class Worker(ActorTypeDispatcher):
         self.send(self.myAddress, ActorExitRequest())
 
     def receiveMsg_ActorExitRequest(self, msg: ActorExitRequest, sender: Any) -> None:
+        """Stopped with its tree: answer the callers (outside the tree) but send nothing to
+        peers, which may be exiting too (a send to a dying peer holds an exiting actor up to
+        7 s); the Pool and ProcessRegistry stop with us."""
         error = PoolClosedError(f"worker {self._worker_id} was stopped while running the request",
                                 reason="stopped_in_flight", details={"worker_id": self._worker_id})
+        if self._state != "stopping":
+            for rid, flight in self._in_flight.items():
+                self.send(flight.request.reply_to, ExecuteFailed(rid, error))
         self._state = "stopping"
-        for rid, flight in list(self._in_flight.items()):
-            self._finish(flight.request, ok=False, elapsed_ms=0.0, reply=ExecuteFailed(rid, error))
         self._in_flight.clear()
-        self._stop_process()
+        self._stop_process(notify=False)
 
-    def _stop_process(self) -> None:
+    def _stop_process(self, notify: bool = True) -> None:
         if self._channel is not None:
             with contextlib.suppress(Exception):
                 self._channel.close()
             self._channel = None
         if self._proc is not None:
             processes.stop_bridge(self._proc, grace_s=1.0)
-            if self._ctx is not None:
+            if notify and self._ctx is not None:
                 self.send(self._ctx.process_registry, ProcessEnded(self._worker_id))
             self._proc = None
         for fd in (self._pidfd, self._wake_r, self._wake_w):

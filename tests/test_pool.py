@@ -202,7 +202,9 @@ def test_close_leaves_no_actor_or_worker_process() -> None:
     worker_pids = {w.pid for w in pool.workers()}
     pids = pool_pids(pool)
     assert worker_pids <= pids and len(pids) >= 2 + 7
+    started = time.monotonic()
     pool.close()
+    assert time.monotonic() - started < 5.0
     assert wait_gone(pids) == set()
     with pytest.raises(PoolClosedError):
         pool.execute("echo", {})
