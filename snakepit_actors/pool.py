@@ -138,6 +138,9 @@ class Pool(ActorTypeDispatcher):
             msg.worker_id, msg.pid, "ready", "local", msg.endpoint, 0, msg.restarts,
             msg.started_at))
         self._counters.restarts = sum(e.info.restarts for e in self._workers.values())
+        if msg.restarts:
+            log.info("worker.restarted", worker_id=msg.worker_id, pid=msg.pid,
+                     restarts=msg.restarts)
         self._send_dispatches(self._core.add_worker(msg.worker_id, time.time()))
         self._maybe_started()
 
@@ -263,6 +266,7 @@ class Pool(ActorTypeDispatcher):
 
     def _rejection(self, reason: str, msg: Execute) -> SnakepitError:
         assert self._config is not None
+        log.debug("request.rejected", request_id=msg.request_id, reason=reason)
         if reason == "queue_full":
             self._counters.saturated += 1
             return PoolSaturatedError(
@@ -343,6 +347,7 @@ class Pool(ActorTypeDispatcher):
     def _expire(self, expired: Expired[_Pending]) -> None:
         self._counters.queue_timeouts += 1
         waited = time.time() - expired.item.submitted
+        log.info("request.queue_timeout", request_id=expired.request_id, waited_s=waited)
         self._reply_failed(expired.item, QueueTimeoutError(
             f"request {expired.request_id} waited {waited:.3f}s in the queue and never reached a "
             f"worker ({expired.reason.replace('_', ' ')})", reason=expired.reason))

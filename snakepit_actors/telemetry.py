@@ -22,7 +22,10 @@ EVENTS = frozenset({
     "worker.restarting", "worker.unhealthy", "worker.stopping", "worker.abandoned",
     "request.rejected", "request.queue_timeout", "request.failed", "request.timeout",
     "request.retried",
+    "worker.restarted",
     "system.started", "system.stopped", "launcher.gone",
+    "orphan.killed", "orphan.survived", "orphan.sweep_failed",
+    "process_table.unavailable", "process_table.write_failed",
 })
 
 

@@ -281,6 +281,7 @@ class Worker(ActorTypeDispatcher):
                 return
             if exc.code() == grpc.StatusCode.DEADLINE_EXCEEDED:
                 self._recycle = True
+                log.info("request.timeout", request_id=rid, worker_id=self._worker_id)
                 error: SnakepitError = RequestTimeoutError(
                     f"request {rid} ({flight.request.request.tool!r}) passed its deadline on "
                     f"worker {self._worker_id}; the worker is recycled to cancel it",

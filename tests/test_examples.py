@@ -24,6 +24,11 @@ def test_the_message_api_example_runs_three_requests_through_an_embedded_pool() 
     assert "'r1': {'x': 1}" in out and "'r2': 5" in out and "ToolError: ValueError: no" in out
 
 
+def test_the_supervision_tree_example_restarts_a_killed_child_and_exits_cleanly() -> None:
+    out = run_example("supervision_tree.py")
+    assert "restart" in out.lower()
+
+
 def test_the_demo_command_exits_0_and_shows_the_crash_recovery() -> None:
     done = subprocess.run([sys.executable, "-m", "snakepit_actors.cli", "demo"],
                           capture_output=True, text=True, timeout=80, cwd=ROOT)
