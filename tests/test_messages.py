@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-import supervision.messages as sup_messages
 import snakepit_actors.messages as messages
+import supervision.messages as sup_messages
 from snakepit_actors import PoolConfig, ToolError
 from snakepit_actors.errors import SnakepitError
 
