@@ -6,8 +6,6 @@ import logging
 import re
 from pathlib import Path
 
-import pytest
-
 from snakepit_actors.telemetry import EVENTS, LatencyWindow, enable_logging, get_logger
 
 PACKAGE = Path(__file__).resolve().parent.parent / "snakepit_actors"
@@ -22,13 +20,21 @@ def test_every_event_the_library_logs_is_in_the_catalogue() -> None:
     assert used <= EVENTS, f"events missing from telemetry.EVENTS: {sorted(used - EVENTS)}"
 
 
-def test_the_library_is_silent_until_logging_is_enabled(
-        caplog: pytest.LogCaptureFixture) -> None:
-    logger = logging.getLogger("snakepit_actors")
-    assert logger.propagate is False
-    with caplog.at_level(logging.INFO):
+def test_the_library_is_silent_until_logging_is_enabled() -> None:
+    seen: list[logging.LogRecord] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            seen.append(record)
+
+    root, keep = logging.getLogger(), Keep()
+    root.addHandler(keep)
+    try:
         get_logger("test").warning("pool.degraded", reason="x")
-    assert caplog.records == []
+    finally:
+        root.removeHandler(keep)
+    assert logging.getLogger("snakepit_actors").propagate is False
+    assert not [r for r in seen if r.name.startswith("snakepit_actors")]
 
 
 def test_enabled_events_are_key_value_lines_with_the_event_first() -> None:
