@@ -2,12 +2,14 @@
 
     snakepit-actors demo [--workers N] [--json]
     snakepit-actors bench [--quick] [--json]
+    snakepit-actors cleanup [--dry-run] [--json] [--data-dir DIR]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from collections.abc import Sequence
@@ -104,6 +106,13 @@ def _crash_and_recover(pool: Pool, out: dict[str, Any]) -> None:
            f"{out['recovered_s']} s")
 
 
+def _cleanup(args: argparse.Namespace) -> int:
+    from .process_registry import default_data_dir
+    from .reaper import cleanup_command
+
+    return cleanup_command(args.data_dir or default_data_dir(os.environ), args.dry_run, args.json)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``snakepit-actors``."""
     parser = argparse.ArgumentParser(prog="snakepit-actors",
@@ -117,10 +126,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     bench = sub.add_parser("bench", help="measure the pool against raw gRPC (DESIGN §9)")
     bench.add_argument("--quick", action="store_true", help="fewer requests (about 20 s)")
     bench.add_argument("--json", action="store_true")
+    cleanup = sub.add_parser("cleanup", help="kill worker processes left behind by dead runs "
+                             "(verified by pid, create time and run id)")
+    cleanup.add_argument("--dry-run", action="store_true",
+                         help="only show what would be killed or removed")
+    cleanup.add_argument("--json", action="store_true")
+    cleanup.add_argument("--data-dir", default="",
+                         help="where the process table lives (default: "
+                              "$XDG_DATA_HOME/snakepit_actors)")
     args = parser.parse_args(argv)
     configure_cli_logging(args.log_level)
     try:
-        return {"demo": _demo, "bench": _bench}[args.command](args)
+        return {"demo": _demo, "bench": _bench, "cleanup": _cleanup}[args.command](args)
     except SnakepitError as exc:
         print(f"error: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1

@@ -1,6 +1,12 @@
 """``Pool``: the handle plain Python code uses (sync and asyncio, thread-safe).
 
-Data flow::
+Two data paths (``PoolConfig.data_path``, DESIGN §3): "direct" (the default) runs ``execute``
+through ``direct.DirectPath``: leases from the Pool, gRPC straight to the worker from the
+caller's thread; the gateway below then only carries lease traffic, for a
+``lease_client.LeaseClient``. "actor" sends every request through the actors as drawn here.
+Streams always take the actor path.
+
+Data flow (actor path)::
 
     caller threads / asyncio tasks
         │  execute(): encode args, register a Future, put the message in the outbox
@@ -31,8 +37,10 @@ from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any
 
 from .config import PoolConfig
+from .direct import DirectPath
 from .errors import PoolClosedError, PoolNotReadyError, RequestTimeoutError, SnakepitError
 from .json_codec import encode_args
+from .lease_client import LeaseClient
 from .messages import (
     CancelRequest,
     ClosePool,
@@ -53,6 +61,8 @@ from .messages import (
     WorkerInfo,
     WorkerList,
 )
+from .process_registry import default_data_dir, process_db_path
+from .reaper import sweep_orphans
 from .system import (
     StartedSystem,
     make_run_dir,
@@ -73,12 +83,20 @@ class Pool:
     """
 
     def __init__(self, config: PoolConfig, system: StartedSystem, run_dir: str,
-                 gateway: _Gateway, pool_address: Any, admin_pid: int) -> None:
+                 gateway: _Gateway, pool_address: Any, admin_pid: int, run_id: str = "",
+                 process_db: str = "") -> None:
         self.config = config
+        self.run_id = run_id
+        self._process_db = process_db
         self._system = system
         self._run_dir = run_dir
         self._gateway = gateway
         self._pool = pool_address
+        self._direct: DirectPath | None = None
+        if config.data_path == "direct":
+            leases = LeaseClient(pool_address, gateway.new_id, gateway.wake)
+            self._direct = DirectPath(config, leases)
+            gateway.attach(leases)
         self.admin_pid = admin_pid
         self._closed = False
         self._close_lock = threading.Lock()
@@ -99,9 +117,13 @@ class Pool:
         """
         cfg = (config or PoolConfig()).with_overrides(**overrides) if overrides else (
             config or PoolConfig())
+        process_db = process_db_path(default_data_dir(os.environ))
+        sweep_orphans(process_db)  # what SIGKILLed runs left behind, verified before killing
+        run_id = uuid.uuid4().hex[:12]
         run_dir = make_run_dir(cfg.name)
         system = start_actor_system(cfg.system, run_dir)
         gateway: _Gateway | None = None
+        admin_pid = 0
         try:
             from .launcher_watch import LauncherWatch
             from .pool_root import PoolRoot
@@ -112,17 +134,18 @@ class Pool:
             admin_pid = watching.admin_pid if isinstance(watching, WatchingLauncher) else 0
             root = asys.createActor(PoolRoot)
             gateway = _Gateway(asys, cfg.name)
-            started = gateway.call(root, StartPool(cfg, uuid.uuid4().hex[:12], run_dir),
+            started = gateway.call(root, StartPool(cfg, run_id, run_dir, process_db, os.getpid()),
                                    "start", cfg.startup_timeout + _REPLY_GRACE_S)
         except BaseException as exc:
             if gateway is not None:
                 gateway.stop()
-            shutdown_actor_system(system)
+            shutdown_actor_system(system, admin_pid)
+            sweep_orphans(process_db, ended_runs={run_id})
             remove_run_dir(run_dir)
             if isinstance(exc, SnakepitError):
                 raise exc from None
             raise
-        return cls(cfg, system, run_dir, gateway, started.pool, admin_pid)
+        return cls(cfg, system, run_dir, gateway, started.pool, admin_pid, run_id, process_db)
 
     def close(self, timeout: float = 10.0) -> None:
         """Stop the pool: refuse new requests, fail queued ones with ``PoolClosedError``, let
@@ -135,9 +158,15 @@ class Pool:
         deadline = time.monotonic() + timeout
         with contextlib.suppress(SnakepitError):
             self._gateway.call(self._pool, ClosePool(), "close", min(timeout, _CONTROL_TIMEOUT_S))
+        if self._direct is not None:
+            self._direct.leases.close()
         self._gateway.wait_idle(deadline)
         self._gateway.stop()
-        shutdown_actor_system(self._system)
+        if self._direct is not None:
+            self._direct.close_channels()
+        shutdown_actor_system(self._system, self.admin_pid)
+        if self._process_db:
+            sweep_orphans(self._process_db, ended_runs={self.run_id})
         remove_run_dir(self._run_dir)
 
     @property
@@ -172,6 +201,9 @@ class Pool:
             WorkerCrashedError: the worker died under it.
             PoolClosedError: the pool is closed.
         """
+        if self._direct is not None:
+            return self._direct.execute(self._request(tool, args, session_id, timeout,
+                                                      idempotent))
         future, wait_s = self._submit(tool, args, session_id, timeout, idempotent)
         try:
             return future.result(wait_s)
@@ -182,6 +214,9 @@ class Pool:
                             session_id: str | None = None, timeout: float | None = None,
                             idempotent: bool = False) -> Any:
         """``execute`` for asyncio: same parameters and errors; never blocks the loop."""
+        if self._direct is not None:
+            return await self._direct.execute_async(self._request(tool, args, session_id,
+                                                                  timeout, idempotent))
         future, wait_s = self._submit(tool, args, session_id, timeout, idempotent)
         try:
             return await asyncio.wait_for(asyncio.wrap_future(future), wait_s)
@@ -354,6 +389,7 @@ class _Gateway:
         self._wake_r, self._wake_w = os.pipe()
         os.set_blocking(self._wake_r, False)
         self._running = True
+        self._leases: LeaseClient | None = None
         self._transport = actor_system._systemBase.transport
         self._transport.set_watch([self._wake_r])
         self._thread = threading.Thread(target=self._run, name=f"snakepit-gateway-{name}",
@@ -362,6 +398,16 @@ class _Gateway:
 
     def new_id(self) -> str:
         return f"{self._prefix}-{next(self._ids)}"
+
+    def attach(self, leases: LeaseClient) -> None:
+        """Carry ``leases``' traffic: flush it every loop, hand it the Pool's lease answers."""
+        self._leases = leases
+        self.wake()
+
+    def wake(self) -> None:
+        """Make the gateway loop once now (any thread; never blocks)."""
+        with contextlib.suppress(OSError):
+            os.write(self._wake_w, b"x")
 
     def submit(self, target: Any, message: Any, key: str | None = None,
                sink: _StreamSink | None = None) -> Future[Any]:
@@ -385,8 +431,10 @@ class _Gateway:
                                     f"{timeout_s}s", reason="no_answer") from None
 
     def wait_idle(self, deadline: float) -> None:
-        """Wait until no request is pending, or the monotonic ``deadline``."""
-        while self._pending and time.monotonic() < deadline:
+        """Wait until no request is pending (nor any direct call running), or the monotonic
+        ``deadline``."""
+        while (self._pending or (self._leases is not None and self._leases.busy)) \
+                and time.monotonic() < deadline:
             time.sleep(0.01)
 
     def stop(self) -> None:
@@ -411,10 +459,16 @@ class _Gateway:
     def _run(self) -> None:
         while self._running:
             self._send_outbox()
-            self._receive(None if not self._pending else 1.0)
+            self._receive(self._wait_s())
+
+    def _wait_s(self) -> float | None:
+        wait = None if not self._pending else 1.0
+        due = self._leases.next_wait_s() if self._leases is not None else None
+        return due if wait is None or (due is not None and due < wait) else wait
 
     def _send_outbox(self) -> None:
         batches: dict[str, tuple[Any, list[Any]]] = {}
+        self._send_leases(force_usage=False)
         while True:
             try:
                 item = self._outbox.get_nowait()
@@ -427,6 +481,8 @@ class _Gateway:
             if future.key:  # type: ignore[attr-defined]
                 self._pending[future.key] = future  # type: ignore[attr-defined]
             batches.setdefault(str(target), (target, []))[1].append(message)
+        if batches:
+            self._send_leases(force_usage=True)  # counters first: a stats query may follow
         for target, messages in batches.values():
             executes = [m for m in messages if isinstance(m, Execute)]
             others = [m for m in messages if not isinstance(m, Execute)]
@@ -436,6 +492,12 @@ class _Gateway:
                 self._asys.tell(target, executes[0])
             for message in others:
                 self._asys.tell(target, message)
+
+    def _send_leases(self, force_usage: bool) -> None:
+        if self._leases is not None:
+            batch = self._leases.flush(force_usage)
+            if batch is not None:
+                self._asys.tell(self._leases.pool, batch)
 
     def _receive(self, timeout_s: float | None) -> None:
         """Block in Thespian's select until a reply or the wake pipe; dispatch replies."""
@@ -455,6 +517,8 @@ class _Gateway:
             self._dispatch(message)
 
     def _dispatch(self, message: Any) -> None:
+        if self._leases is not None and self._leases.handle(message):
+            return
         if isinstance(message, StreamChunk):
             sink = self._pending.get(message.request_id)
             if isinstance(sink, _StreamSink):

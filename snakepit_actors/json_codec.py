@@ -14,6 +14,9 @@ from .errors import (
     SnakepitError,
 )
 
+# One encoder for every call: ``json.dumps`` with options builds a new one each time.
+_ENCODE = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode
+
 
 def encode_args(tool: str, args: Any, limit_bytes: int | None = None) -> bytes:
     """``args`` as compact UTF-8 JSON.
@@ -28,8 +31,7 @@ def encode_args(tool: str, args: Any, limit_bytes: int | None = None) -> bytes:
             f"args of {tool!r} must be a mapping of argument names to values, "
             f"got {type(args).__name__}: e.g. pool.execute({tool!r}, {{'x': 1}})")
     try:
-        data = json.dumps(args, ensure_ascii=False, separators=(",", ":"),
-                          allow_nan=False).encode()
+        data = _ENCODE(args).encode()
     except (TypeError, ValueError) as exc:
         raise SerializationError(f"args of {tool!r} are not JSON-serialisable: {exc}",
                                  reason="args") from None

@@ -6,7 +6,7 @@
 Thespian's admin is a daemon (ppid 1, own session), so a SIGKILLed launcher would leave the
 system and every worker running. This actor holds a pidfd of the launcher (readable the moment
 it exits; watched with ``ThespianWatch``) and also polls every ``interval_s`` as a fallback.
-A recycled pid is not mistaken for the launcher: its create_time is compared.
+A recycled pid is not mistaken for the launcher (psutil's ``is_running`` compares identities).
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ class LauncherWatch(ActorTypeDispatcher):
     def __init__(self) -> None:
         super().__init__()
         self._pid = 0
-        self._create_time = 0.0
+        self._launcher: psutil.Process | None = None
         self._pidfd: int | None = None
         self._interval_s = 0.2
 
@@ -41,7 +41,7 @@ class LauncherWatch(ActorTypeDispatcher):
     def receiveMsg_WatchLauncher(self, msg: WatchLauncher, sender: Any) -> None:
         self._pid, self._interval_s = msg.pid, msg.interval_s
         try:
-            self._create_time = psutil.Process(msg.pid).create_time()
+            self._launcher = psutil.Process(msg.pid)
         except psutil.Error:
             self._launcher_gone()
             return
@@ -60,9 +60,10 @@ class LauncherWatch(ActorTypeDispatcher):
             self._launcher_gone()
 
     def _alive(self) -> bool:
+        # is_running() also checks the pid still names the same process (not a recycled pid)
         try:
-            proc = psutil.Process(self._pid)
-            return proc.create_time() == self._create_time and proc.status() != "zombie"
+            return (self._launcher is not None and self._launcher.is_running()
+                    and self._launcher.status() != psutil.STATUS_ZOMBIE)
         except psutil.Error:
             return False
 

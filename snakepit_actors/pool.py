@@ -7,7 +7,9 @@
 A thin shell around ``scheduling.PoolCore``: every handler is message -> core call -> sends.
 The Pool never does I/O and never waits; what it needs (worker addresses and states) is a local
 dict kept current by registry notifications. Replies go from the Worker straight to the caller;
-the Worker then tells the Pool ``Checkin``.
+the Worker then tells the Pool ``Checkin``. Lease requests of the direct data path queue in the
+same ``PoolCore`` and get ``LeaseGranted`` instead of a ``RunRequest`` (``pool_leases.LeaseDesk``
+holds those handlers).
 
 If a worker dies, the requests it held fail with ``WorkerCrashedError`` (by the Worker when it
 can, else here when the registry reports the exit); queued requests wait for the replacement.
@@ -49,6 +51,7 @@ from .messages import (
     PoolStarted,
     PoolStartFailed,
     PoolStats,
+    RequestLease,
     RunRequest,
     SubscribeWorkers,
     WorkerAbandoned,
@@ -58,6 +61,7 @@ from .messages import (
     WorkerReady,
     WorkerStartFailed,
 )
+from .pool_leases import LeaseDesk, LeaseLedger, lease_crash_error
 from .scheduling import Dispatch, Expired, PoolCore, Queued
 from .telemetry import LatencyWindow, get_logger
 
@@ -71,7 +75,7 @@ _MAX_AFFINITY_ENTRIES = 100_000
 class _Pending:
     """One request the Pool has accepted and not yet seen finish."""
 
-    request: Execute
+    request: Execute | RequestLease  # a lease request gets a slot lent, not run
     reply_to: Any
     deadline_unix_s: float | None
     submitted: float
@@ -94,8 +98,9 @@ class _Counters:
     restarts: int = 0
 
 
-class Pool(ActorTypeDispatcher):
-    """FIFO queue, available/busy sets and stats for one pool; see the module docstring."""
+class Pool(LeaseDesk, ActorTypeDispatcher):
+    """FIFO queue, available/busy sets and stats for one pool; see the module docstring.
+    The lease handlers of the direct data path come from ``LeaseDesk`` (pool_leases.py)."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -103,6 +108,8 @@ class Pool(ActorTypeDispatcher):
         self._core: PoolCore[_Pending] = PoolCore()
         self._workers: dict[str, _WorkerEntry] = {}
         self._running: dict[str, _Pending] = {}
+        self._ledger: LeaseLedger[Any] = LeaseLedger()
+        self._parked = {}
         self._start_reply_to: Any = None
         self._started = False
         self._wakeup_at: float | None = None
@@ -123,7 +130,9 @@ class Pool(ActorTypeDispatcher):
         die_with_parent()
         cfg = self._config = msg.config
         self._core = PoolCore(capacity=cfg.capacity, max_queue=cfg.max_queue,
-                              queue_timeout_s=cfg.queue_timeout)
+                              queue_timeout_s=cfg.queue_timeout,
+                              affinity_wait_s=cfg.affinity_wait_s if cfg.affinity == "hint"
+                              else 0.0)
         self._start_reply_to = msg.start_reply_to
         self.send(msg.worker_registry, SubscribeWorkers(self.myAddress))
         self.wakeupAfter(cfg.startup_timeout, payload="startup_timeout")
@@ -184,18 +193,24 @@ class Pool(ActorTypeDispatcher):
         if entry is not None:
             entry.info = replace(entry.info, state="starting")
 
-    def _fail_held(self, worker_id: str, reason: str, exit_code: int | None = None) -> None:
+    def _fail_held(self, worker_id: str, reason: str, exit_code: int | None = None,
+                   error: SnakepitError | None = None) -> None:
+        """``worker_id`` is gone: fail (or retry) what it ran, revoke its leases (with
+        ``error`` when the Worker reported how its process died)."""
         for rid in self._core.remove_worker(worker_id):
             pending = self._running.pop(rid, None)
             if pending is not None:
-                self._retry_or_fail(pending, WorkerCrashedError(
+                self._retry_or_fail(pending, error or WorkerCrashedError(
                     f"worker {worker_id} exited ({reason}) while running request {rid}",
                     details={"worker_id": worker_id, "exit_code": exit_code}))
+        self._revoke_leases(worker_id, error or lease_crash_error(worker_id, reason, exit_code),
+                            defer=error is None and reason != "replaced")
+        self._send_dispatches(self._core.release_held(time.time()))  # held for it: go elsewhere
 
     def _retry_or_fail(self, pending: _Pending, error: SnakepitError) -> None:
         """The worker died under ``pending``: run it once more elsewhere if it is idempotent
         (and the pool allows), else reply ``error``."""
-        assert self._config is not None
+        assert self._config is not None and isinstance(pending.request, Execute)
         idempotent = pending.request.idempotent or self._config.retry_idempotent
         if pending.attempt > 1 or not idempotent or self._core.closed:
             self._reply_failed(pending, error)
@@ -248,7 +263,8 @@ class Pool(ActorTypeDispatcher):
         sid = pending.request.session_id
         decision = self._core.submit(pending.request.request_id, pending, now,
                                      pending.deadline_unix_s,
-                                     self._affinity.get(sid) if sid else None)
+                                     self._affinity.get(sid) if sid else None,
+                                     expires=isinstance(pending.request, Execute))
         if isinstance(decision, Dispatch):
             self._send_dispatches([decision])
         elif isinstance(decision, Queued):
@@ -264,7 +280,10 @@ class Pool(ActorTypeDispatcher):
         timeout = msg.timeout_s if msg.timeout_s is not None else self._config.request_timeout
         return None if timeout is None else now + timeout
 
-    def _rejection(self, reason: str, msg: Execute) -> SnakepitError:
+    def _new_pending(self, request: RequestLease, reply_to: Any, now: float) -> _Pending:
+        return _Pending(request, reply_to, None, now)
+
+    def _rejection(self, reason: str, msg: Execute | RequestLease) -> SnakepitError:
         assert self._config is not None
         log.debug("request.rejected", request_id=msg.request_id, reason=reason)
         if reason == "queue_full":
@@ -282,10 +301,13 @@ class Pool(ActorTypeDispatcher):
     def _send_dispatches(self, dispatches: list[Dispatch[_Pending]]) -> None:
         for d in dispatches:
             entry = self._workers[d.worker_id]
-            self._running[d.request_id] = d.item
-            d.item.worker_id = d.worker_id
             entry.info = replace(entry.info, state="busy")
             self._remember_session(d.item.request.session_id, d.worker_id)
+            if isinstance(d.item.request, RequestLease):
+                self._grant_lease(d)
+                continue
+            self._running[d.request_id] = d.item
+            d.item.worker_id = d.worker_id
             self.send(entry.address, RunRequest(d.item.request, d.item.reply_to,
                                                 d.item.deadline_unix_s))
 
@@ -324,6 +346,9 @@ class Pool(ActorTypeDispatcher):
         self._send_dispatches(dispatches)
 
     def _reply_failed(self, pending: _Pending, error: SnakepitError) -> None:
+        if isinstance(pending.request, RequestLease):
+            self._refuse_lease(pending, error)  # the client counts its callers' errors
+            return
         self._counters.errors += 1
         self.send(pending.reply_to, ExecuteFailed(pending.request.request_id, error))
 
@@ -336,12 +361,17 @@ class Pool(ActorTypeDispatcher):
             self.wakeupAfter(max(0.0, at - time.time()), payload="expiry")
 
     def receiveMsg_WakeupMessage(self, msg: WakeupMessage, sender: Any) -> None:
+        if isinstance(msg.payload, str) and msg.payload.startswith("revoke:"):
+            self._revoke_parked(msg.payload.removeprefix("revoke:"))
+            return
         if msg.payload == "startup_timeout":
             self._startup_timed_out()
             return
         self._wakeup_at = None
-        for expired in self._core.expire(time.time()):
+        now = time.time()
+        for expired in self._core.expire(now):
             self._expire(expired)
+        self._send_dispatches(self._core.release_held(now))
         self._schedule_expiry()
 
     def _expire(self, expired: Expired[_Pending]) -> None:

@@ -52,7 +52,7 @@ class PoolRoot(ActorTypeDispatcher):
             ("starter_registry", "snakepit_actors.starter_registry.StarterRegistry"),
             ("session_store", "snakepit_actors.session_store.SessionStore"))}
         for address in registries.values():
-            self.send(address, InitRegistry(cfg.name))
+            self.send(address, InitRegistry(cfg.name, msg.process_db, msg.owner_pid))
         self._pool = self._child("snakepit_actors.pool.Pool", "pool")
         self.send(self._pool, InitPool(cfg, registries["worker_registry"], sender))
         context = WorkerContext(

@@ -32,6 +32,7 @@ import os
 import pwd
 import socket
 import sqlite3
+import tempfile
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -81,7 +82,9 @@ def default_data_dir(environ: Mapping[str, str]) -> str:
     """The per-user data directory: ``$XDG_DATA_HOME/snakepit_actors``.
 
     Falls back to ``$HOME/.local/share/snakepit_actors`` (and to the password database's home
-    when ``HOME`` is unset). A relative ``XDG_DATA_HOME`` is ignored, as the XDG spec says.
+    when ``HOME`` is unset; to ``$TMPDIR/snakepit_actors-UID`` without one). A relative
+    ``XDG_DATA_HOME`` is ignored, as the XDG spec says. ``ProcessTable`` refuses a directory
+    that another user owns.
 
     Args:
         environ: the environment to read (the caller passes ``os.environ``; nothing below
@@ -93,7 +96,12 @@ def default_data_dir(environ: Mapping[str, str]) -> str:
     xdg = environ.get("XDG_DATA_HOME", "")
     if os.path.isabs(xdg):
         return os.path.join(xdg, "snakepit_actors")
-    home = environ.get("HOME") or pwd.getpwuid(os.getuid()).pw_dir
+    home = environ.get("HOME", "")
+    if not home:
+        try:
+            home = pwd.getpwuid(os.getuid()).pw_dir
+        except KeyError:  # a uid without a passwd entry (containers): a private temp dir
+            return os.path.join(tempfile.gettempdir(), f"snakepit_actors-{os.getuid()}")
     return os.path.join(home, ".local", "share", "snakepit_actors")
 
 
@@ -117,6 +125,8 @@ class ProcessIdentity:
 
 def identify_process(pid: int) -> ProcessIdentity | None:
     """The identity of the live process ``pid``; None if there is none (or it is a zombie)."""
+    if pid <= 0:
+        return None
     try:
         proc = psutil.Process(pid)
         if proc.status() == psutil.STATUS_ZOMBIE:
@@ -175,7 +185,9 @@ class ProcessTable:
 
     Raises:
         sqlite3.Error: the file cannot be opened or is not a process table (for instance a
-            newer schema version); OSError: its directory cannot be created.
+            newer schema version).
+        OSError: its directory cannot be created, or belongs to another user
+            (PermissionError).
     """
 
     def __init__(self, path: str, *, busy_timeout_s: float = DEFAULT_BUSY_TIMEOUT_S) -> None:
@@ -226,8 +238,9 @@ class ProcessTable:
         """Delete the row of ``worker_id``: its process was stopped and reaped.
 
         Args:
-            pid: the pid that ended; a row that already names another pid (the next
-                incarnation's) is kept. 0 deletes whatever the row holds.
+            pid: the pid that ended; only a row naming this pid is deleted, so a late
+                ``ProcessEnded`` of an earlier incarnation keeps the next one's row (even
+                while it is still "spawning"). 0 deletes whatever the row holds.
 
         Returns:
             True if a row was deleted.
@@ -238,7 +251,7 @@ class ProcessTable:
         sql = "DELETE FROM processes WHERE run_id = ? AND worker_id = ?"
         params: tuple[Any, ...] = (run_id, worker_id)
         if pid > 0:
-            sql += " AND pid IN (0, ?)"
+            sql += " AND pid = ?"
             params += (pid,)
         return self._conn.execute(sql, params).rowcount > 0
 
@@ -274,7 +287,11 @@ class ProcessTable:
 
 def _connect(path: str, busy_timeout_s: float) -> sqlite3.Connection:
     if path != ":memory:":
-        os.makedirs(os.path.dirname(os.path.abspath(path)), mode=0o700, exist_ok=True)
+        directory = os.path.dirname(os.path.abspath(path))
+        os.makedirs(directory, mode=0o700, exist_ok=True)
+        if os.stat(directory).st_uid != os.getuid():
+            raise PermissionError(f"{directory} belongs to another user: the process table "
+                                  "must live in a directory of this user (see XDG_DATA_HOME)")
         os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))  # sqlite would use 0644
     conn = sqlite3.connect(path, timeout=busy_timeout_s, isolation_level=None)
     try:
@@ -342,9 +359,11 @@ class ProcessRegistry(ActorTypeDispatcher):
         from supervision.lifetime import die_with_parent
 
         die_with_parent()
-        db_path: str = getattr(msg, "db_path", "") or ":memory:"
-        owner_pid: int = getattr(msg, "owner_pid", 0) or _parent_pid()
+        db_path = msg.db_path or ":memory:"
+        owner_pid = msg.owner_pid or _parent_pid()
         self._owner = identify_process(owner_pid) or ProcessIdentity(owner_pid, 0.0)
+        if self._table is not None:
+            self._table.close()
         try:
             self._table = ProcessTable(db_path)
         except (sqlite3.Error, OSError) as exc:
@@ -378,7 +397,7 @@ class ProcessRegistry(ActorTypeDispatcher):
         run_id = self._run_ids.get(msg.worker_id)
         if run_id is not None:
             self._write(msg, self._table.record_ended, run_id, msg.worker_id,
-                        getattr(msg, "pid", 0))
+                        msg.pid)
 
     def receiveMsg_ActorExitRequest(self, msg: ActorExitRequest, sender: Any) -> None:
         if self._table is not None:

@@ -8,7 +8,11 @@ small decision records; the Pool actor turns them into sends. Each decision is O
   worker that leaves costs nothing until its stale tokens surface; a slot taken out of turn
   (affinity) leaves a debt that cancels that worker's next token;
 * the queue is a deque in arrival order plus a heap of queue deadlines; an expired or dispatched
-  entry is marked done and skipped when it reaches the front of either structure.
+  entry is marked done and skipped when it reaches the front of either structure;
+* a session's request whose preferred worker is busy is *held* for that worker up to
+  ``affinity_wait_s`` (its reply and the worker's check-in travel separately, so a sequential
+  caller's next request often arrives a moment before the worker is free again); when the hold
+  ends it takes any free slot or joins the queue.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ import heapq
 import itertools
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Generic, Literal, TypeVar
+from typing import Any, Generic, Literal, TypeVar
 
 T = TypeVar("T")
 
@@ -54,6 +58,21 @@ class Expired(Generic[T]):
     reason: Literal["queue_timeout", "deadline_in_queue"]
 
 
+ExpiryReason = Literal["queue_timeout", "deadline_in_queue"]
+
+
+def queue_expiry(now: float, deadline: float | None,
+                 queue_timeout_s: float | None) -> tuple[float | None, ExpiryReason]:
+    """When a request queued at ``now`` stops waiting, and why: ``queue_timeout_s`` after
+    ``now`` or its own ``deadline``, whichever comes first (None: never). Both data paths use
+    this rule: the Pool for queued requests, the client for callers waiting for a lease."""
+    if queue_timeout_s is not None:
+        timeout_at = now + queue_timeout_s
+        if deadline is None or timeout_at <= deadline:
+            return timeout_at, "queue_timeout"
+    return deadline, "deadline_in_queue"
+
+
 @dataclass(slots=True)
 class _Waiting(Generic[T]):
     request_id: str
@@ -62,6 +81,7 @@ class _Waiting(Generic[T]):
     expires_at: float | None
     reason: Literal["queue_timeout", "deadline_in_queue"]
     done: bool = False
+    held_for: str | None = None  # the worker this request is held for (affinity), if any
 
 
 @dataclass(slots=True)
@@ -69,6 +89,7 @@ class _Worker:
     generation: int
     in_flight: set[str] = field(default_factory=set)
     debt: int = 0  # tokens in the deque that stand for slots taken out of turn
+    held: deque[_Waiting[Any]] = field(default_factory=deque)
 
 
 class PoolCore(Generic[T]):
@@ -79,11 +100,14 @@ class PoolCore(Generic[T]):
         max_queue: how many requests may wait; beyond it ``submit`` rejects ("queue_full").
         queue_timeout_s: how long a request may wait for a worker; None waits for its own
             deadline only.
+        affinity_wait_s: how long a request may be held for its busy preferred worker.
     """
 
     def __init__(self, *, capacity: int = 1, max_queue: int = 1000,
-                 queue_timeout_s: float | None = None) -> None:
+                 queue_timeout_s: float | None = None, affinity_wait_s: float = 0.0) -> None:
         self._capacity = capacity
+        self._affinity_wait_s = affinity_wait_s
+        self._holds: list[tuple[float, int, _Waiting[T]]] = []
         self._max_queue = max_queue
         self._queue_timeout_s = queue_timeout_s
         self._workers: dict[str, _Worker] = {}
@@ -145,27 +169,36 @@ class PoolCore(Generic[T]):
         if worker is None:
             return []
         self._free -= self._capacity - len(worker.in_flight)
+        for waiting in worker.held:  # released by the next release_held()
+            if not waiting.done:
+                heapq.heappush(self._holds, (float("-inf"), next(self._seq), waiting))
         return sorted(worker.in_flight)
 
     def submit(self, request_id: str, item: T, now: float, deadline: float | None = None,
-               preferred: str | None = None) -> Dispatch[T] | Queued | Rejected:
+               preferred: str | None = None, *,
+               expires: bool = True) -> Dispatch[T] | Queued | Rejected:
         """A new request: dispatch it to a free slot, queue it, or refuse it.
 
         ``preferred`` (affinity hint) takes that worker's free slot if it has one; otherwise
-        any free slot, as usual.
+        any free slot, as usual. ``expires=False`` queues it with no queue deadline: it waits
+        until dispatched, cancelled or closed (lease requests, whose callers keep their own).
         """
         if self.closed:
             return Rejected("closed")
         if deadline is not None and deadline <= now:
             return Rejected("deadline_passed")
         slot = self._take_preferred(preferred) if preferred else None
+        if slot is None and preferred in self._workers and self._affinity_wait_s > 0 \
+                and self._queued < self._max_queue:
+            self._hold(preferred, request_id, item, now, deadline, expires)
+            return Queued(self._queued)
         slot = slot or self._take_slot()
         if slot is not None:
             self._workers[slot].in_flight.add(request_id)
             return Dispatch(slot, request_id, item)
         if self._queued >= self._max_queue:
             return Rejected("queue_full")
-        self._enqueue(request_id, item, now, deadline)
+        self._enqueue(request_id, item, now, deadline, expires)
         return Queued(self._queued)
 
     def checkin(self, worker_id: str, request_id: str, now: float,
@@ -178,6 +211,12 @@ class PoolCore(Generic[T]):
             self.remove_worker(worker_id)  # while the request still counts as holding a slot
             return []
         worker.in_flight.discard(request_id)
+        while worker.held:
+            waiting = worker.held.popleft()
+            if not waiting.done:
+                self._settle(waiting)
+                worker.in_flight.add(waiting.request_id)
+                return [Dispatch(worker_id, waiting.request_id, waiting.item)]
         self._give_slot(worker_id)
         return self._drain(now)
 
@@ -204,11 +243,32 @@ class PoolCore(Generic[T]):
         self._trim_queue()
         return out
 
+    def release_held(self, now: float) -> list[Dispatch[T]]:
+        """Requests whose affinity hold ended (or whose worker left) take any free slot or
+        join the queue in arrival order."""
+        out: list[Dispatch[T]] = []
+        while self._holds and self._holds[0][0] <= now:
+            _, _, waiting = heapq.heappop(self._holds)
+            if waiting.done or waiting.held_for is None:
+                continue
+            waiting.held_for = None
+            slot = self._take_slot()
+            if slot is not None:
+                self._settle(waiting)
+                self._workers[slot].in_flight.add(waiting.request_id)
+                out.append(Dispatch(slot, waiting.request_id, waiting.item))
+            else:
+                self._queue.append(waiting)
+        return out
+
     def next_expiry(self) -> float | None:
-        """When the next queued request expires (for the actor's wakeup timer)."""
+        """When the next queued request expires or hold ends (for the actor's wakeup timer)."""
         while self._expiry and self._expiry[0][2].done:
             heapq.heappop(self._expiry)
-        return self._expiry[0][0] if self._expiry else None
+        while self._holds and (self._holds[0][2].done or self._holds[0][2].held_for is None):
+            heapq.heappop(self._holds)
+        times = [heap[0][0] for heap in (self._expiry, self._holds) if heap]
+        return min(times) if times else None
 
     def close(self) -> list[tuple[str, T]]:
         """Refuse new requests; returns the queued ones (they must be failed)."""
@@ -217,9 +277,14 @@ class PoolCore(Generic[T]):
 
     def take_queued(self) -> list[tuple[str, T]]:
         """Empty the queue; returns what waited there, oldest first."""
-        out = [(w.request_id, w.item) for w in self._queue if not w.done]
+        waiting = sorted((w for w in self._waiting.values() if not w.done),
+                         key=lambda w: w.enqueued_at)
+        out = [(w.request_id, w.item) for w in waiting]
+        for w in waiting:
+            w.done = True
         self._queue.clear()
         self._waiting.clear()
+        self._holds.clear()
         self._expiry.clear()
         self._queued = 0
         return out
@@ -251,32 +316,51 @@ class PoolCore(Generic[T]):
             return worker_id
         return None
 
-    def _enqueue(self, request_id: str, item: T, now: float, deadline: float | None) -> None:
-        expires_at, reason = deadline, "deadline_in_queue"
-        if self._queue_timeout_s is not None:
-            timeout_at = now + self._queue_timeout_s
-            if expires_at is None or timeout_at <= expires_at:
-                expires_at, reason = timeout_at, "queue_timeout"
-        waiting: _Waiting[T] = _Waiting(request_id, item, now, expires_at,
-                                        reason)  # type: ignore[arg-type]
-        self._queue.append(waiting)
+    def _new_waiting(self, request_id: str, item: T, now: float,
+                     deadline: float | None, expires: bool = True) -> _Waiting[T]:
+        expires_at, reason = (queue_expiry(now, deadline, self._queue_timeout_s) if expires
+                              else (None, "queue_timeout"))
+        waiting: _Waiting[T] = _Waiting(request_id, item, now, expires_at, reason)
         self._waiting[request_id] = waiting
         self._queued += 1
         if expires_at is not None:
             heapq.heappush(self._expiry, (expires_at, next(self._seq), waiting))
+        return waiting
+
+    def _enqueue(self, request_id: str, item: T, now: float, deadline: float | None,
+                 expires: bool = True) -> None:
+        self._queue.append(self._new_waiting(request_id, item, now, deadline, expires))
+
+    def _hold(self, worker_id: str, request_id: str, item: T, now: float,
+              deadline: float | None, expires: bool = True) -> None:
+        waiting = self._new_waiting(request_id, item, now, deadline, expires)
+        waiting.held_for = worker_id
+        self._workers[worker_id].held.append(waiting)
+        heapq.heappush(self._holds, (now + self._affinity_wait_s, next(self._seq), waiting))
+
+    def _settle(self, waiting: _Waiting[T]) -> None:
+        """``waiting`` leaves the queue for a worker."""
+        waiting.done = True
+        waiting.held_for = None
+        self._waiting.pop(waiting.request_id, None)
+        self._queued -= 1
 
     def _drain(self, now: float) -> list[Dispatch[T]]:
+        """Free slots take queued requests in arrival order. One whose queue deadline has
+        passed is skipped, not dispatched: ``expire`` reports it."""
         out: list[Dispatch[T]] = []
-        self.expire(now)
-        while self._queued and self._free:
+        while self._free:
             self._trim_queue()
-            slot = self._take_slot()
-            if slot is None:
+            if not self._queue:
                 break
             waiting = self._queue.popleft()
-            waiting.done = True
-            self._waiting.pop(waiting.request_id, None)
-            self._queued -= 1
+            if waiting.expires_at is not None and waiting.expires_at <= now:
+                continue  # still in the expiry heap: the next expire() returns it
+            slot = self._take_slot()
+            if slot is None:
+                self._queue.appendleft(waiting)
+                break
+            self._settle(waiting)
             self._workers[slot].in_flight.add(waiting.request_id)
             out.append(Dispatch(slot, waiting.request_id, waiting.item))
         return out

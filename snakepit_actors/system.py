@@ -86,7 +86,30 @@ def start_actor_system(cfg: SystemConfig, run_dir: str) -> StartedSystem:
     return StartedSystem(asys, port, capabilities)
 
 
-def shutdown_actor_system(started: StartedSystem) -> None:
-    """Stop every actor of the system (ActorExitRequest, recursively) and its admin."""
+def shutdown_actor_system(started: StartedSystem, admin_pid: int = 0,
+                          grace_s: float = 3.0) -> list[int]:
+    """Stop every actor of the system (ActorExitRequest, recursively) and its admin.
+
+    With ``admin_pid``, also make sure: the admin and every process below it (actors, worker
+    processes) must be gone within ``grace_s`` of the shutdown; stragglers are SIGKILLed (psutil
+    checks each pid still names the same process). Returns the pids that had to be killed.
+    """
+    import psutil
+
+    procs: list[psutil.Process] = []
+    if admin_pid:
+        with contextlib.suppress(psutil.Error):
+            admin = psutil.Process(admin_pid)
+            procs = [admin, *admin.children(recursive=True)]
     with contextlib.suppress(Exception):
         started.actor_system.shutdown()
+    _, alive = psutil.wait_procs(procs, timeout=grace_s)
+    for proc in alive:
+        with contextlib.suppress(psutil.Error):
+            proc.kill()
+    if alive:
+        from .telemetry import get_logger
+
+        get_logger("system").warning("system.stragglers_killed",
+                                     pids=[proc.pid for proc in alive])
+    return [proc.pid for proc in alive]

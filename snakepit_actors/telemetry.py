@@ -23,7 +23,7 @@ EVENTS = frozenset({
     "request.rejected", "request.queue_timeout", "request.failed", "request.timeout",
     "request.retried",
     "worker.restarted",
-    "system.started", "system.stopped", "launcher.gone",
+    "system.started", "system.stopped", "system.stragglers_killed", "launcher.gone",
     "orphan.killed", "orphan.survived", "orphan.sweep_failed",
     "process_table.unavailable", "process_table.write_failed",
 })

@@ -13,7 +13,10 @@ On a crash of its process the Worker checks its in-flight requests in as crashed
 replies ``WorkerCrashedError``, or re-runs an idempotent request once elsewhere) and exits; its
 Starter restarts it. A request past its deadline gets
 ``RequestTimeoutError`` and the Worker drains, then recycles its process (the only way to cancel
-a running tool). On ``ActorExitRequest`` it stops its process: SIGTERM to the group, then SIGKILL.
+a running tool); ``RecycleWorker`` from the Pool does the same for a direct-path call (whose
+gRPC the client makes itself). On every process death it tells the Pool ``WorkerProcessLost``
+(exit code, signal), which revokes the clients' leases on it. On ``ActorExitRequest`` it stops
+its process: SIGTERM to the group, then SIGKILL.
 
 grpc is imported lazily: this module is imported by processes that fork actors.
 """
@@ -55,9 +58,11 @@ from .messages import (
     ProcessEnded,
     ProcessSpawned,
     ProcessSpawning,
+    RecycleWorker,
     RunRequest,
     StreamChunk,
     WorkerContext,
+    WorkerProcessLost,
     WorkerReady,
     WorkerStartFailed,
 )
@@ -118,6 +123,7 @@ class Worker(ActorTypeDispatcher):
         try:
             self._proc = processes.spawn_bridge(self._spec())
         except SnakepitError as exc:
+            self.send(msg.context.process_registry, ProcessEnded(self._worker_id))
             self._start_failed(exc)
             return
         self._wake_r, self._wake_w = os.pipe()
@@ -395,9 +401,22 @@ class Worker(ActorTypeDispatcher):
             self.send(self._ctx.pool, Checkin(self._worker_id, rid, ok=False, elapsed_ms=0.0,
                                               worker_lost=True, crash=error))
         self._in_flight.clear()
+        self.send(self._ctx.pool, WorkerProcessLost(self._worker_id, error))  # revokes leases
         log.warning("worker.exited", worker_id=self._worker_id, reason=reason,
                     exit_code=error.details.get("exit_code"))
         self._exit()
+
+    def receiveMsg_RecycleWorker(self, msg: RecycleWorker, sender: Any) -> None:
+        """The Pool, for a direct-path client: a call timed out here ("request_timeout": drain,
+        then recycle, as after our own DEADLINE_EXCEEDED) or could not reach the process
+        ("unreachable": it is dead or hopeless; fail what it holds and exit)."""
+        if self._state != "ready":
+            return
+        if msg.reason == "unreachable":
+            self._process_died(f"unreachable from a client: {msg.detail}")
+            return
+        self._recycle = True
+        self._maybe_recycle()
 
     def _maybe_recycle(self) -> None:
         if self._recycle and not self._in_flight and self._state == "ready":
@@ -430,7 +449,7 @@ class Worker(ActorTypeDispatcher):
         if self._proc is not None:
             processes.stop_bridge(self._proc, grace_s=1.0)
             if notify and self._ctx is not None:
-                self.send(self._ctx.process_registry, ProcessEnded(self._worker_id))
+                self.send(self._ctx.process_registry, ProcessEnded(self._worker_id, self._proc.pid))
             self._proc = None
         for fd in (self._pidfd, self._wake_r, self._wake_w):
             if fd is not None and fd >= 0:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
+import tempfile
 import time
 import uuid
 from collections.abc import Iterator
@@ -20,6 +22,15 @@ _MY_CMDLINE = _ME.cmdline()
 # this interpreter (their /proc environ is the one we were exec'd with): they keep our cmdline.
 _MARKER = ("SNAKEPIT_TEST_RUN", uuid.uuid4().hex)
 os.environ[_MARKER[0]] = _MARKER[1]
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Pools started by tests keep their process table out of the user's data directory."""
+    os.environ["XDG_DATA_HOME"] = tempfile.mkdtemp(prefix="snakepit-test-data-")
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    shutil.rmtree(os.environ.pop("XDG_DATA_HOME", ""), ignore_errors=True)
 
 
 def project_processes() -> dict[int, str]:
@@ -45,17 +56,31 @@ def wait_gone(pids: set[int], timeout_s: float = 5.0) -> set[int]:
     deadline = time.monotonic() + timeout_s
     alive = set(pids)
     while alive and time.monotonic() < deadline:
-        alive = {p for p in alive if _alive(p)}
+        alive = {p for p in alive if is_alive(p)}
         if alive:
             time.sleep(0.05)
     return alive
 
 
-def _alive(pid: int) -> bool:
+def is_alive(pid: int) -> bool:
     try:
         return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
     except psutil.Error:
         return False
+
+
+@pytest.fixture
+def no_surviving_children() -> Iterator[None]:
+    """Fails the test if a process it started directly (at any depth below this one) is still
+    alive afterwards: for tests that spawn worker processes without a pool."""
+    before = {p.pid for p in _ME.children(recursive=True)}
+    yield
+    new = {p.pid for p in _ME.children(recursive=True)} - before
+    alive = wait_gone(new, timeout_s=3.0)
+    for pid in alive:
+        with contextlib.suppress(psutil.Error):
+            psutil.Process(pid).kill()
+    assert not alive, f"processes outlived the test: {alive}"
 
 
 _LIVE_POOLS: list[Pool] = []
@@ -96,10 +121,20 @@ def _describe(pid: int) -> str:
         return "gone"
 
 
+@pytest.fixture(scope="module", params=["direct", "actor"])
+def data_path(request: pytest.FixtureRequest) -> str:
+    """Each data path of the Python handle in turn (``PoolConfig.data_path``): a test that
+    takes this fixture runs once per path; module-scoped, so pytest groups the tests by path
+    and a module's shared pool starts once per path."""
+    return str(request.param)
+
+
 @pytest.fixture(scope="module")
-def module_pool() -> Iterator[Pool]:
-    """A 4-worker showcase pool shared by one test module; checked for leaks at the end."""
-    pool = Pool.start(PoolConfig(name="test", pool_size=4, queue_timeout=10.0))
+def module_pool(data_path: str) -> Iterator[Pool]:
+    """A 4-worker showcase pool shared by one test module (once per data path); checked for
+    leaks at the end."""
+    pool = Pool.start(PoolConfig(name="test", pool_size=4, queue_timeout=10.0,
+                                 data_path=data_path))  # type: ignore[arg-type]
     _LIVE_POOLS.append(pool)
     try:
         yield pool

@@ -6,7 +6,6 @@ proves that none outlives its test.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import signal
@@ -20,14 +19,15 @@ from pathlib import Path
 from typing import Any
 
 import grpc
-import psutil
 import pytest
 
 from snakepit_actors import processes
 from snakepit_actors._proto import bridge_pb2, bridge_pb2_grpc, health_pb2, health_pb2_grpc
 from snakepit_actors.errors import PoolNotReadyError
 
-pytestmark = pytest.mark.timeout(60)
+from .conftest import is_alive
+
+pytestmark = [pytest.mark.timeout(60), pytest.mark.usefixtures("no_surviving_children")]
 
 ROOT = Path(__file__).resolve().parent.parent
 SHOWCASE = "snakepit_actors.bridge.showcase:ShowcaseAdapter"
@@ -75,29 +75,6 @@ EXTRA_ADAPTER = textwrap.dedent('''
 
 
 # --- fixtures ------------------------------------------------------------------------------
-
-def _alive(pid: int) -> bool:
-    try:
-        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
-    except psutil.Error:
-        return False
-
-
-@pytest.fixture(autouse=True)
-def no_surviving_children() -> Iterator[None]:
-    """Fails the test if a process it started (at any depth) is still alive afterwards."""
-    me = psutil.Process()
-    before = {p.pid for p in me.children(recursive=True)}
-    yield
-    deadline = time.monotonic() + 3.0
-    new = {p.pid for p in me.children(recursive=True)} - before
-    while (alive := {pid for pid in new if _alive(pid)}) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    for pid in alive:
-        with contextlib.suppress(psutil.Error):
-            psutil.Process(pid).kill()
-    assert not alive, f"processes outlived the test: {alive}"
-
 
 @pytest.fixture(scope="module")
 def extra_adapter_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
@@ -214,7 +191,7 @@ def test_info_names_the_process_worker_and_adapter(showcase: Any) -> None:
     info = result(call(showcase, "info"))
     assert info["worker_id"] == "w1"
     assert info["adapter"] == SHOWCASE
-    assert _alive(info["pid"])
+    assert is_alive(info["pid"])
 
 
 def test_fail_reports_a_tool_failure_with_type_message_and_traceback(showcase: Any) -> None:
@@ -531,12 +508,12 @@ def test_stop_bridge_kills_the_whole_process_group(spawn: Spawn) -> None:
     proc, ready = spawn(adapter="extra_adapter:ExtraAdapter")
     with grpc.insecure_channel(ready.address) as channel:
         child = result(call(bridge_pb2_grpc.BridgeServiceStub(channel), "spawn_child"))
-    assert _alive(child) and os.getpgid(child) == proc.pgid
+    assert is_alive(child) and os.getpgid(child) == proc.pgid
     assert processes.stop_bridge(proc, grace_s=1.0) == 0
     deadline = time.monotonic() + 2.0
-    while _alive(child) and time.monotonic() < deadline:
+    while is_alive(child) and time.monotonic() < deadline:
         time.sleep(0.02)
-    assert not _alive(child)
+    assert not is_alive(child)
     assert processes.stop_bridge(proc) == 0  # twice is fine
 
 

@@ -1,5 +1,6 @@
 """Chaos: processes and actors killed under load. Only the requests a dead worker held fail,
-with WorkerCrashedError; nothing queued is lost; the pool heals; nothing is left behind."""
+with WorkerCrashedError; nothing queued is lost; the pool heals; nothing is left behind. Every
+test runs on both data paths ("direct" and "actor")."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import psutil
 import pytest
 
 from snakepit_actors import Pool, PoolConfig, PoolNotReadyError, WorkerCrashedError
+from snakepit_actors.config import DataPath
 
 from .conftest import _LIVE_POOLS, wait_gone
 
@@ -20,8 +22,8 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(120)]
 
 
 @pytest.fixture(scope="module")
-def chaos_pool() -> Iterator[Pool]:
-    pool = Pool.start(PoolConfig(name="chaos", pool_size=4, queue_timeout=30.0,
+def chaos_pool(data_path: DataPath) -> Iterator[Pool]:
+    pool = Pool.start(PoolConfig(name="chaos", pool_size=4, queue_timeout=30.0, data_path=data_path,
                                  heartbeat_interval=0.3, heartbeat_misses=3))
     _LIVE_POOLS.append(pool)
     try:
@@ -148,11 +150,11 @@ def test_a_non_idempotent_request_is_not_retried(chaos_pool: Pool) -> None:
 
 
 def test_a_worker_that_keeps_failing_to_start_degrades_the_pool_with_a_clear_error(
-        tmp_path: pytest.TempPathFactory) -> None:
+        tmp_path: pytest.TempPathFactory, data_path: DataPath) -> None:
     broken = os.path.join(str(tmp_path), "broken")
     cfg = PoolConfig(name="flaky", pool_size=1, max_restarts=2, max_seconds=30.0,
                      restart_backoff_s=0.01, queue_timeout=None,
-                     adapter_config={"fail_init_if_exists": broken})
+                     adapter_config={"fail_init_if_exists": broken}, data_path=data_path)
     with Pool.start(cfg) as pool, ThreadPoolExecutor(1) as ex:
         open(broken, "w").close()  # from now on every restart fails
         with pytest.raises(WorkerCrashedError):

@@ -1,4 +1,5 @@
-"""The Python handle end to end: real actors, real worker processes, real gRPC."""
+"""The Python handle end to end: real actors, real worker processes, real gRPC. Every test that
+takes ``module_pool`` or ``data_path`` runs on both data paths ("direct" and "actor")."""
 
 from __future__ import annotations
 
@@ -25,6 +26,7 @@ from snakepit_actors import (
     UnknownToolError,
     WorkerCrashedError,
 )
+from snakepit_actors.config import DataPath
 
 from .conftest import pool_pids, wait_gone
 
@@ -109,9 +111,9 @@ def test_200_requests_from_64_asyncio_tasks_each_get_their_own_result(module_poo
 
 # --- saturation and timeouts ----------------------------------------------------------------
 
-def test_a_full_queue_refuses_with_pool_saturated_error() -> None:
-    with Pool.start(PoolConfig(name="sat", pool_size=1, max_queue=1)) as pool, \
-            ThreadPoolExecutor(2) as ex:
+def test_a_full_queue_refuses_with_pool_saturated_error(data_path: DataPath) -> None:
+    cfg = PoolConfig(name="sat", pool_size=1, max_queue=1, data_path=data_path)
+    with Pool.start(cfg) as pool, ThreadPoolExecutor(2) as ex:
         running = ex.submit(pool.execute, "sleep", {"seconds": 1.0})
         _wait_for(lambda: pool.stats().busy == 1)
         queued = ex.submit(pool.execute, "sleep", {"seconds": 0.0})
@@ -123,9 +125,10 @@ def test_a_full_queue_refuses_with_pool_saturated_error() -> None:
         assert pool.stats().saturated == 1
 
 
-def test_a_request_that_waits_past_queue_timeout_gets_queue_timeout_error() -> None:
-    with Pool.start(PoolConfig(name="qt", pool_size=1, queue_timeout=0.3)) as pool, \
-            ThreadPoolExecutor(1) as ex:
+def test_a_request_that_waits_past_queue_timeout_gets_queue_timeout_error(
+        data_path: DataPath) -> None:
+    cfg = PoolConfig(name="qt", pool_size=1, queue_timeout=0.3, data_path=data_path)
+    with Pool.start(cfg) as pool, ThreadPoolExecutor(1) as ex:
         running = ex.submit(pool.execute, "sleep", {"seconds": 1.5})
         _wait_for(lambda: pool.stats().busy == 1)
         started = time.monotonic()
@@ -136,8 +139,9 @@ def test_a_request_that_waits_past_queue_timeout_gets_queue_timeout_error() -> N
         assert pool.stats().queue_timeouts == 1
 
 
-def test_a_request_past_its_deadline_gets_request_timeout_error_and_the_pool_recovers() -> None:
-    with Pool.start(PoolConfig(name="rt", pool_size=1)) as pool:
+def test_a_request_past_its_deadline_gets_request_timeout_error_and_the_pool_recovers(
+        data_path: DataPath) -> None:
+    with Pool.start(PoolConfig(name="rt", pool_size=1, data_path=data_path)) as pool:
         started = time.monotonic()
         with pytest.raises(RequestTimeoutError):
             pool.execute("sleep", {"seconds": 30}, timeout=0.5)
@@ -169,8 +173,9 @@ def test_non_json_arguments_and_results_are_serialization_errors(module_pool: Po
     assert result_err.value.reason == "result"
 
 
-def test_a_payload_over_the_limit_is_refused_before_sending() -> None:
-    with Pool.start(PoolConfig(name="big", pool_size=1, max_payload_bytes=4096)) as pool:
+def test_a_payload_over_the_limit_is_refused_before_sending(data_path: DataPath) -> None:
+    cfg = PoolConfig(name="big", pool_size=1, max_payload_bytes=4096, data_path=data_path)
+    with Pool.start(cfg) as pool:
         with pytest.raises(PayloadTooLargeError) as caught:
             pool.execute("echo", {"blob": "x" * 10_000})
         assert caught.value.details["limit_bytes"] == 4096
@@ -197,8 +202,8 @@ def test_an_adapter_that_fails_to_import_fails_the_start_fast_with_its_error() -
 
 # --- lifecycle ------------------------------------------------------------------------------
 
-def test_close_leaves_no_actor_or_worker_process() -> None:
-    pool = Pool.start(PoolConfig(name="close", pool_size=2))
+def test_close_leaves_no_actor_or_worker_process(data_path: DataPath) -> None:
+    pool = Pool.start(PoolConfig(name="close", pool_size=2, data_path=data_path))
     worker_pids = {w.pid for w in pool.workers()}
     pids = pool_pids(pool)
     assert worker_pids <= pids and len(pids) >= 2 + 7
@@ -211,8 +216,9 @@ def test_close_leaves_no_actor_or_worker_process() -> None:
     pool.close()  # idempotent
 
 
-def test_two_pools_in_one_process_work_side_by_side(module_pool: Pool) -> None:
-    with Pool.start(PoolConfig(name="second", pool_size=1)) as other:
+def test_two_pools_in_one_process_work_side_by_side(module_pool: Pool,
+                                                   data_path: DataPath) -> None:
+    with Pool.start(PoolConfig(name="second", pool_size=1, data_path=data_path)) as other:
         assert other.execute("echo", {"p": 2}) == {"p": 2}
         assert module_pool.execute("echo", {"p": 1}) == {"p": 1}
         assert other.admin_pid != module_pool.admin_pid
@@ -253,8 +259,9 @@ def test_a_stream_whose_tool_raises_raises_tool_error(module_pool: Pool) -> None
         list(module_pool.execute_stream("fail", {"message": "in a stream"}))
 
 
-def test_leaving_a_stream_early_cancels_it_and_frees_the_worker() -> None:
-    with Pool.start(PoolConfig(name="cancel", pool_size=1, queue_timeout=3.0)) as pool:
+def test_leaving_a_stream_early_cancels_it_and_frees_the_worker(data_path: DataPath) -> None:
+    cfg = PoolConfig(name="cancel", pool_size=1, queue_timeout=3.0, data_path=data_path)
+    with Pool.start(cfg) as pool:
         for value in pool.execute_stream("stream_progress", {"steps": 1000, "delay": 0.05}):
             if value["step"] == 2:
                 break

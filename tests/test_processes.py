@@ -6,7 +6,6 @@ it receives the real bridge command line and acts out the mode named by ``--adap
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import signal
@@ -24,7 +23,7 @@ import pytest
 from snakepit_actors import processes
 from snakepit_actors.errors import ConfigError, PoolNotReadyError
 
-pytestmark = pytest.mark.timeout(30)
+pytestmark = [pytest.mark.timeout(30), pytest.mark.usefixtures("no_surviving_children")]
 
 FAKE_PYTHON = textwrap.dedent('''\
     #!{python}
@@ -53,29 +52,6 @@ FAKE_PYTHON = textwrap.dedent('''\
         os.write(fd, ok)
     time.sleep(60)
 ''')
-
-
-def _alive(pid: int) -> bool:
-    try:
-        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
-    except psutil.Error:
-        return False
-
-
-@pytest.fixture(autouse=True)
-def no_surviving_children() -> Iterator[None]:
-    """Fails the test if a process it started (at any depth) is still alive afterwards."""
-    me = psutil.Process()
-    before = {p.pid for p in me.children(recursive=True)}
-    yield
-    deadline = time.monotonic() + 3.0
-    new = {p.pid for p in me.children(recursive=True)} - before
-    while (alive := {pid for pid in new if _alive(pid)}) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    for pid in alive:
-        with contextlib.suppress(psutil.Error):
-            psutil.Process(pid).kill()
-    assert not alive, f"processes outlived the test: {alive}"
 
 
 Spawn = Callable[..., processes.BridgeProcess]

@@ -121,7 +121,9 @@ class PoolCoreMachine(RuleBasedStateMachine):
         super().__init__()
         self.capacity = 2
         self.core: PoolCore[int] = PoolCore(capacity=self.capacity, max_queue=5,
-                                            queue_timeout_s=3.0)
+                                            queue_timeout_s=3.0, affinity_wait_s=0.5)
+        self.held: dict[str, str] = {}  # request -> the busy worker it is held for
+        self.expires: dict[str, float] = {}  # request -> when it leaves the queue unserved
         self.now = 0.0
         self.next_id = 0
         self.running: dict[str, str] = {}  # request -> worker
@@ -130,7 +132,12 @@ class PoolCoreMachine(RuleBasedStateMachine):
 
     def _dispatched(self, dispatches: list[Dispatch[int]]) -> None:
         for d in dispatches:
-            assert d.request_id == self.queued.pop(0), "queue must be served in FIFO order"
+            if d.request_id in self.held:  # held for its worker: served out of turn
+                assert self.held.pop(d.request_id) in (d.worker_id, None)
+                self.queued.remove(d.request_id)
+            else:
+                assert d.request_id == self._fifo()[0], "queue must be served in FIFO order"
+                self.queued.remove(d.request_id)
             self.running[d.request_id] = d.worker_id
 
     @rule(worker=st.sampled_from(["w1", "w2", "w3"]))
@@ -143,6 +150,9 @@ class PoolCoreMachine(RuleBasedStateMachine):
         for rid in self.core.remove_worker(worker):
             assert self.running.pop(rid) == worker
             self._end(rid)
+        for rid, held_for in list(self.held.items()):
+            if held_for == worker:
+                self.held[rid] = None  # type: ignore[assignment]  # released on the next tick
 
     @rule(deadline=st.one_of(st.none(), st.floats(0.1, 5.0)),
           preferred=st.sampled_from([None, "w1", "w2", "w3"]))
@@ -151,13 +161,16 @@ class PoolCoreMachine(RuleBasedStateMachine):
         self.next_id += 1
         out = self.core.submit(rid, self.next_id, self.now,
                                None if deadline is None else self.now + deadline, preferred)
+        self.expires[rid] = min(self.now + 3.0, self.now + (deadline or 1e9))
         if isinstance(out, Dispatch):
-            assert not self.queued, "a free slot while requests wait"
+            assert not self._fifo(), "a free slot while requests wait"
             if preferred and self.core.has_worker(preferred) and out.worker_id != preferred:
                 assert self.core.in_flight(preferred) == self.capacity, "hint ignored"
             self.running[rid] = out.worker_id
         elif isinstance(out, Queued):
             self.queued.append(rid)
+            if preferred and self.core.has_worker(preferred):
+                self.held[rid] = preferred
         else:
             self._end(rid)
 
@@ -179,14 +192,38 @@ class PoolCoreMachine(RuleBasedStateMachine):
         rid = data.draw(st.sampled_from(self.queued))
         assert self.core.cancel(rid) is not None
         self.queued.remove(rid)
+        self.held.pop(rid, None)
         self._end(rid)
 
     @rule(dt=st.floats(0.0, 2.0))
-    def tick(self, dt: float) -> None:
+    def advance(self, dt: float) -> None:
+        """Time passes before the actor's wakeup fires."""
         self.now += dt
+
+    @rule()
+    def tick(self) -> None:
+        """The actor's wakeup: expire what waited too long, release ended holds."""
         for e in self.core.expire(self.now):
             self.queued.remove(e.request_id)
+            self.held.pop(e.request_id, None)
             self._end(e.request_id)
+        released = self.core.release_held(self.now)
+        for d in released:
+            self.held[d.request_id] = None  # type: ignore[assignment]
+        self._dispatched(released)
+        for rid, worker in list(self.held.items()):
+            if worker is not None and not self.core.has_worker(worker):
+                self.held[rid] = None  # type: ignore[assignment]
+
+    def _fifo(self) -> list[str]:
+        """Queued requests that are neither held for a worker nor past their queue deadline."""
+        return [r for r in self.queued if r not in self.held and self.expires[r] > self.now]
+
+    def teardown(self) -> None:
+        """Nothing is lost: far in the future every waiting request has ended somehow."""
+        self.now += 1e6
+        self.tick()
+        assert not self.queued, f"requests never answered: {self.queued}"
 
     def _end(self, rid: str) -> None:
         assert rid not in self.ended, f"{rid} ended twice"
@@ -197,7 +234,7 @@ class PoolCoreMachine(RuleBasedStateMachine):
         assert self.core.queued == len(self.queued)
         live = [w for w in ("w1", "w2", "w3") if self.core.has_worker(w)]
         assert self.core.free_slots == sum(self.capacity - self.core.in_flight(w) for w in live)
-        assert not (self.core.queued and self.core.free_slots), "requests wait beside a free slot"
+        assert not (self._fifo() and self.core.free_slots), "requests wait beside a free slot"
         for worker in ("w1", "w2", "w3"):
             held = sum(1 for w in self.running.values() if w == worker)
             assert held == self.core.in_flight(worker) <= self.capacity
