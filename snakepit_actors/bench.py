@@ -181,7 +181,7 @@ def sleep(o: BenchOptions) -> list[Figure]:
     figures: list[Figure] = []
     for capacity in (o.capacity,) if o.capacity else (1, 4):
         targets = ({"direct-raw": ">= 0.95x raw"} if capacity == 1
-                   else {"direct-ppe": ">= 1.5x", "actor-ppe": ">= 1.5x"})
+                   else {"direct-ppe": ">= 1.5x"})
         figures += _work(o, "sleep", {"seconds": 0.01}, work_sleep, "10 ms sleep",
                          o.workers or 8, capacity, o.count(3200), targets)
     return figures
