@@ -24,7 +24,11 @@ __all__ = ["ShowcaseAdapter"]
 
 
 class ShowcaseAdapter(BaseAdapter):
-    """A demonstration adapter; see the module docstring for its tools."""
+    """A demonstration adapter; see the module docstring for its tools. Thread-safe: its
+    tools share no state but per-session counters (a session's requests go to one worker and,
+    from one caller, one at a time)."""
+
+    thread_safe = True
 
     def __init__(self, config: Mapping[str, Any] | None = None) -> None:
         """Sleep ``config["init_delay_s"]`` seconds (simulated model load).
