@@ -333,14 +333,15 @@ class HolderWatch:
         self.scheduled = False
 
     def watch(self, key: str, pid: int) -> bool:
-        """Remember holder ``key`` with ``pid``; True if it is watched (alive or unchecked)."""
+        """Remember holder ``key`` with ``pid``; True if it is watched. A pid with no live
+        process here at first sight is not watched (a client on another host, whose pid means
+        nothing here): its leases come back only when it returns them."""
         if key in self._alive:
             return True
         if key in self._dead:
             return False
         started = _create_time(pid)
         if started is None:
-            self._bury(key)
             return False
         self._alive[key] = (pid, started)
         return True
