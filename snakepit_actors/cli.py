@@ -1,8 +1,13 @@
 """The ``snakepit-actors`` console script.
 
     snakepit-actors demo [--workers N] [--json]
-    snakepit-actors bench [--quick] [--json]
+    snakepit-actors bench [--scenario echo|cpu|sleep|startup|crash|all ...] [--workers N]
+                          [--concurrency N] [--duration S] [--dispatch direct|actor|both]
+                          [--capacity N] [--quick] [--json]
     snakepit-actors cleanup [--dry-run] [--json] [--data-dir DIR]
+
+Progress (workers starting, bench steps) goes to stderr: one line rewritten in place on a
+terminal, plain lines otherwise; results go to stdout.
 """
 
 from __future__ import annotations
@@ -27,11 +32,40 @@ def _print(text: str = "") -> None:
     print(text, flush=True)
 
 
+class _Progress:
+    """Progress lines on stderr: rewritten in place on a terminal, one per line otherwise.
+    Callable from any thread; never blocks on anything but stderr itself."""
+
+    def __init__(self) -> None:
+        self._tty = sys.stderr.isatty()
+        self._open = False
+
+    def line(self, text: str) -> None:
+        if self._tty:
+            sys.stderr.write(f"\r\x1b[2K{text}")
+            self._open = True
+        else:
+            sys.stderr.write(text + "\n")
+        sys.stderr.flush()
+
+    def workers(self, ready: int, total: int) -> None:
+        self.line(f"  workers ready {ready}/{total}")
+
+    def done(self) -> None:
+        if self._open:
+            sys.stderr.write("\n")
+            sys.stderr.flush()
+            self._open = False
+
+
 def _demo(args: argparse.Namespace) -> int:
     out: dict[str, Any] = {}
     t0 = time.perf_counter()
     _print(f"starting a {args.workers}-worker showcase pool ...")
-    with Pool.start(PoolConfig(name="demo", pool_size=args.workers)) as pool:
+    progress = _Progress()
+    with Pool.start(PoolConfig(name="demo", pool_size=args.workers),
+                    on_progress=progress.workers) as pool:
+        progress.done()
         out["startup_s"] = round(time.perf_counter() - t0, 3)
         _print(f"  ready in {out['startup_s']} s")
         out["echo"] = pool.execute("echo", {"message": "hello", "n": 1})
@@ -81,11 +115,65 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _bench(args: argparse.Namespace) -> int:
-    from .bench import report, run
+    from .bench import SCENARIOS, BenchOptions, report, run
 
-    _print("measuring (bounded; about a minute, 20 s with --quick) ...")
-    print(report(run(quick=args.quick), args.json), flush=True)
+    chosen = args.scenario or ["all"]
+    scenarios = SCENARIOS if "all" in chosen else tuple(dict.fromkeys(chosen))
+    progress = _Progress()
+    options = BenchOptions(
+        scenarios=scenarios,
+        dispatch=("direct", "actor") if args.dispatch == "both" else (args.dispatch,),
+        workers=args.workers, concurrency=args.concurrency, capacity=args.capacity,
+        duration_s=args.duration, quick=args.quick, progress=progress.line)
+    progress.line(f"measuring {', '.join(scenarios)} (each measurement at most "
+                  f"{options.seconds:g} s) ...")
+    figures = run(options)
+    progress.done()
+    print(report(figures, args.json), flush=True)
     return 0
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
+def _duration(text: str) -> float:
+    from .bench import MAX_DURATION_S
+
+    value = float(text)
+    if not 0 < value <= MAX_DURATION_S:
+        raise argparse.ArgumentTypeError(f"must be in (0, {MAX_DURATION_S:g}] seconds, "
+                                         f"got {text}")
+    return value
+
+
+def _bench_parser(sub: Any) -> None:
+    bench = sub.add_parser(
+        "bench", help="measure the pool against raw gRPC and ProcessPoolExecutor (DESIGN §9)",
+        description="Measure throughput, p50/p99 latency and their ratios to raw gRPC calls to "
+                    "the same worker processes and to ProcessPoolExecutor doing the same work, "
+                    "in the same run. Every measurement is bounded in count and time.")
+    bench.add_argument("--scenario", action="append",
+                       choices=["echo", "cpu", "sleep", "startup", "crash", "all"],
+                       help="what to measure; repeat for several (default: all)")
+    bench.add_argument("--workers", type=_positive_int, default=None,
+                       help="workers per pool (default per scenario: echo 4, cpu 2, sleep 8, "
+                            "startup 8, crash 4)")
+    bench.add_argument("--concurrency", type=_positive_int, default=64,
+                       help="concurrent callers in throughput runs (default 64)")
+    bench.add_argument("--duration", type=_duration, default=None, metavar="SECONDS",
+                       help="time bound of each measurement (default 15, 3 with --quick; "
+                            "max 120)")
+    bench.add_argument("--dispatch", "--data-path", dest="dispatch", default="both",
+                       choices=["direct", "actor", "both"],
+                       help="data path measured: direct (leases), actor, or both (default)")
+    bench.add_argument("--capacity", type=_positive_int, default=None,
+                       help="concurrent requests per worker (default 1; sleep also runs 4)")
+    bench.add_argument("--quick", action="store_true", help="fewer requests (about a minute)")
+    bench.add_argument("--json", action="store_true", help="print the figures as JSON")
 
 
 def _crash_and_recover(pool: Pool, out: dict[str, Any]) -> None:
@@ -123,9 +211,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     demo = sub.add_parser("demo", help="start a showcase pool, run a few tools, shut down")
     demo.add_argument("--workers", type=int, default=4)
     demo.add_argument("--json", action="store_true", help="also print the results as JSON")
-    bench = sub.add_parser("bench", help="measure the pool against raw gRPC (DESIGN §9)")
-    bench.add_argument("--quick", action="store_true", help="fewer requests (about 20 s)")
-    bench.add_argument("--json", action="store_true")
+    _bench_parser(sub)
     cleanup = sub.add_parser("cleanup", help="kill worker processes left behind by dead runs "
                              "(verified by pid, create time and run id)")
     cleanup.add_argument("--dry-run", action="store_true",

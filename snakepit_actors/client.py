@@ -31,7 +31,7 @@ import queue
 import threading
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any
@@ -55,6 +55,7 @@ from .messages import (
     PoolStartFailed,
     PoolStats,
     StartPool,
+    StartProgress,
     StreamChunk,
     WatchingLauncher,
     WatchLauncher,
@@ -104,11 +105,16 @@ class Pool:
     # --- lifecycle ----------------------------------------------------------------------------
 
     @classmethod
-    def start(cls, config: PoolConfig | None = None, **overrides: Any) -> Pool:
+    def start(cls, config: PoolConfig | None = None, *,
+              on_progress: Callable[[int, int], None] | None = None,
+              **overrides: Any) -> Pool:
         """Start an actor system, the pool's actor tree and ``pool_size`` worker processes.
 
         Blocks until every worker is ready (about one worker's start time: they start
         concurrently) or ``startup_timeout`` passes. ``overrides`` replace fields of ``config``.
+        ``on_progress(workers_ready, pool_size)`` is called as each worker becomes ready, on
+        the pool's gateway thread: keep it short (print a line, set a value); what it raises
+        is ignored.
 
         Raises:
             ConfigError: an invalid field (all of them are named).
@@ -133,8 +139,9 @@ class Pool:
             watching = asys.ask(watch, WatchLauncher(os.getpid()), _CONTROL_TIMEOUT_S)
             admin_pid = watching.admin_pid if isinstance(watching, WatchingLauncher) else 0
             root = asys.createActor(PoolRoot)
-            gateway = _Gateway(asys, cfg.name)
-            started = gateway.call(root, StartPool(cfg, run_id, run_dir, process_db, os.getpid()),
+            gateway = _Gateway(asys, cfg.name, on_progress)
+            started = gateway.call(root, StartPool(cfg, run_id, run_dir, process_db, os.getpid(),
+                                                   report_progress=on_progress is not None),
                                    "start", cfg.startup_timeout + _REPLY_GRACE_S)
         except BaseException as exc:
             if gateway is not None:
@@ -380,8 +387,10 @@ class _Gateway:
     """The one thread that owns the ActorSystem endpoint (Thespian endpoints are not shared
     safely between threads). Callers hand it (target, message, Future) through a queue."""
 
-    def __init__(self, actor_system: Any, name: str) -> None:
+    def __init__(self, actor_system: Any, name: str,
+                 on_progress: Callable[[int, int], None] | None = None) -> None:
         self._asys = actor_system
+        self._on_progress = on_progress
         self._outbox: queue.SimpleQueue[tuple[Any, Any, Future[Any]] | None] = queue.SimpleQueue()
         self._pending: dict[str, Future[Any]] = {}
         self._ids = itertools.count()
@@ -518,6 +527,11 @@ class _Gateway:
 
     def _dispatch(self, message: Any) -> None:
         if self._leases is not None and self._leases.handle(message):
+            return
+        if isinstance(message, StartProgress):
+            if self._on_progress is not None:
+                with contextlib.suppress(Exception):
+                    self._on_progress(message.workers_ready, message.pool_size)
             return
         if isinstance(message, StreamChunk):
             sink = self._pending.get(message.request_id)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import copy
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -240,7 +241,8 @@ class LeaseClient:
             self._wake_at = at
         if not out and usage is None:
             return None
-        return LeaseBatch(tuple(out.requests), tuple(out.withdrawn), tuple(out.returns), usage)
+        return LeaseBatch(tuple(out.requests), tuple(out.withdrawn), tuple(out.returns), usage,
+                          holder_pid=os.getpid())
 
     def next_wait_s(self) -> float | None:
         """Gateway thread: how long it may sleep before ``flush`` is due (None: until woken)."""

@@ -56,6 +56,7 @@ class StartPool:
     run_dir: str = ""
     process_db: str = ""  # sqlite file of the persisted process table; "" = in memory only
     owner_pid: int = 0    # the launching process: the run is over when it is gone (0 = PoolRoot)
+    report_progress: bool = False  # also send ``StartProgress`` as each worker becomes Ready
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +66,15 @@ class PoolStarted:
     pool: ActorAddress
     name: str
     workers: int
+
+
+@dataclass(frozen=True, slots=True)
+class StartProgress:
+    """Pool -> whoever sent ``StartPool(report_progress=True)``: ``workers_ready`` of
+    ``pool_size`` workers are Ready (one per worker, before ``PoolStarted``)."""
+
+    workers_ready: int
+    pool_size: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -220,6 +230,7 @@ class InitPool:
     config: PoolConfig
     worker_registry: ActorAddress
     start_reply_to: ActorAddress
+    report_progress: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -413,10 +424,11 @@ class RequestLease:
     same affinity hint for ``session_id``); exactly one reply: ``LeaseGranted`` or
     ``LeaseRefused``. ``request_id`` becomes the lease's id. A lease request never expires in
     the Pool's queue: the client keeps each caller's queue deadline and withdraws requests it
-    no longer needs (``LeaseBatch.withdrawn``)."""
+    no longer needs (``LeaseBatch.withdrawn``). ``holder_pid``: see ``LeaseBatch``."""
 
     request_id: str
     session_id: str | None = None
+    holder_pid: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -470,16 +482,23 @@ class LeaseBatch:
     """Client -> Pool: lease traffic in one transport hop. Handled in field order: withdrawn
     lease requests leave the queue (if still queued; a grant already on its way is simply
     returned later), returns free slots for what already waits, new requests queue behind,
-    then the usage report is counted."""
+    then the usage report is counted.
+
+    ``holder_pid``: the sending client's OS pid on the Pool's host (0: not given). The Pool
+    then watches that process while it holds leases; when it dies, its leases end as if
+    returned with ``recycle`` (a call it left running is cancelled by replacing the worker's
+    process) and its queued lease requests are dropped."""
 
     requests: tuple[RequestLease, ...] = ()
     withdrawn: tuple[str, ...] = ()
     returns: tuple[ReturnLease, ...] = ()
     usage: UsageReport | None = None
+    holder_pid: int = 0
 
     def __repr__(self) -> str:  # short: see UsageReport
         return (f"LeaseBatch(requests={len(self.requests)}, withdrawn={len(self.withdrawn)}, "
-                f"returns={len(self.returns)}, usage={self.usage!r})")
+                f"returns={len(self.returns)}, usage={self.usage!r}, "
+                f"holder_pid={self.holder_pid})")
 
 
 @dataclass(frozen=True, slots=True)

@@ -53,6 +53,7 @@ from .messages import (
     PoolStats,
     RequestLease,
     RunRequest,
+    StartProgress,
     SubscribeWorkers,
     WorkerAbandoned,
     WorkerExited,
@@ -61,7 +62,7 @@ from .messages import (
     WorkerReady,
     WorkerStartFailed,
 )
-from .pool_leases import LeaseDesk, LeaseLedger, lease_crash_error
+from .pool_leases import HolderWatch, LeaseDesk, LeaseLedger, lease_crash_error
 from .scheduling import Dispatch, Expired, PoolCore, Queued
 from .telemetry import LatencyWindow, get_logger
 
@@ -109,8 +110,10 @@ class Pool(LeaseDesk, ActorTypeDispatcher):
         self._workers: dict[str, _WorkerEntry] = {}
         self._running: dict[str, _Pending] = {}
         self._ledger: LeaseLedger[Any] = LeaseLedger()
+        self._holders = HolderWatch()
         self._parked = {}
         self._start_reply_to: Any = None
+        self._report_progress = False
         self._started = False
         self._wakeup_at: float | None = None
         self._counters = _Counters()
@@ -134,6 +137,7 @@ class Pool(LeaseDesk, ActorTypeDispatcher):
                               affinity_wait_s=cfg.affinity_wait_s if cfg.affinity == "hint"
                               else 0.0)
         self._start_reply_to = msg.start_reply_to
+        self._report_progress = msg.report_progress
         self.send(msg.worker_registry, SubscribeWorkers(self.myAddress))
         self.wakeupAfter(cfg.startup_timeout, payload="startup_timeout")
         log.info("pool.starting", pool=cfg.name, size=cfg.pool_size)
@@ -223,6 +227,9 @@ class Pool(LeaseDesk, ActorTypeDispatcher):
 
     def _maybe_started(self) -> None:
         assert self._config is not None
+        if not self._started and self._report_progress and self._start_reply_to is not None:
+            self.send(self._start_reply_to, StartProgress(self._core.workers,
+                                                          self._config.pool_size))
         if not self._started and self._core.workers >= self._config.pool_size:
             self._announce(PoolStarted(self.myAddress, self._config.name, self._core.workers))
             self._started = True
@@ -363,6 +370,9 @@ class Pool(LeaseDesk, ActorTypeDispatcher):
     def receiveMsg_WakeupMessage(self, msg: WakeupMessage, sender: Any) -> None:
         if isinstance(msg.payload, str) and msg.payload.startswith("revoke:"):
             self._revoke_parked(msg.payload.removeprefix("revoke:"))
+            return
+        if msg.payload == "holders":
+            self._check_holders()
             return
         if msg.payload == "startup_timeout":
             self._startup_timed_out()

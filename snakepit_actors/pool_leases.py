@@ -10,6 +10,12 @@ it would have sent ``RunRequest``; the slot stays taken until the lease comes ba
 ``LeaseLedger`` remembers holder and worker of every lease, so a worker's death revokes exactly
 its leases, and a worker that must be recycled drains them first.
 
+A client that dies holding leases would keep those slots forever: a client gives its pid
+(``holder_pid``), and while leases are out the Pool checks every ``HOLDER_CHECK_S`` that each
+holder process still lives (``HolderWatch``). A dead holder's leases end as if returned with
+``recycle`` (a call it left running keeps its worker busy until the process is replaced) and
+its lease requests still queued are dropped when they come up.
+
 Split from ``pool.py`` to keep each file readable; it uses the Pool's state (``_core``,
 ``_workers``, counters) and is not an actor on its own.
 """
@@ -17,6 +23,7 @@ Split from ``pool.py`` to keep each file readable; it uses the Pool's state (``_
 from __future__ import annotations
 
 import time
+from collections import OrderedDict
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
@@ -36,8 +43,6 @@ from .messages import (
 from .telemetry import get_logger
 
 if TYPE_CHECKING:
-    from collections import OrderedDict
-
     from .config import PoolConfig
     from .scheduling import Dispatch, PoolCore
     from .telemetry import LatencyWindow
@@ -45,6 +50,9 @@ if TYPE_CHECKING:
 log = get_logger("pool")
 
 A = TypeVar("A")
+
+#: How often the Pool checks that the client processes holding leases still live (seconds).
+HOLDER_CHECK_S = 0.25
 
 #: How long revocations wait for the Worker's own report of how its process died, when a
 #: Starter's fact (a different sender, so it may overtake the Worker's) says it is gone.
@@ -76,12 +84,14 @@ class LeaseDesk:
                        error: SnakepitError | None = None) -> None: ...
 
     _ledger: LeaseLedger[Any]
+    _holders: HolderWatch
     # worker_id -> leases taken off a gone worker, waiting for its exit status to revoke them
     _parked: dict[str, tuple[list[tuple[str, Any]], SnakepitError]]
 
     # --- handlers -----------------------------------------------------------------------------
 
     def receiveMsg_RequestLease(self, msg: RequestLease, sender: Any) -> None:
+        self._watch_holder(sender, msg.holder_pid)
         self._submit_lease(msg, sender, time.time())
 
     def receiveMsg_ReturnLease(self, msg: ReturnLease, sender: Any) -> None:
@@ -91,6 +101,7 @@ class LeaseDesk:
         self._count_usage(msg)
 
     def receiveMsg_LeaseBatch(self, msg: LeaseBatch, sender: Any) -> None:
+        self._watch_holder(sender, msg.holder_pid)
         now = time.time()
         for request_id in msg.withdrawn:
             self._core.cancel(request_id)
@@ -109,8 +120,29 @@ class LeaseDesk:
 
     # --- steps --------------------------------------------------------------------------------
 
+    def _watch_holder(self, holder: Any, pid: int) -> None:
+        if pid and self._holders.watch(str(holder), pid) and not self._holders.scheduled:
+            self._holders.scheduled = True
+            self.wakeupAfter(HOLDER_CHECK_S, payload="holders")
+
+    def _check_holders(self) -> None:
+        """Wake-up: reclaim the leases of holders that died; check again while leases are out."""
+        self._holders.scheduled = False
+        now = time.time()
+        for key, pid in self._holders.dead():
+            reclaimed = [(lid, e) for lid, e in self._ledger.held_by(key) if not e.lost]
+            log.warning("lease.holder_died", holder_pid=pid, leases=len(reclaimed))
+            for lease_id, entry in reclaimed:
+                self._return_lease(ReturnLease(lease_id, entry.worker_id, recycle=True,
+                                               reason=f"its client (pid {pid}) died"), now)
+        if len(self._ledger) or self._core.queued:
+            self._holders.scheduled = True
+            self.wakeupAfter(HOLDER_CHECK_S, payload="holders")
+
     def _submit_lease(self, msg: RequestLease, holder: Any, now: float) -> None:
         assert self._config is not None
+        if self._holders.is_dead(str(holder)):
+            return  # a late message of a dead client
         pending = self._new_pending(msg, holder, now)
         if not self._started and not self._core.closed:
             self._refuse_lease(pending, PoolNotReadyError(
@@ -129,6 +161,12 @@ class LeaseDesk:
         """``dispatch`` of a lease request: lend the slot to its holder."""
         entry = self._workers[dispatch.worker_id]
         holder = dispatch.item.reply_to
+        if self._holders.is_dead(str(holder)):  # queued before its client died: free the slot
+            self._send_dispatches(self._core.checkin(dispatch.worker_id, dispatch.request_id,
+                                                     time.time()))
+            if not self._core.in_flight(dispatch.worker_id):
+                entry.info = replace(entry.info, state="ready")
+            return
         self._ledger.grant(dispatch.request_id, holder, dispatch.worker_id)
         self.send(holder, LeaseGranted(dispatch.request_id, dispatch.worker_id,
                                        entry.info.endpoint, entry.info.pid))
@@ -270,8 +308,70 @@ class LeaseLedger(Generic[A]):
             return self._draining.pop(worker_id)
         return None
 
+    def held_by(self, holder_key: str) -> list[tuple[str, LeaseEntry[A]]]:
+        """The leases lent to the holder whose address reads ``holder_key``."""
+        return [(lid, e) for lid, e in sorted(self._leases.items())
+                if str(e.holder) == holder_key]
+
     def revoke_worker(self, worker_id: str) -> list[tuple[str, LeaseEntry[A]]]:
         """``worker_id`` is gone: forget (and return, to revoke) every lease on it."""
         self._draining.pop(worker_id, None)
         ids = sorted(self._by_worker.pop(worker_id, ()))
         return [(lid, self._leases.pop(lid)) for lid in ids]
+
+
+class HolderWatch:
+    """The client processes that asked for leases, by holder address (``str``): pid and start
+    time, so a reused pid is not taken for the client. ``dead`` checks them (psutil; a few
+    microseconds each); holders found dead are remembered (bounded) so their late messages and
+    queued requests are dropped."""
+
+    def __init__(self, max_dead: int = 1024) -> None:
+        self._alive: dict[str, tuple[int, float]] = {}
+        self._dead: OrderedDict[str, None] = OrderedDict()
+        self._max_dead = max_dead
+        self.scheduled = False
+
+    def watch(self, key: str, pid: int) -> bool:
+        """Remember holder ``key`` with ``pid``; True if it is watched. A pid with no live
+        process here at first sight is not watched (a client on another host, whose pid means
+        nothing here): its leases come back only when it returns them."""
+        if key in self._alive:
+            return True
+        if key in self._dead:
+            return False
+        started = _create_time(pid)
+        if started is None:
+            return False
+        self._alive[key] = (pid, started)
+        return True
+
+    def is_dead(self, key: str) -> bool:
+        return key in self._dead
+
+    def dead(self) -> list[tuple[str, int]]:
+        """Holders that died since the last call: (key, pid)."""
+        gone = [(key, pid) for key, (pid, started) in self._alive.items()
+                if _create_time(pid) != started]
+        for key, _pid in gone:
+            del self._alive[key]
+            self._bury(key)
+        return gone
+
+    def _bury(self, key: str) -> None:
+        self._dead[key] = None
+        if len(self._dead) > self._max_dead:
+            self._dead.popitem(last=False)
+
+
+def _create_time(pid: int) -> float | None:
+    """The start time of the live process ``pid`` (None: gone or a zombie)."""
+    import psutil
+
+    try:
+        proc = psutil.Process(pid)
+        if proc.status() == psutil.STATUS_ZOMBIE:
+            return None
+        return float(proc.create_time())
+    except psutil.Error:
+        return None

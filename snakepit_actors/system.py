@@ -97,13 +97,20 @@ def shutdown_actor_system(started: StartedSystem, admin_pid: int = 0,
     import psutil
 
     procs: list[psutil.Process] = []
+    session = 0
     if admin_pid:
-        with contextlib.suppress(psutil.Error):
+        with contextlib.suppress(psutil.Error, OSError):
             admin = psutil.Process(admin_pid)
             procs = [admin, *admin.children(recursive=True)]
+            session = os.getsid(admin_pid)
     with contextlib.suppress(Exception):
         started.actor_system.shutdown()
     _, alive = psutil.wait_procs(procs, timeout=grace_s)
+    if session > 1 and session != os.getsid(0):
+        # An actor forked during the shutdown (a Starter restarting its Worker) was in no list
+        # above and, its parent gone before its first message set PR_SET_PDEATHSIG, would
+        # outlive it. Every actor shares the admin's session (Thespian daemonizes it).
+        alive += _session_strays(session, {proc.pid for proc in alive})
     for proc in alive:
         with contextlib.suppress(psutil.Error):
             proc.kill()
@@ -113,3 +120,18 @@ def shutdown_actor_system(started: StartedSystem, admin_pid: int = 0,
         get_logger("system").warning("system.stragglers_killed",
                                      pids=[proc.pid for proc in alive])
     return [proc.pid for proc in alive]
+
+
+def _session_strays(session_id: int, known: set[int]) -> list[Any]:
+    """Live processes of session ``session_id`` (the actor system's) not in ``known``."""
+    import psutil
+
+    me = os.getpid()
+    strays = []
+    for proc in psutil.process_iter(["pid", "status"]):
+        if proc.pid in known or proc.pid == me or proc.info["status"] == psutil.STATUS_ZOMBIE:
+            continue
+        with contextlib.suppress(OSError, psutil.Error):
+            if os.getsid(proc.pid) == session_id:
+                strays.append(proc)
+    return strays

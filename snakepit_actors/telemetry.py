@@ -21,7 +21,7 @@ EVENTS = frozenset({
     "worker.spawning", "worker.ready", "worker.start_failed", "worker.exited",
     "worker.restarting", "worker.unhealthy", "worker.stopping", "worker.abandoned",
     "request.rejected", "request.queue_timeout", "request.failed", "request.timeout",
-    "request.retried",
+    "request.retried", "lease.holder_died",
     "worker.restarted",
     "system.started", "system.stopped", "system.stragglers_killed", "launcher.gone",
     "orphan.killed", "orphan.survived", "orphan.sweep_failed",

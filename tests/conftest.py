@@ -17,6 +17,9 @@ from snakepit_actors import Pool, PoolConfig
 
 _ME = psutil.Process()
 _MY_CMDLINE = _ME.cmdline()
+# Other test runs on this machine may share our command line (``python -m pytest -q``) but not
+# our working directory, which forked actor processes inherit.
+_MY_CWD = _ME.cwd()
 # Worker processes are exec'd with our environment, so this marker shows in their
 # /proc/PID/environ and tells them apart from another test run's. Actor processes are forks of
 # this interpreter (their /proc environ is the one we were exec'd with): they keep our cmdline.
@@ -42,7 +45,7 @@ def project_processes() -> dict[int, str]:
                     or "python" not in (proc.info["name"] or "")):
                 continue
             cmdline = proc.info["cmdline"] or []
-            if cmdline == _MY_CMDLINE or (
+            if (cmdline == _MY_CMDLINE and proc.cwd() == _MY_CWD) or (
                     "snakepit_actors.bridge" in cmdline
                     and proc.environ().get(_MARKER[0]) == _MARKER[1]):
                 found[proc.pid] = " ".join(cmdline)[:120]
@@ -102,10 +105,11 @@ def no_leaked_processes() -> Iterator[None]:
     (processes of a module-scoped pool that is still open are not counted)."""
     before = set(project_processes())
     yield
+    found = set(project_processes()) - before
     allowed: set[int] = set()
-    for pool in _LIVE_POOLS:
+    for pool in _LIVE_POOLS:  # after the scan: a restart forked meanwhile is a pool's too
         allowed |= pool_pids(pool)
-    leaked = wait_gone(set(project_processes()) - before - allowed)
+    leaked = wait_gone(found - allowed)
     described = {pid: _describe(pid) for pid in leaked}
     for pid in leaked:  # end only what this test started, by PID, then fail
         with contextlib.suppress(psutil.Error):

@@ -59,6 +59,13 @@ EXTRA_ADAPTER = textwrap.dedent('''
         def env(self, name):
             return os.environ.get(name)
 
+        @tool
+        def span(self, hold_s=0.3):
+            import time
+            started = time.time()
+            time.sleep(hold_s)
+            return [started, time.time()]
+
         def close(self):
             Path(self.config["close_marker"]).write_text("closed")
 
@@ -561,3 +568,26 @@ def test_a_bridge_whose_parent_is_already_gone_exits_at_once(tmp_path: Path) -> 
         processes.stop_bridge(proc)
     assert info.value.details["exit_code"] == 4
 
+
+
+def _two_spans_at_once(address: str, tool: str, args: dict[str, Any]) -> list[list[float]]:
+    with grpc.insecure_channel(address) as channel:
+        stub = bridge_pb2_grpc.BridgeServiceStub(channel)
+        request = bridge_pb2.ExecuteToolRequest(tool=tool, args_json=json.dumps(args).encode())
+        calls = [stub.ExecuteTool.future(request, timeout=30) for _ in range(2)]
+        return [json.loads(call.result().result_json) for call in calls]
+
+
+def test_plain_tools_of_an_adapter_not_declared_thread_safe_run_one_at_a_time(
+        spawn: Spawn) -> None:
+    _, ready = spawn(adapter="extra_adapter:ExtraAdapter", capacity=2)
+    (_, a_end), (b_start, _) = sorted(
+        _two_spans_at_once(ready.address, "span", {"hold_s": 0.3}))
+    assert b_start >= a_end
+
+
+def test_a_thread_safe_adapter_runs_capacity_plain_tools_at_once(spawn: Spawn) -> None:
+    _, ready = spawn(capacity=2)
+    spans = [(c["started_at"], c["ended_at"])
+             for c in _two_spans_at_once(ready.address, "info", {"hold_s": 1.0})]
+    assert max(s for s, _ in spans) < min(e for _, e in spans)

@@ -36,3 +36,4 @@ def test_the_demo_command_exits_0_and_shows_the_crash_recovery() -> None:
     for text in ("echo", "add 2 + 3", "ToolError", "WorkerCrashedError", "restarted",
                  "every actor and worker process stopped"):
         assert text in done.stdout
+    assert "workers ready 4/4" in done.stderr  # start-up progress, off the results' stream

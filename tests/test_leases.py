@@ -14,7 +14,7 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, 
 from snakepit_actors.errors import PoolClosedError, PoolSaturatedError, WorkerCrashedError
 from snakepit_actors.leases import Lease, LeaseBroker, Outcome, UsageMeter
 from snakepit_actors.pool_leases import LeaseLedger
-from snakepit_actors.scheduling import queue_expiry
+from snakepit_actors.scheduling import Dispatch, PoolCore, queue_expiry
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -360,3 +360,92 @@ class BrokerAgainstAPool(RuleBasedStateMachine):
 BrokerAgainstAPool.TestCase.settings = settings(max_examples=300, stateful_step_count=60,
                                                 deadline=None)
 test_lease_broker_state_machine = BrokerAgainstAPool.TestCase
+
+
+# --- the Pool's side: leases and Execute on one capacity-1 scheduler --------------------------
+
+class PoolWithLeases(RuleBasedStateMachine):
+    """The Pool's bookkeeping as its handlers drive it (``PoolCore`` + ``LeaseLedger``):
+    Execute requests and lease requests of two clients queue together; workers come and go;
+    leases come back plain or for a recycle; a client dies and its leases are reclaimed (and its
+    queued requests dropped at grant). Checks: a capacity-1 worker never has two requests or
+    leases at once, and the ledger and the running requests account for every slot taken."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.core: PoolCore[tuple[str, str]] = PoolCore(capacity=1, max_queue=20)
+        self.ledger: LeaseLedger[str] = LeaseLedger()
+        self.running: dict[str, str] = {}  # Execute request -> worker
+        self.dead: set[str] = set()
+        self.ids = itertools.count()
+
+    def _apply(self, dispatches: list[Dispatch[tuple[str, str]]]) -> None:
+        for d in dispatches:
+            kind, holder = d.item
+            if kind == "execute":
+                self.running[d.request_id] = d.worker_id
+            elif holder in self.dead:  # as Pool._grant_lease: free the slot at once
+                self._apply(self.core.checkin(d.worker_id, d.request_id, 0.0))
+            else:
+                self.ledger.grant(d.request_id, holder, d.worker_id)
+
+    @rule(worker=st.sampled_from(["w1", "w2"]))
+    def worker_ready(self, worker: str) -> None:
+        self.worker_exits(worker)
+        self._apply(self.core.add_worker(worker, 0.0))
+
+    @rule(worker=st.sampled_from(["w1", "w2"]))
+    def worker_exits(self, worker: str) -> None:
+        for rid in self.core.remove_worker(worker):
+            if rid in self.running:
+                assert self.running.pop(rid) == worker
+        self.ledger.revoke_worker(worker)
+        self._apply(self.core.release_held(0.0))
+
+    @rule(kind=st.sampled_from(["execute", "lease"]), holder=st.sampled_from(["c1", "c2"]))
+    def submit(self, kind: str, holder: str) -> None:
+        if kind == "lease" and holder in self.dead:
+            return  # as Pool._submit_lease: a dead client's late request is dropped
+        decision = self.core.submit(f"r{next(self.ids)}", (kind, holder), 0.0,
+                                    expires=kind == "execute")
+        if isinstance(decision, Dispatch):
+            self._apply([decision])
+
+    @precondition(lambda self: self.running)
+    @rule(data=st.data())
+    def execute_ends(self, data: st.DataObject) -> None:
+        rid = data.draw(st.sampled_from(sorted(self.running)))
+        self._apply(self.core.checkin(self.running.pop(rid), rid, 0.0))
+
+    @precondition(lambda self: len(self.ledger))
+    @rule(data=st.data(), recycle=st.booleans())
+    def lease_returned(self, data: st.DataObject, recycle: bool) -> None:
+        lease_id = data.draw(st.sampled_from(sorted(self.ledger._leases)))
+        self._return(lease_id, recycle)
+
+    def _return(self, lease_id: str, recycle: bool) -> None:
+        entry = self.ledger.end(lease_id)
+        assert entry is not None
+        self._apply(self.core.checkin(entry.worker_id, lease_id, 0.0, worker_lost=recycle))
+        if recycle:  # the Worker replaces its process: it exits, then comes back Ready
+            self.worker_exits(entry.worker_id)
+
+    @rule(holder=st.sampled_from(["c1", "c2"]))
+    def client_dies(self, holder: str) -> None:
+        self.dead.add(holder)
+        for lease_id, _entry in self.ledger.held_by(holder):
+            self._return(lease_id, recycle=True)
+
+    @invariant()
+    def one_at_a_time(self) -> None:
+        for worker in ("w1", "w2"):
+            on_it = self.ledger.on_worker(worker) + sum(
+                1 for w in self.running.values() if w == worker)
+            assert on_it <= 1, f"{worker} has {on_it} requests or leases at once"
+            assert on_it == self.core.in_flight(worker)
+        assert not any(e.holder in self.dead for _, e in self.ledger._leases.items())
+
+
+PoolWithLeases.TestCase.settings = settings(max_examples=300, stateful_step_count=50,
+                                            deadline=None)
+test_the_pool_never_puts_two_requests_or_leases_on_a_capacity_1_worker = PoolWithLeases.TestCase

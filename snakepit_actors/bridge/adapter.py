@@ -23,7 +23,7 @@ import inspect
 import threading
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any, TypeVar, overload
+from typing import Any, ClassVar, TypeVar, overload
 
 __all__ = ["AsyncRunner", "BaseAdapter", "BoundTool", "SessionContext", "ToolInfo", "tool"]
 
@@ -155,7 +155,14 @@ class BaseAdapter:
 
     Attributes:
         config: the pool's ``adapter_config`` (a plain dict of JSON values).
+        thread_safe: class attribute; True declares that the adapter's plain (non-async)
+            tools may run on several threads at once, so a worker with ``capacity`` > 1 runs
+            that many of them concurrently. False (the default): the bridge runs plain tools
+            one at a time (async tools still overlap on the asyncio loop), so capacity > 1 then
+            helps async tools only.
     """
+
+    thread_safe: ClassVar[bool] = False
 
     def __init__(self, config: Mapping[str, Any] | None = None) -> None:
         """Keep ``config`` as ``self.config``.

@@ -128,6 +128,8 @@ class BridgeServicer(bridge_pb2_grpc.BridgeServiceServicer):
         self._lock = threading.Lock()
         self._in_flight = 0
         self._served = 0
+        # Plain tools of an adapter not declared thread-safe run one at a time.
+        self._serial = contextlib.nullcontext() if adapter.thread_safe else threading.Lock()
         has_async = any(t.info.is_async for t in self._tools.values())
         self._runner = AsyncRunner() if has_async else None
 
@@ -238,8 +240,9 @@ class BridgeServicer(bridge_pb2_grpc.BridgeServiceServicer):
               context: grpc.ServicerContext) -> Any:
         info = tool.info
         if not info.is_async:
-            result = tool.func(**kwargs)
-            return list(result) if info.streaming else result
+            with self._serial:
+                result = tool.func(**kwargs)
+                return list(result) if info.streaming else result
         assert self._runner is not None
         if info.streaming:
             return list(self._runner.iterate(tool.func(**kwargs), _remaining_s(context)))
@@ -254,7 +257,8 @@ class BridgeServicer(bridge_pb2_grpc.BridgeServiceServicer):
             assert self._runner is not None
             yield from self._runner.iterate(tool.func(**kwargs), _remaining_s(context))
         else:
-            yield from tool.func(**kwargs)
+            with self._serial:
+                yield from tool.func(**kwargs)
 
     def _encode(self, value: Any, name: str, what: str) -> bytes:
         try:

@@ -24,7 +24,11 @@ __all__ = ["ShowcaseAdapter"]
 
 
 class ShowcaseAdapter(BaseAdapter):
-    """A demonstration adapter; see the module docstring for its tools."""
+    """A demonstration adapter; see the module docstring for its tools. Thread-safe: its
+    tools share no state but per-session counters (a session's requests go to one worker and,
+    from one caller, one at a time)."""
+
+    thread_safe = True
 
     def __init__(self, config: Mapping[str, Any] | None = None) -> None:
         """Sleep ``config["init_delay_s"]`` seconds (simulated model load).
@@ -100,10 +104,16 @@ class ShowcaseAdapter(BaseAdapter):
             yield {"step": i, "of": steps}
 
     @tool
-    def info(self, ctx: SessionContext) -> dict[str, Any]:
-        """Return ``{"pid", "worker_id", "adapter"}`` of this worker process."""
+    def info(self, ctx: SessionContext, hold_s: float = 0.0) -> dict[str, Any]:
+        """Return ``{"pid", "worker_id", "adapter", "started_at", "ended_at"}`` of this worker
+        process; the call lasts ``hold_s`` seconds, between the two wall-clock times (Unix
+        seconds), so callers can check which calls overlapped on one process."""
+        started = time.time()
+        if hold_s > 0:
+            time.sleep(hold_s)
         return {"pid": os.getpid(), "worker_id": ctx.worker_id,
-                "adapter": adapter_name(type(self))}
+                "adapter": adapter_name(type(self)), "started_at": started,
+                "ended_at": time.time()}
 
     @tool
     def big(self, size: int) -> str:
