@@ -54,6 +54,8 @@ from .messages import (
     PoolStarted,
     PoolStartFailed,
     PoolStats,
+    RecycleRequested,
+    RequestRecycle,
     StartPool,
     StreamChunk,
     WatchingLauncher,
@@ -318,6 +320,27 @@ class Pool:
         reply = self._control(ListWorkers(self._gateway.new_id()))
         return list(reply.workers)
 
+    def recycle(self, worker_id: str, timeout: float = _CONTROL_TIMEOUT_S) -> None:
+        """Replace ``worker_id``'s process gracefully: it gets no new work, its running requests
+        finish, a replacement process starts before the old one stops. Returns once the Pool
+        accepted (one actor round trip); the swap completes in the background (watch
+        ``workers()`` for the new pid, ``stats().recycled`` for the count).
+
+        Raises:
+            InvalidArgumentsError: unknown worker, not ready, or already being recycled.
+            PoolClosedError: the pool is closed.
+        """
+        from .errors import InvalidArgumentsError
+
+        if self._closed:
+            raise PoolClosedError(f"pool {self.config.name!r} is closed")
+        request_id = self._gateway.new_id()
+        reply = self._gateway.call(self._pool, RequestRecycle(worker_id, "manual", request_id),
+                                   request_id, timeout)
+        if not reply.accepted:
+            raise InvalidArgumentsError(f"cannot recycle {worker_id!r}: {reply.detail}",
+                                        reason="recycle_refused")
+
     def _control(self, msg: GetStats | ListWorkers) -> Any:
         if self._closed:
             raise PoolClosedError(f"pool {self.config.name!r} is closed")
@@ -539,7 +562,8 @@ class _Gateway:
 
 
 def _reply_key(message: Any) -> str | None:
-    if isinstance(message, ExecuteResult | ExecuteFailed | PoolStats | WorkerList):
+    if isinstance(message, ExecuteResult | ExecuteFailed | PoolStats | WorkerList
+                  | RecycleRequested):
         return message.request_id
     if isinstance(message, PoolStarted | PoolStartFailed):
         return "start"

@@ -69,10 +69,13 @@ class StartedSystem:
     capabilities: dict[str, Any]
 
 
-def start_actor_system(cfg: SystemConfig, run_dir: str) -> StartedSystem:
+def start_actor_system(cfg: SystemConfig, run_dir: str,
+                       extra_capabilities: dict[str, Any] | None = None) -> StartedSystem:
     """Start a new, private multiprocTCPBase system on loopback with its own admin port.
 
-    Blocks about 0.1 s. Raises whatever Thespian raises if the port was taken meanwhile.
+    ``extra_capabilities`` are added to Thespian's (e.g. a convention address for a node that
+    leads a multi-host convention). Blocks about 0.1 s. Raises whatever Thespian raises if the
+    port was taken meanwhile.
     """
     from thespian.actors import ActorSystem
     from thespian.system import utilis
@@ -81,7 +84,7 @@ def start_actor_system(cfg: SystemConfig, run_dir: str) -> StartedSystem:
     os.environ["THESPLOG_FILE"] = cfg.log_file or os.path.join(run_dir, "thespian.log")
     utilis._thesplog_file = None  # Thespian caches the log path on first use; take ours
     port = cfg.admin_port or free_port(cfg.bind_address)
-    capabilities: dict[str, Any] = {"Admin Port": port}
+    capabilities: dict[str, Any] = {**(extra_capabilities or {}), "Admin Port": port}
     asys = ActorSystem(cfg.base, capabilities, transientUnique=True)
     return StartedSystem(asys, port, capabilities)
 

@@ -47,11 +47,11 @@ def test_enabled_events_are_key_value_lines_with_the_event_first() -> None:
     handler = Keep()
     enable_logging(handler, "info")
     try:
-        get_logger("pool").info("pool.ready", workers=4)
+        get_logger("pool").info("pool.init_complete", workers=4)
     finally:
         logging.getLogger("snakepit_actors").removeHandler(handler)
         logging.getLogger("snakepit_actors").setLevel(logging.NOTSET)
-    assert records[0].getMessage() == "event='pool.ready' component='pool' workers=4"
+    assert records[0].getMessage() == "event='pool.init_complete' component='pool' workers=4"
 
 
 def test_latency_percentiles_use_nearest_rank_over_the_window() -> None:
