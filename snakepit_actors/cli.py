@@ -158,6 +158,13 @@ def _status(args: argparse.Namespace) -> int:
     client = _connect(args)
     if args.pool:
         client.pool(args.pool)  # a clear error for an unknown name
+    if args.prometheus:
+        from .metrics import prometheus_text
+
+        entries = [client.pool(args.pool)] if args.pool else client.node.pools
+        stats = {e.name: s for e in entries if (s := client.stats(e)) is not None}
+        print(prometheus_text(client.node.name, stats), end="", flush=True)
+        return 0
     report = gather(client, [args.pool] if args.pool else None)
     print(json.dumps(report, indent=2) if args.json else render(report), flush=True)
     return 0
@@ -237,6 +244,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     status = sub.add_parser("status", help="the live tree, workers and stats of a running node")
     _node_args(status)
     status.add_argument("--json", action="store_true")
+    status.add_argument("--prometheus", action="store_true",
+                        help="print the pools' stats in the Prometheus text format")
     exe = sub.add_parser("exec", help="run a tool on a running node and print its JSON result")
     _node_args(exe)
     exe.add_argument("--timeout", type=float, default=30.0, help="seconds (default 30)")

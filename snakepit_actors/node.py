@@ -45,6 +45,7 @@ from .messages import (
     WatchingLauncher,
     WatchLauncher,
 )
+from .metrics import StatsCache, prometheus_modules, serve_metrics
 from .node_directory import NODE_GLOBAL_NAME
 from .process_registry import default_data_dir, process_db_path
 from .reaper import sweep_orphans
@@ -94,6 +95,7 @@ class Node:
     _run_dir: str = ""
     _process_db: str = ""
     _tailer: WorkerLogTailer | None = None
+    _metrics: StatsCache | None = None
     _stop: threading.Event = field(default_factory=threading.Event)
 
     @property
@@ -113,6 +115,8 @@ class Node:
             raise ConfigError(
                 f"node.admin_port {node.admin_port} is in use on {node.bind_address}: is the "
                 f"node already running? (snakepit-actors status --port {node.admin_port})")
+        if node.metrics_port:
+            prometheus_modules()  # fail before anything starts
         bind_context(node=node.name)
         log.info("node.starting", node=node.name, admin_port=node.admin_port,
                  pools=[p.name for p in self.node_file.pools])
@@ -131,6 +135,10 @@ class Node:
             raise
         self._tailer = WorkerLogTailer((p.entry.name, p.entry.run_dir) for p in self.pools)
         self._tailer.start()
+        if node.metrics_port:
+            self._metrics = StatsCache(node.name)
+            self.refresh_metrics()
+            serve_metrics(self._metrics, node.metrics_port, node.bind_address)
         log.info("node.ready", node=node.name, admin_port=node.admin_port,
                  pools=[p.entry.name for p in self.pools])
 
@@ -188,10 +196,33 @@ class Node:
         """Ask ``wait`` to return (signal handler; any thread)."""
         self._stop.set()
 
-    def wait(self) -> None:
-        """Block until ``request_stop`` (SIGINT / SIGTERM once ``install_signal_handlers``)."""
+    def wait(self, metrics_every_s: float = 2.0) -> None:
+        """Block until ``request_stop`` (SIGINT / SIGTERM once ``install_signal_handlers``),
+        refreshing the metrics snapshot every ``metrics_every_s`` if they are served."""
+        next_refresh = time.monotonic() + metrics_every_s
         while not self._stop.wait(0.2):
-            pass
+            if self._metrics is not None and time.monotonic() >= next_refresh:
+                self.refresh_metrics()
+                next_refresh = time.monotonic() + metrics_every_s
+
+    def pool_stats(self, timeout_s: float = 2.0) -> dict[str, PoolStats]:
+        """Every started pool's stats (main thread: it owns the endpoint)."""
+        out: dict[str, PoolStats] = {}
+        for pool in self.pools:
+            if pool.entry.pool is None:
+                continue
+            rid = uuid.uuid4().hex
+            stats = self._call(pool.entry.pool, GetStats(rid),
+                               lambda m, r=rid: isinstance(m, PoolStats)  # type: ignore[misc]
+                               and m.request_id == r, timeout_s)
+            if isinstance(stats, PoolStats):
+                out[pool.entry.name] = stats
+        return out
+
+    def refresh_metrics(self) -> None:
+        if self._metrics is not None:
+            for name, stats in self.pool_stats().items():
+                self._metrics.update(name, stats)
 
     def install_signal_handlers(self) -> None:
         signal.signal(signal.SIGTERM, self.request_stop)
@@ -227,15 +258,8 @@ class Node:
             self._system.actor_system.tell(entry.pool, ClosePool())
         deadline = time.monotonic() + grace_s
         while started and time.monotonic() < deadline:
-            busy = 0
-            for entry in started:
-                rid = uuid.uuid4().hex
-                stats = self._call(entry.pool, GetStats(rid),
-                                   lambda m, r=rid: isinstance(m, PoolStats)  # type: ignore[misc]
-                                   and m.request_id == r,
-                                   max(0.1, min(2.0, deadline - time.monotonic())))
-                busy += stats.busy if isinstance(stats, PoolStats) else 0
-            if busy == 0:
+            stats = self.pool_stats(max(0.1, min(2.0, deadline - time.monotonic())))
+            if sum(s.busy for s in stats.values()) == 0:
                 return
             time.sleep(0.05)
 
