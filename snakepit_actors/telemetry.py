@@ -85,10 +85,15 @@ def _level_gate(logger: Any, method: str, event_dict: Any) -> Any:
     return event_dict
 
 
+_FIRST_KEYS = ("timestamp", "level", "event", "component")
+
+
 def _stamp_and_render(logger: Any, method: str, event_dict: Any) -> Any:
     if _stamp is not None:
         event_dict = _stamp(logger, method, event_dict)
         event_dict.setdefault("level", "warning" if method == "warn" else method)
+        event_dict = {**{k: event_dict[k] for k in _FIRST_KEYS if k in event_dict},
+                      **event_dict}  # a line reads left to right: when, how bad, what
     return _renderer(logger, method, event_dict)
 
 
@@ -152,6 +157,15 @@ def configure_logging(fmt: LogFormat | str = "auto", level: str = "warning",
     _configured_handler.setFormatter(logging.Formatter("%(message)s"))
     _stdlib_logger.addHandler(_configured_handler)
     _stdlib_logger.setLevel(number)
+
+
+def reset_logging() -> None:
+    """Undo ``configure_logging``: back to silent ``key=value`` (for tests and embedders)."""
+    global _renderer, _stamp, _configured_handler
+    if _configured_handler is not None:
+        _stdlib_logger.removeHandler(_configured_handler)
+    _renderer, _stamp, _configured_handler = _key_value, None, None
+    _stdlib_logger.setLevel(logging.NOTSET)
 
 
 def configure_cli_logging(level: str = "warning") -> None:

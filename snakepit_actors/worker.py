@@ -14,7 +14,10 @@ replies ``WorkerCrashedError``, or re-runs an idempotent request once elsewhere)
 Starter restarts it. A request past its deadline gets
 ``RequestTimeoutError`` and the Worker drains, then recycles its process (the only way to cancel
 a running tool); ``RecycleWorker`` from the Pool does the same for a direct-path call (whose
-gRPC the client makes itself). On every process death it tells the Pool ``WorkerProcessLost``
+gRPC the client makes itself). ``RecycleWorker`` with a graceful reason (max_requests, ttl,
+memory, manual) swaps processes instead: the replacement starts first and takes over once
+the old one is drained (``process_swap.ProcessSwapper``). On every process death it tells the
+Pool ``WorkerProcessLost``
 (exit code, signal), which revokes the clients' leases on it. On ``ActorExitRequest`` it stops
 its process: SIGTERM to the group, then SIGKILL.
 
