@@ -171,6 +171,24 @@ def test_exec_runs_a_tool_on_the_named_pool_and_prints_json(node: RunningNode) -
     assert unknown.returncode == 1 and "pools: ['default', 'second']" in unknown.stderr
 
 
+def test_recycle_from_the_shell_replaces_the_process_and_status_shows_it(
+        node: RunningNode) -> None:
+    def pid() -> int:
+        report = json.loads(cli("status", "--config", str(node.config), "--pool", "second",
+                                "--json").stdout)
+        return int(report["pools"][0]["workers"][0]["pid"])
+
+    before = pid()
+    done = cli("recycle", "--config", str(node.config), "--pool", "second", "second_worker_1")
+    assert done.returncode == 0, done.stderr
+    deadline = time.monotonic() + 20
+    while pid() == before and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert pid() != before and not _alive(before)
+    refused = cli("recycle", "--config", str(node.config), "--pool", "second", "nope")
+    assert refused.returncode == 1 and "no worker 'nope'" in refused.stderr
+
+
 def test_log_lines_are_json_and_carry_worker_id_and_request_id(node: RunningNode) -> None:
     for _ in range(3):
         assert cli("exec", "--config", str(node.config), "--pool", "second", "echo",
@@ -188,21 +206,29 @@ def test_log_lines_are_json_and_carry_worker_id_and_request_id(node: RunningNode
     ready = [e for e in node.log_events() if e["event"] == "worker.ready"]
     assert {e["worker_id"] for e in ready} == {"default_worker_1", "default_worker_2",
                                                "second_worker_1"}
+    # the worker processes' own output (here the bridge's start-up line), with their ids
+    output = [e for e in node.log_events() if e["event"] == "worker.output"]
+    assert {e["worker_id"] for e in output} >= {"default_worker_1", "second_worker_1"}
+    assert any("bridge.ready" in e["line"] for e in output)
 
 
 def test_sigterm_drains_in_flight_requests_and_leaves_no_process(node: RunningNode) -> None:
     report = json.loads(cli("status", "--config", str(node.config), "--json").stdout)
     pids = all_pids(report)
     slow = subprocess.Popen([sys.executable, "-m", "snakepit_actors.cli", "exec", "--config",
-                             str(node.config), "sleep", '{"seconds": 2}'],
+                             str(node.config), "sleep", '{"seconds": 3}'],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             env=_env())
-    time.sleep(1.0)  # the request is running
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:  # until the request runs on a worker
+        status = json.loads(cli("status", "--config", str(node.config), "--json").stdout)
+        if any(p["stats"]["busy"] for p in status["pools"]):
+            break
     t0 = time.perf_counter()
     node.proc.send_signal(signal.SIGTERM)
     out, err = slow.communicate(timeout=30)
     assert slow.returncode == 0, err
-    assert json.loads(out) == 2
+    assert json.loads(out) == 3
     assert node.proc.wait(30) == 0
     drain_s = time.perf_counter() - t0
     deadline = time.monotonic() + 10
@@ -213,7 +239,7 @@ def test_sigterm_drains_in_flight_requests_and_leaves_no_process(node: RunningNo
     assert not alive, f"left running after SIGTERM: {alive}"
     events = [e["event"] for e in node.log_events()]
     assert "node.draining" in events and events[-1] == "node.stopped"
-    print(f"\nSIGTERM with a 2 s request 1 s in: node gone after {drain_s:.2f} s, "
+    print(f"\nSIGTERM with a 3 s request running: node gone after {drain_s:.2f} s, "
           f"{len(pids)} processes checked")
 
 
