@@ -7,7 +7,8 @@
 
 Every sample interval (the heartbeat interval, or a quarter of ``worker_ttl`` if shorter) it
 reads the RSS of each ready worker's process tree (psutil: the process and its children) and
-asks ``lifecycle.RecyclePolicy`` whether it is due. It asks the Pool once per process (pid);
+asks ``lifecycle.RecyclePolicy`` whether it is due. It asks the Pool once per process (pid),
+again only if the Pool refused (the worker was not ready);
 the Pool drains the worker and the Worker swaps in a replacement (pool_recycling.py). It does
 I/O (``/proc``) but never waits, and holds no state worth keeping: if it crashes, the PoolRoot
 logs ``pool.degraded`` (child "recycler") and the pool runs on without ttl/memory recycling.
@@ -24,6 +25,7 @@ from thespian.actors import ActorTypeDispatcher, WakeupMessage
 from .lifecycle import RecyclePolicy
 from .messages import (
     InitRecycler,
+    RecycleRequested,
     RequestRecycle,
     SubscribeWorkers,
     WorkerAbandoned,
@@ -82,6 +84,11 @@ class Recycler(ActorTypeDispatcher):
     def receiveMsg_WorkerAbandoned(self, msg: WorkerAbandoned, sender: Any) -> None:
         self._ready.pop(msg.worker_id, None)
 
+    def receiveMsg_RecycleRequested(self, msg: RecycleRequested, sender: Any) -> None:
+        """Refused (e.g. the worker was restarting): ask again at the next sample."""
+        if not msg.accepted:
+            self._asked.discard(int(msg.request_id))
+
     def receiveMsg_WakeupMessage(self, msg: WakeupMessage, sender: Any) -> None:
         now = time.time()
         for worker_id, (pid, ready_at) in list(self._ready.items()):
@@ -91,6 +98,6 @@ class Recycler(ActorTypeDispatcher):
             reason = self._policy.due(now=now, ready_at=ready_at, rss_bytes=rss)
             if reason is not None:
                 self._asked.add(pid)
-                self.send(self._pool, RequestRecycle(worker_id, reason))
+                self.send(self._pool, RequestRecycle(worker_id, reason, request_id=str(pid)))
         self._asked &= {pid for pid, _ in self._ready.values()}
         self.wakeupAfter(self._interval_s)

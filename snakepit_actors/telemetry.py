@@ -78,6 +78,14 @@ def _notify(logger: Any, method: str, event_dict: Any) -> Any:
     return event_dict
 
 
+def _nobody_listens(logger: Any, method: str, event_dict: Any) -> Any:
+    """Drop the event first thing when neither a subscriber nor a handler would see it (the
+    common case for per-request debug events)."""
+    if not _subscribers and not _stdlib_logger.isEnabledFor(_LEVELS.get(method, logging.INFO)):
+        raise structlog.DropEvent
+    return event_dict
+
+
 def _level_gate(logger: Any, method: str, event_dict: Any) -> Any:
     """Drop the event before rendering when the stdlib logger would discard it anyway."""
     if not _stdlib_logger.isEnabledFor(_LEVELS.get(method, logging.INFO)):
@@ -105,8 +113,8 @@ def get_logger(component: str) -> Any:
     """
     return structlog.wrap_logger(
         _stdlib_logger,
-        processors=[structlog.contextvars.merge_contextvars, _notify, _level_gate,
-                    _stamp_and_render],
+        processors=[_nobody_listens, structlog.contextvars.merge_contextvars, _notify,
+                    _level_gate, _stamp_and_render],
         wrapper_class=structlog.stdlib.BoundLogger,
     ).bind(component=component)
 
