@@ -97,17 +97,20 @@ def _walk(client: NodeClient, address: Any, pids: dict[int, int], workers: dict[
     if status is None:
         return node
     listed = client.children(address) if actor in ("WorkerSupervisor", "Starter") else None
-    infos = list(listed.children) if listed is not None else []
-    for child in status.childActors:
-        info = next((i for i in infos if i.address is not None and i.address == child), None)
-        child_meta = ({"child_id": info.child_id, "state": info.state,
-                       "restarts": info.restarts} if info is not None else {})
-        node["children"].append(_walk(client, child, pids, workers, child_meta))
-    for info in infos:
-        if info.address is None:  # waiting for its restart: no actor to ask
+    unlisted = list(status.childActors)
+    for info in listed.children if listed is not None else ():  # the supervisor's start order
+        child = next((c for c in unlisted if info.address is not None and c == info.address),
+                     None)
+        if child is None:  # waiting for its restart: no actor to ask
             node["children"].append({"actor": _class_name(info.actor), "id": info.child_id,
                                      "pid": None, "state": info.state,
                                      "restarts": info.restarts, "children": []})
+            continue
+        unlisted.remove(child)
+        node["children"].append(_walk(client, child, pids, workers, {
+            "child_id": info.child_id, "state": info.state, "restarts": info.restarts}))
+    for child in unlisted:
+        node["children"].append(_walk(client, child, pids, workers, {}))
     if actor == "Worker" and meta.get("child_id") in workers:
         w = workers[meta["child_id"]]
         node["process"] = {"pid": w.pid, "state": w.state, "endpoint": w.endpoint}
