@@ -3,7 +3,7 @@
     snakepit-actors demo [--workers N] [--json]
     snakepit-actors bench [--quick] [--json]
     snakepit-actors start --config pool.toml            (a node, in the foreground)
-    snakepit-actors status (--config F | --port P) [--pool NAME] [--json]
+    snakepit-actors status (--config F | --name N | --port P) [--pool NAME] [--json]
     snakepit-actors exec (--config F | --port P) [--pool NAME] [--timeout S] TOOL [JSON]
     snakepit-actors recycle (--config F | --port P) [--pool NAME] WORKER_ID
     snakepit-actors doctor [--config F] [--json]
@@ -146,10 +146,17 @@ def _connect(args: argparse.Namespace) -> Any:
 
     if args.port:
         return NodeClient(args.port)
+    if args.name:
+        from .node import find_node
+        from .process_registry import default_data_dir
+
+        record = find_node(args.name, args.data_dir or default_data_dir(os.environ))
+        return NodeClient(int(record["admin_port"]), str(record["bind_address"]))
     if args.config:
         node = _node_file(args).node
         return NodeClient(node.admin_port, node.bind_address)
-    raise SnakepitError("give --config pool.toml or --port ADMIN_PORT to find the node")
+    raise SnakepitError("give --config pool.toml, --name NODE or --port ADMIN_PORT to find "
+                        "the node")
 
 
 def _status(args: argparse.Namespace) -> int:
@@ -211,6 +218,9 @@ def _doctor(args: argparse.Namespace) -> int:
 def _node_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", default="", help="the node's TOML file (finds its port)")
     parser.add_argument("--port", type=int, default=0, help="the node's admin port")
+    parser.add_argument("--name", default="", help="a node running on this host, by name")
+    parser.add_argument("--data-dir", default="", help="where running nodes are recorded "
+                        "(with --name; default: $XDG_DATA_HOME/snakepit_actors)")
     parser.add_argument("--pool", default=None, help="pool name (default: the only pool, or "
                         "'default')")
 

@@ -63,6 +63,35 @@ log = get_logger("node")
 _CONTROL_TIMEOUT_S = 10.0
 
 
+def nodes_dir(data_dir: str) -> str:
+    """Where running nodes leave ``<name>.json`` (admin port, pid) for ``status --name``."""
+    return os.path.join(data_dir, "nodes")
+
+
+def find_node(name: str, data_dir: str) -> dict[str, Any]:
+    """The record of the running node ``name`` (admin_port, bind_address, pid).
+
+    Raises:
+        PoolNotReadyError: reason "node_unreachable": no such node runs (a record left by a
+            node that died is ignored).
+    """
+    import json
+
+    import psutil
+
+    try:
+        with open(os.path.join(nodes_dir(data_dir), f"{name}.json")) as f:
+            record = dict(json.load(f))
+        alive = psutil.Process(int(record["pid"])).create_time() == record["create_time"]
+    except (OSError, ValueError, KeyError, TypeError, psutil.Error):
+        alive = False
+    if not alive:
+        raise PoolNotReadyError(f"no running node named {name!r} (looked in "
+                                f"{nodes_dir(data_dir)}); start it with `snakepit-actors start "
+                                f"--config pool.toml`", reason="node_unreachable")
+    return record
+
+
 def port_in_use(port: int, host: str = "127.0.0.1", timeout_s: float = 0.5) -> bool:
     """Whether something accepts TCP connections on ``host:port``."""
     import socket
@@ -139,8 +168,29 @@ class Node:
             self._metrics = StatsCache(node.name)
             self.refresh_metrics()
             serve_metrics(self._metrics, node.metrics_port, node.bind_address)
+        self._write_record()
         log.info("node.ready", node=node.name, admin_port=node.admin_port,
                  pools=[p.entry.name for p in self.pools])
+
+    def _record_path(self) -> str:
+        node = self.node_file.node
+        return os.path.join(nodes_dir(node.data_dir or default_data_dir(self.environ)),
+                            f"{node.name}.json")
+
+    def _write_record(self) -> None:
+        """Leave ``<data_dir>/nodes/<name>.json`` for ``status --name`` (atomically)."""
+        import json
+
+        import psutil
+
+        node, path = self.node_file.node, self._record_path()
+        with contextlib.suppress(OSError):
+            os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
+            with open(path + ".tmp", "w") as f:
+                json.dump({"name": node.name, "admin_port": node.admin_port,
+                           "bind_address": node.bind_address, "pid": os.getpid(),
+                           "create_time": psutil.Process().create_time()}, f)
+            os.replace(path + ".tmp", path)
 
     def _start_tree(self, on_pool: Callable[[PoolEntry, float], None] | None) -> None:
         from .launcher_watch import LauncherWatch
@@ -236,6 +286,8 @@ class Node:
         if self._system is None:
             return 0.0
         log.info("node.draining", node=self.node_file.node.name, grace_s=grace)
+        with contextlib.suppress(OSError):
+            os.unlink(self._record_path())
         with contextlib.suppress(Exception):
             self._drain(grace)
         if self._tailer is not None:

@@ -156,6 +156,10 @@ def test_status_from_another_process_shows_every_pool_actor_and_worker(
     text = cli("status", "--port", str(report["admin_port"]), "--pool", "second")
     assert text.returncode == 0 and "second_worker_1" in text.stdout
     assert "default_worker_1" not in text.stdout
+    by_name = cli("status", "--name", "testnode")
+    assert by_name.returncode == 0 and "default_worker_2" in by_name.stdout
+    missing = cli("status", "--name", "nonode")
+    assert missing.returncode == 1 and "no running node named 'nonode'" in missing.stderr
     print(f"\nstatus --json of a 2-pool node: {took * 1000:.0f} ms (whole CLI process)")
 
 
