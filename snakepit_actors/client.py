@@ -102,6 +102,7 @@ class Pool:
         self.admin_pid = admin_pid
         self._closed = False
         self._close_lock = threading.Lock()
+        self._output = _copy_worker_output(config.name, run_dir)
 
     # --- lifecycle ----------------------------------------------------------------------------
 
@@ -167,6 +168,8 @@ class Pool:
         if self._direct is not None:
             self._direct.close_channels()
         shutdown_actor_system(self._system, self.admin_pid)
+        if self._output is not None:
+            self._output.stop()
         if self._process_db:
             sweep_orphans(self._process_db, ended_runs={self.run_id})
         remove_run_dir(self._run_dir)
@@ -345,6 +348,15 @@ class Pool:
         if self._closed:
             raise PoolClosedError(f"pool {self.config.name!r} is closed")
         return self._gateway.call(self._pool, msg, msg.request_id, _CONTROL_TIMEOUT_S)
+
+
+def _copy_worker_output(pool_name: str, run_dir: str) -> Any:
+    """Copy the workers' stdout/stderr into the log as ``worker.output`` if anyone listens
+    (logging configured at info, or a subscriber); None otherwise."""
+    from .log_capture import WorkerLogTailer
+    from .telemetry import wants
+
+    return WorkerLogTailer([(pool_name, run_dir)]).start() if wants("info") else None
 
 
 def _invalid_tool(tool: object) -> SnakepitError:

@@ -49,3 +49,21 @@ def test_long_lines_are_cut_and_a_flood_is_skipped_with_a_count(tmp_path: Path) 
 
 def test_a_missing_run_directory_is_not_an_error(tmp_path: Path) -> None:
     assert WorkerLogTailer([("p", str(tmp_path / "gone"))]).poll() == 0
+
+
+def test_a_pool_handle_copies_worker_output_when_someone_listens() -> None:
+    import time
+
+    from snakepit_actors import Pool, PoolConfig
+
+    seen: list[dict[str, object]] = []
+    unsubscribe = subscribe(lambda e, f: seen.append(f), {"worker.output"})
+    try:
+        with Pool.start(PoolConfig(name="out", pool_size=1)):
+            deadline = time.monotonic() + 10
+            while not seen and time.monotonic() < deadline:
+                time.sleep(0.05)
+    finally:
+        unsubscribe()
+    assert seen and seen[0]["worker_id"] == "out_worker_1" and seen[0]["pool"] == "out"
+    assert "bridge.ready" in str(seen[0]["line"])
