@@ -96,18 +96,25 @@ def shutdown_actor_system(started: StartedSystem, admin_pid: int = 0,
 
     With ``admin_pid``, also make sure: the admin and every process below it (actors, worker
     processes) must be gone within ``grace_s`` of the shutdown; stragglers are SIGKILLed (psutil
-    checks each pid still names the same process). Returns the pids that had to be killed.
+    checks each pid still names the same process). So are actor processes forked while the
+    system stopped (a supervisor restarting a child just then): they never got their first
+    message, so they neither heard the shutdown nor set PR_SET_PDEATHSIG; they are found in
+    the admin's session (and must be forks of this program: same command line). Returns the
+    pids that had to be killed.
     """
     import psutil
 
     procs: list[psutil.Process] = []
+    session = 0
     if admin_pid:
-        with contextlib.suppress(psutil.Error):
+        with contextlib.suppress(psutil.Error, OSError):
             admin = psutil.Process(admin_pid)
             procs = [admin, *admin.children(recursive=True)]
+            session = os.getsid(admin_pid)
     with contextlib.suppress(Exception):
         started.actor_system.shutdown()
     alive = _wait_gone(procs, grace_s)
+    alive += [p for p in _late_forks(session) if p.pid not in {q.pid for q in procs}]
     for proc in alive:
         with contextlib.suppress(psutil.Error):
             proc.kill()
@@ -137,3 +144,25 @@ def _wait_gone(procs: list[Any], timeout_s: float) -> list[Any]:
         time.sleep(0.01)
         alive = [p for p in alive if running(p)]
     return alive
+
+
+def _late_forks(session: int) -> list[Any]:
+    """Running processes of the admin's ``session`` that are forks of this program."""
+    import psutil
+
+    if not session:
+        return []
+    me = psutil.Process()
+    try:
+        my_cmdline = me.cmdline()
+    except psutil.Error:
+        return []
+    found = []
+    for proc in psutil.process_iter(["pid", "cmdline", "status"]):
+        try:
+            if (proc.pid != me.pid and proc.info["status"] != psutil.STATUS_ZOMBIE
+                    and os.getsid(proc.pid) == session and proc.info["cmdline"] == my_cmdline):
+                found.append(proc)
+        except (psutil.Error, OSError):
+            continue
+    return found
