@@ -288,3 +288,17 @@ def test_cleanup_finds_the_data_dir_through_the_config(tmp_path: Path) -> None:
     done = cli("cleanup", "--config", str(config), "--dry-run", "--json")
     assert done.returncode == 0, done.stderr
     assert isinstance(json.loads(done.stdout), dict)
+
+
+def test_a_pool_that_cannot_start_stops_the_node_with_its_error(tmp_path: Path) -> None:
+    config = tmp_path / "pool.toml"
+    config.write_text(node_toml(free_port(), extra='[pools.broken]\nadapter = "nope.mod:X"\n'
+                                                  "startup_timeout = 10\n"))
+    t0 = time.perf_counter()
+    done = cli("start", "--config", str(config))
+    assert done.returncode == 1
+    assert "pool 'broken' did not start" in done.stdout and "nope" in done.stdout
+    events = [json.loads(line) for line in done.stderr.splitlines() if line.startswith("{")]
+    assert any(e["event"] == "node.pool_failed" and e["pool"] == "broken" for e in events)
+    assert events[-1]["event"] == "node.stopped"
+    print(f"\nfailed start and full stop in {time.perf_counter() - t0:.2f} s")
