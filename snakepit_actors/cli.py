@@ -4,7 +4,15 @@
     snakepit-actors bench [--scenario echo|cpu|sleep|startup|crash|all ...] [--workers N]
                           [--concurrency N] [--duration S] [--dispatch direct|actor|both]
                           [--capacity N] [--quick] [--json]
-    snakepit-actors cleanup [--dry-run] [--json] [--data-dir DIR]
+    snakepit-actors start --config pool.toml            (a node, in the foreground)
+    snakepit-actors status (--config F | --name N | --port P) [--pool NAME] [--json]
+    snakepit-actors exec (--config F | --port P) [--pool NAME] [--timeout S] TOOL [JSON]
+    snakepit-actors recycle (--config F | --port P) [--pool NAME] WORKER_ID
+    snakepit-actors doctor [--config F] [--json]
+    snakepit-actors cleanup [--config F | --data-dir DIR] [--dry-run] [--json]
+
+Logging: ``--log-level`` / ``--log-format`` (or ``SNAKEPIT_LOG_LEVEL`` / ``SNAKEPIT_LOG_FORMAT``;
+for ``start`` the ``[node]`` table's ``log_level`` / ``log_format`` are the defaults).
 
 Progress (workers starting, bench steps) goes to stderr: one line rewritten in place on a
 terminal, plain lines otherwise; results go to stdout.
@@ -25,7 +33,7 @@ from typing import Any
 from .client import Pool
 from .config import PoolConfig
 from .errors import SnakepitError, ToolError, WorkerCrashedError
-from .telemetry import configure_cli_logging
+from .telemetry import configure_logging
 
 
 def _print(text: str = "") -> None:
@@ -198,15 +206,121 @@ def _cleanup(args: argparse.Namespace) -> int:
     from .process_registry import default_data_dir
     from .reaper import cleanup_command
 
-    return cleanup_command(args.data_dir or default_data_dir(os.environ), args.dry_run, args.json)
+    data_dir = args.data_dir
+    if not data_dir and args.config:
+        data_dir = _node_file(args).node.data_dir
+    return cleanup_command(data_dir or default_data_dir(os.environ), args.dry_run, args.json)
+
+
+def _node_file(args: argparse.Namespace) -> Any:
+    from .config_file import load_node_file
+
+    return load_node_file(args.config, os.environ)
+
+
+def _start(args: argparse.Namespace) -> int:
+    from .node import run_node
+
+    node_file = _node_file(args)
+    node = node_file.node
+    configure_logging(args.log_format or os.environ.get("SNAKEPIT_LOG_FORMAT")
+                      or node.log_format,
+                      args.log_level or os.environ.get("SNAKEPIT_LOG_LEVEL") or node.log_level)
+    return run_node(node_file, _print)
+
+
+def _connect(args: argparse.Namespace) -> Any:
+    from .node_client import NodeClient
+
+    if args.port:
+        return NodeClient(args.port)
+    if args.name:
+        from .node import find_node
+        from .process_registry import default_data_dir
+
+        record = find_node(args.name, args.data_dir or default_data_dir(os.environ))
+        return NodeClient(int(record["admin_port"]), str(record["bind_address"]))
+    if args.config:
+        node = _node_file(args).node
+        return NodeClient(node.admin_port, node.bind_address)
+    raise SnakepitError("give --config pool.toml, --name NODE or --port ADMIN_PORT to find "
+                        "the node")
+
+
+def _status(args: argparse.Namespace) -> int:
+    from .status import gather, render
+
+    client = _connect(args)
+    if args.pool:
+        client.pool(args.pool)  # a clear error for an unknown name
+    if args.prometheus:
+        from .metrics import prometheus_text
+
+        entries = [client.pool(args.pool)] if args.pool else client.node.pools
+        stats = {e.name: s for e in entries if (s := client.stats(e)) is not None}
+        print(prometheus_text(client.node.name, stats), end="", flush=True)
+        return 0
+    report = gather(client, [args.pool] if args.pool else None)
+    print(json.dumps(report, indent=2) if args.json else render(report), flush=True)
+    return 0
+
+
+def _exec(args: argparse.Namespace) -> int:
+    try:
+        tool_args = json.loads(args.args) if args.args else {}
+    except json.JSONDecodeError as exc:
+        print(f"error: JSON arguments must be an object, e.g. '{{\"a\": 1}}': {exc}",
+              file=sys.stderr)
+        return 2
+    if not isinstance(tool_args, dict):
+        print(f"error: JSON arguments must be an object, e.g. '{{\"a\": 1}}', got "
+              f"{args.args}", file=sys.stderr)
+        return 2
+    client = _connect(args)
+    result = client.execute(client.pool(args.pool), args.tool, tool_args, args.timeout,
+                            session_id=args.session)
+    print(json.dumps(result), flush=True)
+    return 0
+
+
+def _recycle(args: argparse.Namespace) -> int:
+    client = _connect(args)
+    reply = client.recycle(client.pool(args.pool), args.worker_id)
+    if reply is None or not reply.accepted:
+        print(f"error: cannot recycle {args.worker_id}: "
+              f"{reply.detail if reply else 'no answer'}", file=sys.stderr)
+        return 1
+    print(f"recycling {args.worker_id}: a replacement is starting", flush=True)
+    return 0
+
+
+def _doctor(args: argparse.Namespace) -> int:
+    from .doctor import report, run_checks
+
+    node_file = _node_file(args) if args.config else None
+    text, code = report(run_checks(node_file, dict(os.environ)), args.json)
+    print(text, flush=True)
+    return code
+
+
+def _node_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", default="", help="the node's TOML file (finds its port)")
+    parser.add_argument("--port", type=int, default=0, help="the node's admin port")
+    parser.add_argument("--name", default="", help="a node running on this host, by name")
+    parser.add_argument("--data-dir", default="", help="where running nodes are recorded "
+                        "(with --name; default: $XDG_DATA_HOME/snakepit_actors)")
+    parser.add_argument("--pool", default=None, help="pool name (default: the only pool, or "
+                        "'default')")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``snakepit-actors``."""
     parser = argparse.ArgumentParser(prog="snakepit-actors",
                                      description="Supervised pools of external Python workers")
-    parser.add_argument("--log-level", default="warning",
+    parser.add_argument("--log-level", default=None,
                         choices=["debug", "info", "warning", "error"])
+    parser.add_argument("--log-format", default=None,
+                        choices=["json", "console", "keyvalue", "auto"])
     sub = parser.add_subparsers(dest="command", required=True)
     demo = sub.add_parser("demo", help="start a showcase pool, run a few tools, shut down")
     demo.add_argument("--workers", type=int, default=4)
@@ -218,13 +332,38 @@ def main(argv: Sequence[str] | None = None) -> int:
                          help="only show what would be killed or removed")
     cleanup.add_argument("--json", action="store_true")
     cleanup.add_argument("--data-dir", default="",
-                         help="where the process table lives (default: "
-                              "$XDG_DATA_HOME/snakepit_actors)")
+                         help="where the process table lives (default: the node's data_dir "
+                              "with --config, else $XDG_DATA_HOME/snakepit_actors)")
+    cleanup.add_argument("--config", default="", help="the node's TOML file (its data_dir)")
+    start = sub.add_parser("start", help="run a node (pools from a TOML file) in the foreground")
+    start.add_argument("--config", required=True, help="the node's TOML file")
+    status = sub.add_parser("status", help="the live tree, workers and stats of a running node")
+    _node_args(status)
+    status.add_argument("--json", action="store_true")
+    status.add_argument("--prometheus", action="store_true",
+                        help="print the pools' stats in the Prometheus text format")
+    exe = sub.add_parser("exec", help="run a tool on a running node and print its JSON result")
+    _node_args(exe)
+    exe.add_argument("--timeout", type=float, default=30.0, help="seconds (default 30)")
+    exe.add_argument("--session", default=None, help="session id")
+    exe.add_argument("tool")
+    exe.add_argument("args", nargs="?", default="", help="a JSON object (default {})")
+    recycle = sub.add_parser("recycle", help="replace a worker's process gracefully")
+    _node_args(recycle)
+    recycle.add_argument("worker_id")
+    doctor = sub.add_parser("doctor", help="check interpreter, grpc, adapter, data dir, ports "
+                            "and orphans; print what to fix")
+    doctor.add_argument("--config", default="", help="the node's TOML file")
+    doctor.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
-    configure_cli_logging(args.log_level)
+    if args.command != "start":
+        configure_logging(args.log_format or os.environ.get("SNAKEPIT_LOG_FORMAT") or "auto",
+                          args.log_level or os.environ.get("SNAKEPIT_LOG_LEVEL") or "warning")
+    commands = {"demo": _demo, "bench": _bench, "cleanup": _cleanup, "start": _start,
+                "status": _status, "exec": _exec, "recycle": _recycle, "doctor": _doctor}
     try:
-        return {"demo": _demo, "bench": _bench, "cleanup": _cleanup}[args.command](args)
-    except SnakepitError as exc:
+        return commands[args.command](args)
+    except (SnakepitError, ValueError) as exc:
         print(f"error: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1
 

@@ -54,6 +54,8 @@ from .messages import (
     PoolStarted,
     PoolStartFailed,
     PoolStats,
+    RecycleRequested,
+    RequestRecycle,
     StartPool,
     StartProgress,
     StreamChunk,
@@ -101,6 +103,7 @@ class Pool:
         self.admin_pid = admin_pid
         self._closed = False
         self._close_lock = threading.Lock()
+        self._output = _copy_worker_output(config.name, run_dir)
 
     # --- lifecycle ----------------------------------------------------------------------------
 
@@ -172,6 +175,8 @@ class Pool:
         if self._direct is not None:
             self._direct.close_channels()
         shutdown_actor_system(self._system, self.admin_pid)
+        if self._output is not None:
+            self._output.stop()
         if self._process_db:
             sweep_orphans(self._process_db, ended_runs={self.run_id})
         remove_run_dir(self._run_dir)
@@ -325,10 +330,40 @@ class Pool:
         reply = self._control(ListWorkers(self._gateway.new_id()))
         return list(reply.workers)
 
+    def recycle(self, worker_id: str, timeout: float = _CONTROL_TIMEOUT_S) -> None:
+        """Replace ``worker_id``'s process gracefully: it gets no new work, its running requests
+        finish, a replacement process starts before the old one stops. Returns once the Pool
+        accepted (one actor round trip); the swap completes in the background (watch
+        ``workers()`` for the new pid, ``stats().recycled`` for the count).
+
+        Raises:
+            InvalidArgumentsError: unknown worker, not ready, or already being recycled.
+            PoolClosedError: the pool is closed.
+        """
+        from .errors import InvalidArgumentsError
+
+        if self._closed:
+            raise PoolClosedError(f"pool {self.config.name!r} is closed")
+        request_id = self._gateway.new_id()
+        reply = self._gateway.call(self._pool, RequestRecycle(worker_id, "manual", request_id),
+                                   request_id, timeout)
+        if not reply.accepted:
+            raise InvalidArgumentsError(f"cannot recycle {worker_id!r}: {reply.detail}",
+                                        reason="recycle_refused")
+
     def _control(self, msg: GetStats | ListWorkers) -> Any:
         if self._closed:
             raise PoolClosedError(f"pool {self.config.name!r} is closed")
         return self._gateway.call(self._pool, msg, msg.request_id, _CONTROL_TIMEOUT_S)
+
+
+def _copy_worker_output(pool_name: str, run_dir: str) -> Any:
+    """Copy the workers' stdout/stderr into the log as ``worker.output`` if anyone listens
+    (logging configured at info, or a subscriber); None otherwise."""
+    from .log_capture import WorkerLogTailer
+    from .telemetry import wants
+
+    return WorkerLogTailer([(pool_name, run_dir)]).start() if wants("info") else None
 
 
 def _invalid_tool(tool: object) -> SnakepitError:
@@ -553,7 +588,8 @@ class _Gateway:
 
 
 def _reply_key(message: Any) -> str | None:
-    if isinstance(message, ExecuteResult | ExecuteFailed | PoolStats | WorkerList):
+    if isinstance(message, ExecuteResult | ExecuteFailed | PoolStats | WorkerList
+                  | RecycleRequested):
         return message.request_id
     if isinstance(message, PoolStarted | PoolStartFailed):
         return "start"

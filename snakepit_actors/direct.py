@@ -41,7 +41,7 @@ from .lease_client import LeaseClient, TaskWaiter, ThreadWaiter
 from .leases import Lease
 from .messages import Execute
 from .scheduling import queue_expiry
-from .telemetry import get_logger
+from .telemetry import get_logger, wants
 
 log = get_logger("client")
 
@@ -232,6 +232,11 @@ class DirectPath:
         """The worker answered: free the lease and count (one lock), then decode."""
         outcome = response.WhichOneof("outcome")
         self.leases.release(lease, "ok", request.session_id, started, ok=outcome != "error")
+        if wants("debug"):
+            log.debug("request.completed", request_id=request.request_id,
+                      worker_id=lease.worker_id, ok=outcome != "error", path="direct",
+                      duration_ms=(time.perf_counter() - started) * 1e3,
+                      session_id=request.session_id)
         if outcome == "result_json":
             return _Call(json.loads(response.result_json))
         if outcome == "binary_result":

@@ -189,6 +189,9 @@ class PoolStats:
     latency_p99_ms: float
     request_id: str = ""
     state: str = "ready"  # starting | ready | degraded | closed
+    recycled: int = 0  # workers replaced by the lifecycle policy or ``RequestRecycle``
+    latency_buckets_ms: tuple[tuple[float, int], ...] = ()  # (upper bound, cumulative count)
+    latency_sum_ms: float = 0.0  # of every request counted in the buckets
 
 
 @dataclass(frozen=True, slots=True)
@@ -547,11 +550,15 @@ class RecycleWorker:
     """Pool -> Worker: replace your process. ``reason`` "request_timeout": a direct call passed
     its deadline on it; drain, then recycle (as after the Worker's own DEADLINE_EXCEEDED).
     ``reason`` "unreachable": a client could not reach the process (``detail``); treat it as
-    dead now (report ``WorkerProcessLost`` and exit)."""
+    dead now (report ``WorkerProcessLost`` and exit). ``reason`` in ``GRACEFUL_RECYCLE_REASONS``
+    (the lifecycle policy or a manual recycle): start the replacement process now, and swap it
+    in once the old one is drained; ``drained=False`` means the Pool still waits for
+    direct-path leases on it (another ``RecycleWorker`` with ``drained=True`` follows)."""
 
     worker_id: str
     reason: str
     detail: str = ""
+    drained: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -562,3 +569,91 @@ class WorkerProcessLost:
 
     worker_id: str
     error: SnakepitError
+
+
+# --- public: lifecycle (recycling) --------------------------------------------------------------
+
+#: ``RecycleWorker`` reasons that replace a process gracefully: the replacement starts before
+#: the old process stops, and the old one is drained first.
+GRACEFUL_RECYCLE_REASONS = frozenset({"max_requests", "ttl", "memory", "manual"})
+
+
+@dataclass(frozen=True, slots=True)
+class RequestRecycle:
+    """Replace ``worker_id``'s process gracefully: the Pool stops giving it work, recalls its
+    leases, and the Worker starts the replacement before it stops the drained old process.
+    ``reason``: one of ``GRACEFUL_RECYCLE_REASONS``. With ``request_id``, the Pool replies
+    ``RecycleRequested``."""
+
+    worker_id: str
+    reason: str = "manual"
+    request_id: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class RecycleRequested:
+    """Reply to ``RequestRecycle``: ``accepted`` is False (``detail`` says why) when the worker
+    is unknown, not ready, or already being recycled."""
+
+    request_id: str
+    worker_id: str
+    accepted: bool
+    detail: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class InitRecycler:
+    """PoolRoot -> Recycler: watch the pool's workers (facts from ``worker_registry``) against
+    ``config``'s worker_ttl / worker_memory_mb, and tell ``pool`` ``RequestRecycle``."""
+
+    config: PoolConfig
+    pool: ActorAddress
+    worker_registry: ActorAddress
+
+
+# --- public: the node directory (status / exec from another process) ----------------------------
+
+@dataclass(frozen=True, slots=True)
+class PoolEntry:
+    """One pool of a node: its Pool actor (requests, stats) and PoolRoot (the tree)."""
+
+    name: str
+    pool: ActorAddress
+    root: ActorAddress
+    pool_size: int
+    adapter: str
+    run_dir: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class RegisterPool:
+    """node -> NodeDirectory: ``entry`` runs in this node."""
+
+    entry: PoolEntry
+
+
+@dataclass(frozen=True, slots=True)
+class DescribeNode:
+    """Ask the NodeDirectory for a ``NodeDescription`` (echoes ``request_id``)."""
+
+    request_id: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class NodeDescription:
+    """Reply to ``DescribeNode``: the node's name, its process (pid) and its pools."""
+
+    name: str
+    node_pid: int
+    started_at: float
+    pools: tuple[PoolEntry, ...]
+    request_id: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class InitNodeDirectory:
+    """node -> NodeDirectory: the node's name and pid."""
+
+    name: str
+    node_pid: int
+    started_at: float

@@ -36,6 +36,7 @@ from .errors import (
     SnakepitError,
     WorkerCrashedError,
 )
+from .lifecycle import RecyclePolicy
 from .messages import (
     CancelRequest,
     Checkin,
@@ -63,8 +64,9 @@ from .messages import (
     WorkerStartFailed,
 )
 from .pool_leases import HolderWatch, LeaseDesk, LeaseLedger, lease_crash_error
+from .pool_recycling import RecycleDesk
 from .scheduling import Dispatch, Expired, PoolCore, Queued
-from .telemetry import LatencyWindow, get_logger
+from .telemetry import LatencyWindow, get_logger, wants
 
 log = get_logger("pool")
 
@@ -99,9 +101,10 @@ class _Counters:
     restarts: int = 0
 
 
-class Pool(LeaseDesk, ActorTypeDispatcher):
+class Pool(RecycleDesk, LeaseDesk, ActorTypeDispatcher):
     """FIFO queue, available/busy sets and stats for one pool; see the module docstring.
-    The lease handlers of the direct data path come from ``LeaseDesk`` (pool_leases.py)."""
+    The lease handlers of the direct data path come from ``LeaseDesk`` (pool_leases.py), the
+    graceful recycling from ``RecycleDesk`` (pool_recycling.py)."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -124,6 +127,9 @@ class Pool(LeaseDesk, ActorTypeDispatcher):
         self._last_start_error: SnakepitError | None = None
         self._degraded: str | None = None  # why no worker will take requests, if so
         self._supervisor_gone = False
+        self._recycling = {}
+        self._recycled = 0
+        self._policy = RecyclePolicy()
 
     # --- set-up and worker facts --------------------------------------------------------------
 
@@ -138,12 +144,14 @@ class Pool(LeaseDesk, ActorTypeDispatcher):
                               else 0.0)
         self._start_reply_to = msg.start_reply_to
         self._report_progress = msg.report_progress
+        self._policy = RecyclePolicy.from_config(cfg)
         self.send(msg.worker_registry, SubscribeWorkers(self.myAddress))
         self.wakeupAfter(cfg.startup_timeout, payload="startup_timeout")
-        log.info("pool.starting", pool=cfg.name, size=cfg.pool_size)
+        log.info("pool.init_started", pool=cfg.name, size=cfg.pool_size)
 
     def receiveMsg_WorkerReady(self, msg: WorkerReady, sender: Any) -> None:
         self._fail_held(msg.worker_id, "replaced")
+        self._recycle_done(msg.worker_id, replaced=True)
         self._abandoned.discard(msg.worker_id)
         if not self._supervisor_gone:
             self._degraded = None
@@ -193,6 +201,7 @@ class Pool(LeaseDesk, ActorTypeDispatcher):
 
     def receiveMsg_WorkerExited(self, msg: WorkerExited, sender: Any) -> None:
         self._fail_held(msg.worker_id, msg.reason, msg.exit_code)
+        self._recycle_done(msg.worker_id, replaced=False)
         entry = self._workers.get(msg.worker_id)
         if entry is not None:
             entry.info = replace(entry.info, state="starting")
@@ -233,7 +242,7 @@ class Pool(LeaseDesk, ActorTypeDispatcher):
         if not self._started and self._core.workers >= self._config.pool_size:
             self._announce(PoolStarted(self.myAddress, self._config.name, self._core.workers))
             self._started = True
-            log.info("pool.ready", pool=self._config.name, workers=self._core.workers)
+            log.info("pool.init_complete", pool=self._config.name, workers=self._core.workers)
 
     def _announce(self, msg: PoolStarted | PoolStartFailed) -> None:
         if self._start_reply_to is not None:
@@ -275,6 +284,8 @@ class Pool(LeaseDesk, ActorTypeDispatcher):
         if isinstance(decision, Dispatch):
             self._send_dispatches([decision])
         elif isinstance(decision, Queued):
+            log.debug("request.queued", request_id=pending.request.request_id,
+                      position=decision.position)
             self._schedule_expiry()
         else:
             return decision.reason
@@ -295,6 +306,7 @@ class Pool(LeaseDesk, ActorTypeDispatcher):
         log.debug("request.rejected", request_id=msg.request_id, reason=reason)
         if reason == "queue_full":
             self._counters.saturated += 1
+            log.warning("pool.saturated", pool=self._config.name, queued=self._core.queued)
             return PoolSaturatedError(
                 f"pool {self._config.name!r} is saturated: {self._core.workers} workers busy and "
                 f"max_queue={self._config.max_queue} requests waiting",
@@ -344,12 +356,18 @@ class Pool(LeaseDesk, ActorTypeDispatcher):
         elif pending is not None:
             self._latency.add((now - pending.submitted) * 1000.0)
             self._counters.errors += 0 if msg.ok else 1
+            if wants("debug"):
+                log.debug("request.completed", request_id=msg.request_id,
+                          worker_id=msg.worker_id, ok=msg.ok, duration_ms=msg.elapsed_ms,
+                          session_id=pending.request.session_id, path="actor")
         dispatches = self._core.checkin(msg.worker_id, msg.request_id, now, msg.worker_lost)
         entry = self._workers.get(msg.worker_id)
         if entry is not None:
             state = ("starting" if msg.worker_lost
+                     else "stopping" if msg.worker_id in self._recycling
                      else "busy" if self._core.in_flight(msg.worker_id) else "ready")
             entry.info = replace(entry.info, state=state, requests=entry.info.requests + 1)
+            self._check_recycle(msg.worker_id)
         self._send_dispatches(dispatches)
 
     def _reply_failed(self, pending: _Pending, error: SnakepitError) -> None:
@@ -410,7 +428,8 @@ class Pool(LeaseDesk, ActorTypeDispatcher):
             queue_timeouts=c.queue_timeouts, saturated=c.saturated, restarts=c.restarts,
             latency_p50_ms=self._latency.percentile(0.5),
             latency_p99_ms=self._latency.percentile(0.99), request_id=msg.request_id,
-            state=self._state()))
+            state=self._state(), recycled=self._recycled,
+            latency_buckets_ms=self._latency.buckets(), latency_sum_ms=self._latency.sum_ms))
 
     def _state(self) -> str:
         if self._core.closed:

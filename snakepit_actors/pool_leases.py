@@ -82,6 +82,7 @@ class LeaseDesk:
         def _new_pending(self, request: RequestLease, reply_to: Any, now: float) -> Any: ...
         def _fail_held(self, worker_id: str, reason: str, exit_code: int | None = None,
                        error: SnakepitError | None = None) -> None: ...
+        def _check_recycle(self, worker_id: str) -> None: ...
 
     _ledger: LeaseLedger[Any]
     _holders: HolderWatch
@@ -233,6 +234,7 @@ class LeaseDesk:
             entry = self._workers.get(used.worker_id)
             if entry is not None:
                 entry.info = replace(entry.info, requests=entry.info.requests + used.requests)
+                self._check_recycle(used.worker_id)
             for session_id in used.sessions:
                 self._remember_session(session_id, used.worker_id)
 

@@ -3,7 +3,8 @@
     PoolRoot (this; one per pool instance)
      ├─ WorkerRegistry   ├─ ProcessRegistry   ├─ StarterRegistry   ├─ SessionStore
      ├─ WorkerSupervisor (one_for_one)  -> Starter_i -> Worker_i -> external process_i
-     └─ Pool
+     ├─ Pool
+     └─ Recycler (only with worker_ttl / worker_memory_mb)
 
 ``StartPool`` creates the children, wires them with ``Init…`` messages and lets the Pool answer
 the requester (``PoolStarted`` / ``PoolStartFailed``). ``ActorExitRequest`` to the PoolRoot stops
@@ -17,15 +18,17 @@ from typing import Any
 
 from thespian.actors import ActorExitRequest, ActorTypeDispatcher, ChildActorExited
 
+from .lifecycle import RecyclePolicy
 from .messages import (
     InitPool,
+    InitRecycler,
     InitRegistry,
     InitWorkerSupervisor,
     PoolDegraded,
     StartPool,
     WorkerContext,
 )
-from .telemetry import get_logger
+from .telemetry import bind_context, get_logger
 
 log = get_logger("pool_root")
 
@@ -45,6 +48,7 @@ class PoolRoot(ActorTypeDispatcher):
 
         die_with_parent()
         cfg = msg.config
+        bind_context(pool=cfg.name)  # every actor forked below inherits it
         run_dir = msg.run_dir or self._make_run_dir(cfg.name)
         registries = {role: self._child(cls, role) for role, cls in (
             ("worker_registry", "snakepit_actors.worker_registry.WorkerRegistry"),
@@ -64,6 +68,9 @@ class PoolRoot(ActorTypeDispatcher):
         supervisor = self._child("snakepit_actors.worker_supervisor.WorkerSupervisor",
                                  "worker_supervisor")
         self.send(supervisor, InitWorkerSupervisor(context))
+        if RecyclePolicy.from_config(cfg).needs_sampling:
+            recycler = self._child("snakepit_actors.recycler.Recycler", "recycler")
+            self.send(recycler, InitRecycler(cfg, self._pool, registries["worker_registry"]))
 
     def _make_run_dir(self, pool_name: str) -> str:
         from .system import make_run_dir

@@ -16,6 +16,7 @@ import os
 import shutil
 import socket
 import tempfile
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -69,10 +70,13 @@ class StartedSystem:
     capabilities: dict[str, Any]
 
 
-def start_actor_system(cfg: SystemConfig, run_dir: str) -> StartedSystem:
+def start_actor_system(cfg: SystemConfig, run_dir: str,
+                       extra_capabilities: dict[str, Any] | None = None) -> StartedSystem:
     """Start a new, private multiprocTCPBase system on loopback with its own admin port.
 
-    Blocks about 0.1 s. Raises whatever Thespian raises if the port was taken meanwhile.
+    ``extra_capabilities`` are added to Thespian's (e.g. a convention address for a node that
+    leads a multi-host convention). Blocks about 0.1 s. Raises whatever Thespian raises if the
+    port was taken meanwhile.
     """
     from thespian.actors import ActorSystem
     from thespian.system import utilis
@@ -81,7 +85,7 @@ def start_actor_system(cfg: SystemConfig, run_dir: str) -> StartedSystem:
     os.environ["THESPLOG_FILE"] = cfg.log_file or os.path.join(run_dir, "thespian.log")
     utilis._thesplog_file = None  # Thespian caches the log path on first use; take ours
     port = cfg.admin_port or free_port(cfg.bind_address)
-    capabilities: dict[str, Any] = {"Admin Port": port}
+    capabilities: dict[str, Any] = {**(extra_capabilities or {}), "Admin Port": port}
     asys = ActorSystem(cfg.base, capabilities, transientUnique=True)
     return StartedSystem(asys, port, capabilities)
 
@@ -92,7 +96,11 @@ def shutdown_actor_system(started: StartedSystem, admin_pid: int = 0,
 
     With ``admin_pid``, also make sure: the admin and every process below it (actors, worker
     processes) must be gone within ``grace_s`` of the shutdown; stragglers are SIGKILLed (psutil
-    checks each pid still names the same process). Returns the pids that had to be killed.
+    checks each pid still names the same process). So are actor processes forked while the
+    system stopped (a supervisor restarting a child just then): they never got their first
+    message, so they neither heard the shutdown nor set PR_SET_PDEATHSIG; they are found in
+    the admin's session (Thespian gives the admin a session of its own). Returns the
+    pids that had to be killed.
     """
     import psutil
 
@@ -105,12 +113,12 @@ def shutdown_actor_system(started: StartedSystem, admin_pid: int = 0,
             session = os.getsid(admin_pid)
     with contextlib.suppress(Exception):
         started.actor_system.shutdown()
-    _, alive = psutil.wait_procs(procs, timeout=grace_s)
+    alive = _wait_gone(procs, grace_s)
     if session > 1 and session != os.getsid(0):
         # An actor forked during the shutdown (a Starter restarting its Worker) was in no list
         # above and, its parent gone before its first message set PR_SET_PDEATHSIG, would
         # outlive it. Every actor shares the admin's session (Thespian daemonizes it).
-        alive += _session_strays(session, {proc.pid for proc in alive})
+        alive += _session_strays(session, {proc.pid for proc in procs})
     for proc in alive:
         with contextlib.suppress(psutil.Error):
             proc.kill()
@@ -135,3 +143,23 @@ def _session_strays(session_id: int, known: set[int]) -> list[Any]:
             if os.getsid(proc.pid) == session_id:
                 strays.append(proc)
     return strays
+
+
+def _wait_gone(procs: list[Any], timeout_s: float) -> list[Any]:
+    """The processes of ``procs`` still running after up to ``timeout_s``. A zombie counts as
+    gone: the admin's children are reparented when it exits and may wait a while for whoever
+    reaps them (``psutil.wait_procs`` would wait for that too: ~1.6 s per pool here)."""
+    import psutil
+
+    def running(proc: psutil.Process) -> bool:
+        try:
+            return proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE
+        except psutil.Error:
+            return False
+
+    deadline = time.monotonic() + timeout_s
+    alive = [p for p in procs if running(p)]
+    while alive and time.monotonic() < deadline:
+        time.sleep(0.01)
+        alive = [p for p in alive if running(p)]
+    return alive

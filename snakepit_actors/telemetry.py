@@ -1,39 +1,122 @@
-"""Structured logging and the counters behind ``PoolStats``.
+"""Structured logging, telemetry events and the counters behind ``PoolStats``.
 
-The library never configures logging: it logs through structlog with a closed catalogue of event
-names (below) and keyword fields, and stays silent unless the application (or the CLI, through
-``configure_cli_logging``) sets structlog up.
+All logging configuration lives here. The library logs through structlog with a closed
+catalogue of event names (``EVENTS``) and keyword fields, and stays silent unless the
+application opts in:
+
+* ``configure_logging(fmt, level)`` (the CLI and the node call it once): JSON lines or a console
+  renderer on a stream, with a timestamp and the level;
+* ``enable_logging(handler)``: the events as ``key=value`` messages on a stdlib handler;
+* ``subscribe(handler)``: an in-process callback for every event, whatever the log level.
+
+Context bound with ``bind_context`` (pool, worker_id, request_id, session_id) is merged into
+every event of the process. Each actor is its own process, forked from its parent: the PoolRoot
+binds ``pool`` and every actor below it inherits it; a Worker adds ``worker_id``. Configure
+logging and subscribe *before* ``Pool.start`` (or the node's start): actor processes are forked
+from the starting process and inherit both; a subscriber then runs in the process that emits
+the event (the Pool actor's, a Worker's, or the caller's for direct-path requests).
 """
 
 from __future__ import annotations
 
+import bisect
+import contextlib
 import logging
 import sys
+import threading
 from collections import deque
-from typing import Any
+from collections.abc import Callable, Iterable, Mapping
+from typing import IO, Any, Literal
 
 import structlog
 
 #: Every event name the library emits. Tests assert nothing outside this set is logged.
 EVENTS = frozenset({
-    "pool.starting", "pool.ready", "pool.start_failed", "pool.closing", "pool.closed",
-    "pool.degraded",
+    "pool.init_started", "pool.init_complete", "pool.start_failed", "pool.closing",
+    "pool.closed", "pool.degraded", "pool.saturated",
     "worker.spawning", "worker.ready", "worker.start_failed", "worker.exited",
     "worker.restarting", "worker.unhealthy", "worker.stopping", "worker.abandoned",
-    "request.rejected", "request.queue_timeout", "request.failed", "request.timeout",
-    "request.retried", "lease.holder_died",
-    "worker.restarted",
+    "worker.restarted", "worker.recycling", "worker.recycled", "worker.recycle_failed",
+    "worker.output", "worker.output_dropped",
+    "request.queued", "request.completed", "request.rejected", "request.queue_timeout",
+    "request.failed", "request.timeout", "request.retried", "lease.holder_died",
+    "session.expired",
     "system.started", "system.stopped", "system.stragglers_killed", "launcher.gone",
     "orphan.killed", "orphan.survived", "orphan.sweep_failed",
     "process_table.unavailable", "process_table.write_failed",
+    "node.starting", "node.ready", "node.draining", "node.stopped", "node.pool_failed",
 })
 
+LogFormat = Literal["json", "console", "keyvalue", "auto"]
+Subscriber = Callable[[str, dict[str, Any]], None]
 
 _stdlib_logger = logging.getLogger("snakepit_actors")
 _stdlib_logger.addHandler(logging.NullHandler())
 # Thespian routes the root logger of every actor process to stderr; stay out of it until the
-# application opts in with ``enable_logging``.
+# application opts in.
 _stdlib_logger.propagate = False
+
+_LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING,
+           "warn": logging.WARNING, "error": logging.ERROR, "critical": logging.CRITICAL,
+           "exception": logging.ERROR}
+_subscribers: dict[int, tuple[Subscriber, frozenset[str] | None]] = {}
+_subscribers_lock = threading.Lock()
+_key_value = structlog.processors.KeyValueRenderer(key_order=["event", "component"])
+_renderer: Callable[[Any, str, Any], Any] = _key_value
+_stamp: Callable[[Any, str, Any], Any] | None = None
+_configured_handler: logging.Handler | None = None
+
+
+def _notify(logger: Any, method: str, event_dict: Any) -> Any:
+    """structlog processor: hand the event to every subscriber (errors in them are ignored)."""
+    if _subscribers:
+        event = str(event_dict.get("event", ""))
+        for handler, events in list(_subscribers.values()):
+            if events is None or event in events:
+                with contextlib.suppress(Exception):
+                    handler(event, dict(event_dict))
+    return event_dict
+
+
+def _nobody_listens(logger: Any, method: str, event_dict: Any) -> Any:
+    """Drop the event first thing when neither a subscriber nor a handler would see it (the
+    common case for per-request debug events)."""
+    if not _subscribers and not _stdlib_logger.isEnabledFor(_LEVELS.get(method, logging.INFO)):
+        raise structlog.DropEvent
+    return event_dict
+
+
+def _level_gate(logger: Any, method: str, event_dict: Any) -> Any:
+    """Drop the event before rendering when the stdlib logger would discard it anyway."""
+    if not _stdlib_logger.isEnabledFor(_LEVELS.get(method, logging.INFO)):
+        raise structlog.DropEvent
+    return event_dict
+
+
+_FIRST_KEYS = ("timestamp", "level", "event", "component")
+
+
+def _stamp_and_render(logger: Any, method: str, event_dict: Any) -> Any:
+    if _stamp is not None:
+        event_dict = _stamp(logger, method, event_dict)
+        event_dict.setdefault("level", "warning" if method == "warn" else method)
+        event_dict = {**{k: event_dict[k] for k in _FIRST_KEYS if k in event_dict},
+                      **event_dict}  # a line reads left to right: when, how bad, what
+    return _renderer(logger, method, event_dict)
+
+
+def get_logger(component: str) -> Any:
+    """A structlog logger bound to ``component`` (e.g. "pool", "worker").
+
+    Events go to the stdlib logger ``snakepit_actors``, rendered as configured (``key=value``
+    by default); it has only a NullHandler, so nothing shows until the application opts in.
+    """
+    return structlog.wrap_logger(
+        _stdlib_logger,
+        processors=[_nobody_listens, structlog.contextvars.merge_contextvars, _notify,
+                    _level_gate, _stamp_and_render],
+        wrapper_class=structlog.stdlib.BoundLogger,
+    ).bind(component=component)
 
 
 def enable_logging(handler: logging.Handler | None = None, level: str = "info") -> None:
@@ -46,37 +129,123 @@ def enable_logging(handler: logging.Handler | None = None, level: str = "info") 
         _stdlib_logger.propagate = True
     else:
         _stdlib_logger.addHandler(handler)
-    _stdlib_logger.setLevel(level.upper())
+    _stdlib_logger.setLevel(_level_number(level))
 
 
-def get_logger(component: str) -> Any:
-    """A structlog logger bound to ``component`` (e.g. "pool", "worker").
+def configure_logging(fmt: LogFormat | str = "auto", level: str = "warning",
+                      stream: IO[str] | None = None) -> None:
+    """Configure the library's output once: ``fmt`` "json" (one JSON object per line, with
+    ``timestamp`` and ``level``), "console" (aligned, human), "keyvalue" (``key=value``), or
+    "auto" (console on a TTY, JSON otherwise), at ``level``, on ``stream`` (default stderr).
 
-    Events go to the stdlib logger ``snakepit_actors`` as ``key=value`` lines; it has only a
-    NullHandler, so nothing shows until the application configures logging.
+    Calling it again replaces the previous configuration (it never stacks handlers).
+
+    Raises:
+        ValueError: an unknown ``fmt`` or ``level`` (the message lists the valid ones).
     """
-    return structlog.wrap_logger(
-        _stdlib_logger,
-        processors=[structlog.processors.KeyValueRenderer(key_order=["event", "component"])],
-        wrapper_class=structlog.stdlib.BoundLogger,
-    ).bind(component=component)
+    global _renderer, _stamp, _configured_handler
+    out = stream or sys.stderr
+    if fmt == "auto":
+        fmt = "console" if getattr(out, "isatty", lambda: False)() else "json"
+    if fmt == "json":
+        _renderer = structlog.processors.JSONRenderer(default=str)
+    elif fmt == "console":
+        _renderer = structlog.dev.ConsoleRenderer(colors=False)
+    elif fmt == "keyvalue":
+        _renderer = _key_value
+    else:
+        raise ValueError(f"log format must be 'json', 'console', 'keyvalue' or 'auto', "
+                         f"got {fmt!r}")
+    _stamp = (None if fmt == "keyvalue"
+              else structlog.processors.TimeStamper(fmt="iso", utc=True))
+    number = _level_number(level)
+    if _configured_handler is not None:
+        _stdlib_logger.removeHandler(_configured_handler)
+    _configured_handler = logging.StreamHandler(out)
+    _configured_handler.setFormatter(logging.Formatter("%(message)s"))
+    _stdlib_logger.addHandler(_configured_handler)
+    _stdlib_logger.setLevel(number)
+
+
+def reset_logging() -> None:
+    """Undo ``configure_logging``: back to silent ``key=value`` (for tests and embedders)."""
+    global _renderer, _stamp, _configured_handler
+    if _configured_handler is not None:
+        _stdlib_logger.removeHandler(_configured_handler)
+    _renderer, _stamp, _configured_handler = _key_value, None, None
+    _stdlib_logger.setLevel(logging.NOTSET)
 
 
 def configure_cli_logging(level: str = "warning") -> None:
-    """Send the library's events to stderr at ``level``. Only the CLI calls this."""
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
-    enable_logging(handler, level)
+    """Send the library's events to stderr at ``level`` (console on a TTY, else JSON)."""
+    configure_logging("auto", level)
+
+
+def _level_number(level: str) -> int:
+    number = _LEVELS.get(str(level).lower())
+    if number is None:
+        raise ValueError(f"log level must be one of debug, info, warning, error, got {level!r}")
+    return number
+
+
+def bind_context(**fields: Any) -> None:
+    """Merge ``fields`` (pool, worker_id, request_id, session_id ...) into every later event of
+    this process (and of actor processes it forks afterwards)."""
+    structlog.contextvars.bind_contextvars(**fields)
+
+
+def subscribe(handler: Subscriber, events: Iterable[str] | None = None) -> Callable[[], None]:
+    """Call ``handler(event, fields)`` for every event (or only ``events``) emitted in this
+    process, whatever the log level; returns the function that unsubscribes it.
+
+    The handler runs synchronously in the emitting thread: keep it short and non-blocking (an
+    exception in it is ignored). Subscribe before ``Pool.start`` to receive the actors' events
+    in the actor processes forked afterwards (see the module docstring).
+
+    Raises:
+        ValueError: ``events`` names an event that is not in ``EVENTS``.
+    """
+    wanted = None if events is None else frozenset(events)
+    if wanted is not None and not wanted <= EVENTS:
+        raise ValueError(f"unknown telemetry events {sorted(wanted - EVENTS)}; "
+                         f"known: {sorted(EVENTS)}")
+    key = id(handler)
+    with _subscribers_lock:
+        _subscribers[key] = (handler, wanted)
+
+    def unsubscribe() -> None:
+        with _subscribers_lock:
+            _subscribers.pop(key, None)
+
+    return unsubscribe
+
+
+def wants(level: str = "debug") -> bool:
+    """Whether an event at ``level`` would reach anyone (a subscriber or a handler): hot paths
+    check this before building an event's fields."""
+    return bool(_subscribers) or _stdlib_logger.isEnabledFor(_LEVELS[level])
+
+
+#: Upper bounds (ms) of the latency histogram's buckets; the last bucket is +inf.
+LATENCY_BUCKETS_MS = (0.5, 1.0, 2.5, 5.0, 10.0, 25.0, 50.0, 100.0, 250.0, 500.0, 1000.0,
+                      2500.0, 5000.0, 10000.0, 30000.0)
 
 
 class LatencyWindow:
-    """The last ``size`` latencies (ms); percentiles on demand (O(size log size), stats only)."""
+    """Request latencies (ms): the last ``size`` for percentiles (O(size log size), stats only),
+    and a histogram of every latency ever added (cumulative buckets, as Prometheus has them)."""
 
     def __init__(self, size: int = 2048) -> None:
         self._values: deque[float] = deque(maxlen=size)
+        self._counts = [0] * (len(LATENCY_BUCKETS_MS) + 1)
+        self.count = 0
+        self.sum_ms = 0.0
 
     def add(self, value_ms: float) -> None:
         self._values.append(value_ms)
+        self._counts[bisect.bisect_left(LATENCY_BUCKETS_MS, value_ms)] += 1
+        self.count += 1
+        self.sum_ms += value_ms
 
     def percentile(self, q: float) -> float:
         """The ``q`` quantile (0..1) by nearest rank; 0.0 when empty."""
@@ -84,3 +253,25 @@ class LatencyWindow:
             return 0.0
         ordered = sorted(self._values)
         return ordered[min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))]
+
+    def buckets(self) -> tuple[tuple[float, int], ...]:
+        """``(upper bound ms, requests at or below it)`` for each bucket, cumulative; the last
+        bound is ``inf`` and its count is ``count``."""
+        out, running = [], 0
+        for bound, n in zip((*LATENCY_BUCKETS_MS, float("inf")), self._counts, strict=True):
+            running += n
+            out.append((bound, running))
+        return tuple(out)
+
+
+def histogram_lines(name: str, buckets: Iterable[tuple[float, int]], total_ms: float,
+                    labels: Mapping[str, str]) -> list[str]:
+    """Prometheus text lines of a latency histogram (seconds, as Prometheus prefers)."""
+    label = ",".join(f'{k}="{v}"' for k, v in labels.items())
+    lines, count = [], 0
+    for bound, count in buckets:
+        le = "+Inf" if bound == float("inf") else repr(bound / 1000.0)
+        lines.append(f'{name}_bucket{{{label},le="{le}"}} {count}')
+    lines.append(f"{name}_sum{{{label}}} {total_ms / 1000.0}")
+    lines.append(f"{name}_count{{{label}}} {count}")
+    return lines

@@ -14,7 +14,10 @@ replies ``WorkerCrashedError``, or re-runs an idempotent request once elsewhere)
 Starter restarts it. A request past its deadline gets
 ``RequestTimeoutError`` and the Worker drains, then recycles its process (the only way to cancel
 a running tool); ``RecycleWorker`` from the Pool does the same for a direct-path call (whose
-gRPC the client makes itself). On every process death it tells the Pool ``WorkerProcessLost``
+gRPC the client makes itself). ``RecycleWorker`` with a graceful reason (max_requests, ttl,
+memory, manual) swaps processes instead: the replacement starts first and takes over once
+the old one is drained (``process_swap.ProcessSwapper``). On every process death it tells the
+Pool ``WorkerProcessLost``
 (exit code, signal), which revokes the clients' leases on it. On ``ActorExitRequest`` it stops
 its process: SIGTERM to the group, then SIGKILL.
 
@@ -50,6 +53,7 @@ from .errors import (
 )
 from .json_codec import encode_args, failure_to_error
 from .messages import (
+    GRACEFUL_RECYCLE_REASONS,
     CancelRequest,
     Checkin,
     ExecuteFailed,
@@ -66,8 +70,9 @@ from .messages import (
     WorkerReady,
     WorkerStartFailed,
 )
+from .process_swap import ProcessSwapper
 from .streaming import StreamPump
-from .telemetry import get_logger
+from .telemetry import bind_context, get_logger
 
 log = get_logger("worker")
 
@@ -81,8 +86,9 @@ class _InFlight:
     seq: int = 0
 
 
-class Worker(ActorTypeDispatcher):
-    """One external process, proxied. See the module docstring for its lifecycle."""
+class Worker(ProcessSwapper, ActorTypeDispatcher):
+    """One external process, proxied. See the module docstring for its lifecycle; graceful
+    recycling (replacement first) comes from ``ProcessSwapper`` (process_swap.py)."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -108,7 +114,7 @@ class Worker(ActorTypeDispatcher):
         fds = [fd for fd in (self._wake_r, self._pidfd) if fd is not None and fd >= 0]
         if self._state == "starting" and self._proc is not None and self._proc.ready_fd is not None:
             fds.append(self._proc.ready_fd)
-        return fds
+        return fds + self._swap_fds()
 
     # --- start-up -----------------------------------------------------------------------------
 
@@ -117,6 +123,7 @@ class Worker(ActorTypeDispatcher):
 
         die_with_parent()
         self._ctx, self._worker_id, self._restarts = msg.context, msg.worker_id, msg.restarts
+        bind_context(worker_id=msg.worker_id)
         cfg = msg.context.config
         self.send(msg.context.process_registry,
                   ProcessSpawning(self._worker_id, msg.context.run_id, cfg.name))
@@ -248,6 +255,8 @@ class Worker(ActorTypeDispatcher):
         elif (self._state == "starting" and self._proc is not None
               and self._proc.ready_fd in msg.ready):
             self._check_ready()
+        if set(self._swap_fds()) & set(msg.ready):
+            self._swap_ready()
 
     def _collect_done(self) -> None:
         for streaming in [f for f in self._in_flight.values() if f.pump is not None]:
@@ -259,6 +268,7 @@ class Worker(ActorTypeDispatcher):
         if self._heartbeat is not None and self._heartbeat.done():
             self._heartbeat_done()
         self._maybe_recycle()
+        self._maybe_swap()
 
     def _forward_chunks(self, flight: _InFlight) -> None:
         assert flight.pump is not None
@@ -340,6 +350,8 @@ class Worker(ActorTypeDispatcher):
                 reason="startup_timeout", details={"worker_id": self._worker_id}))
         elif msg.payload == "heartbeat" and self._state == "ready":
             self._beat()
+        elif isinstance(msg.payload, str) and msg.payload.startswith("swap:"):
+            self._swap_timed_out(msg.payload)
 
     def _beat(self) -> None:
         from ._proto import bridge_pb2
@@ -415,6 +427,9 @@ class Worker(ActorTypeDispatcher):
         if msg.reason == "unreachable":
             self._process_died(f"unreachable from a client: {msg.detail}")
             return
+        if msg.reason in GRACEFUL_RECYCLE_REASONS:
+            self._recycle_gracefully(msg)
+            return
         self._recycle = True
         self._maybe_recycle()
 
@@ -442,6 +457,7 @@ class Worker(ActorTypeDispatcher):
         self._stop_process(notify=False)
 
     def _stop_process(self, notify: bool = True) -> None:
+        self._stop_replacement(notify)
         if self._channel is not None:
             with contextlib.suppress(Exception):
                 self._channel.close()

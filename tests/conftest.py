@@ -27,9 +27,32 @@ _MARKER = ("SNAKEPIT_TEST_RUN", uuid.uuid4().hex)
 os.environ[_MARKER[0]] = _MARKER[1]
 
 
+#: Admin pids of the actor systems this test process started. Other test runs on the machine
+#: (same command line!) have their own: a process is ours only if it descends from this
+#: process or from one of these admins (Thespian's admin is a daemon: ppid 1).
+_OUR_ADMINS: set[int] = set()
+
+
 def pytest_configure(config: pytest.Config) -> None:
-    """Pools started by tests keep their process table out of the user's data directory."""
+    """Pools started by tests keep their process table out of the user's data directory, and
+    every pool's admin pid is remembered (see ``_OUR_ADMINS``)."""
     os.environ["XDG_DATA_HOME"] = tempfile.mkdtemp(prefix="snakepit-test-data-")
+    original = Pool.__init__
+
+    def remember_admin(self: Pool, *args: object, **kwargs: object) -> None:
+        original(self, *args, **kwargs)  # type: ignore[arg-type]
+        _OUR_ADMINS.add(self.admin_pid)
+
+    Pool.__init__ = remember_admin  # type: ignore[method-assign]
+
+
+def _ours(proc: psutil.Process) -> bool:
+    """Whether ``proc`` descends from this test process or from an admin it started."""
+    try:
+        pids = {proc.pid} | {p.pid for p in proc.parents()}
+    except psutil.Error:
+        return False
+    return _ME.pid in pids or bool(pids & _OUR_ADMINS)
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
@@ -45,7 +68,7 @@ def project_processes() -> dict[int, str]:
                     or "python" not in (proc.info["name"] or "")):
                 continue
             cmdline = proc.info["cmdline"] or []
-            if (cmdline == _MY_CMDLINE and proc.cwd() == _MY_CWD) or (
+            if (cmdline == _MY_CMDLINE and _ours(proc)) or (
                     "snakepit_actors.bridge" in cmdline
                     and proc.environ().get(_MARKER[0]) == _MARKER[1]):
                 found[proc.pid] = " ".join(cmdline)[:120]

@@ -37,3 +37,11 @@ def test_the_demo_command_exits_0_and_shows_the_crash_recovery() -> None:
                  "every actor and worker process stopped"):
         assert text in done.stdout
     assert "workers ready 4/4" in done.stderr  # start-up progress, off the results' stream
+
+
+def test_the_example_node_file_is_valid() -> None:
+    from snakepit_actors.config_file import load_node_file
+
+    node_file = load_node_file(ROOT / "docs" / "examples" / "pool.toml")
+    assert [p.name for p in node_file.pools] == ["default", "slow_start"]
+    assert node_file.pool("default").worker_max_requests == 10000

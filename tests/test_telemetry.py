@@ -47,11 +47,11 @@ def test_enabled_events_are_key_value_lines_with_the_event_first() -> None:
     handler = Keep()
     enable_logging(handler, "info")
     try:
-        get_logger("pool").info("pool.ready", workers=4)
+        get_logger("pool").info("pool.init_complete", workers=4)
     finally:
         logging.getLogger("snakepit_actors").removeHandler(handler)
         logging.getLogger("snakepit_actors").setLevel(logging.NOTSET)
-    assert records[0].getMessage() == "event='pool.ready' component='pool' workers=4"
+    assert records[0].getMessage() == "event='pool.init_complete' component='pool' workers=4"
 
 
 def test_latency_percentiles_use_nearest_rank_over_the_window() -> None:
@@ -62,3 +62,97 @@ def test_latency_percentiles_use_nearest_rank_over_the_window() -> None:
     assert window.percentile(0.0) == 101.0
     assert window.percentile(0.5) == 150.0 or window.percentile(0.5) == 151.0
     assert window.percentile(1.0) == 200.0
+
+
+def test_subscribers_get_every_event_with_its_fields_whatever_the_level() -> None:
+    from snakepit_actors.telemetry import subscribe
+
+    seen: list[tuple[str, dict[str, object]]] = []
+    unsubscribe = subscribe(lambda event, fields: seen.append((event, fields)))
+    try:
+        get_logger("pool").debug("request.completed", request_id="r1", duration_ms=1.5)
+    finally:
+        unsubscribe()
+    get_logger("pool").debug("request.completed", request_id="r2")
+    assert seen == [("request.completed", {"event": "request.completed", "component": "pool",
+                                           "request_id": "r1", "duration_ms": 1.5})]
+
+
+def test_a_subscription_can_filter_events_and_rejects_unknown_names() -> None:
+    import pytest
+
+    from snakepit_actors.telemetry import subscribe
+
+    seen: list[str] = []
+    unsubscribe = subscribe(lambda event, fields: seen.append(event), {"worker.recycled"})
+    try:
+        get_logger("pool").info("worker.ready", worker_id="w")
+        get_logger("pool").info("worker.recycled", worker_id="w")
+    finally:
+        unsubscribe()
+    assert seen == ["worker.recycled"]
+    with pytest.raises(ValueError, match="unknown telemetry events"):
+        subscribe(lambda e, f: None, {"worker.exploded"})
+
+
+def test_a_failing_subscriber_does_not_break_logging() -> None:
+    from snakepit_actors.telemetry import subscribe
+
+    def broken(event: str, fields: dict[str, object]) -> None:
+        raise RuntimeError("subscriber bug")
+
+    unsubscribe = subscribe(broken)
+    try:
+        get_logger("pool").warning("pool.degraded", reason="x")
+    finally:
+        unsubscribe()
+
+
+def test_json_logging_writes_one_object_per_line_with_bound_context() -> None:
+    import io
+    import json
+
+    import structlog
+
+    from snakepit_actors.telemetry import bind_context, configure_logging, reset_logging
+
+    out = io.StringIO()
+    configure_logging("json", "info", out)
+    try:
+        bind_context(pool="p1")
+        get_logger("worker").info("worker.ready", worker_id="w1", pid=5)
+        get_logger("worker").debug("request.completed", request_id="r")  # below the level
+    finally:
+        structlog.contextvars.clear_contextvars()
+        reset_logging()
+    (line,) = out.getvalue().splitlines()
+    event = json.loads(line)
+    assert event["event"] == "worker.ready" and event["pool"] == "p1"
+    assert event["worker_id"] == "w1" and event["level"] == "info" and event["timestamp"]
+
+
+def test_configure_logging_rejects_unknown_formats_and_levels() -> None:
+    import pytest
+
+    from snakepit_actors.telemetry import configure_logging
+
+    with pytest.raises(ValueError, match="log format must be"):
+        configure_logging("xml", "info")
+    with pytest.raises(ValueError, match="log level must be"):
+        configure_logging("json", "loud")
+
+
+def test_the_latency_histogram_is_cumulative_and_counts_everything() -> None:
+    from snakepit_actors.telemetry import LATENCY_BUCKETS_MS, histogram_lines
+
+    window = LatencyWindow(size=2)
+    for value in (0.2, 0.5, 3.0, 20000.0, 99999.0):
+        window.add(value)
+    buckets = dict(window.buckets())
+    assert buckets[0.5] == 2 and buckets[5.0] == 3 and buckets[30000.0] == 4
+    assert buckets[float("inf")] == 5 == window.count
+    assert len(buckets) == len(LATENCY_BUCKETS_MS) + 1
+    lines = histogram_lines("snakepit_request_latency_seconds", window.buckets(),
+                            window.sum_ms, {"pool": "p"})
+    assert 'snakepit_request_latency_seconds_bucket{pool="p",le="+Inf"} 5' in lines
+    assert lines[-1] == 'snakepit_request_latency_seconds_count{pool="p"} 5'

@@ -3,7 +3,7 @@
 Each tool exercises one path of the bridge: plain replies (``ping``, ``echo``, ``add``), time
 (``sleep``, ``cpu``), failures (``fail``, ``crash``, ``bad_result``), session state
 (``session_counter``), streaming (``stream_progress``, ``async_count``), asyncio
-(``async_echo``), payload size (``big``) and identity (``info``).
+(``async_echo``), payload size (``big``), memory (``allocate``) and identity (``info``).
 
 ``adapter_config``:
     init_delay_s: seconds ``__init__`` sleeps, to simulate loading a model (default 0).
@@ -114,6 +114,14 @@ class ShowcaseAdapter(BaseAdapter):
         return {"pid": os.getpid(), "worker_id": ctx.worker_id,
                 "adapter": adapter_name(type(self)), "started_at": started,
                 "ended_at": time.time()}
+
+    @tool
+    def allocate(self, mb: int) -> int:
+        """Allocate ``mb`` MiB and keep it for the life of the process (memory-recycling
+        tests); returns the MiB this process now holds this way."""
+        held = self.__dict__.setdefault("_held", [])
+        held.append(bytearray(b"x" * (mb * 1024 * 1024)))  # touched: counts in RSS
+        return sum(len(block) for block in held) // (1024 * 1024)
 
     @tool
     def big(self, size: int) -> str:

@@ -1,0 +1,69 @@
+"""Worker output copied into the host log: per worker id, line by line, bounded."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from snakepit_actors.log_capture import WorkerLogTailer
+from snakepit_actors.telemetry import subscribe
+
+
+def capture(tailer: WorkerLogTailer) -> list[dict[str, object]]:
+    seen: list[dict[str, object]] = []
+    unsubscribe = subscribe(lambda e, f: seen.append(f),
+                            {"worker.output", "worker.output_dropped"})
+    try:
+        tailer.poll()
+    finally:
+        unsubscribe()
+    return seen
+
+
+def test_new_lines_are_emitted_once_with_the_worker_id(tmp_path: Path) -> None:
+    log = tmp_path / "p_worker_1.log"
+    log.write_text("one\ntwo\npart")
+    (tmp_path / "thespian.log").write_text("not a worker\n")
+    tailer = WorkerLogTailer([("p", str(tmp_path))])
+    first = capture(tailer)
+    assert [(e["worker_id"], e["line"], e["pool"]) for e in first] == [
+        ("p_worker_1", "one", "p"), ("p_worker_1", "two", "p")]
+    with log.open("a") as f:
+        f.write("ial\nthree\n")
+    assert [e["line"] for e in capture(tailer)] == ["partial", "three"]
+    assert capture(tailer) == []
+
+
+def test_long_lines_are_cut_and_a_flood_is_skipped_with_a_count(tmp_path: Path) -> None:
+    log = tmp_path / "w.log"
+    log.write_text("x" * 50 + "\n")
+    tailer = WorkerLogTailer([("p", str(tmp_path))], max_line_chars=10, max_bytes_per_tick=100,
+                             max_backlog_bytes=1000)
+    (cut,) = capture(tailer)
+    assert cut["line"] == "x" * 10 and cut["truncated"] is True
+    with log.open("a") as f:
+        f.write("y\n" * 5000)
+    events = capture(tailer)
+    assert "bytes" in events[0] and int(events[0]["bytes"]) > 9000  # type: ignore[call-overload]
+    assert all(e.get("line") == "y" for e in events[1:]) and len(events) <= 51
+
+
+def test_a_missing_run_directory_is_not_an_error(tmp_path: Path) -> None:
+    assert WorkerLogTailer([("p", str(tmp_path / "gone"))]).poll() == 0
+
+
+def test_a_pool_handle_copies_worker_output_when_someone_listens() -> None:
+    import time
+
+    from snakepit_actors import Pool, PoolConfig
+
+    seen: list[dict[str, object]] = []
+    unsubscribe = subscribe(lambda e, f: seen.append(f), {"worker.output"})
+    try:
+        with Pool.start(PoolConfig(name="out", pool_size=1)):
+            deadline = time.monotonic() + 10
+            while not seen and time.monotonic() < deadline:
+                time.sleep(0.05)
+    finally:
+        unsubscribe()
+    assert seen and seen[0]["worker_id"] == "out_worker_1" and seen[0]["pool"] == "out"
+    assert "bridge.ready" in str(seen[0]["line"])
