@@ -39,6 +39,7 @@ from typing import Any
 from .config import PoolConfig
 from .direct import DirectPath
 from .errors import PoolClosedError, PoolNotReadyError, RequestTimeoutError, SnakepitError
+from .host_tools import HostToolMethods
 from .json_codec import encode_args
 from .lease_client import LeaseClient
 from .messages import (
@@ -63,6 +64,7 @@ from .messages import (
 )
 from .process_registry import default_data_dir, process_db_path
 from .reaper import sweep_orphans
+from .session_api import SESSION_REPLIES, SessionMethods
 from .system import (
     StartedSystem,
     make_run_dir,
@@ -76,7 +78,7 @@ _REPLY_GRACE_S = 5.0
 _CONTROL_TIMEOUT_S = 10.0
 
 
-class Pool:
+class Pool(SessionMethods, HostToolMethods):
     """A running pool of external Python workers. Create it with ``Pool.start``.
 
     All methods are thread-safe; ``execute_async`` may be awaited from any event loop.
@@ -164,6 +166,7 @@ class Pool:
         self._gateway.stop()
         if self._direct is not None:
             self._direct.close_channels()
+        self._stop_host_tools()
         shutdown_actor_system(self._system, self.admin_pid)
         if self._process_db:
             sweep_orphans(self._process_db, ended_runs={self.run_id})
@@ -201,7 +204,7 @@ class Pool:
             WorkerCrashedError: the worker died under it.
             PoolClosedError: the pool is closed.
         """
-        if self._direct is not None:
+        if self._direct is not None and self._uses_direct_path(session_id):
             return self._direct.execute(self._request(tool, args, session_id, timeout,
                                                       idempotent))
         future, wait_s = self._submit(tool, args, session_id, timeout, idempotent)
@@ -214,7 +217,7 @@ class Pool:
                             session_id: str | None = None, timeout: float | None = None,
                             idempotent: bool = False) -> Any:
         """``execute`` for asyncio: same parameters and errors; never blocks the loop."""
-        if self._direct is not None:
+        if self._direct is not None and self._uses_direct_path(session_id):
             return await self._direct.execute_async(self._request(tool, args, session_id,
                                                                   timeout, idempotent))
         future, wait_s = self._submit(tool, args, session_id, timeout, idempotent)
@@ -540,6 +543,8 @@ class _Gateway:
 
 def _reply_key(message: Any) -> str | None:
     if isinstance(message, ExecuteResult | ExecuteFailed | PoolStats | WorkerList):
+        return message.request_id
+    if isinstance(message, SESSION_REPLIES):
         return message.request_id
     if isinstance(message, PoolStarted | PoolStartFailed):
         return "start"

@@ -36,8 +36,6 @@ from .messages import (
 from .telemetry import get_logger
 
 if TYPE_CHECKING:
-    from collections import OrderedDict
-
     from .config import PoolConfig
     from .scheduling import Dispatch, PoolCore
     from .telemetry import LatencyWindow
@@ -60,7 +58,6 @@ class LeaseDesk:
         _workers: dict[str, Any]
         _counters: Any
         _latency: LatencyWindow
-        _affinity: OrderedDict[str, str]
         _started: bool
         _degraded: str | None
 
@@ -262,6 +259,11 @@ class LeaseLedger(Generic[A]):
         to recall (those not already reported lost)."""
         self._draining.setdefault(worker_id, reason)
         return [(lid, self._leases[lid]) for lid in sorted(self._by_worker.get(worker_id, ()))
+                if not self._leases[lid].lost]
+
+    def leases_on(self, worker_id: str) -> list[str]:
+        """The ids of the live leases on ``worker_id`` (to recall them)."""
+        return [lid for lid in sorted(self._by_worker.get(worker_id, ()))
                 if not self._leases[lid].lost]
 
     def recycle_due(self, worker_id: str) -> str | None:

@@ -22,6 +22,7 @@ EVENTS = frozenset({
     "worker.restarting", "worker.unhealthy", "worker.stopping", "worker.abandoned",
     "request.rejected", "request.queue_timeout", "request.failed", "request.timeout",
     "request.retried",
+    "session.ended", "session.quota_exceeded", "session.affinity_lost",
     "worker.restarted",
     "system.started", "system.stopped", "system.stragglers_killed", "launcher.gone",
     "orphan.killed", "orphan.survived", "orphan.sweep_failed",
