@@ -4,7 +4,8 @@ Two data paths (``PoolConfig.data_path``, DESIGN §3): "direct" (the default) ru
 through ``direct.DirectPath``: leases from the Pool, gRPC straight to the worker from the
 caller's thread; the gateway below then only carries lease traffic, for a
 ``lease_client.LeaseClient``. "actor" sends every request through the actors as drawn here.
-Streams always take the actor path.
+``execute_stream`` takes the configured path too (``direct_stream.py``); ``execute_stream_async``
+always takes the actor path.
 
 Data flow (actor path)::
 
@@ -233,10 +234,14 @@ class Pool(SessionMethods, HostToolMethods):
 
         Same parameters and errors as ``execute`` (raised by the iteration). Each ``next()``
         blocks until the next value. Leaving the loop early cancels the tool on its worker.
-        Values are buffered here without bound: consume them.
+        On the actor path values are buffered here without bound: consume them.
         """
-        sink = _StreamSink()
         request = self._request(tool, args, session_id, timeout, False, stream=True)
+        if self._direct is not None and self._uses_direct_path(session_id):
+            from .direct_stream import stream
+
+            return stream(self._direct, request)
+        sink = _StreamSink()
         self._gateway.submit(self._pool, request, sink=sink)
         return self._iterate(sink, request, timeout)
 

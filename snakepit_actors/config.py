@@ -79,7 +79,7 @@ class PoolConfig:
                                          (leases from the Pool, gRPC from the caller's
                                          thread: ~raw gRPC speed) or "actor" (every request
                                          through the Pool and Worker actors: ~2.5 ms more
-                                         each, ~500 req/s at most); streams always use actors
+                                         each, ~500 req/s at most); async streams use actors
     retry_idempotent          False      (True: every request counts as idempotent and is
                                          re-run once on another worker if its worker dies)
     ========================  =========  ===================================================

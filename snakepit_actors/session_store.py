@@ -11,8 +11,9 @@ counts from that last access). A sweep every ``session_sweep_interval`` ends exp
 (one batch per sweep) and tells the Pool, which drops their affinity pins and has their
 workers free the per-session state (``CleanupSession``). The store never does I/O.
 
-If the store crashes, PoolRoot reports the pool degraded for sessions; the Pool's routing
-does not depend on it (affinity is the Pool's own cache), so requests keep running.
+If the store dies, PoolRoot logs ``pool.degraded`` and session commands get no answer (the
+handle raises ``PoolNotReadyError`` after their timeout); requests keep running, since routing
+never asks the store (affinity is the Pool's own cache). It is not restarted.
 """
 
 from __future__ import annotations
