@@ -3,12 +3,20 @@ as produced, errors mid-stream, leaving a stream or timing out frees the worker.
 
 from __future__ import annotations
 
+import os
+import signal
 import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from snakepit_actors import Pool, PoolConfig, RequestTimeoutError, ToolError
+from snakepit_actors import (
+    Pool,
+    PoolConfig,
+    RequestTimeoutError,
+    ToolError,
+    WorkerCrashedError,
+)
 from snakepit_actors.config import DataPath
 
 
@@ -69,3 +77,19 @@ def test_a_timed_out_sleep_30_leaves_the_worker_free_within_about_a_second(
         assert timed_out - started < 3.0
         assert pool.execute("echo", {"after": "timeout"}, timeout=10) == {"after": "timeout"}
         assert time.monotonic() - timed_out < 2.5  # loose: ~1 s on an idle machine
+
+
+def test_a_worker_killed_mid_stream_fails_the_stream_after_its_chunks(
+        data_path: DataPath) -> None:
+    cfg = PoolConfig(name="kms", pool_size=1, queue_timeout=10.0, data_path=data_path)
+    with Pool.start(cfg) as pool:
+        pid = pool.workers()[0].pid
+        got: list[int] = []
+        with pytest.raises(WorkerCrashedError):
+            for value in pool.execute_stream("stream_progress", {"steps": 1000, "delay": 0.05},
+                                             timeout=30):
+                got.append(value["step"])
+                if value["step"] == 2:
+                    os.kill(pid, signal.SIGKILL)
+        assert got[:2] == [1, 2]
+        assert pool.execute("echo", {"back": True}, timeout=20) == {"back": True}
