@@ -714,6 +714,7 @@ class SessionsEnded:
 
     session_ids: tuple[str, ...]
     reason: str
+    worker_ids: tuple[str, ...] = ()  # the worker each last ran on, as far as the store knows
 
 
 @dataclass(frozen=True, slots=True)

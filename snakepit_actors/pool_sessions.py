@@ -143,8 +143,10 @@ class SessionDesk:
         self.send(self._session_store, msg)
 
     def receiveMsg_SessionsEnded(self, msg: SessionsEnded, sender: Any) -> None:
+        known = dict(zip(msg.session_ids, msg.worker_ids, strict=False))
         for session_id in msg.session_ids:
             self._touched.pop(session_id, None)
             pin = self._pins.forget(session_id)
-            if pin is not None and self._incarnation(pin.worker_id) == pin.incarnation:
-                self.send(self._workers[pin.worker_id].address, EndWorkerSession(session_id))
+            worker_id = pin.worker_id if pin is not None else known.get(session_id, "")
+            if worker_id in self._workers:  # a replaced process simply has nothing to free
+                self.send(self._workers[worker_id].address, EndWorkerSession(session_id))

@@ -38,6 +38,7 @@ from .messages import (
     ProgramValue,
     SessionDeleted,
     SessionFailed,
+    SessionInfo,
     SessionList,
     SessionsEnded,
     SessionsTouched,
@@ -86,9 +87,10 @@ class SessionStore(ActorTypeDispatcher):
                      lambda: self._book.update_data(msg.session_id, msg.data, time.time()))
 
     def receiveMsg_DeleteSession(self, msg: DeleteSession, sender: Any) -> None:
-        existed = self._book.delete(msg.session_id) is not None
-        if existed:
-            self._ended((msg.session_id,), "deleted")
+        info = self._book.delete(msg.session_id)
+        existed = info is not None
+        if info is not None:
+            self._ended([info], "deleted")
         self.send(msg.reply_to or sender, SessionDeleted(msg.request_id, msg.session_id, existed))
 
     def receiveMsg_ListSessions(self, msg: ListSessions, sender: Any) -> None:
@@ -127,10 +129,12 @@ class SessionStore(ActorTypeDispatcher):
     def receiveMsg_WakeupMessage(self, msg: WakeupMessage, sender: Any) -> None:
         expired = self._book.expire(time.time())
         if expired:
-            self._ended(tuple(s.session_id for s in expired), "expired")
+            self._ended(expired, "expired")
         self.wakeupAfter(self._sweep_s)
 
-    def _ended(self, session_ids: tuple[str, ...], reason: str) -> None:
-        log.info("session.ended", count=len(session_ids), reason=reason)
+    def _ended(self, sessions: list[SessionInfo], reason: str) -> None:
+        log.info("session.ended", count=len(sessions), reason=reason)
         if self._pool is not None:
-            self.send(self._pool, SessionsEnded(session_ids, reason))
+            self.send(self._pool, SessionsEnded(
+                tuple(s.session_id for s in sessions), reason,
+                tuple(s.worker_id or "" for s in sessions)))

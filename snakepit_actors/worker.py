@@ -101,6 +101,7 @@ class Worker(ActorTypeDispatcher):
         self._recycle = False
         self._heartbeat: Any = None
         self._missed_beats = 0
+        self._cleanups: set[Any] = set()  # CleanupSession calls in flight
 
     def receiveMessage(self, message: Any, sender: Any) -> Any:
         super().receiveMessage(message, sender)
@@ -247,8 +248,10 @@ class Worker(ActorTypeDispatcher):
         from ._proto import bridge_pb2
 
         if self._state == "ready" and self._stub is not None:
-            self._stub.CleanupSession.future(
+            future = self._stub.CleanupSession.future(
                 bridge_pb2.CleanupSessionRequest(session_id=msg.session_id), timeout=5.0)
+            self._cleanups.add(future)  # a dropped gRPC future cancels its call
+            future.add_done_callback(self._cleanups.discard)
 
     def receiveMsg_WatchMessage(self, msg: WatchMessage, sender: Any) -> None:
         if self._wake_r in msg.ready:

@@ -10,12 +10,15 @@ from collections.abc import Iterator
 
 import pytest
 
-from snakepit_actors import Pool, PoolConfig, ToolError
+from snakepit_actors import Pool, PoolConfig, RequestTimeoutError, ToolError
+
+from .conftest import _LIVE_POOLS
 
 
 @pytest.fixture(scope="module")
 def host_pool() -> Iterator[Pool]:
     with Pool.start(PoolConfig(name="host", pool_size=1)) as pool:
+        _LIVE_POOLS.append(pool)  # a recycled worker is not a leak of one test
         seen: list[str] = []
 
         def lookup(key: str) -> dict[str, object]:
@@ -28,7 +31,10 @@ def host_pool() -> Iterator[Pool]:
         pool.register_host_tool("lookup", lookup)
         pool.register_host_tool("explode", explode)
         pool.register_host_tool("slow", lambda seconds: time.sleep(seconds))
-        yield pool
+        try:
+            yield pool
+        finally:
+            _LIVE_POOLS.remove(pool)
 
 
 def test_a_host_tool_round_trip_runs_in_the_pool_process(host_pool: Pool) -> None:
@@ -59,3 +65,12 @@ def test_a_host_tool_call_times_out_with_a_clear_error(host_pool: Pool) -> None:
     with pytest.raises(ToolError) as caught:
         host_pool.execute("host", {"name": "slow", "seconds": 2, "timeout": 0.3}, timeout=10)
     assert "TimeoutError" in str(caught.value)
+
+
+def test_a_host_tool_call_without_timeout_gets_the_rest_of_the_request_deadline(
+        host_pool: Pool) -> None:
+    started = time.monotonic()
+    with pytest.raises(RequestTimeoutError):
+        host_pool.execute("host", {"name": "slow", "seconds": 3}, timeout=0.8)
+    # the host call ends with the request's own deadline: the caller sees the request time out
+    assert time.monotonic() - started < 2.5
