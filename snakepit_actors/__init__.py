@@ -22,8 +22,10 @@ _EXPORTS = {
     **{name: "errors" for name in (
         "ConfigError", "InvalidArgumentsError", "PayloadTooLargeError", "PoolClosedError",
         "PoolNotReadyError", "PoolSaturatedError", "QueueTimeoutError", "RequestTimeoutError",
-        "SerializationError", "SessionAffinityError", "SnakepitError", "ToolError",
-        "UnknownToolError", "WorkerCrashedError")},
+        "SerializationError", "SessionAffinityError", "SessionNotFoundError",
+        "SessionQuotaError", "SnakepitError", "ToolError", "UnknownToolError",
+        "WorkerCrashedError")},
+    "Session": "session_api",
     **{name: "messages" for name in (
         "Execute", "ExecuteFailed", "ExecuteResult", "PoolStarted", "PoolStartFailed",
         "PoolStats", "StartPool", "WorkerInfo")},
@@ -43,6 +45,8 @@ if TYPE_CHECKING:
         RequestTimeoutError,
         SerializationError,
         SessionAffinityError,
+        SessionNotFoundError,
+        SessionQuotaError,
         SnakepitError,
         ToolError,
         UnknownToolError,
@@ -59,6 +63,7 @@ if TYPE_CHECKING:
         WorkerInfo,
     )
     from .pool_root import PoolRoot
+    from .session_api import Session
 
 
 def __getattr__(name: str) -> Any:
@@ -92,7 +97,10 @@ __all__ = [
     "QueueTimeoutError",
     "RequestTimeoutError",
     "SerializationError",
+    "Session",
     "SessionAffinityError",
+    "SessionNotFoundError",
+    "SessionQuotaError",
     "SnakepitError",
     "StartPool",
     "SystemConfig",

@@ -4,7 +4,8 @@ Two data paths (``PoolConfig.data_path``, DESIGN §3): "direct" (the default) ru
 through ``direct.DirectPath``: leases from the Pool, gRPC straight to the worker from the
 caller's thread; the gateway below then only carries lease traffic, for a
 ``lease_client.LeaseClient``. "actor" sends every request through the actors as drawn here.
-Streams always take the actor path.
+``execute_stream`` takes the configured path too (``direct_stream.py``); ``execute_stream_async``
+always takes the actor path.
 
 Data flow (actor path)::
 
@@ -39,6 +40,7 @@ from typing import Any
 from .config import PoolConfig
 from .direct import DirectPath
 from .errors import PoolClosedError, PoolNotReadyError, RequestTimeoutError, SnakepitError
+from .host_tools import HostToolMethods
 from .json_codec import encode_args
 from .lease_client import LeaseClient
 from .messages import (
@@ -66,6 +68,7 @@ from .messages import (
 )
 from .process_registry import default_data_dir, process_db_path
 from .reaper import sweep_orphans
+from .session_api import SESSION_REPLIES, SessionMethods
 from .system import (
     StartedSystem,
     make_run_dir,
@@ -79,7 +82,7 @@ _REPLY_GRACE_S = 5.0
 _CONTROL_TIMEOUT_S = 10.0
 
 
-class Pool:
+class Pool(SessionMethods, HostToolMethods):
     """A running pool of external Python workers. Create it with ``Pool.start``.
 
     All methods are thread-safe; ``execute_async`` may be awaited from any event loop.
@@ -174,6 +177,7 @@ class Pool:
         self._gateway.stop()
         if self._direct is not None:
             self._direct.close_channels()
+        self._stop_host_tools()
         shutdown_actor_system(self._system, self.admin_pid)
         if self._output is not None:
             self._output.stop()
@@ -213,7 +217,7 @@ class Pool:
             WorkerCrashedError: the worker died under it.
             PoolClosedError: the pool is closed.
         """
-        if self._direct is not None:
+        if self._direct is not None and self._uses_direct_path(session_id):
             return self._direct.execute(self._request(tool, args, session_id, timeout,
                                                       idempotent))
         future, wait_s = self._submit(tool, args, session_id, timeout, idempotent)
@@ -226,7 +230,7 @@ class Pool:
                             session_id: str | None = None, timeout: float | None = None,
                             idempotent: bool = False) -> Any:
         """``execute`` for asyncio: same parameters and errors; never blocks the loop."""
-        if self._direct is not None:
+        if self._direct is not None and self._uses_direct_path(session_id):
             return await self._direct.execute_async(self._request(tool, args, session_id,
                                                                   timeout, idempotent))
         future, wait_s = self._submit(tool, args, session_id, timeout, idempotent)
@@ -242,10 +246,14 @@ class Pool:
 
         Same parameters and errors as ``execute`` (raised by the iteration). Each ``next()``
         blocks until the next value. Leaving the loop early cancels the tool on its worker.
-        Values are buffered here without bound: consume them.
+        On the actor path values are buffered here without bound: consume them.
         """
-        sink = _StreamSink()
         request = self._request(tool, args, session_id, timeout, False, stream=True)
+        if self._direct is not None and self._uses_direct_path(session_id):
+            from .direct_stream import stream
+
+            return stream(self._direct, request)
+        sink = _StreamSink()
         self._gateway.submit(self._pool, request, sink=sink)
         return self._iterate(sink, request, timeout)
 
@@ -590,6 +598,8 @@ class _Gateway:
 def _reply_key(message: Any) -> str | None:
     if isinstance(message, ExecuteResult | ExecuteFailed | PoolStats | WorkerList
                   | RecycleRequested):
+        return message.request_id
+    if isinstance(message, SESSION_REPLIES):
         return message.request_id
     if isinstance(message, PoolStarted | PoolStartFailed):
         return "start"

@@ -70,6 +70,8 @@ class PoolConfig:
     worker_ttl                None       more restarts / leaks accumulate (None = never)
     worker_memory_mb          None       more restarts / bloated workers kept (None = never)
     session_ttl               3600 s     sessions forgotten early / memory
+    max_sessions              10000      create_session refused early / memory
+    session_sweep_interval    60 s       more sweeps / expired sessions linger longer
     affinity_wait_s           0.02 s     a session hops workers more / waits longer for its own
     max_payload_bytes         64 MiB     big payloads refused / memory per request
     startup_batch_size        0          (0 = all at once) / startup CPU spike
@@ -77,7 +79,7 @@ class PoolConfig:
                                          (leases from the Pool, gRPC from the caller's
                                          thread: ~raw gRPC speed) or "actor" (every request
                                          through the Pool and Worker actors: ~2.5 ms more
-                                         each, ~500 req/s at most); streams always use actors
+                                         each, ~500 req/s at most); async streams use actors
     retry_idempotent          False      (True: every request counts as idempotent and is
                                          re-run once on another worker if its worker dies)
     ========================  =========  ===================================================
@@ -101,6 +103,8 @@ class PoolConfig:
     affinity: Affinity = "hint"
     affinity_wait_s: float = 0.02
     session_ttl: float = 3600.0
+    max_sessions: int = 10_000
+    session_sweep_interval: float = 60.0
     worker_max_requests: int | None = None
     worker_ttl: float | None = None
     worker_memory_mb: int | None = None
@@ -237,6 +241,10 @@ def _problems(cfg: PoolConfig) -> list[str]:
          "affinity_wait_s must be a number of seconds in 0..60", cfg.affinity_wait_s)
     need(_is_number(cfg.session_ttl) and cfg.session_ttl > 0,
          "session_ttl must be a number of seconds > 0", cfg.session_ttl)
+    need(isinstance(cfg.max_sessions, int) and cfg.max_sessions >= 1,
+         "max_sessions must be an int >= 1", cfg.max_sessions)
+    need(_is_number(cfg.session_sweep_interval) and cfg.session_sweep_interval > 0,
+         "session_sweep_interval must be a number of seconds > 0", cfg.session_sweep_interval)
     for name in ("worker_max_requests", "worker_memory_mb"):
         value = getattr(cfg, name)
         need(value is None or (_is_int(value) and value >= 1),

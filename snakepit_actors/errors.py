@@ -194,6 +194,22 @@ class SessionAffinityError(SnakepitError):
     default_reason = "affinity_unavailable"
 
 
+class SessionNotFoundError(SnakepitError, KeyError):
+    """No such session: it was never created, was deleted, or expired (TTL from its last
+    access). Nothing ran; create it again."""
+
+    category = "session"
+    default_reason = "not_found"
+
+
+class SessionQuotaError(SnakepitError):
+    """Creating the session would exceed ``max_sessions``. Nothing was created; delete sessions
+    you no longer need, or raise the quota."""
+
+    category = "session"
+    default_reason = "quota_exceeded"
+
+
 #: Maps a worker-side ``ToolFailure.category`` to the error class the host raises.
 FAILURE_CATEGORIES: dict[str, type[SnakepitError]] = {
     "tool": ToolError,

@@ -20,7 +20,6 @@ dead Pool, so the Python handle turns its silence into ``PoolClosedError`` on cl
 from __future__ import annotations
 
 import time
-from collections import OrderedDict
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -65,14 +64,11 @@ from .messages import (
 )
 from .pool_leases import HolderWatch, LeaseDesk, LeaseLedger, lease_crash_error
 from .pool_recycling import RecycleDesk
+from .pool_sessions import SessionDesk
 from .scheduling import Dispatch, Expired, PoolCore, Queued
 from .telemetry import LatencyWindow, get_logger, wants
 
 log = get_logger("pool")
-
-#: Sessions whose worker the Pool remembers for the affinity hint (least recently used go).
-_MAX_AFFINITY_ENTRIES = 100_000
-
 
 @dataclass(slots=True)
 class _Pending:
@@ -101,10 +97,11 @@ class _Counters:
     restarts: int = 0
 
 
-class Pool(RecycleDesk, LeaseDesk, ActorTypeDispatcher):
+class Pool(SessionDesk, RecycleDesk, LeaseDesk, ActorTypeDispatcher):
     """FIFO queue, available/busy sets and stats for one pool; see the module docstring.
     The lease handlers of the direct data path come from ``LeaseDesk`` (pool_leases.py), the
-    graceful recycling from ``RecycleDesk`` (pool_recycling.py)."""
+    graceful recycling from ``RecycleDesk`` (pool_recycling.py), affinity routing and
+    sessions from ``SessionDesk`` (pool_sessions.py)."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -121,8 +118,7 @@ class Pool(RecycleDesk, LeaseDesk, ActorTypeDispatcher):
         self._wakeup_at: float | None = None
         self._counters = _Counters()
         self._latency = LatencyWindow()
-        # session_id -> the worker that last ran it: the affinity hint (LRU-bounded).
-        self._affinity: OrderedDict[str, str] = OrderedDict()
+        self._init_sessions()
         self._abandoned: set[str] = set()
         self._last_start_error: SnakepitError | None = None
         self._degraded: str | None = None  # why no worker will take requests, if so
@@ -145,6 +141,7 @@ class Pool(RecycleDesk, LeaseDesk, ActorTypeDispatcher):
         self._start_reply_to = msg.start_reply_to
         self._report_progress = msg.report_progress
         self._policy = RecyclePolicy.from_config(cfg)
+        self._init_sessions(cfg, msg.session_store)
         self.send(msg.worker_registry, SubscribeWorkers(self.myAddress))
         self.wakeupAfter(cfg.startup_timeout, payload="startup_timeout")
         log.info("pool.init_started", pool=cfg.name, size=cfg.pool_size)
@@ -219,6 +216,7 @@ class Pool(RecycleDesk, LeaseDesk, ActorTypeDispatcher):
         self._revoke_leases(worker_id, error or lease_crash_error(worker_id, reason, exit_code),
                             defer=error is None and reason != "replaced")
         self._send_dispatches(self._core.release_held(time.time()))  # held for it: go elsewhere
+        self._fail_stranded()  # held strictly for it: fail
 
     def _retry_or_fail(self, pending: _Pending, error: SnakepitError) -> None:
         """The worker died under ``pending``: run it once more elsewhere if it is idempotent
@@ -276,11 +274,11 @@ class Pool(RecycleDesk, LeaseDesk, ActorTypeDispatcher):
 
     def _offer(self, pending: _Pending, now: float) -> str | None:
         """Dispatch or queue ``pending``; returns the rejection reason if neither."""
-        sid = pending.request.session_id
-        decision = self._core.submit(pending.request.request_id, pending, now,
-                                     pending.deadline_unix_s,
-                                     self._affinity.get(sid) if sid else None,
-                                     expires=isinstance(pending.request, Execute))
+        try:
+            decision = self._submit_routed(pending, now)
+        except SnakepitError as exc:  # a strict session's worker died
+            self._reply_failed(pending, exc)
+            return None
         if isinstance(decision, Dispatch):
             self._send_dispatches([decision])
         elif isinstance(decision, Queued):
@@ -311,6 +309,8 @@ class Pool(RecycleDesk, LeaseDesk, ActorTypeDispatcher):
                 f"pool {self._config.name!r} is saturated: {self._core.workers} workers busy and "
                 f"max_queue={self._config.max_queue} requests waiting",
                 details={"max_queue": self._config.max_queue})
+        if reason == "affinity_busy":
+            return self._affinity_busy(msg)
         if reason == "closed":
             return PoolClosedError(f"pool {self._config.name!r} is closed")
         self._counters.queue_timeouts += 1
@@ -329,13 +329,6 @@ class Pool(RecycleDesk, LeaseDesk, ActorTypeDispatcher):
             d.item.worker_id = d.worker_id
             self.send(entry.address, RunRequest(d.item.request, d.item.reply_to,
                                                 d.item.deadline_unix_s))
-
-    def _remember_session(self, session_id: str | None, worker_id: str) -> None:
-        if session_id:
-            self._affinity[session_id] = worker_id
-            self._affinity.move_to_end(session_id)
-            if len(self._affinity) > _MAX_AFFINITY_ENTRIES:
-                self._affinity.popitem(last=False)
 
     def receiveMsg_CancelRequest(self, msg: CancelRequest, sender: Any) -> None:
         queued = self._core.cancel(msg.request_id)
@@ -394,6 +387,9 @@ class Pool(RecycleDesk, LeaseDesk, ActorTypeDispatcher):
             return
         if msg.payload == "startup_timeout":
             self._startup_timed_out()
+            return
+        if msg.payload == "sessions":
+            self._flush_touched()
             return
         self._wakeup_at = None
         now = time.time()

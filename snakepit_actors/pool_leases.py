@@ -68,7 +68,6 @@ class LeaseDesk:
         _workers: dict[str, Any]
         _counters: Any
         _latency: LatencyWindow
-        _affinity: OrderedDict[str, str]
         _started: bool
         _degraded: str | None
 
@@ -302,6 +301,11 @@ class LeaseLedger(Generic[A]):
         to recall (those not already reported lost)."""
         self._draining.setdefault(worker_id, reason)
         return [(lid, self._leases[lid]) for lid in sorted(self._by_worker.get(worker_id, ()))
+                if not self._leases[lid].lost]
+
+    def leases_on(self, worker_id: str) -> list[str]:
+        """The ids of the live leases on ``worker_id`` (to recall them)."""
+        return [lid for lid in sorted(self._by_worker.get(worker_id, ()))
                 if not self._leases[lid].lost]
 
     def recycle_due(self, worker_id: str) -> str | None:

@@ -23,6 +23,7 @@ from .messages import (
     InitPool,
     InitRecycler,
     InitRegistry,
+    InitSessionStore,
     InitWorkerSupervisor,
     PoolDegraded,
     StartPool,
@@ -58,8 +59,10 @@ class PoolRoot(ActorTypeDispatcher):
         for address in registries.values():
             self.send(address, InitRegistry(cfg.name, msg.process_db, msg.owner_pid))
         self._pool = self._child("snakepit_actors.pool.Pool", "pool")
+        self.send(registries["session_store"], InitSessionStore(cfg, self._pool))
         self.send(self._pool, InitPool(cfg, registries["worker_registry"], sender,
-                                       msg.report_progress))
+                                       report_progress=msg.report_progress,
+                                       session_store=registries["session_store"]))
         context = WorkerContext(
             config=cfg, run_id=msg.run_id or uuid.uuid4().hex[:12], run_dir=run_dir,
             pool=self._pool, worker_registry=registries["worker_registry"],

@@ -12,7 +12,10 @@ small decision records; the Pool actor turns them into sends. Each decision is O
 * a session's request whose preferred worker is busy is *held* for that worker up to
   ``affinity_wait_s`` (its reply and the worker's check-in travel separately, so a sequential
   caller's next request often arrives a moment before the worker is free again); when the hold
-  ends it takes any free slot or joins the queue.
+  ends it takes any free slot or joins the queue;
+* a *strict* request (``affinity.py``) is held for its worker until its queue deadline
+  ("strict_queue") or refused at once ("strict_fail_fast"); if that worker leaves, the held
+  strict requests are *stranded* (``take_stranded``): they must fail, not run elsewhere.
 """
 
 from __future__ import annotations
@@ -44,9 +47,10 @@ class Queued:
 
 @dataclass(frozen=True, slots=True)
 class Rejected:
-    """The request is refused: ``reason`` is "queue_full", "closed" or "deadline_passed"."""
+    """The request is refused: ``reason`` is "queue_full", "closed", "deadline_passed" or
+    "affinity_busy" (strict_fail_fast and its worker has no free slot)."""
 
-    reason: Literal["queue_full", "closed", "deadline_passed"]
+    reason: Literal["queue_full", "closed", "deadline_passed", "affinity_busy"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +86,7 @@ class _Waiting(Generic[T]):
     reason: Literal["queue_timeout", "deadline_in_queue"]
     done: bool = False
     held_for: str | None = None  # the worker this request is held for (affinity), if any
+    strict: bool = False  # held for that worker only: never runs elsewhere
 
 
 @dataclass(slots=True)
@@ -117,6 +122,7 @@ class PoolCore(Generic[T]):
         self._waiting: dict[str, _Waiting[T]] = {}
         self._queued = 0
         self._expiry: list[tuple[float, int, _Waiting[T]]] = []
+        self._stranded: list[tuple[str, str, T]] = []
         self._seq = itertools.count()
         self._generations = itertools.count(1)
         self.closed = False
@@ -170,24 +176,35 @@ class PoolCore(Generic[T]):
             return []
         self._free -= self._capacity - len(worker.in_flight)
         for waiting in worker.held:  # released by the next release_held()
-            if not waiting.done:
+            if waiting.done:
+                continue
+            if waiting.strict:
+                self._settle(waiting)
+                self._stranded.append((worker_id, waiting.request_id, waiting.item))
+            else:
                 heapq.heappush(self._holds, (float("-inf"), next(self._seq), waiting))
         return sorted(worker.in_flight)
 
     def submit(self, request_id: str, item: T, now: float, deadline: float | None = None,
-               preferred: str | None = None, *,
-               expires: bool = True) -> Dispatch[T] | Queued | Rejected:
+               preferred: str | None = None, *, expires: bool = True,
+               strict: Literal["hint", "strict_queue", "strict_fail_fast"] = "hint",
+               ) -> Dispatch[T] | Queued | Rejected:
         """A new request: dispatch it to a free slot, queue it, or refuse it.
 
         ``preferred`` (affinity hint) takes that worker's free slot if it has one; otherwise
         any free slot, as usual. ``expires=False`` queues it with no queue deadline: it waits
         until dispatched, cancelled or closed (lease requests, whose callers keep their own).
+        ``strict`` (with ``preferred``, a ready worker) runs it on that worker only: held until
+        a slot frees ("strict_queue") or refused with "affinity_busy" ("strict_fail_fast").
         """
         if self.closed:
             return Rejected("closed")
         if deadline is not None and deadline <= now:
             return Rejected("deadline_passed")
         slot = self._take_preferred(preferred) if preferred else None
+        if slot is None and preferred is not None and strict != "hint":
+            return self._submit_strict(preferred, request_id, item, now, deadline, expires,
+                                       strict)
         if slot is None and preferred in self._workers and self._affinity_wait_s > 0 \
                 and self._queued < self._max_queue:
             self._hold(preferred, request_id, item, now, deadline, expires)
@@ -200,6 +217,24 @@ class PoolCore(Generic[T]):
             return Rejected("queue_full")
         self._enqueue(request_id, item, now, deadline, expires)
         return Queued(self._queued)
+
+    def _submit_strict(self, worker_id: str, request_id: str, item: T, now: float,
+                       deadline: float | None, expires: bool,
+                       strict: str) -> Queued | Rejected:
+        if strict == "strict_fail_fast" or worker_id not in self._workers:
+            return Rejected("affinity_busy")
+        if self._queued >= self._max_queue:
+            return Rejected("queue_full")
+        waiting = self._new_waiting(request_id, item, now, deadline, expires)
+        waiting.held_for, waiting.strict = worker_id, True
+        self._workers[worker_id].held.append(waiting)
+        return Queued(self._queued)
+
+    def take_stranded(self) -> list[tuple[str, str, T]]:
+        """Strict requests whose worker left while they waited for it, as
+        ``(worker_id, request_id, item)``; they must fail (see the module docstring)."""
+        out, self._stranded = self._stranded, []
+        return out
 
     def checkin(self, worker_id: str, request_id: str, now: float,
                 worker_lost: bool = False) -> list[Dispatch[T]]:

@@ -51,11 +51,13 @@ from .errors import (
     SnakepitError,
     WorkerCrashedError,
 )
+from .host_tools import host_tools_address
 from .json_codec import encode_args, failure_to_error
 from .messages import (
     GRACEFUL_RECYCLE_REASONS,
     CancelRequest,
     Checkin,
+    EndWorkerSession,
     ExecuteFailed,
     ExecuteResult,
     InitWorker,
@@ -105,6 +107,7 @@ class Worker(ProcessSwapper, ActorTypeDispatcher):
         self._recycle = False
         self._heartbeat: Any = None
         self._missed_beats = 0
+        self._cleanups: set[Any] = set()  # CleanupSession calls in flight
 
     def receiveMessage(self, message: Any, sender: Any) -> Any:
         super().receiveMessage(message, sender)
@@ -149,7 +152,8 @@ class Worker(ProcessSwapper, ActorTypeDispatcher):
                   if cfg.transport == "unix" else "127.0.0.1:0")
         return processes.BridgeSpec(
             python=cfg.python, adapter=cfg.adapter, adapter_config=dict(cfg.adapter_config),
-            listen=listen, worker_id=wid, run_id=self._ctx.run_id, env=dict(cfg.env),
+            listen=listen, worker_id=wid, run_id=self._ctx.run_id,
+            env={**cfg.env, "SNAKEPIT_HOST_TOOLS": host_tools_address(self._ctx.run_dir)},
             log_path=os.path.join(self._ctx.run_dir, wid + ".log"), capacity=cfg.capacity,
             max_payload_bytes=cfg.max_payload_bytes)
 
@@ -244,6 +248,17 @@ class Worker(ProcessSwapper, ActorTypeDispatcher):
         flight = self._in_flight.get(msg.request_id)
         if flight is not None:
             flight.future.cancel()
+
+    def receiveMsg_EndWorkerSession(self, msg: EndWorkerSession, sender: Any) -> None:
+        """Free the session's state in the process (fire and forget: a failure means the
+        process is gone, and the state with it)."""
+        from ._proto import bridge_pb2
+
+        if self._state == "ready" and self._stub is not None:
+            future = self._stub.CleanupSession.future(
+                bridge_pb2.CleanupSessionRequest(session_id=msg.session_id), timeout=5.0)
+            self._cleanups.add(future)  # a dropped gRPC future cancels its call
+            future.add_done_callback(self._cleanups.discard)
 
     def receiveMsg_WatchMessage(self, msg: WatchMessage, sender: Any) -> None:
         if self._wake_r in msg.ready:

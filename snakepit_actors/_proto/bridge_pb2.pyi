@@ -191,3 +191,23 @@ class HeartbeatResponse(_message.Message):
     rss_bytes: int
     requests_served: int
     def __init__(self, server_time_ns: _Optional[int] = ..., pid: _Optional[int] = ..., in_flight: _Optional[int] = ..., rss_bytes: _Optional[int] = ..., requests_served: _Optional[int] = ...) -> None: ...
+
+class HostToolRequest(_message.Message):
+    __slots__ = ("name", "args_json", "session_id", "request_id")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    ARGS_JSON_FIELD_NUMBER: _ClassVar[int]
+    SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    args_json: bytes
+    session_id: str
+    request_id: str
+    def __init__(self, name: _Optional[str] = ..., args_json: _Optional[bytes] = ..., session_id: _Optional[str] = ..., request_id: _Optional[str] = ...) -> None: ...
+
+class HostToolResponse(_message.Message):
+    __slots__ = ("result_json", "error")
+    RESULT_JSON_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    result_json: bytes
+    error: ToolFailure
+    def __init__(self, result_json: _Optional[bytes] = ..., error: _Optional[_Union[ToolFailure, _Mapping]] = ...) -> None: ...

@@ -359,3 +359,84 @@ class BridgeService:
             timeout,
             metadata,
             _registered_method=True)
+
+
+class HostToolServiceStub:
+    """Served by the host (the process holding the Python `Pool` handle) on a Unix socket (0600)
+    in the pool's run directory: tools registered with `pool.register_host_tool(name, fn)`, which
+    adapters call from inside a tool with `ctx.call_host_tool(name, **kwargs)`.
+    """
+
+    def __init__(self, channel):
+        """Constructor.
+
+        Args:
+            channel: A grpc.Channel.
+        """
+        self.CallHostTool = channel.unary_unary(
+                '/snakepit.bridge.v1.HostToolService/CallHostTool',
+                request_serializer=bridge__pb2.HostToolRequest.SerializeToString,
+                response_deserializer=bridge__pb2.HostToolResponse.FromString,
+                _registered_method=True)
+
+
+class HostToolServiceServicer:
+    """Served by the host (the process holding the Python `Pool` handle) on a Unix socket (0600)
+    in the pool's run directory: tools registered with `pool.register_host_tool(name, fn)`, which
+    adapters call from inside a tool with `ctx.call_host_tool(name, **kwargs)`.
+    """
+
+    def CallHostTool(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+
+def add_HostToolServiceServicer_to_server(servicer, server):
+    rpc_method_handlers = {
+            'CallHostTool': grpc.unary_unary_rpc_method_handler(
+                    servicer.CallHostTool,
+                    request_deserializer=bridge__pb2.HostToolRequest.FromString,
+                    response_serializer=bridge__pb2.HostToolResponse.SerializeToString,
+            ),
+    }
+    generic_handler = grpc.method_handlers_generic_handler(
+            'snakepit.bridge.v1.HostToolService', rpc_method_handlers)
+    server.add_generic_rpc_handlers((generic_handler,))
+    server.add_registered_method_handlers('snakepit.bridge.v1.HostToolService', rpc_method_handlers)
+
+
+ # This class is part of an EXPERIMENTAL API.
+class HostToolService:
+    """Served by the host (the process holding the Python `Pool` handle) on a Unix socket (0600)
+    in the pool's run directory: tools registered with `pool.register_host_tool(name, fn)`, which
+    adapters call from inside a tool with `ctx.call_host_tool(name, **kwargs)`.
+    """
+
+    @staticmethod
+    def CallHostTool(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/snakepit.bridge.v1.HostToolService/CallHostTool',
+            bridge__pb2.HostToolRequest.SerializeToString,
+            bridge__pb2.HostToolResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)

@@ -155,7 +155,8 @@ def main(argv: list[str] | None = None) -> int:
 
         adapter = _load_adapter(args.adapter, args.adapter_config)
         server = BridgeServer(adapter, worker_id=args.worker_id, capacity=max(1, args.capacity),
-                              max_payload_bytes=args.max_payload_bytes)
+                              max_payload_bytes=args.max_payload_bytes,
+                              host_tools=os.environ.get("SNAKEPIT_HOST_TOOLS", ""))
         address = server.bind(args.listen)
         if server.unix_path:
             socket_paths.append(server.unix_path)

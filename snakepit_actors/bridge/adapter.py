@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import threading
+import time
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, TypeVar, overload
@@ -45,17 +46,64 @@ class SessionContext:
     Tools of one session may run concurrently when the worker's capacity is above 1; guard
     ``state`` yourself in that case.
 
+    Each request gets its own view of the session (same ``state`` and ``metadata`` objects)
+    that also carries the request's cancellation: Python cannot interrupt a running sync tool,
+    so a long tool should check ``cancelled`` (or sleep with ``wait``) in small steps and
+    return early once the caller has gone (timeout, cancelled stream, closed pool).
+
     Attributes:
         session_id: the caller's session id ("" for requests without a session).
         worker_id: the id of the worker process serving the request.
         state: free-form per-session state, kept between requests of the session.
         metadata: the metadata given to ``InitializeSession`` (empty otherwise).
+        request_id: the id of the request this view belongs to ("" outside a request).
     """
 
     session_id: str
     worker_id: str = ""
     state: dict[str, Any] = field(default_factory=dict)
     metadata: dict[str, str] = field(default_factory=dict)
+    request_id: str = ""
+    cancel_event: threading.Event | None = field(default=None, repr=False)
+    host: Any = field(default=None, repr=False)  # bridge.host_client.HostToolClient
+    deadline_s: float | None = field(default=None, repr=False)  # monotonic, of the request
+
+    def call_host_tool(self, name: str, timeout: float | None = None, **kwargs: Any) -> Any:
+        """Call the host tool ``name(**kwargs)`` (registered with ``pool.register_host_tool``)
+        and return its JSON-decoded result. Blocks until it answers.
+
+        Args:
+            timeout: seconds to wait; None: what remains of this request's deadline (no
+                limit if it has none).
+
+        Raises:
+            HostToolError: the host tool raised (its type, message and traceback attached)
+                or no host tool has that name.
+            TimeoutError: no answer in time.
+            ConnectionError: the pool serves no host tools.
+        """
+        if self.host is None:
+            raise ConnectionError("this worker was started without a host tool service")
+        if timeout is None and self.deadline_s is not None:
+            timeout = max(0.001, self.deadline_s - time.monotonic())
+        return self.host.call(name, kwargs, timeout_s=timeout, session_id=self.session_id,
+                              request_id=self.request_id)
+
+    @property
+    def cancelled(self) -> bool:
+        """True once the request's caller gave up (deadline passed, call cancelled)."""
+        return self.cancel_event is not None and self.cancel_event.is_set()
+
+    def wait(self, seconds: float) -> bool:
+        """Sleep up to ``seconds``, waking early if the request is cancelled.
+
+        Returns:
+            True if the request was cancelled (stop working), False after a full sleep.
+        """
+        if self.cancel_event is None:
+            time.sleep(seconds)
+            return False
+        return self.cancel_event.wait(seconds)
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,6 +19,7 @@ extra locks and allocations.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import inspect
 import json
 import os
@@ -42,6 +43,7 @@ from .adapter import (
     SessionContext,
     adapter_name,
 )
+from .host_client import HostToolClient
 
 __all__ = ["PAYLOAD_OVERHEAD_BYTES", "BridgeServer", "BridgeServicer", "HealthServicer"]
 
@@ -114,11 +116,14 @@ class BridgeServicer(bridge_pb2_grpc.BridgeServiceServicer):
         adapter: the adapter instance (already set up).
         worker_id: reported by Ping / Describe and given to ``SessionContext``.
         max_payload_bytes: the largest encoded args / result / chunk accepted or sent.
+        host_tools: the host's tool service address ("" = none): ``ctx.call_host_tool``.
     """
 
     def __init__(self, adapter: BaseAdapter, *, worker_id: str,
-                 max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES) -> None:
+                 max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES,
+                 host_tools: str = "") -> None:
         self._adapter = adapter
+        self._host = HostToolClient(host_tools, max_payload_bytes) if host_tools else None
         self._tools = adapter.tools()
         self._available = sorted(self._tools)
         self._worker_id = worker_id
@@ -149,7 +154,7 @@ class BridgeServicer(bridge_pb2_grpc.BridgeServiceServicer):
         with self._lock:
             self._in_flight += 1
         try:
-            tool, kwargs = self._prepare(request)
+            tool, kwargs = self._prepare(request, context)
             try:
                 result = self._call(tool, kwargs, context)
             except Exception as exc:
@@ -186,7 +191,7 @@ class BridgeServicer(bridge_pb2_grpc.BridgeServiceServicer):
             self._in_flight += 1
         try:
             try:
-                tool, kwargs = self._prepare(request)
+                tool, kwargs = self._prepare(request, context)
                 for value in self._iterate(tool, kwargs, context):
                     data = self._encode(value, request.tool, "chunk")
                     yield bridge_pb2.ToolChunk(request_id=rid, chunk_id=chunk_id, data_json=data)
@@ -202,7 +207,8 @@ class BridgeServicer(bridge_pb2_grpc.BridgeServiceServicer):
                 self._in_flight -= 1
                 self._served += 1
 
-    def _prepare(self, request: bridge_pb2.ExecuteToolRequest) -> tuple[BoundTool, dict[str, Any]]:
+    def _prepare(self, request: bridge_pb2.ExecuteToolRequest, context: grpc.ServicerContext,
+                 ) -> tuple[BoundTool, dict[str, Any]]:
         """Find the tool, decode and bind the arguments, add ``ctx``. Raises ``_Refused``."""
         name = request.tool
         tool = self._tools.get(name)
@@ -233,7 +239,7 @@ class BridgeServicer(bridge_pb2_grpc.BridgeServiceServicer):
                 raise _Refused("invalid_arguments", "TypeError",
                                f"tool {name!r}: 'ctx' is reserved for the session context and "
                                "cannot be passed as an argument")
-            args[CTX_PARAM] = self._session(request.session_id)
+            args[CTX_PARAM] = self._request_context(request, context)
         return tool, args
 
     def _call(self, tool: BoundTool, kwargs: dict[str, Any],
@@ -274,6 +280,18 @@ class BridgeServicer(bridge_pb2_grpc.BridgeServiceServicer):
         return data
 
     # --- sessions and health of the process -----------------------------------------------
+
+    def _request_context(self, request: bridge_pb2.ExecuteToolRequest,
+                         context: grpc.ServicerContext) -> SessionContext:
+        """The session's context as seen by one request: its cancellation is set when the
+        call ends for any reason (cancelled by the caller, deadline passed, answered)."""
+        cancel = threading.Event()
+        context.add_callback(cancel.set)
+        remaining = _remaining_s(context)
+        return dataclasses.replace(
+            self._session(request.session_id), request_id=request.request_id,
+            cancel_event=cancel, host=self._host,
+            deadline_s=None if remaining is None else time.monotonic() + remaining)
 
     def _session(self, session_id: str) -> SessionContext:
         if not session_id:
@@ -374,11 +392,13 @@ class BridgeServer:
     """
 
     def __init__(self, adapter: BaseAdapter, *, worker_id: str, capacity: int = 1,
-                 max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES) -> None:
+                 max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES,
+                 host_tools: str = "") -> None:
         limit = max_payload_bytes + PAYLOAD_OVERHEAD_BYTES
         self.stopping = threading.Event()
         self.servicer = BridgeServicer(adapter, worker_id=worker_id,
-                                       max_payload_bytes=max_payload_bytes)
+                                       max_payload_bytes=max_payload_bytes,
+                                       host_tools=host_tools)
         self._executor = ThreadPoolExecutor(max_workers=capacity + SPARE_THREADS,
                                             thread_name_prefix="bridge-rpc")
         self._server = grpc.server(self._executor, options=[

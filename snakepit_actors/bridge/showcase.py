@@ -63,9 +63,12 @@ class ShowcaseAdapter(BaseAdapter):
         return a + b
 
     @tool
-    def sleep(self, seconds: float) -> float:
-        """Sleep ``seconds`` and return them."""
-        time.sleep(seconds)
+    def sleep(self, seconds: float, ctx: SessionContext) -> float:
+        """Sleep ``seconds`` and return them; stops early (returning the seconds slept) when
+        the request is cancelled or passes its deadline."""
+        started = time.monotonic()
+        if ctx.wait(seconds):
+            return time.monotonic() - started
         return seconds
 
     @tool
@@ -96,11 +99,15 @@ class ShowcaseAdapter(BaseAdapter):
         return count
 
     @tool
-    def stream_progress(self, steps: int = 3, delay: float = 0.0) -> Iterator[dict[str, int]]:
-        """Yield ``{"step": i, "of": steps}`` for i in 1..steps, sleeping ``delay`` between."""
+    def stream_progress(self, ctx: SessionContext, steps: int = 3, delay: float = 0.0,
+                        fail_at: int = 0) -> Iterator[dict[str, int]]:
+        """Yield ``{"step": i, "of": steps}`` for i in 1..steps, sleeping ``delay`` between;
+        raise ``ValueError`` at step ``fail_at`` (0: never). Stops when cancelled."""
         for i in range(1, steps + 1):
-            if delay > 0 and i > 1:
-                time.sleep(delay)
+            if delay > 0 and i > 1 and ctx.wait(delay):
+                return
+            if i == fail_at:
+                raise ValueError(f"failed at step {i} of {steps}")
             yield {"step": i, "of": steps}
 
     @tool
@@ -122,6 +129,12 @@ class ShowcaseAdapter(BaseAdapter):
         held = self.__dict__.setdefault("_held", [])
         held.append(bytearray(b"x" * (mb * 1024 * 1024)))  # touched: counts in RSS
         return sum(len(block) for block in held) // (1024 * 1024)
+
+    @tool
+    def host(self, ctx: SessionContext, name: str, timeout: float | None = None,
+             **kwargs: Any) -> Any:
+        """Call the host tool ``name(**kwargs)`` and return its result (host-tool tests)."""
+        return ctx.call_host_tool(name, timeout=timeout, **kwargs)
 
     @tool
     def big(self, size: int) -> str:

@@ -1,0 +1,76 @@
+"""Host tools: adapters call Python functions of the pool's process over the callback gRPC
+service, with results, errors and timeouts passed back."""
+
+from __future__ import annotations
+
+import os
+import stat
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from snakepit_actors import Pool, PoolConfig, RequestTimeoutError, ToolError
+
+from .conftest import _LIVE_POOLS
+
+
+@pytest.fixture(scope="module")
+def host_pool() -> Iterator[Pool]:
+    with Pool.start(PoolConfig(name="host", pool_size=1)) as pool:
+        _LIVE_POOLS.append(pool)  # a recycled worker is not a leak of one test
+        seen: list[str] = []
+
+        def lookup(key: str) -> dict[str, object]:
+            seen.append(key)
+            return {"key": key, "pid": os.getpid()}
+
+        def explode(why: str) -> None:
+            raise RuntimeError(f"host side: {why}")
+
+        pool.register_host_tool("lookup", lookup)
+        pool.register_host_tool("explode", explode)
+        pool.register_host_tool("slow", lambda seconds: time.sleep(seconds))
+        try:
+            yield pool
+        finally:
+            _LIVE_POOLS.remove(pool)
+
+
+def test_a_host_tool_round_trip_runs_in_the_pool_process(host_pool: Pool) -> None:
+    result = host_pool.execute("host", {"name": "lookup", "key": "k1"}, timeout=10)
+    assert result == {"key": "k1", "pid": os.getpid()}
+
+
+def test_the_host_tool_socket_is_private_to_its_user(host_pool: Pool) -> None:
+    mode = os.stat(os.path.join(host_pool._run_dir, "host-tools.sock")).st_mode
+    assert stat.S_ISSOCK(mode) and stat.S_IMODE(mode) == 0o600
+
+
+def test_a_raising_host_tool_reaches_the_caller_with_its_type_and_message(
+        host_pool: Pool) -> None:
+    with pytest.raises(ToolError) as caught:
+        host_pool.execute("host", {"name": "explode", "why": "no"}, timeout=10)
+    assert "RuntimeError" in str(caught.value) and "host side: no" in str(caught.value)
+
+
+def test_an_unknown_host_tool_is_named_with_the_registered_ones(host_pool: Pool) -> None:
+    with pytest.raises(ToolError) as caught:
+        host_pool.execute("host", {"name": "nope"}, timeout=10)
+    text = str(caught.value)
+    assert "unknown host tool 'nope'" in text and "lookup" in text
+
+
+def test_a_host_tool_call_times_out_with_a_clear_error(host_pool: Pool) -> None:
+    with pytest.raises(ToolError) as caught:
+        host_pool.execute("host", {"name": "slow", "seconds": 2, "timeout": 0.3}, timeout=10)
+    assert "TimeoutError" in str(caught.value)
+
+
+def test_a_host_tool_call_without_timeout_gets_the_rest_of_the_request_deadline(
+        host_pool: Pool) -> None:
+    started = time.monotonic()
+    with pytest.raises(RequestTimeoutError):
+        host_pool.execute("host", {"name": "slow", "seconds": 3}, timeout=0.8)
+    # the host call ends with the request's own deadline: the caller sees the request time out
+    assert time.monotonic() - started < 2.5
