@@ -42,6 +42,10 @@ FIELD_HELP: dict[str, str] = {
                 "for it) or `strict_fail_fast` (fail if it is busy).",
     "affinity_wait_s": "How long a `hint` request waits for its busy preferred worker.",
     "session_ttl": "Seconds of inactivity after which a session is forgotten.",
+    "max_sessions": "How many live sessions the SessionStore keeps; beyond it create_session "
+                    "fails with SessionQuotaError.",
+    "session_sweep_interval": "Seconds between the SessionStore's expiry sweeps (each ends "
+                              "at most one batch of expired sessions).",
     "worker_max_requests": "Recycle a worker's process after this many requests (None: "
                            "never). Drained first; the replacement starts before the old "
                            "process stops. Direct-path requests are counted from usage "
