@@ -40,11 +40,11 @@ from .messages import (
     UsageReport,
     WorkerProcessLost,
 )
+from .pool_desk import PoolDesk
 from .telemetry import get_logger
 
 if TYPE_CHECKING:
-    from .config import PoolConfig
-    from .scheduling import Dispatch, PoolCore
+    from .scheduling import Dispatch
     from .telemetry import LatencyWindow
 
 log = get_logger("pool")
@@ -59,25 +59,19 @@ HOLDER_CHECK_S = 0.25
 EXIT_STATUS_GRACE_S = 0.25
 
 
-class LeaseDesk:
+class LeaseDesk(PoolDesk):
     """Lease handlers of the Pool actor; see the module docstring."""
 
     if TYPE_CHECKING:  # provided by Pool / Thespian
-        _config: PoolConfig | None
-        _core: PoolCore[Any]
-        _workers: dict[str, Any]
         _counters: Any
         _latency: LatencyWindow
         _started: bool
         _degraded: str | None
 
-        def send(self, target: Any, message: Any) -> None: ...
-        def wakeupAfter(self, timePeriod: Any, payload: Any = None) -> None: ...
         def _degraded_error(self) -> PoolNotReadyError: ...
         def _offer(self, pending: Any, now: float) -> str | None: ...
         def _rejection(self, reason: str, msg: Any) -> SnakepitError: ...
         def _remember_session(self, session_id: str | None, worker_id: str) -> None: ...
-        def _send_dispatches(self, dispatches: list[Dispatch[Any]]) -> None: ...
         def _new_pending(self, request: RequestLease, reply_to: Any, now: float) -> Any: ...
         def _fail_held(self, worker_id: str, reason: str, exit_code: int | None = None,
                        error: SnakepitError | None = None) -> None: ...

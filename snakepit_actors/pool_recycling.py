@@ -32,27 +32,17 @@ from .messages import (
     RecycleWorker,
     RequestRecycle,
 )
+from .pool_desk import PoolDesk
 from .telemetry import get_logger
 
 if TYPE_CHECKING:
-    from .config import PoolConfig
-    from .pool_leases import LeaseLedger
-    from .scheduling import Dispatch, PoolCore
+    pass
 
 log = get_logger("pool")
 
 
-class RecycleDesk:
+class RecycleDesk(PoolDesk):
     """Recycle handlers of the Pool actor; see the module docstring."""
-
-    if TYPE_CHECKING:  # provided by Pool / Thespian
-        _config: PoolConfig | None
-        _core: PoolCore[Any]
-        _workers: dict[str, Any]
-        _ledger: LeaseLedger[Any]
-
-        def send(self, target: Any, message: Any) -> None: ...
-        def _send_dispatches(self, dispatches: list[Dispatch[Any]]) -> None: ...
 
     _recycling: dict[str, str]  # worker_id -> reason, from the decision until WorkerReady
     _recycled: int

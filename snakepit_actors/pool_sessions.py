@@ -31,13 +31,13 @@ from .messages import (
     SessionsEnded,
     SessionsTouched,
 )
+from .pool_desk import PoolDesk
 from .scheduling import Dispatch
 from .telemetry import get_logger
 
 if TYPE_CHECKING:
     from .config import PoolConfig
-    from .pool_leases import LeaseLedger
-    from .scheduling import PoolCore, Queued, Rejected
+    from .scheduling import Queued, Rejected
 
 log = get_logger("pool")
 
@@ -45,17 +45,10 @@ log = get_logger("pool")
 TOUCH_FLUSH_S = 1.0
 
 
-class SessionDesk:
+class SessionDesk(PoolDesk):
     """Session handlers and affinity routing of the Pool actor; see the module docstring."""
 
     if TYPE_CHECKING:  # provided by Pool / Thespian
-        _config: PoolConfig | None
-        _core: PoolCore[Any]
-        _workers: dict[str, Any]
-        _ledger: LeaseLedger[Any]
-
-        def send(self, target: Any, message: Any) -> None: ...
-        def wakeupAfter(self, timePeriod: Any, payload: Any = None) -> None: ...
         def _reply_failed(self, pending: Any, error: SnakepitError) -> None: ...
 
     _pins: AffinityTable
