@@ -5,6 +5,9 @@
                           [--concurrency N] [--duration S] [--dispatch direct|actor|both]
                           [--capacity N] [--quick] [--json]
     snakepit-actors start --config pool.toml            (a node, in the foreground)
+    snakepit-actors node --leader HOST:PORT [--admin-port P] [--capability K=V ...]
+                         [--name N] [--bind ADDR] [--worker-host ADDR] [--advertise ADDR]
+                                                        (a member node of a convention)
     snakepit-actors status (--config F | --name N | --port P) [--pool NAME] [--json]
     snakepit-actors exec (--config F | --port P) [--pool NAME] [--timeout S] TOOL [JSON]
     snakepit-actors recycle (--config F | --port P) [--pool NAME] WORKER_ID
@@ -229,6 +232,18 @@ def _start(args: argparse.Namespace) -> int:
     return run_node(node_file, _print)
 
 
+def _member(args: argparse.Namespace) -> int:
+    from .member import MemberOptions, parse_capability, parse_leader, run_member
+
+    options = MemberOptions(
+        leader=parse_leader(args.leader), admin_port=args.admin_port, bind_address=args.bind,
+        worker_host=args.worker_host, advertise=args.advertise, name=args.name,
+        capabilities=dict(parse_capability(c) for c in args.capability),
+        secret=os.environ.get("SNAKEPIT_NODE_SECRET", "") if args.secret is None
+        else args.secret, data_dir=args.data_dir)
+    return run_member(options, _print)
+
+
 def _connect(args: argparse.Namespace) -> Any:
     from .node_client import NodeClient
 
@@ -337,6 +352,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     cleanup.add_argument("--config", default="", help="the node's TOML file (its data_dir)")
     start = sub.add_parser("start", help="run a node (pools from a TOML file) in the foreground")
     start.add_argument("--config", required=True, help="the node's TOML file")
+    member = sub.add_parser("node", help="run a member node that joins a leader's convention "
+                            "and runs workers of pools whose placement it matches")
+    member.add_argument("--leader", required=True, help="HOST:PORT of the leader's admin port")
+    member.add_argument("--admin-port", type=int, default=0, help="this node's admin port "
+                        "(default: a free one)")
+    member.add_argument("--capability", action="append", default=[], metavar="KEY=VALUE",
+                        help="advertise a capability (repeatable), e.g. worker_node=true")
+    member.add_argument("--name", default="", help="this node's name (default host-port)")
+    member.add_argument("--bind", default="127.0.0.1", help="where Thespian listens; the "
+                        "transport unpickles what it receives: trusted networks only")
+    member.add_argument("--worker-host", default="", help="where worker processes listen "
+                        "(default: --bind)")
+    member.add_argument("--advertise", default="", help="the address clients dial for "
+                        "workers here (default: --worker-host)")
+    member.add_argument("--secret", default=None, help="the leader's shared secret (default: "
+                        "$SNAKEPIT_NODE_SECRET)")
+    member.add_argument("--data-dir", default="", help="process table directory")
     status = sub.add_parser("status", help="the live tree, workers and stats of a running node")
     _node_args(status)
     status.add_argument("--json", action="store_true")
@@ -360,6 +392,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         configure_logging(args.log_format or os.environ.get("SNAKEPIT_LOG_FORMAT") or "auto",
                           args.log_level or os.environ.get("SNAKEPIT_LOG_LEVEL") or "warning")
     commands = {"demo": _demo, "bench": _bench, "cleanup": _cleanup, "start": _start,
+                "node": _member,
                 "status": _status, "exec": _exec, "recycle": _recycle, "doctor": _doctor}
     try:
         return commands[args.command](args)

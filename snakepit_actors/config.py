@@ -39,12 +39,20 @@ class SystemConfig:
         bind_address: where Thespian listens. Loopback by default: Thespian unpickles whatever
             reaches its ports, so a public address is a remote-code-execution hole.
         log_file: Thespian's own log; None puts it in the pool's run directory.
+        convention: lead a Thespian convention on ``bind_address:admin_port``: member nodes
+            (``snakepit-actors node --leader``) join it and run workers of pools with a
+            ``placement``. Members and leader must be on a trusted network (see ``bind_address``).
+        secret: a shared secret member nodes must be started with (``--secret``) to receive
+            workers; "" accepts every member. It stops accidental joins, not attackers: the
+            transport itself unpickles whatever reaches it.
     """
 
     base: str = "multiprocTCPBase"
     admin_port: int = 0
     bind_address: str = "127.0.0.1"
     log_file: str | None = None
+    convention: bool = False
+    secret: str = field(default="", repr=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +90,11 @@ class PoolConfig:
                                          each, ~500 req/s at most); async streams use actors
     retry_idempotent          False      (True: every request counts as idempotent and is
                                          re-run once on another worker if its worker dies)
+    placement                 {}         ({} = workers run here) / capabilities a member node
+                                         must advertise to run this pool's workers
+    placement_timeout         10 s       start fails early / waits longer for a member
+    node_heartbeat_s          1 s        more pings / a dead member is found later
+    node_heartbeat_misses     3          false alarms on a busy network / slower detection
     ========================  =========  ===================================================
     """
 
@@ -114,6 +127,10 @@ class PoolConfig:
     startup_batch_size: int = 0
     retry_idempotent: bool = False
     data_path: DataPath = "direct"
+    placement: Mapping[str, Any] = field(default_factory=dict)
+    placement_timeout: float = 10.0
+    node_heartbeat_s: float = 1.0
+    node_heartbeat_misses: int = 3
     system: SystemConfig = field(default_factory=SystemConfig)
 
     def __post_init__(self) -> None:
@@ -260,6 +277,18 @@ def _problems(cfg: PoolConfig) -> list[str]:
          cfg.retry_idempotent)
     need(cfg.data_path in ("direct", "actor"), "data_path must be 'direct' or 'actor'",
          cfg.data_path)
+    need(isinstance(cfg.placement, Mapping) and all(
+        isinstance(k, str) and k and not k.startswith(("snakepit_", "Admin", "Convention",
+                                                        "Thespian"))
+        and isinstance(v, str | int | float | bool) for k, v in cfg.placement.items()),
+        "placement must map capability names (not 'snakepit_*' or Thespian's own) to str, "
+        "int, float or bool, e.g. {'worker_node': True}", cfg.placement)
+    need(_is_number(cfg.placement_timeout) and cfg.placement_timeout > 0,
+         "placement_timeout must be a number of seconds > 0", cfg.placement_timeout)
+    need(_is_number(cfg.node_heartbeat_s) and 0 < cfg.node_heartbeat_s <= 60,
+         "node_heartbeat_s must be a number of seconds in (0, 60]", cfg.node_heartbeat_s)
+    need(_is_int(cfg.node_heartbeat_misses) and cfg.node_heartbeat_misses >= 1,
+         "node_heartbeat_misses must be an int >= 1", cfg.node_heartbeat_misses)
     if isinstance(cfg.system, SystemConfig):
         sysc = cfg.system
         need(sysc.base == "multiprocTCPBase",
@@ -270,6 +299,9 @@ def _problems(cfg: PoolConfig) -> list[str]:
              sysc.admin_port)
         need(isinstance(sysc.bind_address, str) and bool(sysc.bind_address),
              "system.bind_address must be an IP address", sysc.bind_address)
+        need(isinstance(sysc.convention, bool), "system.convention must be True or False",
+             sysc.convention)
+        need(isinstance(sysc.secret, str), "system.secret must be a str", sysc.secret)
     else:
         need(False, "system must be a SystemConfig", cfg.system)
     return p

@@ -65,6 +65,14 @@ FIELD_HELP: dict[str, str] = {
                         "its worker dies under it.",
     "data_path": "How the Python handle reaches workers: `direct` (leases + gRPC from the "
                  "caller) or `actor` (every request through the actors).",
+    "placement": "Capabilities a convention member must advertise to run this pool's workers "
+                 "(TOML: `placement = { worker_node = true }`); empty: workers run on this "
+                 "system. See docs/multihost.md.",
+    "placement_timeout": "How long a worker waits for a live member matching `placement` "
+                         "before the pool reports it (start-up fails; later: degraded).",
+    "node_heartbeat_s": "How often the pool pings each member node that runs its workers.",
+    "node_heartbeat_misses": "Missed pings before a member counts as dead: its workers fail "
+                             "their requests (`WorkerCrashedError`) and are placed again.",
     "system": "The actor system of a standalone `Pool.start` (not allowed in a node file: "
               "the node owns it).",
 }

@@ -28,7 +28,7 @@ import dataclasses
 import re
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
@@ -57,7 +57,10 @@ class NodeConfig:
         metrics_port: serve Prometheus text on 127.0.0.1:PORT (needs ``prometheus_client``,
             an optional extra); 0 = off.
         convention: become a Thespian convention leader on ``admin_port`` so member nodes
-            can join (multi-host, issue 6); False = a standalone node.
+            (``snakepit-actors node --leader``) can join and run the workers of pools with a
+            ``placement``; False = a standalone node. Trusted networks only.
+        secret: members must be started with the same ``--secret`` to receive workers ("" =
+            any member); prefer the env override ``SNAKEPIT_NODE__SECRET`` to the file.
     """
 
     name: str = "node"
@@ -69,6 +72,7 @@ class NodeConfig:
     drain_timeout_s: float = 10.0
     metrics_port: int = 0
     convention: bool = False
+    secret: str = field(default="", repr=False)
 
     def problems(self) -> list[str]:
         """Every invalid field, each as 'node.field must ..., got value'."""
@@ -98,6 +102,7 @@ class NodeConfig:
              "drain_timeout_s must be a number of seconds >= 0", self.drain_timeout_s)
         need(isinstance(self.convention, bool), "convention must be true or false",
              self.convention)
+        need(isinstance(self.secret, str), "secret must be a string", "<hidden>")
         return p
 
 

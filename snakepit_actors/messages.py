@@ -267,6 +267,7 @@ class WorkerContext:
     worker_registry: ActorAddress
     process_registry: ActorAddress
     starter_registry: ActorAddress
+    node_watch: ActorAddress | None = None  # places workers on member nodes (placement)
 
 
 @dataclass(frozen=True, slots=True)
@@ -286,11 +287,15 @@ class InitStarter:
 
 @dataclass(frozen=True, slots=True)
 class InitWorker:
-    """Starter -> Worker: start the external process. ``restarts`` counts earlier incarnations."""
+    """Starter -> Worker: start the external process. ``restarts`` counts earlier incarnations.
+    On a member node (placement), ``node`` names it and ``node_agent`` is the pool's agent
+    there, which stops the Worker if the pool's node goes silent."""
 
     context: WorkerContext
     worker_id: str
     restarts: int
+    node: str = ""
+    node_agent: ActorAddress | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -322,6 +327,7 @@ class WorkerReady:
     endpoint: str
     restarts: int
     started_at: float
+    node: str = "local"  # the member node it runs on; "local": the pool's own system
 
 
 @dataclass(frozen=True, slots=True)
@@ -836,3 +842,85 @@ class EndWorkerSession:
     """Pool -> Worker: call ``CleanupSession(session_id)`` on your process (fire and forget)."""
 
     session_id: str
+
+
+# --- placement on member nodes (multi-host; node_watch.py, node_agent.py, member.py) ----------
+#
+#    Starter   --PlaceWorker-->  NodeWatch   --WorkerPlaced(node, agent)--> Starter
+#    NodeWatch --NodeLost(node)--> Starter    (a member stopped answering: its Worker is lost)
+#    NodeWatch --NodePing-->  NodeAgent (one per pool on each member) --NodePong--> NodeWatch
+#    Worker (on a member) --WorkerOnNode--> NodeAgent   (stopped by it if the pool goes silent)
+
+
+@dataclass(frozen=True, slots=True)
+class InitNodeWatch:
+    """PoolRoot -> NodeWatch: place ``config``'s workers on convention members whose
+    capabilities match ``config.placement``, and heartbeat those members. Facts go to
+    ``worker_registry`` (start failures when no member matches in time)."""
+
+    config: PoolConfig
+    worker_registry: ActorAddress
+    secret: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class PlaceWorker:
+    """Starter -> NodeWatch: which member should run ``worker_id`` next? Answered with
+    ``WorkerPlaced`` once a live matching member exists (at once if one does)."""
+
+    worker_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerPlaced:
+    """NodeWatch -> Starter: create the Worker on ``node`` (``snakepit_node`` capability);
+    ``agent`` is the pool's NodeAgent there."""
+
+    worker_id: str
+    node: str
+    agent: ActorAddress
+
+
+@dataclass(frozen=True, slots=True)
+class NodeLost:
+    """NodeWatch -> Starter: member ``node`` stopped answering heartbeats (or left the
+    convention); a Worker there is lost: fail its requests and place it again."""
+
+    node: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class InitNodeAgent:
+    """NodeWatch -> NodeAgent (created on member ``node``): answer pings; if none comes for
+    ``silence_s``, the pool's node is gone: stop every Worker registered here, then exit."""
+
+    pool_name: str
+    node: str
+    silence_s: float
+
+
+@dataclass(frozen=True, slots=True)
+class NodePing:
+    """NodeWatch -> NodeAgent, every ``node_heartbeat_s``."""
+
+    seq: int
+    sent_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class NodePong:
+    """NodeAgent -> NodeWatch: the answer to ``NodePing`` ``seq``; ``workers`` registered."""
+
+    node: str
+    seq: int
+    sent_at: float
+    workers: int
+    pid: int
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerOnNode:
+    """Worker (on a member) -> its pool's NodeAgent there: stop me if the pool goes silent."""
+
+    worker_id: str

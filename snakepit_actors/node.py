@@ -25,7 +25,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from .config import SystemConfig
@@ -152,11 +152,10 @@ class Node:
         self._process_db = process_db_path(node.data_dir or default_data_dir(self.environ))
         sweep_orphans(self._process_db)
         self._run_dir = make_run_dir(node.name)
-        capabilities = ({"Convention Address.IPv4": (node.bind_address, node.admin_port)}
-                        if node.convention else {})
         self._system = start_actor_system(
-            SystemConfig(admin_port=node.admin_port, bind_address=node.bind_address),
-            self._run_dir, capabilities)
+            SystemConfig(admin_port=node.admin_port, bind_address=node.bind_address,
+                         convention=node.convention),
+            self._run_dir)
         try:
             self._start_tree(on_pool)
         except BaseException:
@@ -205,7 +204,10 @@ class Node:
         directory = asys.createActor(NodeDirectory, globalName=NODE_GLOBAL_NAME)
         asys.tell(directory, InitNodeDirectory(self.node_file.node.name, os.getpid(),
                                                time.time()))
+        secret = self.node_file.node.secret
         for cfg in self.node_file.pools:
+            if secret:  # members must present it to receive this pool's workers
+                cfg = replace(cfg, system=replace(cfg.system, secret=secret))
             t0 = time.perf_counter()
             run_id, run_dir = uuid.uuid4().hex[:12], make_run_dir(cfg.name)
             root = asys.createActor(PoolRoot)

@@ -153,7 +153,7 @@ class Pool(SessionDesk, RecycleDesk, LeaseDesk, ActorTypeDispatcher):
         if not self._supervisor_gone:
             self._degraded = None
         self._workers[msg.worker_id] = _WorkerEntry(msg.address, WorkerInfo(
-            msg.worker_id, msg.pid, "ready", "local", msg.endpoint, 0, msg.restarts,
+            msg.worker_id, msg.pid, "ready", msg.node, msg.endpoint, 0, msg.restarts,
             msg.started_at))
         self._counters.restarts = sum(e.info.restarts for e in self._workers.values())
         if msg.restarts:

@@ -4,7 +4,8 @@
      ├─ WorkerRegistry   ├─ ProcessRegistry   ├─ StarterRegistry   ├─ SessionStore
      ├─ WorkerSupervisor (one_for_one)  -> Starter_i -> Worker_i -> external process_i
      ├─ Pool
-     └─ Recycler (only with worker_ttl / worker_memory_mb)
+     ├─ Recycler (only with worker_ttl / worker_memory_mb)
+     └─ NodeWatch (only with a placement: workers run on convention members)
 
 ``StartPool`` creates the children, wires them with ``Init…`` messages and lets the Pool answer
 the requester (``PoolStarted`` / ``PoolStartFailed``). ``ActorExitRequest`` to the PoolRoot stops
@@ -20,6 +21,7 @@ from thespian.actors import ActorExitRequest, ActorTypeDispatcher, ChildActorExi
 
 from .lifecycle import RecyclePolicy
 from .messages import (
+    InitNodeWatch,
     InitPool,
     InitRecycler,
     InitRegistry,
@@ -63,11 +65,16 @@ class PoolRoot(ActorTypeDispatcher):
         self.send(self._pool, InitPool(cfg, registries["worker_registry"], sender,
                                        report_progress=msg.report_progress,
                                        session_store=registries["session_store"]))
+        node_watch = None
+        if cfg.placement:
+            node_watch = self._child("snakepit_actors.node_watch.NodeWatch", "node_watch")
+            self.send(node_watch, InitNodeWatch(cfg, registries["worker_registry"],
+                                                cfg.system.secret))
         context = WorkerContext(
             config=cfg, run_id=msg.run_id or uuid.uuid4().hex[:12], run_dir=run_dir,
             pool=self._pool, worker_registry=registries["worker_registry"],
             process_registry=registries["process_registry"],
-            starter_registry=registries["starter_registry"])
+            starter_registry=registries["starter_registry"], node_watch=node_watch)
         supervisor = self._child("snakepit_actors.worker_supervisor.WorkerSupervisor",
                                  "worker_supervisor")
         self.send(supervisor, InitWorkerSupervisor(context))

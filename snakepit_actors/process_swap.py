@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import processes
 from .errors import SnakepitError
-from .messages import ProcessEnded, ProcessSpawned, ProcessSpawning, RecycleWorker, WorkerReady
+from .messages import ProcessEnded, ProcessSpawned, ProcessSpawning, RecycleWorker
 from .telemetry import get_logger
 
 if TYPE_CHECKING:
@@ -71,6 +71,7 @@ class ProcessSwapper:
         def _spec(self) -> processes.BridgeSpec: ...
         def _connect(self, address: str) -> None: ...
         def _exit(self) -> None: ...
+        def _ready_fact(self, pid: int, address: str) -> Any: ...
 
     _swap: Swap | None = None
     _generation: int = 0
@@ -182,8 +183,7 @@ class ProcessSwapper:
             self._state = "stopping"
             self._exit()
             return
-        self.send(self._ctx.worker_registry, WorkerReady(
-            self._worker_id, self.myAddress, new.pid, swap.address, self._restarts, time.time()))
+        self.send(self._ctx.worker_registry, self._ready_fact(new.pid, swap.address))
         log.info("worker.recycled", worker_id=self._worker_id, reason=swap.reason,
                  old_pid=old.pid if old else None, pid=new.pid,
                  took_s=round(time.time() - swap.started, 3))

@@ -60,6 +60,7 @@ class Recycler(ActorTypeDispatcher):
         self._pool: Any = None
         self._ready: dict[str, tuple[int, float]] = {}  # worker_id -> (pid, ready at)
         self._asked: set[int] = set()  # pids already reported (one request per process)
+        self._remote: set[str] = set()  # workers on member nodes
         self._interval_s = 1.0
 
     def receiveMsg_InitRecycler(self, msg: InitRecycler, sender: Any) -> None:
@@ -74,6 +75,10 @@ class Recycler(ActorTypeDispatcher):
 
     def receiveMsg_WorkerReady(self, msg: WorkerReady, sender: Any) -> None:
         self._ready[msg.worker_id] = (msg.pid, msg.started_at)
+        if msg.node != "local":
+            self._remote.add(msg.worker_id)  # its pid is of another host: no RSS from here
+        else:
+            self._remote.discard(msg.worker_id)
 
     def receiveMsg_WorkerExited(self, msg: WorkerExited, sender: Any) -> None:
         self._ready.pop(msg.worker_id, None)
@@ -94,7 +99,8 @@ class Recycler(ActorTypeDispatcher):
         for worker_id, (pid, ready_at) in list(self._ready.items()):
             if pid in self._asked:
                 continue
-            rss = tree_rss_bytes(pid) if self._policy.memory_mb is not None else None
+            rss = (tree_rss_bytes(pid) if self._policy.memory_mb is not None
+                   and worker_id not in self._remote else None)
             reason = self._policy.due(now=now, ready_at=ready_at, rss_bytes=rss)
             if reason is not None:
                 self._asked.add(pid)

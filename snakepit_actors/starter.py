@@ -20,7 +20,17 @@ from typing import Any
 from supervision import ChildSpec, InitSupervisor
 from supervision import Starter as OneChildSupervisor
 
-from .messages import InitStarter, InitWorker, WorkerAbandoned, WorkerContext, WorkerExited
+from .messages import (
+    InitStarter,
+    InitWorker,
+    NodeLost,
+    PlaceWorker,
+    WorkerAbandoned,
+    WorkerContext,
+    WorkerExited,
+    WorkerPlaced,
+)
+from .placement import NODE_CAPABILITY
 from .telemetry import get_logger
 
 log = get_logger("starter")
@@ -35,10 +45,15 @@ class Starter(OneChildSupervisor):
         super().__init__()
         self._ctx: WorkerContext | None = None
         self._worker_id = ""
+        self._node: str | None = None  # placement: the member node chosen for the next Worker
+        self._agent: Any = None
+        self._lost_reason = ""  # why the Worker being declared lost is gone
 
     def receiveMsg_InitStarter(self, msg: InitStarter, sender: Any) -> None:
         self._ctx, self._worker_id = msg.context, msg.worker_id
         cfg = msg.context.config
+        if self._placed():
+            self.send(msg.context.node_watch, PlaceWorker(msg.worker_id))
         self.receiveMsg_InitSupervisor(InitSupervisor(
             strategy="one_for_one", max_restarts=cfg.max_restarts, max_seconds=cfg.max_seconds,
             children=(ChildSpec(msg.worker_id, WORKER_ACTOR, restart="permanent"),),
@@ -48,12 +63,44 @@ class Starter(OneChildSupervisor):
 
     def child_init_message(self, spec: ChildSpec, restarts: int) -> Any:
         assert self._ctx is not None
-        return InitWorker(self._ctx, self._worker_id, restarts)
+        return InitWorker(self._ctx, self._worker_id, restarts, node=self._node or "",
+                          node_agent=self._agent)
+
+    # --- placement on member nodes ------------------------------------------------------------
+
+    def _placed(self) -> bool:
+        return self._ctx is not None and self._ctx.node_watch is not None
+
+    def child_start_held(self, spec: ChildSpec) -> bool:
+        return self._placed() and self._node is None
+
+    def child_requirements(self, spec: ChildSpec, restarts: int) -> dict[str, Any] | None:
+        return {NODE_CAPABILITY: self._node} if self._placed() and self._node else None
+
+    def receiveMsg_WorkerPlaced(self, msg: WorkerPlaced, sender: Any) -> None:
+        if self._stopping:
+            return
+        self._node, self._agent = msg.node, msg.agent
+        log.info("worker.placed", worker_id=self._worker_id, node=msg.node)
+        self.resume_held_starts()
+
+    def receiveMsg_NodeLost(self, msg: NodeLost, sender: Any) -> None:
+        if msg.node != self._node or self._stopping or self._ctx is None:
+            return
+        self._node = self._agent = None
+        self.send(self._ctx.node_watch, PlaceWorker(self._worker_id))
+        for child in self._table:
+            if child.address is not None:
+                log.warning("worker.node_lost", worker_id=self._worker_id, node=msg.node,
+                            reason=msg.reason)
+                self._lost_reason = f"its node {msg.node} was lost: {msg.reason}"
+                self.lose_child(child.address)
 
     def on_child_exited(self, child_id: str, address: Any, normal: bool) -> None:
         if self._ctx is None or self._stopping:
             return  # stopped with the pool: no facts to peers that may be exiting too
-        self.send(self._ctx.worker_registry, WorkerExited(self._worker_id, "worker_actor_exited"))
+        reason, self._lost_reason = self._lost_reason or "worker_actor_exited", ""
+        self.send(self._ctx.worker_registry, WorkerExited(self._worker_id, reason))
         log.info("worker.restarting", worker_id=self._worker_id)
 
     def on_escalate(self, reason: str) -> None:

@@ -77,8 +77,10 @@ def _stats_dict(stats: Any) -> dict[str, Any] | None:
 
 
 def _worker_row(info: Any, now: float) -> dict[str, Any]:
-    rss = tree_rss_bytes(info.pid) if info.pid else None
-    return {"worker_id": info.worker_id, "pid": info.pid, "state": info.state,
+    local = info.node == "local"  # a member node's pids are of another host: no RSS here
+    rss = tree_rss_bytes(info.pid) if info.pid and local else None
+    return {"worker_id": info.worker_id, "node": info.node, "pid": info.pid,
+            "state": info.state,
             "requests": info.requests, "restarts": info.restarts,
             "rss_mb": None if rss is None else round(rss / 1048576, 1),
             "uptime_s": round(now - info.started_at, 1) if info.started_at else None,
@@ -113,7 +115,8 @@ def _walk(client: NodeClient, address: Any, pids: dict[int, int], workers: dict[
         node["children"].append(_walk(client, child, pids, workers, {}))
     if actor == "Worker" and meta.get("child_id") in workers:
         w = workers[meta["child_id"]]
-        node["process"] = {"pid": w.pid, "state": w.state, "endpoint": w.endpoint}
+        node["process"] = {"pid": w.pid, "state": w.state, "endpoint": w.endpoint,
+                           "node": w.node}
     return node
 
 
@@ -125,10 +128,11 @@ def render(report: dict[str, Any]) -> str:
         lines += ["", f"pool {pool['name']}  [{pool['state']}]  {pool['pool_size']} workers  "
                       f"adapter {pool['adapter']}", ""]
         lines += _tree_lines(pool["tree"], "", True, True)
-        lines += ["", f"  {'worker':<22} {'pid':>7} {'state':<9} {'requests':>8} "
+        lines += ["", f"  {'worker':<22} {'node':<12} {'pid':>7} {'state':<9} {'requests':>8} "
                       f"{'restarts':>8} {'rss MB':>7} {'uptime s':>9}"]
         for w in pool["workers"]:
-            lines.append(f"  {w['worker_id']:<22} {w['pid']:>7} {w['state']:<9} "
+            lines.append(f"  {w['worker_id']:<22} {w.get('node', 'local'):<12} {w['pid']:>7} "
+                         f"{w['state']:<9} "
                          f"{w['requests']:>8} {w['restarts']:>8} {_num(w['rss_mb']):>7} "
                          f"{_num(w['uptime_s']):>9}")
         s = pool["stats"]
@@ -151,7 +155,9 @@ def _tree_lines(node: dict[str, Any], prefix: str, last: bool, root: bool) -> li
     text = (f"{head:<44} pid {_num(node['pid']):>7}  {node['state']:<10} restarts "
             f"{node['restarts']}")
     if "process" in node:
-        text += f"  -> process {node['process']['pid']} ({node['process']['state']})"
+        where = node["process"].get("node", "local")
+        text += (f"  -> process {node['process']['pid']} ({node['process']['state']})"
+                 + ("" if where == "local" else f" on {where}"))
     lines = [text]
     child_prefix = "  " if root else prefix + ("   " if last else "│  ")
     for i, child in enumerate(node["children"]):

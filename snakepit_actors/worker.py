@@ -21,12 +21,18 @@ Pool ``WorkerProcessLost``
 (exit code, signal), which revokes the clients' leases on it. On ``ActorExitRequest`` it stops
 its process: SIGTERM to the group, then SIGKILL.
 
+On a member node (``InitWorker.node``, multi-host placement) the Worker uses that node's own
+run directory and process registry (``member.py`` sets them up), listens on TCP at the
+member's worker address (clients on other hosts must reach it) and advertises it, has no host
+tools, and registers with the pool's NodeAgent there, which stops it if the pool goes silent.
+
 grpc is imported lazily: this module is imported by processes that fork actors.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
 import time
@@ -53,6 +59,7 @@ from .errors import (
 )
 from .host_tools import host_tools_address
 from .json_codec import encode_args, failure_to_error
+from .member_env import MemberEnv
 from .messages import (
     GRACEFUL_RECYCLE_REASONS,
     CancelRequest,
@@ -68,10 +75,12 @@ from .messages import (
     RunRequest,
     StreamChunk,
     WorkerContext,
+    WorkerOnNode,
     WorkerProcessLost,
     WorkerReady,
     WorkerStartFailed,
 )
+from .placement import meets_requirements
 from .process_swap import ProcessSwapper
 from .streaming import StreamPump
 from .telemetry import bind_context, get_logger
@@ -92,10 +101,14 @@ class Worker(ProcessSwapper, ActorTypeDispatcher):
     """One external process, proxied. See the module docstring for its lifecycle; graceful
     recycling (replacement first) comes from ``ProcessSwapper`` (process_swap.py)."""
 
+    #: Placement: run only on a system advertising every required capability.
+    actorSystemCapabilityCheck = staticmethod(meets_requirements)
+
     def __init__(self) -> None:
         super().__init__()
         self._ctx: WorkerContext | None = None
         self._worker_id = ""
+        self._member: MemberEnv | None = None  # set on a member node
         self._restarts = 0
         self._proc: processes.BridgeProcess | None = None
         self._pidfd: int | None = None
@@ -127,33 +140,50 @@ class Worker(ProcessSwapper, ActorTypeDispatcher):
         die_with_parent()
         self._ctx, self._worker_id, self._restarts = msg.context, msg.worker_id, msg.restarts
         bind_context(worker_id=msg.worker_id)
-        cfg = msg.context.config
-        self.send(msg.context.process_registry,
-                  ProcessSpawning(self._worker_id, msg.context.run_id, cfg.name))
+        if msg.node:
+            self._join_member(msg)
+        ctx, cfg = self._ctx, msg.context.config
+        self.send(ctx.process_registry, ProcessSpawning(self._worker_id, ctx.run_id, cfg.name))
         try:
             self._proc = processes.spawn_bridge(self._spec())
         except SnakepitError as exc:
-            self.send(msg.context.process_registry, ProcessEnded(self._worker_id))
+            self.send(ctx.process_registry, ProcessEnded(self._worker_id))
             self._start_failed(exc)
             return
         self._wake_r, self._wake_w = os.pipe()
         os.set_blocking(self._wake_r, False)
         with contextlib.suppress(OSError, AttributeError):
             self._pidfd = os.pidfd_open(self._proc.pid)
-        self.send(msg.context.process_registry, ProcessSpawned(
+        self.send(ctx.process_registry, ProcessSpawned(
             self._worker_id, self._proc.pid, self._proc.pgid, self._proc.create_time))
         self.wakeupAfter(cfg.startup_timeout, payload="startup_timeout")
         log.debug("worker.spawning", worker_id=self._worker_id, pid=self._proc.pid)
 
+    def _join_member(self, msg: InitWorker) -> None:
+        """Running on member node ``msg.node``: its run dir, run id and process registry."""
+        from .member_env import MEMBER_REGISTRY, PROCESS_REGISTRY_ACTOR
+
+        self._member = MemberEnv.from_environ(msg.node)
+        registry = self.createActor(PROCESS_REGISTRY_ACTOR, globalName=MEMBER_REGISTRY)
+        self._ctx = dataclasses.replace(msg.context, run_id=self._member.run_id,
+                                        run_dir=self._member.run_dir, process_registry=registry)
+        if msg.node_agent is not None:
+            self.send(msg.node_agent, WorkerOnNode(msg.worker_id))
+
     def _spec(self) -> processes.BridgeSpec:
         assert self._ctx is not None
-        cfg, wid = self._ctx.config, self._worker_id
-        listen = (f"unix:{os.path.join(self._ctx.run_dir, wid + '.sock')}"
-                  if cfg.transport == "unix" else "127.0.0.1:0")
+        cfg, wid, member = self._ctx.config, self._worker_id, self._member
+        if member is not None:
+            listen = f"{member.worker_host}:0"  # reachable from other hosts; no host tools
+        elif cfg.transport == "unix":
+            listen = f"unix:{os.path.join(self._ctx.run_dir, wid + '.sock')}"
+        else:
+            listen = "127.0.0.1:0"
+        host_tools = "" if member is not None else host_tools_address(self._ctx.run_dir)
         return processes.BridgeSpec(
             python=cfg.python, adapter=cfg.adapter, adapter_config=dict(cfg.adapter_config),
             listen=listen, worker_id=wid, run_id=self._ctx.run_id,
-            env={**cfg.env, "SNAKEPIT_HOST_TOOLS": host_tools_address(self._ctx.run_dir)},
+            env={**cfg.env, "SNAKEPIT_HOST_TOOLS": host_tools},
             log_path=os.path.join(self._ctx.run_dir, wid + ".log"), capacity=cfg.capacity,
             max_payload_bytes=cfg.max_payload_bytes)
 
@@ -168,11 +198,18 @@ class Worker(ProcessSwapper, ActorTypeDispatcher):
             self._start_failed(exc)
             return
         self._state = "ready"
-        self.send(self._ctx.worker_registry, WorkerReady(
-            self._worker_id, self.myAddress, self._proc.pid, ready.address, self._restarts,
-            time.time()))
+        self.send(self._ctx.worker_registry, self._ready_fact(self._proc.pid, ready.address))
         self.wakeupAfter(self._ctx.config.heartbeat_interval, payload="heartbeat")
         log.info("worker.ready", worker_id=self._worker_id, pid=self._proc.pid)
+
+    def _ready_fact(self, pid: int, address: str) -> WorkerReady:
+        """``WorkerReady`` for the process ``pid`` listening on ``address``; on a member node
+        the endpoint clients get is on its advertised address."""
+        node, endpoint = "local", address
+        if self._member is not None:
+            node, endpoint = self._member.node, self._member.advertise(address)
+        return WorkerReady(self._worker_id, self.myAddress, pid, endpoint, self._restarts,
+                           time.time(), node)
 
     def _connect(self, address: str) -> None:
         import grpc

@@ -6,6 +6,7 @@ The ``Supervisor`` actor owns one ``ChildTable``. Each child moves through::
                  running --stopped with its group---> stopping -> restarting -> running
                  running --TerminateChild------------> stopping -> (forgotten)
                  running --exit not restarted----------------------------> (forgotten)
+    restarting -> held (``child_start_held``) -> running (``resume_held_starts``)
 
 A ``RestartBatch`` holds the children that start again together (one for one_for_one, several
 for one_for_all / rest_for_one). It starts them once its backoff is ``due`` and every sibling it

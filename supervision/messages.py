@@ -36,7 +36,7 @@ ActorAddress = Any  # thespian.actors.ActorAddress: untyped and unhashable (comp
 
 Strategy = Literal["one_for_one", "one_for_all", "rest_for_one"]
 RestartType = Literal["permanent", "transient", "temporary"]
-ChildState = Literal["running", "stopping", "restarting"]
+ChildState = Literal["running", "stopping", "restarting", "held"]
 
 STRATEGIES: tuple[Strategy, ...] = ("one_for_one", "one_for_all", "rest_for_one")
 RESTART_TYPES: tuple[RestartType, ...] = ("permanent", "transient", "temporary")
@@ -167,8 +167,9 @@ class ChildInfo:
 
     Attributes:
         address: the running incarnation, or ``None`` while it waits to be restarted.
-        state: ``"running"``, ``"stopping"`` (asked to exit) or ``"restarting"`` (waiting for
-            its backoff or for siblings to stop).
+        state: ``"running"``, ``"stopping"`` (asked to exit), ``"restarting"`` (waiting for
+            its backoff or for siblings to stop) or ``"held"`` (``child_start_held``: waiting
+            for the supervisor to know where it can run).
         restarts: how many times this supervisor restarted the child.
     """
 

@@ -19,6 +19,12 @@
   restarts; their ``ChildExited`` go to ``exit_watchers`` only. **It is killed** (SIGKILL): its
   children get SIGTERM from the kernel and exit; nobody reports their exits.
 
+* **A child is placed on another actor system** (multi-host): ``child_requirements`` gives
+  Thespian's ``targetActorRequirements`` for each incarnation; ``child_start_held`` may hold a
+  (re)start until the subclass knows where it can run (``resume_held_starts`` starts them).
+  A remote child whose whole host dies produces no ``ChildActorExited``: whoever notices (a
+  heartbeat) calls ``lose_child``, which counts as a crash.
+
 Hooks for subclasses run inside the actor, between messages; an exception in a hook is logged
 and ignored. Order for each incarnation: ``child_init_message`` -> ``on_child_started`` ... then
 ``on_child_exited`` -> (restart: the same again, ``restarts + 1``) or ``on_escalate``.
@@ -128,6 +134,16 @@ class Supervisor(SupervisedActor):
         nothing). ``restarts`` counts earlier incarnations. Default: ``spec.init``."""
         return spec.init
 
+    def child_requirements(self, spec: ChildSpec, restarts: int) -> dict[str, Any] | None:
+        """Thespian ``targetActorRequirements`` for the next incarnation (None: anywhere the
+        child's ``actorSystemCapabilityCheck`` accepts, this system first). Default: None."""
+        return None
+
+    def child_start_held(self, spec: ChildSpec) -> bool:
+        """True holds the child's next (re)start (state "held", no address) until the subclass
+        calls ``resume_held_starts``: e.g. no host can take it yet. Default: False."""
+        return False
+
     def on_child_started(self, child_id: str, address: ActorAddress, restarts: int) -> None:
         """Runs after an incarnation was created and sent its init (and ``ChildStarted`` sent)."""
 
@@ -159,7 +175,27 @@ class Supervisor(SupervisedActor):
 
     def receiveMsg_ChildActorExited(self, msg: Any, sender: ActorAddress) -> None:
         """An incarnation is gone: announce it, then finish a stop or decide on a restart."""
-        record = self._table.by_address(msg.childAddress)
+        self._child_gone(msg.childAddress)
+
+    # --- for subclasses ------------------------------------------------------------------------
+
+    def lose_child(self, address: ActorAddress) -> bool:
+        """Treat the incarnation at ``address`` as crashed now, as if ``ChildActorExited`` had
+        come: for a remote child whose host died (Thespian never reports it). A later real
+        ``ChildActorExited`` for it is ignored. Returns False if no child has that address."""
+        if self._table.by_address(address) is None:
+            return False
+        self._child_gone(address)
+        return True
+
+    def resume_held_starts(self) -> None:
+        """Start every child held by ``child_start_held`` (those still held are held again)."""
+        held = [record for record in self._table if record.state == "held"]
+        if held and not self._stopping:
+            self._start(held)
+
+    def _child_gone(self, child_address: ActorAddress) -> None:
+        record = self._table.by_address(child_address)
         if record is None:
             return  # an incarnation already forgotten, or a duplicate notice
         address, (normal, reason) = record.address, self._classify_exit(record)
@@ -214,7 +250,7 @@ class Supervisor(SupervisedActor):
         record.terminate_reply_to.append(sender)
         if record.state == "running":
             self._stop(record)
-        elif record.state == "restarting":
+        elif record.state in ("restarting", "held"):
             self._forget(record)
         # "stopping": the coming ChildActorExited completes the termination
 
@@ -248,11 +284,18 @@ class Supervisor(SupervisedActor):
         self._parent = sender
 
     def _start(self, records: list[ChildRecord]) -> None:
-        """Create every incarnation first (Thespian forks them concurrently), then init each."""
+        """Create every incarnation first (Thespian forks them concurrently), then init each.
+        Children ``child_start_held`` holds wait (state "held") for ``resume_held_starts``."""
+        started = []
         for record in records:
-            record.address = self.createActor(record.actor_class)
+            if self._start_is_held(record):
+                record.state, record.address = "held", None
+                continue
+            record.address = self.createActor(
+                record.actor_class, targetActorRequirements=self._placement_of(record))
             record.state, record.normal_reason = "running", None
-        for record in records:
+            started.append(record)
+        for record in started:
             init = self._init_message(record)
             if init is not None:
                 self.send(record.address, init)
@@ -382,6 +425,22 @@ class Supervisor(SupervisedActor):
     def _tell_notify(self, fact: Any) -> None:
         if self._notify is not None:
             self.send(self._notify, fact)
+
+    def _start_is_held(self, record: ChildRecord) -> bool:
+        try:
+            return bool(self.child_start_held(record.spec))
+        except Exception:
+            log.exception("supervision.hook_failed supervisor=%s hook=child_start_held",
+                          self._name)
+            return False
+
+    def _placement_of(self, record: ChildRecord) -> dict[str, Any] | None:
+        try:
+            return self.child_requirements(record.spec, record.restarts)
+        except Exception:
+            log.exception("supervision.hook_failed supervisor=%s hook=child_requirements",
+                          self._name)
+            return None
 
     def _init_message(self, record: ChildRecord) -> Any:
         """``child_init_message``, or ``spec.init`` if the hook raised (logged)."""

@@ -7,10 +7,11 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import select
+import queue
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -44,21 +45,30 @@ class RunningNode:
             [sys.executable, "-m", "snakepit_actors.cli", "start", "--config", str(config)],
             stdout=subprocess.PIPE, stderr=self._err, text=True, env=_env())
         self.out: list[str] = []
+        # A reader thread, not select() + readline(): readline() may buffer several lines at
+        # once, after which select() sees an empty pipe and the buffered lines are never read.
+        self._lines: queue.Queue[str | None] = queue.Queue()
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        with contextlib.suppress(ValueError, OSError):  # closed by stop()
+            for line in self.proc.stdout:
+                self._lines.put(line)
+        self._lines.put(None)
 
     def wait_for(self, text: str, timeout_s: float = 60.0) -> str:
-        assert self.proc.stdout is not None
         deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            ready, _, _ = select.select([self.proc.stdout], [], [], 0.2)
-            if ready:
-                line = self.proc.stdout.readline()
-                if not line and self.proc.poll() is not None:
-                    break
-                self.out.append(line)
-                if text in line:
-                    return line
-            elif self.proc.poll() is not None:
+        while (remaining := deadline - time.monotonic()) > 0:
+            try:
+                line = self._lines.get(timeout=min(remaining, 0.2))
+            except queue.Empty:
+                continue
+            if line is None:
                 break
+            self.out.append(line)
+            if text in line:
+                return line
         raise AssertionError(f"node never printed {text!r}: {self.out} "
                              f"{self.stderr_path.read_text()[-2000:]}")
 

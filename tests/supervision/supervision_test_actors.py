@@ -200,3 +200,57 @@ class CountingSupervisor(Supervisor):
     def _report(self, call: HookCalled) -> None:
         if self.notify is not None:  # None once stopped from outside
             self.send(self.notify, call)
+
+
+@dataclass(frozen=True, slots=True)
+class OpenGate:
+    """``GatedSupervisor``: from now on start children (``resume_held_starts``); with
+    ``requirements``, create them with these ``targetActorRequirements``."""
+
+    requirements: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Lose:
+    """``GatedSupervisor``: call ``lose_child(address)`` and reply ``Lost(found)``."""
+
+    address: ActorAddress
+
+
+@dataclass(frozen=True, slots=True)
+class Lost:
+    """Reply to ``Lose``."""
+
+    found: bool
+
+
+class GatedSupervisor(Supervisor):
+    """Holds every (re)start until ``OpenGate``; ``Lose`` declares a child lost (as a
+    heartbeat would for a child on a dead host)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._open = False
+        self._wanted: dict[str, Any] | None = None
+
+    def child_start_held(self, spec: ChildSpec) -> bool:
+        return not self._open
+
+    def child_requirements(self, spec: ChildSpec, restarts: int) -> dict[str, Any] | None:
+        return self._wanted
+
+    def receiveMsg_OpenGate(self, msg: OpenGate, sender: ActorAddress) -> None:
+        self._open, self._wanted = True, msg.requirements
+        self.resume_held_starts()
+
+    def receiveMsg_Lose(self, msg: Lose, sender: ActorAddress) -> None:
+        self.send(sender, Lost(self.lose_child(msg.address)))
+
+
+class PickyChild(Child):
+    """A ``Child`` that only runs on a system whose capabilities meet the requirements."""
+
+    @staticmethod
+    def actorSystemCapabilityCheck(capabilities: dict[str, Any],
+                                   requirements: dict[str, Any] | None) -> bool:
+        return all(capabilities.get(k) == v for k, v in (requirements or {}).items())

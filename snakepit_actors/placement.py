@@ -1,0 +1,171 @@
+"""Which member node runs which worker, and which members are alive: plain state, no actors.
+
+``NodeWatch`` (node_watch.py) is the actor shell around one ``NodeTable`` per pool::
+
+    member joins the convention ──> add()  "joining"  (its NodeAgent was just created)
+    first NodePong ───────────────> pong() "live"     (now it may receive workers)
+    no pong for heartbeat x misses  tick() "dead"     (its workers must be placed again)
+
+Placement is least-loaded: a worker goes to the live member with the fewest workers (ties by
+name, so it is deterministic). A worker with nowhere to go is *parked* until a member comes
+alive; ``tick`` reports parked workers once they waited ``placement_timeout``.
+
+The shared-secret check is an HMAC of the node's name: the digest is advertised as a Thespian
+capability (visible to every member), never the secret itself.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+NODE_CAPABILITY = "snakepit_node"
+SECRET_CAPABILITY = "snakepit_secret_digest"
+
+MemberState = Literal["joining", "live", "dead"]
+
+
+def secret_digest(secret: str, node: str) -> str:
+    """What a member started with ``secret`` advertises (``SECRET_CAPABILITY``)."""
+    return hmac.new(secret.encode(), f"snakepit-node:{node}".encode(),
+                    hashlib.sha256).hexdigest()[:32]
+
+
+def meets_requirements(capabilities: Mapping[str, Any],
+                       requirements: Mapping[str, Any] | None) -> bool:
+    """Thespian's ``actorSystemCapabilityCheck`` for actors that may be placed on a member
+    (Worker, NodeAgent): the system must advertise every required capability. Without
+    requirements any system will do (this one first)."""
+    return all(capabilities.get(k) == v for k, v in (requirements or {}).items())
+
+
+def member_problem(capabilities: Mapping[str, Any], placement: Mapping[str, Any],
+                   secret: str) -> str | None:
+    """Why a convention member cannot run this pool's workers, or None if it can."""
+    node = capabilities.get(NODE_CAPABILITY)
+    if not isinstance(node, str) or not node:
+        return "not a snakepit node (no snakepit_node capability)"
+    missing = {k: v for k, v in placement.items() if capabilities.get(k) != v}
+    if missing:
+        return f"does not advertise {missing}"
+    if secret and not hmac.compare_digest(str(capabilities.get(SECRET_CAPABILITY, "")),
+                                          secret_digest(secret, node)):
+        return "wrong or missing shared secret"
+    return None
+
+
+@dataclass(slots=True)
+class Member:
+    """One member node as the pool sees it."""
+
+    name: str
+    capabilities: dict[str, Any]
+    agent: Any  # the pool's NodeAgent on it (an ActorAddress)
+    joined_at: float
+    state: MemberState = "joining"
+    last_pong: float = 0.0
+    pid: int = 0
+
+
+@dataclass(slots=True)
+class NodeTable:
+    """Members, assignments (worker -> member) and parked workers of one pool."""
+
+    heartbeat_s: float
+    misses: int
+    placement_timeout: float
+    members: dict[str, Member] = field(default_factory=dict)
+    assigned: dict[str, str] = field(default_factory=dict)
+    parked: dict[str, float] = field(default_factory=dict)  # worker -> parked since
+    reported: set[str] = field(default_factory=set)  # parked workers already reported
+
+    @property
+    def deadline_s(self) -> float:
+        """Silence after which a member counts as dead."""
+        return self.heartbeat_s * self.misses
+
+    def add(self, name: str, capabilities: Mapping[str, Any], agent: Any, now: float) -> None:
+        """A matching member joined (again): it starts "joining" until its first pong."""
+        self.members[name] = Member(name, dict(capabilities), agent, now, last_pong=now)
+
+    def knows(self, name: str) -> bool:
+        """Whether ``name`` is a member that is not dead."""
+        member = self.members.get(name)
+        return member is not None and member.state != "dead"
+
+    def pong(self, name: str, now: float, pid: int = 0) -> bool:
+        """A heartbeat answer; True if the member just became live (parked work may go)."""
+        member = self.members.get(name)
+        if member is None or member.state == "dead":
+            return False
+        member.last_pong, member.pid = now, pid or member.pid
+        became_live = member.state == "joining"
+        member.state = "live"
+        return became_live
+
+    def place(self, worker_id: str, now: float) -> str | None:
+        """The member that should run ``worker_id`` now (least loaded), or None: parked."""
+        self.assigned.pop(worker_id, None)
+        live = [m.name for m in self.members.values() if m.state == "live"]
+        if not live:
+            self.parked.setdefault(worker_id, now)
+            return None
+        load = {name: 0 for name in live}
+        for node in self.assigned.values():
+            if node in load:
+                load[node] += 1
+        best = min(live, key=lambda name: (load[name], name))
+        self.assigned[worker_id] = best
+        self.parked.pop(worker_id, None)
+        self.reported.discard(worker_id)
+        return best
+
+    def settling(self) -> bool:
+        """Whether a member that joined is yet to answer its first ping: placing parked
+        workers now would crowd them all onto whichever member answered first."""
+        return any(m.state == "joining" for m in self.members.values())
+
+    def unpark(self, now: float) -> list[tuple[str, str]]:
+        """Place every parked worker that can go somewhere now: ``(worker_id, node)``."""
+        placed = []
+        for worker_id in list(self.parked):
+            node = self.place(worker_id, now)
+            if node is None:
+                break
+            placed.append((worker_id, node))
+        return placed
+
+    def tick(self, now: float) -> tuple[list[str], list[str]]:
+        """Members silent past the deadline (to ``lose``) and parked workers that waited
+        ``placement_timeout`` (reported once per parking)."""
+        dead = [m.name for m in self.members.values()
+                if m.state != "dead" and now - m.last_pong > self.deadline_s]
+        overdue = [w for w, since in self.parked.items()
+                   if now - since >= self.placement_timeout and w not in self.reported]
+        self.reported.update(overdue)
+        return dead, overdue
+
+    def lose(self, name: str) -> list[str]:
+        """Member ``name`` is gone: mark it dead; the workers that were assigned to it."""
+        member = self.members.get(name)
+        if member is not None:
+            member.state = "dead"
+        lost = [w for w, node in self.assigned.items() if node == name]
+        for worker_id in lost:
+            del self.assigned[worker_id]
+        return lost
+
+    def pingable(self) -> list[Member]:
+        """Members to ping this round (joining or live)."""
+        return [m for m in self.members.values() if m.state != "dead"]
+
+    def summary(self) -> dict[str, dict[str, Any]]:
+        """node -> state, capabilities (no secret digest) and assigned worker count."""
+        return {m.name: {"state": m.state, "workers": sum(
+            1 for node in self.assigned.values() if node == m.name),
+            "capabilities": {k: v for k, v in m.capabilities.items()
+                             if k != SECRET_CAPABILITY and not k.startswith(("Admin", "Conv"))}}
+                for m in self.members.values()}

@@ -1,0 +1,221 @@
+"""Workers on other "hosts" through Thespian conventions (issue 6), with real processes only.
+
+The leader is a pool started here with ``SystemConfig(convention=True)`` (or a node started by
+``snakepit-actors start`` with ``[node] convention = true``); members are
+``snakepit-actors node --leader`` processes, each its own actor system on 127.0.0.1. Every
+member's processes are checked to be gone at the end of each test.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from snakepit_actors import Pool, PoolConfig
+from snakepit_actors.config import SystemConfig
+from snakepit_actors.errors import PoolNotReadyError, WorkerCrashedError
+from snakepit_actors.system import free_port
+from tests.multihost import Member, alive, cli_env, kill_all, system_tree, wait_until
+
+pytestmark = [pytest.mark.timeout(150), pytest.mark.slow]
+
+WORKER_NODE = {"worker_node": True}
+
+
+@pytest.fixture
+def members(tmp_path: Path) -> Iterator[list[Member]]:
+    """Members started by a test (``members.append``); all stopped and checked afterwards."""
+    started: list[Member] = []
+    yield started
+    left = {m.name: m.stop() for m in started}
+    assert not any(left.values()), f"member processes outlived their member: {left}"
+
+
+def leader_config(port: int, size: int = 2, **kw: Any) -> PoolConfig:
+    fields: dict[str, Any] = {"name": "mh", "pool_size": size, "placement": WORKER_NODE,
+                              "startup_timeout": 30.0, "queue_timeout": 20.0,
+                              "node_heartbeat_s": 0.5, "node_heartbeat_misses": 4,
+                              "system": SystemConfig(admin_port=port, convention=True)}
+    fields.update(kw)
+    return PoolConfig(**fields)
+
+
+def worker_nodes(pool: Pool) -> dict[str, str]:
+    return {w.worker_id: w.node for w in pool.workers()}
+
+
+def test_workers_land_on_the_member_with_the_capability_and_serve_both_paths(
+        tmp_path: Path, members: list[Member]) -> None:
+    port = free_port()
+    members.append(Member(port, "plain", "zone=a", log_dir=tmp_path))
+    members.append(Member(port, "gpu", "worker_node=true", "zone=b", log_dir=tmp_path))
+    with Pool.start(leader_config(port)) as pool:
+        assert worker_nodes(pool) == {"mh_worker_1": "gpu", "mh_worker_2": "gpu"}
+        gpu_pids = members[1].tree()
+        workers = pool.workers()
+        assert all(w.pid in gpu_pids for w in workers), "worker processes run on the member"
+        assert not {w.pid for w in workers} & members[0].tree()
+        assert all(w.endpoint.startswith("127.0.0.1:") for w in workers)  # TCP, advertised
+        # direct path: gRPC from here straight to the member's processes
+        assert [pool.execute("add", {"a": i, "b": 1}) for i in range(20)] == list(range(1, 21))
+
+        async def through_actors() -> list[Any]:  # async streams take the actor path
+            return [c async for c in pool.execute_stream_async("stream_progress", {"steps": 4})]
+
+        chunks = asyncio.run(through_actors())
+        assert len(chunks) == 4
+        assert sum(w.requests for w in pool.workers()) >= 21
+        assert wait_until(lambda: any(  # worker output lands in the member's log
+            e.get("event") == "worker.output" and e.get("worker_id") == "mh_worker_1"
+            for e in members[1].events()), 10.0)
+
+
+def test_a_member_killed_outright_fails_its_requests_and_its_workers_move(
+        tmp_path: Path, members: list[Member]) -> None:
+    """SIGKILL of every process of one member (a dead host): in-flight requests there fail
+    with WorkerCrashedError, the member is declared lost by our heartbeat (Thespian would take
+    minutes), and its workers are placed on the other member."""
+    port = free_port()
+    members += [Member(port, "m1", "worker_node=true", log_dir=tmp_path),
+                Member(port, "m2", "worker_node=true", log_dir=tmp_path)]
+    with Pool.start(leader_config(port)) as pool:
+        placed = worker_nodes(pool)  # least loaded, unless one member answered first
+        victim = next(m for m in members if m.name == placed["mh_worker_1"])
+        survivor = next(m for m in members if m is not victim)
+        on_victim = list(placed.values()).count(victim.name)
+        outcomes: dict[str, tuple[float, Any]] = {}
+
+        def call(tag: str) -> None:
+            try:
+                outcome: Any = pool.execute("sleep", {"seconds": 6}, timeout=30)
+            except Exception as exc:
+                outcome = exc
+            outcomes[tag] = (time.monotonic() - killed_at, outcome)
+
+        killed_at = time.monotonic() + 3600
+        callers = [threading.Thread(target=call, args=(f"c{i}",)) for i in range(2)]
+        for caller in callers:
+            caller.start()
+        time.sleep(1.5)  # both calls are running, one per worker
+        killed_at = time.monotonic()
+        victim.kill()
+        for caller in callers:
+            caller.join(30)
+        assert len(outcomes) == 2, outcomes
+        failed = [o for _, o in outcomes.values() if isinstance(o, WorkerCrashedError)]
+        assert len(failed) == on_victim, outcomes
+        assert [o for _, o in outcomes.values() if not isinstance(o, Exception)] == [6] * (
+            2 - on_victim)
+        failed_after = min(t for t, o in outcomes.values() if isinstance(o, WorkerCrashedError))
+        assert failed_after < 8.0, outcomes  # heartbeat 0.5 s x 4 misses, loosely
+        assert wait_until(lambda: set(worker_nodes(pool).values()) == {survivor.name}
+                          and all(w.state in ("ready", "busy") for w in pool.workers()), 20.0)
+        print(f"kill -9 of {victim.name}: its request failed after {failed_after:.2f} s; "
+              f"both workers on {survivor.name} after {time.monotonic() - killed_at:.2f} s")
+        assert [pool.execute("add", {"a": i, "b": i}) for i in range(10)] == [
+            2 * i for i in range(10)]
+
+
+def test_a_pool_with_no_member_left_is_degraded_until_a_member_joins(
+        tmp_path: Path, members: list[Member]) -> None:
+    port = free_port()
+    members.append(Member(port, "first", "worker_node=true", log_dir=tmp_path))
+    with Pool.start(leader_config(port, placement_timeout=1.0, queue_timeout=3.0)) as pool:
+        members[0].kill()
+        assert wait_until(lambda: pool.stats().workers == 0, 15.0)
+        with pytest.raises(PoolNotReadyError):  # degraded: a clear error, never a hang
+            pool.execute("ping", timeout=10)
+        joined = time.monotonic()
+        members.append(Member(port, "later", "worker_node=true", log_dir=tmp_path))
+        assert wait_until(lambda: sorted(worker_nodes(pool).values()) == ["later", "later"]
+                          and pool.stats().workers == 2, 30.0), pool.workers()
+        took = time.monotonic() - joined
+        assert pool.execute("ping") == "pong"
+        print(f"a member joining later ran both workers {took:.2f} s after its launch")
+
+
+def test_a_placement_no_member_meets_fails_start_up_naming_what_is_missing(
+        tmp_path: Path, members: list[Member]) -> None:
+    port = free_port()
+    members.append(Member(port, "cpu-only", "zone=a", log_dir=tmp_path))
+    members.append(Member(port, "wrong-secret", "gpu=1", log_dir=tmp_path, secret="nope"))
+    cfg = leader_config(port, size=1, placement={"gpu": 1}, placement_timeout=4.0,
+                        system=SystemConfig(admin_port=port, convention=True, secret="s3cret"))
+    t0 = time.monotonic()
+    with pytest.raises(PoolNotReadyError) as caught:
+        Pool.start(cfg)
+    assert time.monotonic() - t0 < 20.0
+    error = caught.value
+    assert error.reason == "no_matching_node"
+    assert "{'gpu': 1}" in str(error) and "--capability gpu=1" in str(error)
+    members_seen = error.details["members"]
+    assert "does not advertise {'gpu': 1}" in members_seen["cpu-only"]
+    assert members_seen["wrong-secret"] == "wrong or missing shared secret"
+
+
+def test_a_node_leads_a_convention_status_names_each_workers_node_and_its_death_ends_them(
+        tmp_path: Path, members: list[Member]) -> None:
+    """``start --config`` with ``[node] convention = true``; a member joins; ``status`` shows
+    where each worker runs; then the leader is SIGKILLed with its whole system: the member's
+    NodeAgent notices the silence and stops the orphaned workers; the member lives on."""
+    port = free_port()
+    config = tmp_path / "pool.toml"
+    config.write_text(f"""
+[node]
+name = "leader"
+admin_port = {port}
+convention = true
+log_format = "json"
+
+[pools.gpu]
+pool_size = 2
+placement = {{ worker_node = true }}
+node_heartbeat_s = 0.5
+node_heartbeat_misses = 4
+""")
+    member = Member(port, "m1", "worker_node=true", log_dir=tmp_path)
+    members.append(member)
+    err = open(tmp_path / "leader.err", "w")  # noqa: SIM115
+    leader = subprocess.Popen([sys.executable, "-m", "snakepit_actors.cli", "start",
+                               "--config", str(config)], stdout=subprocess.PIPE, stderr=err,
+                              text=True, env=cli_env())
+    leader_pids: set[int] = set()
+    try:
+        assert leader.stdout is not None
+        line = leader.stdout.readline()
+        assert "2 workers ready" in line, (line, (tmp_path / "leader.err").read_text()[-2000:])
+        status = subprocess.run([sys.executable, "-m", "snakepit_actors.cli", "status",
+                                 "--config", str(config), "--json"], capture_output=True,
+                                text=True, timeout=60, env=cli_env())
+        report = json.loads(status.stdout)
+        [pool] = report["pools"]
+        assert {w["node"] for w in pool["workers"]} == {"m1"}
+        text = subprocess.run([sys.executable, "-m", "snakepit_actors.cli", "status",
+                               "--config", str(config)], capture_output=True, text=True,
+                              timeout=60, env=cli_env()).stdout
+        assert text.count(" m1 ") >= 2 and "on m1" in text, text
+        worker_pids = {w["pid"] for w in pool["workers"]}
+        assert worker_pids <= member.tree()
+        leader_pids = system_tree(leader.pid, port)
+        kill_all(leader_pids)
+        # silence_s = 2 x (0.5 s x 4): the agent stops the workers within about 4-5 s
+        assert wait_until(lambda: not any(alive(p) for p in worker_pids), 20.0)
+        assert member.proc.poll() is None, "the member outlives its leader"
+        assert any(e.get("event") == "node.pool_silent" for e in member.events())
+    finally:
+        if leader.poll() is None:
+            leader.kill()
+        leader.wait(10)
+        err.close()
+        assert leader.stdout is not None
+        leader.stdout.close()
+        kill_all({p for p in leader_pids if alive(p)})

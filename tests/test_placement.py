@@ -1,0 +1,137 @@
+"""The pure parts of multi-host placement: NodeTable, member checks, CLI parsing, config."""
+
+from __future__ import annotations
+
+import pytest
+
+from snakepit_actors import PoolConfig
+from snakepit_actors.errors import ConfigError
+from snakepit_actors.member import parse_capability, parse_leader
+from snakepit_actors.member_env import MemberEnv
+from snakepit_actors.placement import (
+    NODE_CAPABILITY,
+    SECRET_CAPABILITY,
+    NodeTable,
+    member_problem,
+    secret_digest,
+)
+
+pytestmark = pytest.mark.timeout(10)
+
+
+def table(*live: str, now: float = 0.0) -> NodeTable:
+    nodes = NodeTable(heartbeat_s=1.0, misses=3, placement_timeout=5.0)
+    for name in live:
+        nodes.add(name, {NODE_CAPABILITY: name}, agent=f"agent-{name}", now=now)
+        assert nodes.pong(name, now) is True
+    return nodes
+
+
+def test_workers_go_to_the_least_loaded_live_member_ties_by_name() -> None:
+    nodes = table("b", "a")
+    assert [nodes.place(f"w{i}", 0.0) for i in range(5)] == ["a", "b", "a", "b", "a"]
+    assert nodes.place("w0", 0.0) == "a"  # placed again: its seat on a is freed first (2:2)
+    assert nodes.place("w5", 0.0) == "b"
+
+
+def test_a_worker_with_no_live_member_is_parked_until_one_answers() -> None:
+    nodes = table()
+    assert nodes.place("w1", 0.0) is None
+    nodes.add("m", {NODE_CAPABILITY: "m"}, agent="agent", now=1.0)
+    assert nodes.settling() and nodes.place("w2", 1.0) is None  # joining is not live yet
+    assert nodes.pong("m", 1.5) is True and not nodes.settling()
+    assert nodes.unpark(1.5) == [("w1", "m"), ("w2", "m")]
+    assert nodes.parked == {}
+    assert nodes.pong("m", 2.0) is False  # already live
+
+
+def test_silent_members_are_reported_then_lost_with_their_workers() -> None:
+    nodes = table("a", "b")
+    nodes.place("w1", 0.0)
+    nodes.place("w2", 0.0)
+    nodes.pong("b", 2.5)
+    assert nodes.tick(2.9) == ([], [])
+    assert nodes.tick(3.1) == (["a"], [])
+    assert nodes.lose("a") == ["w1"]
+    assert not nodes.knows("a") and nodes.pong("a", 3.2) is False
+    assert [m.name for m in nodes.pingable()] == ["b"]
+    assert nodes.tick(3.3) == ([], [])  # lost once
+
+
+def test_parked_workers_are_reported_once_after_the_placement_timeout() -> None:
+    nodes = table()
+    nodes.place("w1", 0.0)
+    assert nodes.tick(4.9) == ([], [])
+    assert nodes.tick(5.0) == ([], ["w1"])
+    assert nodes.tick(9.0) == ([], [])
+    nodes.add("m", {NODE_CAPABILITY: "m"}, "agent", 9.0)
+    nodes.pong("m", 9.0)
+    assert nodes.unpark(9.0) == [("w1", "m")] and not nodes.reported
+
+
+def test_a_member_must_be_a_snakepit_node_with_the_capabilities_and_the_secret() -> None:
+    caps = {NODE_CAPABILITY: "n1", "gpu": 1, SECRET_CAPABILITY: secret_digest("s", "n1")}
+    assert member_problem(caps, {"gpu": 1}, "s") is None
+    assert member_problem(caps, {"gpu": 1}, "") is None
+    assert member_problem(caps, {"gpu": 2}, "") == "does not advertise {'gpu': 2}"
+    assert member_problem({"gpu": 1}, {"gpu": 1}, "").startswith("not a snakepit node")
+    assert member_problem(caps, {}, "other") == "wrong or missing shared secret"
+    # a digest copied from another node does not open the door for this one
+    assert member_problem({**caps, NODE_CAPABILITY: "n2"}, {}, "s") is not None
+    assert len(secret_digest("s", "n1")) == 32
+    assert secret_digest("s", "n1") != secret_digest("s", "n2")
+
+
+def test_the_summary_hides_the_secret_digest() -> None:
+    nodes = table("a")
+    nodes.members["a"].capabilities[SECRET_CAPABILITY] = "digest"
+    nodes.place("w", 0.0)
+    assert nodes.summary() == {"a": {"state": "live", "workers": 1,
+                                     "capabilities": {NODE_CAPABILITY: "a"}}}
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("worker_node=true", ("worker_node", True)), ("gpu=2", ("gpu", 2)),
+    ("zone=eu-west", ("zone", "eu-west")), ('label="a b"', ("label", "a b")),
+    ("ratio=0.5", ("ratio", 0.5))])
+def test_capabilities_parse_as_toml_scalars(text: str, expected: tuple[str, object]) -> None:
+    assert parse_capability(text) == expected
+
+
+@pytest.mark.parametrize("text", ["novalue", "=1", "snakepit_node=x", "Admin Port=1",
+                                  "list=[1, 2]"])
+def test_bad_capabilities_are_refused(text: str) -> None:
+    with pytest.raises(ConfigError):
+        parse_capability(text)
+
+
+def test_the_leader_address_is_host_and_port() -> None:
+    assert parse_leader("127.0.0.1:27500") == ("127.0.0.1", 27500)
+    assert parse_leader("[::1]:27500") == ("::1", 27500)
+    for bad in ("27500", "host:", "host:99999", ":1"):
+        with pytest.raises(ConfigError, match="HOST:PORT"):
+            parse_leader(bad)
+
+
+def test_a_member_advertises_its_workers_on_the_configured_address() -> None:
+    env = MemberEnv("n", "/tmp/x", "run", worker_host="0.0.0.0", advertise_host="10.0.0.7")
+    assert env.advertise("0.0.0.0:4711") == "10.0.0.7:4711"
+    assert MemberEnv("n", "/tmp/x", "run").advertise("127.0.0.1:1") == "127.0.0.1:1"
+    again = MemberEnv.from_environ("n", env.exports())
+    assert (again.run_dir, again.run_id, again.worker_host, again.advertise_host) == (
+        "/tmp/x", "run", "0.0.0.0", "10.0.0.7")
+
+
+@pytest.mark.parametrize("changes", [
+    {"placement": {"snakepit_node": "x"}}, {"placement": {"gpu": [1]}},
+    {"placement": "gpu"}, {"node_heartbeat_s": 0}, {"node_heartbeat_misses": 0},
+    {"placement_timeout": -1}])
+def test_bad_placement_settings_are_config_errors(changes: dict[str, object]) -> None:
+    with pytest.raises(ConfigError):
+        PoolConfig(**changes)  # type: ignore[arg-type]
+
+
+def test_a_secret_is_never_shown_in_the_config_repr() -> None:
+    from snakepit_actors.config import SystemConfig
+
+    assert "hunter2" not in repr(PoolConfig(system=SystemConfig(secret="hunter2")))
