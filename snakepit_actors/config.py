@@ -68,6 +68,8 @@ class PoolConfig:
     capacity                  1          - / requests share one process (threads or asyncio)
     startup_timeout           30 s       slow adapters fail / a broken start is seen later
     request_timeout           None       (None = no deadline) / stuck tools hold workers
+    cancel_grace_s            0.5 s      more recycles after timeouts / a stuck tool holds
+                                         its worker longer before the recycle
     queue_timeout             5 s        bursts fail early / callers wait longer when saturated
     max_queue                 1000       bursts are refused / memory and latency in the queue
     heartbeat_interval        2 s        more pings / hung workers are found later
@@ -106,6 +108,7 @@ class PoolConfig:
     env: Mapping[str, str] = field(default_factory=dict)
     startup_timeout: float = 30.0
     request_timeout: float | None = None
+    cancel_grace_s: float = 0.5
     queue_timeout: float | None = 5.0
     max_queue: int = 1000
     heartbeat_interval: float = 2.0
@@ -240,6 +243,8 @@ def _problems(cfg: PoolConfig) -> list[str]:
     for name in ("request_timeout", "queue_timeout", "worker_ttl"):
         value = getattr(cfg, name)
         need(_positive_or_none(value), f"{name} must be None or a number of seconds > 0", value)
+    need(_is_number(cfg.cancel_grace_s) and 0 <= cfg.cancel_grace_s <= 60,
+         "cancel_grace_s must be a number of seconds in 0..60", cfg.cancel_grace_s)
     need(_is_int(cfg.max_queue) and cfg.max_queue >= 0, "max_queue must be an int >= 0",
          cfg.max_queue)
     need(_is_number(cfg.heartbeat_interval) and cfg.heartbeat_interval > 0,

@@ -28,7 +28,7 @@ FIELD_HELP: dict[str, str] = {
     "env": "Extra environment variables for the worker processes (str -> str).",
     "startup_timeout": "Seconds a worker (and the whole pool) may take to become ready.",
     "request_timeout": "Default deadline of a request in seconds, queueing included "
-                       "(None: none). A worker past it is recycled to cancel the tool.",
+                       "(None: none). The caller gets `RequestTimeoutError`; see `cancel_grace_s`.",
     "queue_timeout": "Seconds a request may wait for a free worker before "
                      "`QueueTimeoutError` (None: only its own deadline).",
     "max_queue": "Requests that may wait; more are refused with `PoolSaturatedError`.",
@@ -65,6 +65,9 @@ FIELD_HELP: dict[str, str] = {
                         "its worker dies under it.",
     "data_path": "How the Python handle reaches workers: `direct` (leases + gRPC from the "
                  "caller) or `actor` (every request through the actors).",
+    "cancel_grace_s": "After a request passes its deadline: how long the worker waits for the "
+                      "tool to stop on its own (`ctx.cancelled`) and keeps its warm process; "
+                      "a tool still running then has its process recycled (0: at once).",
     "placement": "Capabilities a convention member must advertise to run this pool's workers "
                  "(TOML: `placement = { worker_node = true }`); empty: workers run on this "
                  "system. See docs/multihost.md.",

@@ -49,7 +49,7 @@ EVENTS = frozenset({
     "member.started", "member.stopped", "node.pool_silent",
     "placement.watching", "placement.waiting", "placement.placed", "placement.member_joined",
     "placement.member_live", "placement.member_ignored", "placement.member_lost",
-    "placement.no_member", "worker.placed", "worker.node_lost",
+    "placement.no_member", "worker.placed", "worker.node_lost", "worker.timeout_recovered",
 })
 
 LogFormat = Literal["json", "console", "keyvalue", "auto"]

@@ -11,15 +11,16 @@ exit requests). The process's death is seen at once through a pidfd.
 
 On a crash of its process the Worker checks its in-flight requests in as crashed (the Pool
 replies ``WorkerCrashedError``, or re-runs an idempotent request once elsewhere) and exits; its
-Starter restarts it. A request past its deadline gets
-``RequestTimeoutError`` and the Worker drains, then recycles its process (the only way to cancel
-a running tool); ``RecycleWorker`` from the Pool does the same for a direct-path call (whose
-gRPC the client makes itself). ``RecycleWorker`` with a graceful reason (max_requests, ttl,
-memory, manual) swaps processes instead: the replacement starts first and takes over once
-the old one is drained (``process_swap.ProcessSwapper``). On every process death it tells the
-Pool ``WorkerProcessLost``
-(exit code, signal), which revokes the clients' leases on it. On ``ActorExitRequest`` it stops
-its process: SIGTERM to the group, then SIGKILL.
+Starter restarts it. A request past its deadline gets ``RequestTimeoutError`` and the Worker
+drains, then asks its process whether the tool stopped on its own (cooperative tools watch
+``ctx.cancelled``): if so within ``cancel_grace_s`` the warm process stays and the Worker
+announces itself ready again; if not it recycles the process (the only way to stop a running
+tool); ``RecycleWorker`` from the Pool does the same for a direct-path call (whose gRPC the
+client makes itself). ``RecycleWorker`` with a graceful reason (max_requests, ttl, memory,
+manual) swaps processes instead: the replacement starts first and takes over once the old one
+is drained (``process_swap.ProcessSwapper``). On every process death it tells the Pool
+``WorkerProcessLost`` (exit code, signal), which revokes the clients' leases on it. On
+``ActorExitRequest`` it stops its process: SIGTERM to the group, then SIGKILL.
 
 On a member node (``InitWorker.node``, multi-host placement) the Worker uses that node's own
 run directory and process registry (``member.py`` sets them up), listens on TCP at the
@@ -121,6 +122,10 @@ class Worker(ProcessSwapper, ActorTypeDispatcher):
         self._heartbeat: Any = None
         self._missed_beats = 0
         self._cleanups: set[Any] = set()  # CleanupSession calls in flight
+        self._probe: Any = None  # after a timeout: is the tool still running in the process?
+        self._probe_until = 0.0
+        self._endpoint = ""
+        self._ready_at = 0.0
 
     def receiveMessage(self, message: Any, sender: Any) -> Any:
         super().receiveMessage(message, sender)
@@ -202,14 +207,17 @@ class Worker(ProcessSwapper, ActorTypeDispatcher):
         self.wakeupAfter(self._ctx.config.heartbeat_interval, payload="heartbeat")
         log.info("worker.ready", worker_id=self._worker_id, pid=self._proc.pid)
 
-    def _ready_fact(self, pid: int, address: str) -> WorkerReady:
-        """``WorkerReady`` for the process ``pid`` listening on ``address``; on a member node
-        the endpoint clients get is on its advertised address."""
+    def _ready_fact(self, pid: int, address: str, again: bool = False) -> WorkerReady:
+        """``WorkerReady`` for the process ``pid`` listening on ``address`` (``again``: the same
+        process, back after a timeout); on a member node the endpoint clients get is on its
+        advertised address."""
+        if not again:
+            self._endpoint, self._ready_at = address, time.time()
         node, endpoint = "local", address
         if self._member is not None:
             node, endpoint = self._member.node, self._member.advertise(address)
         return WorkerReady(self._worker_id, self.myAddress, pid, endpoint, self._restarts,
-                           time.time(), node)
+                           self._ready_at, node)
 
     def _connect(self, address: str) -> None:
         import grpc
@@ -319,6 +327,8 @@ class Worker(ProcessSwapper, ActorTypeDispatcher):
                 self._complete(flight)
         if self._heartbeat is not None and self._heartbeat.done():
             self._heartbeat_done()
+        if self._probe is not None and self._probe.done():
+            self._probe_done()
         self._maybe_recycle()
         self._maybe_swap()
 
@@ -404,6 +414,8 @@ class Worker(ProcessSwapper, ActorTypeDispatcher):
             self._beat()
         elif isinstance(msg.payload, str) and msg.payload.startswith("swap:"):
             self._swap_timed_out(msg.payload)
+        elif msg.payload == "probe":
+            self._maybe_recycle()
 
     def _beat(self) -> None:
         from ._proto import bridge_pb2
@@ -486,10 +498,41 @@ class Worker(ProcessSwapper, ActorTypeDispatcher):
         self._maybe_recycle()
 
     def _maybe_recycle(self) -> None:
-        if self._recycle and not self._in_flight and self._state == "ready":
-            self._state = "stopping"
-            log.info("worker.stopping", worker_id=self._worker_id, reason="recycle")
-            self._exit()
+        """After a timeout, once drained: keep the process if the tool stopped on its own
+        within ``cancel_grace_s`` (asked with Heartbeat, which counts the calls running in
+        it), else recycle it."""
+        if not self._recycle or self._in_flight or self._state != "ready" or self._probe:
+            return
+        assert self._ctx is not None and self._proc is not None
+        grace = self._ctx.config.cancel_grace_s
+        if not self._probe_until:
+            self._probe_until = time.monotonic() + grace
+        if grace > 0 and time.monotonic() < self._probe_until and self._stub is not None:
+            from ._proto import bridge_pb2
+
+            self._probe = self._stub.Heartbeat.future(
+                bridge_pb2.HeartbeatRequest(client_time_ns=time.time_ns()), timeout=1.0)
+            self._probe.add_done_callback(self._wake)
+            return
+        self._recycle, self._probe_until = False, 0.0
+        self._state = "stopping"
+        log.info("worker.stopping", worker_id=self._worker_id, reason="recycle")
+        self._exit()
+
+    def _probe_done(self) -> None:
+        probe, self._probe = self._probe, None
+        try:
+            idle = probe.result().in_flight == 0
+        except Exception:
+            idle = False
+        if not idle:
+            self.wakeupAfter(0.05, payload="probe")  # ask again, up to the grace
+            return
+        assert self._ctx is not None and self._proc is not None
+        self._recycle, self._probe_until = False, 0.0
+        log.info("worker.timeout_recovered", worker_id=self._worker_id, pid=self._proc.pid)
+        self.send(self._ctx.worker_registry,
+                  self._ready_fact(self._proc.pid, self._endpoint, again=True))
 
     def _exit(self) -> None:
         self._stop_process()

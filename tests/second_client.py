@@ -7,6 +7,7 @@ to the Pool actor by messages, as code living in another process would:
 
 * ``hold``: take one lease, start a long call (``sleep`` 60 s) on its worker over gRPC, print
   ``granted WORKER_ID PID`` and wait to be killed: a client that dies holding a lease;
+* ``hold-stuck``: the same with a call that ignores cancellation (``cpu`` for 60 s);
 * ``leases``: COUNT times take a lease, run ``info`` (HOLD_S) over gRPC, give the lease back;
 * ``actor``: COUNT times send ``Execute(info)`` to the Pool (the actor path) and await it.
 
@@ -66,6 +67,21 @@ def _call(endpoint: str, tool: str, args: dict[str, Any], timeout_s: float) -> A
     return json.loads(reply.result_json)
 
 
+def _wait_running(endpoint: str, timeout_s: float = 10.0) -> None:
+    """Until the worker's process reports a call in flight (ours has started)."""
+    import grpc
+
+    from snakepit_actors._proto import bridge_pb2, bridge_pb2_grpc
+
+    deadline = time.monotonic() + timeout_s
+    with grpc.insecure_channel(endpoint) as channel:
+        stub = bridge_pb2_grpc.BridgeServiceStub(channel)
+        while time.monotonic() < deadline:
+            if stub.Heartbeat(bridge_pb2.HeartbeatRequest(), timeout=5).in_flight:
+                return
+            time.sleep(0.01)
+
+
 def main(argv: list[str]) -> None:
     port, pool_hex, mode, count, hold_s = argv[0], argv[1], argv[2], int(argv[3]), float(argv[4])
     prepare_thespian("127.0.0.1")
@@ -75,10 +91,13 @@ def main(argv: list[str]) -> None:
     pool = pickle.loads(bytes.fromhex(pool_hex))
     prefix = f"c{os.getpid()}"
     results = []
-    if mode == "hold":
+    if mode in ("hold", "hold-stuck"):
         granted = _lease(asys, pool, f"{prefix}-0")
-        threading.Thread(target=_call, args=(granted.endpoint, "sleep", {"seconds": 60}, 90),
+        tool, args = (("sleep", {"seconds": 60}) if mode == "hold"
+                      else ("cpu", {"ms": 60000}))
+        threading.Thread(target=_call, args=(granted.endpoint, tool, args, 90),
                          daemon=True).start()
+        _wait_running(granted.endpoint)
         print(f"granted {granted.worker_id} {granted.pid}", flush=True)
         time.sleep(WAIT_S)
         return

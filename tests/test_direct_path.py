@@ -103,13 +103,14 @@ def test_a_client_keeping_every_worker_busy_still_lets_an_actor_path_request_thr
 
 
 def test_a_timed_out_call_lets_a_neighbour_on_its_worker_finish_before_the_recycle() -> None:
-    """capacity 2: the worker drains (its other lease comes back) before it is recycled."""
+    """capacity 2: the worker drains (its other lease comes back) before it is recycled
+    (``cpu`` ignores its deadline, so its process must go)."""
     with direct("drain", pool_size=1, capacity=2) as pool, ThreadPoolExecutor(1) as ex:
         neighbour = ex.submit(pool.execute, "sleep", {"seconds": 1.5}, timeout=30)
         wait_for(lambda: pool.stats().busy == 1)
         restarts = pool.stats().restarts
         with pytest.raises(RequestTimeoutError) as caught:
-            pool.execute("sleep", {"seconds": 30}, timeout=0.5)
+            pool.execute("cpu", {"ms": 30000}, timeout=0.5)
         assert caught.value.details["worker_id"] == "drain_worker_1"
         assert neighbour.result(30) == 1.5
         wait_for(lambda: pool.stats().restarts > restarts, timeout_s=30)

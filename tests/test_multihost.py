@@ -130,10 +130,14 @@ def test_a_pool_with_no_member_left_is_degraded_until_a_member_joins(
     port = free_port()
     members.append(Member(port, "first", "worker_node=true", log_dir=tmp_path))
     with Pool.start(leader_config(port, placement_timeout=1.0, queue_timeout=3.0)) as pool:
+        killed = time.monotonic()
         members[0].kill()
-        assert wait_until(lambda: pool.stats().workers == 0, 15.0)
-        with pytest.raises(PoolNotReadyError):  # degraded: a clear error, never a hang
+        # lost after 0.5 s x 4 of silence, then parked for placement_timeout: degraded
+        assert wait_until(lambda: pool.stats().state == "degraded", 20.0), pool.stats()
+        print(f"degraded {time.monotonic() - killed:.2f} s after the kill")
+        with pytest.raises(PoolNotReadyError) as caught:  # a clear error, never a hang
             pool.execute("ping", timeout=10)
+        assert caught.value.reason == "degraded"
         joined = time.monotonic()
         members.append(Member(port, "later", "worker_node=true", log_dir=tmp_path))
         assert wait_until(lambda: sorted(worker_nodes(pool).values()) == ["later", "later"]

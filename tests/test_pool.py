@@ -149,6 +149,34 @@ def test_a_request_past_its_deadline_gets_request_timeout_error_and_the_pool_rec
         assert pool.execute("echo", {"ok": True}, timeout=30) == {"ok": True}
 
 
+def test_a_tool_that_stops_at_its_deadline_keeps_its_warm_process(data_path: DataPath) -> None:
+    """``sleep`` watches ``ctx.cancelled``: after the timeout the process is idle again, so
+    the worker keeps it (no restart, same pid) instead of paying a cold start."""
+    with Pool.start(PoolConfig(name="keep", pool_size=1, data_path=data_path)) as pool:
+        [before] = pool.workers()
+        with pytest.raises(RequestTimeoutError):
+            pool.execute("sleep", {"seconds": 30}, timeout=0.5)
+        assert pool.execute("echo", {"ok": 1}, timeout=30) == {"ok": 1}
+        [after] = pool.workers()
+        assert (after.pid, after.restarts, pool.stats().restarts) == (before.pid, 0, 0)
+
+
+def test_a_tool_that_ignores_its_deadline_has_its_process_recycled(data_path: DataPath) -> None:
+    """``cpu`` never looks at ``ctx.cancelled``: still running after ``cancel_grace_s``, its
+    process is replaced (the only way to stop it); the pool serves on."""
+    cfg = PoolConfig(name="stuck", pool_size=1, data_path=data_path, cancel_grace_s=0.3)
+    with Pool.start(cfg) as pool:
+        [before] = pool.workers()
+        t0 = time.monotonic()
+        with pytest.raises(RequestTimeoutError):
+            pool.execute("cpu", {"ms": 20000}, timeout=0.5)
+        assert time.monotonic() - t0 < 5
+        assert pool.execute("echo", {"ok": 2}, timeout=30) == {"ok": 2}
+        [after] = pool.workers()
+        assert after.pid != before.pid
+        assert wait_gone({before.pid}) == set()
+
+
 # --- bad input ------------------------------------------------------------------------------
 
 def test_an_unknown_tool_is_named_with_the_available_ones(module_pool: Pool) -> None:
