@@ -902,10 +902,13 @@ class InitNodeAgent:
 
 @dataclass(frozen=True, slots=True)
 class NodePing:
-    """NodeWatch -> NodeAgent, every ``node_heartbeat_s``."""
+    """NodeWatch -> NodeAgent, every ``node_heartbeat_s``: ``workers`` are the pool's
+    workers placed on that member; a Worker registered there but missing from two pings in a
+    row was placed elsewhere meanwhile (the member was cut off or paused): the agent stops it."""
 
     seq: int
     sent_at: float
+    workers: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,7 +8,11 @@
 It answers pings, so the pool knows the member is alive. The other direction matters too: if
 the pool's node dies (SIGKILL, power loss) nobody stops its Workers here, and their processes
 would run on forever. So when no ping came for ``silence_s`` the agent stops every Worker that
-registered with it (``ActorExitRequest``: each stops its process) and exits.
+registered with it (``ActorExitRequest``: each stops its process). The pool has placed them
+elsewhere by then. Each ping lists the workers the pool has placed here: one missing from two
+pings in a row was placed elsewhere while this member was cut off or paused, and is stopped
+too. The agent itself stays, so that the pool can take this member back if it
+was only cut off or paused, and exits after ``LINGER_S`` of silence.
 """
 
 from __future__ import annotations
@@ -25,6 +29,9 @@ from .telemetry import get_logger
 
 log = get_logger("node_agent")
 
+#: Silence after which the agent exits (its pool is surely gone).
+LINGER_S = 600.0
+
 
 class NodeAgent(ActorTypeDispatcher):
     """See the module docstring. Placed only on the member named by its requirements."""
@@ -36,8 +43,9 @@ class NodeAgent(ActorTypeDispatcher):
         super().__init__()
         self._init: InitNodeAgent | None = None
         self._workers: dict[str, Any] = {}
+        self._unlisted: dict[str, int] = {}  # worker -> pings in a row that did not list it
         self._last_ping = time.monotonic()
-        self._gone = False
+        self._exiting = False
 
     def receiveMsg_InitNodeAgent(self, msg: InitNodeAgent, sender: Any) -> None:
         from supervision.lifetime import die_with_parent
@@ -51,20 +59,32 @@ class NodeAgent(ActorTypeDispatcher):
         self._last_ping = time.monotonic()
         node = self._init.node if self._init is not None else ""
         self.send(sender, NodePong(node, msg.seq, msg.sent_at, len(self._workers), os.getpid()))
+        listed = set(msg.workers)
+        for worker_id in list(self._workers):
+            misses = 0 if worker_id in listed else self._unlisted.get(worker_id, 0) + 1
+            self._unlisted[worker_id] = misses
+            if misses >= 2:  # placed elsewhere while we were cut off: an orphan
+                log.warning("node.worker_orphaned", worker_id=worker_id, node=node)
+                self.send(self._workers.pop(worker_id), ActorExitRequest())
+                del self._unlisted[worker_id]
 
     def receiveMsg_WorkerOnNode(self, msg: WorkerOnNode, sender: Any) -> None:
         self._workers[msg.worker_id] = sender
+        self._unlisted[msg.worker_id] = 0
 
     def receiveMsg_WakeupMessage(self, msg: WakeupMessage, sender: Any) -> None:
-        if msg.payload != "check" or self._init is None or self._gone:
+        if msg.payload != "check" or self._init is None or self._exiting:
             return
         silent = time.monotonic() - self._last_ping
-        if silent <= self._init.silence_s:
-            self.wakeupAfter(self._init.silence_s / 4, payload="check")
+        if silent > self._init.silence_s and self._workers:
+            log.warning("node.pool_silent", pool=self._init.pool_name,
+                        silent_s=round(silent, 2), workers=sorted(self._workers))
+            for worker in self._workers.values():
+                self.send(worker, ActorExitRequest())
+            self._workers.clear()
+            self._unlisted.clear()
+        if silent > max(LINGER_S, self._init.silence_s):
+            self._exiting = True
+            self.send(self.myAddress, ActorExitRequest())
             return
-        self._gone = True
-        log.warning("node.pool_silent", pool=self._init.pool_name, silent_s=round(silent, 2),
-                    workers=sorted(self._workers))
-        for worker in self._workers.values():
-            self.send(worker, ActorExitRequest())
-        self.send(self.myAddress, ActorExitRequest())
+        self.wakeupAfter(self._init.silence_s / 4, payload="check")

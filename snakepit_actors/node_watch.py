@@ -8,15 +8,16 @@
                                        targetActorRequirements {"snakepit_node": node})
 
 Membership comes from Thespian (``notifyOnSystemRegistrationChanges``): a member joining the
-convention with the capabilities of ``placement`` (and the shared secret, if the leader has one)
-gets a NodeAgent for this pool; once the agent answers a ping the member is live and takes
-workers, least loaded first. Thespian notices a dead member only after minutes and never reports
-its actors' deaths, so liveness is our own heartbeat: a member silent for ``node_heartbeat_s`` x
-``node_heartbeat_misses`` is dead. Its Starters get ``NodeLost``: they declare their Worker lost
-(the Pool fails its requests with WorkerCrashedError) and ask for a new place. A worker with no
-live member to go to waits (parked); after ``placement_timeout`` it is reported as failed to
-start (start-up fails with reason "no_matching_node") and abandoned (the pool is degraded)
-until a member joins.
+convention with the capabilities of ``placement`` (and the shared secret, if the leader has
+one) gets a NodeAgent for this pool; once the agent answers a ping the member is live and takes
+workers, least loaded first. Thespian notices a dead member only after minutes and never
+reports its actors' deaths, so liveness is our own heartbeat: a member silent for
+``node_heartbeat_s`` x ``node_heartbeat_misses`` is dead (it is still probed, with backoff, and
+comes back if it answers again: it was paused or cut off). Its Starters get ``NodeLost``: they
+declare their Worker lost (the Pool fails its requests with WorkerCrashedError) and ask for a
+new place. A worker with no live member to go to waits (parked); after ``placement_timeout`` it
+is reported as failed to start (start-up fails with reason "no_matching_node") and abandoned
+(the pool is degraded) until a member joins.
 """
 
 from __future__ import annotations
@@ -76,6 +77,7 @@ class NodeWatch(ActorTypeDispatcher):
         name = caps.get(NODE_CAPABILITY) or str(msg.remoteAdminAddress)
         if not msg.remoteAdded:
             self._lost(str(name), "left the convention")
+            self._table.forget(str(name))
             return
         cfg = self._init.config
         problem = member_problem(caps, cfg.placement, self._init.secret)
@@ -96,8 +98,9 @@ class NodeWatch(ActorTypeDispatcher):
     def receiveMsg_NodePong(self, msg: NodePong, sender: Any) -> None:
         assert self._table is not None
         now = time.monotonic()
+        was = self._table.members[msg.node].state if msg.node in self._table.members else ""
         if self._table.pong(msg.node, now, msg.pid):
-            log.info("placement.member_live", node=msg.node,
+            log.info("placement.member_live", node=msg.node, again=was == "dead",
                      rtt_ms=round((time.time() - msg.sent_at) * 1000, 2))
             if not self._table.settling():
                 self._unpark(now)
@@ -133,13 +136,15 @@ class NodeWatch(ActorTypeDispatcher):
         self._unpark(now)  # members that answered since (or never will: dead now)
         for worker_id in overdue:
             self._report_unplaced(worker_id)
-        for member in self._table.pingable():
+        for member in self._table.pingable(now):
             self._ping(member)
         self.wakeupAfter(self._init.config.node_heartbeat_s, payload="tick")
 
     def _ping(self, member: Any) -> None:
+        assert self._table is not None
         self._seq += 1
-        self.send(member.agent, NodePing(self._seq, time.time()))
+        placed = tuple(w for w, node in self._table.assigned.items() if node == member.name)
+        self.send(member.agent, NodePing(self._seq, time.time(), placed))
 
     def _lost(self, name: str, reason: str) -> None:
         assert self._table is not None
@@ -147,7 +152,7 @@ class NodeWatch(ActorTypeDispatcher):
             return
         member = self._table.members[name]
         silent_s = round(time.monotonic() - member.last_pong, 2)
-        workers = self._table.lose(name)
+        workers = self._table.lose(name, time.monotonic())
         log.warning("placement.member_lost", node=name, reason=reason, silent_s=silent_s,
                     workers=workers)
         for worker_id in workers:

@@ -5,6 +5,8 @@
     member joins the convention ──> add()  "joining"  (its NodeAgent was just created)
     first NodePong ───────────────> pong() "live"     (now it may receive workers)
     no pong for heartbeat x misses  tick() "dead"     (its workers must be placed again)
+    a pong again (paused, cut off) > pong() "live"     (probed with backoff for REVIVE_WINDOW_S)
+    it leaves the convention ─────> forget()          (a new join starts over)
 
 Placement is least-loaded: a worker goes to the live member with the fewest workers (ties by
 name, so it is deterministic). A worker with nowhere to go is *parked* until a member comes
@@ -26,6 +28,12 @@ NODE_CAPABILITY = "snakepit_node"
 SECRET_CAPABILITY = "snakepit_secret_digest"
 
 MemberState = Literal["joining", "live", "dead"]
+
+#: How long a dead member is still probed (its agent may answer again after a pause or a
+#: network cut); probes back off from 2 heartbeats to PROBE_MAX_GAP_S, so a black-holed host
+#: never fills Thespian's transmit queue.
+REVIVE_WINDOW_S = 600.0
+PROBE_MAX_GAP_S = 60.0
 
 
 def secret_digest(secret: str, node: str) -> str:
@@ -68,6 +76,9 @@ class Member:
     state: MemberState = "joining"
     last_pong: float = 0.0
     pid: int = 0
+    dead_since: float = 0.0
+    next_probe: float = 0.0
+    probe_gap: float = 0.0
 
 
 @dataclass(slots=True)
@@ -97,12 +108,14 @@ class NodeTable:
         return member is not None and member.state != "dead"
 
     def pong(self, name: str, now: float, pid: int = 0) -> bool:
-        """A heartbeat answer; True if the member just became live (parked work may go)."""
+        """A heartbeat answer; True if the member just became live (parked work may go): its
+        first answer, or one after it was declared dead (it was paused or cut off)."""
         member = self.members.get(name)
-        if member is None or member.state == "dead":
+        if member is None or (member.state == "dead"
+                              and now - member.dead_since > REVIVE_WINDOW_S):
             return False
         member.last_pong, member.pid = now, pid or member.pid
-        became_live = member.state == "joining"
+        became_live = member.state != "live"
         member.state = "live"
         return became_live
 
@@ -148,19 +161,35 @@ class NodeTable:
         self.reported.update(overdue)
         return dead, overdue
 
-    def lose(self, name: str) -> list[str]:
+    def lose(self, name: str, now: float) -> list[str]:
         """Member ``name`` is gone: mark it dead; the workers that were assigned to it."""
         member = self.members.get(name)
         if member is not None:
-            member.state = "dead"
+            member.state, member.dead_since = "dead", now
+            member.probe_gap = 0.0
+            member.next_probe = now + 2 * self.heartbeat_s
         lost = [w for w, node in self.assigned.items() if node == name]
         for worker_id in lost:
             del self.assigned[worker_id]
         return lost
 
-    def pingable(self) -> list[Member]:
-        """Members to ping this round (joining or live)."""
-        return [m for m in self.members.values() if m.state != "dead"]
+    def forget(self, name: str) -> None:
+        """Member ``name`` left the convention: a later join starts over (a new agent)."""
+        self.members.pop(name, None)
+
+    def pingable(self, now: float) -> list[Member]:
+        """Members to ping this round: joining or live ones, and dead ones whose next probe
+        is due (within ``REVIVE_WINDOW_S``; each probe doubles the gap to the next)."""
+        due = []
+        for member in self.members.values():
+            if member.state != "dead":
+                due.append(member)
+            elif now >= member.next_probe and now - member.dead_since <= REVIVE_WINDOW_S:
+                member.probe_gap = min(max(2 * member.probe_gap, 2 * self.heartbeat_s),
+                                       PROBE_MAX_GAP_S)
+                member.next_probe = now + member.probe_gap
+                due.append(member)
+        return due
 
     def summary(self) -> dict[str, dict[str, Any]]:
         """node -> state, capabilities (no secret digest) and assigned worker count."""

@@ -46,7 +46,7 @@ EVENTS = frozenset({
     "orphan.killed", "orphan.survived", "orphan.sweep_failed",
     "process_table.unavailable", "process_table.write_failed",
     "node.starting", "node.ready", "node.draining", "node.stopped", "node.pool_failed",
-    "member.started", "member.stopped", "node.pool_silent",
+    "member.started", "member.stopped", "node.pool_silent", "node.worker_orphaned",
     "placement.watching", "placement.waiting", "placement.placed", "placement.member_joined",
     "placement.member_live", "placement.member_ignored", "placement.member_lost",
     "placement.no_member", "worker.placed", "worker.node_lost", "worker.timeout_recovered",

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import signal
 import subprocess
 import sys
 import threading
@@ -145,6 +147,36 @@ def test_a_pool_with_no_member_left_is_degraded_until_a_member_joins(
         took = time.monotonic() - joined
         assert pool.execute("ping") == "pong"
         print(f"a member joining later ran both workers {took:.2f} s after its launch")
+
+
+def test_a_member_paused_past_the_deadline_loses_its_workers_and_is_taken_back_later(
+        tmp_path: Path, members: list[Member]) -> None:
+    """SIGSTOP of a member (a long pause or a network cut): its workers move to the other
+    member, and its agent, once it runs again, stops the orphaned Worker there. After SIGCONT
+    the pool takes the member back: when the other one dies, the workers return to it."""
+    port = free_port()
+    members += [Member(port, "a", "worker_node=true", log_dir=tmp_path),
+                Member(port, "b", "worker_node=true", log_dir=tmp_path)]
+    with Pool.start(leader_config(port, placement_timeout=1.0)) as pool:
+        first = next(m for m in members if m.name == worker_nodes(pool)["mh_worker_1"])
+        other = next(m for m in members if m is not first)
+        paused = first.tree()
+        orphan_pids = {w.pid for w in pool.workers() if w.node == first.name}
+        for pid in paused:
+            os.kill(pid, signal.SIGSTOP)
+        try:
+            assert wait_until(lambda: set(worker_nodes(pool).values()) == {other.name}
+                              and pool.stats().workers == 2, 20.0), pool.workers()
+        finally:
+            for pid in paused:
+                os.kill(pid, signal.SIGCONT)
+        # silence_s = 2 x (0.5 s x 4): the agent stops the orphaned worker process
+        assert wait_until(lambda: not any(alive(p) for p in orphan_pids), 15.0)
+        time.sleep(3.0)  # a few probes: the pool hears the member again
+        other.kill()
+        assert wait_until(lambda: set(worker_nodes(pool).values()) == {first.name}
+                          and pool.stats().workers == 2, 30.0), (pool.workers(), pool.stats())
+        assert pool.execute("ping") == "pong"
 
 
 def test_a_placement_no_member_meets_fails_start_up_naming_what_is_missing(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 
 from snakepit_actors import PoolConfig
@@ -52,10 +54,28 @@ def test_silent_members_are_reported_then_lost_with_their_workers() -> None:
     nodes.pong("b", 2.5)
     assert nodes.tick(2.9) == ([], [])
     assert nodes.tick(3.1) == (["a"], [])
-    assert nodes.lose("a") == ["w1"]
-    assert not nodes.knows("a") and nodes.pong("a", 3.2) is False
-    assert [m.name for m in nodes.pingable()] == ["b"]
+    assert nodes.lose("a", 3.1) == ["w1"]
+    assert not nodes.knows("a")
+    assert [m.name for m in nodes.pingable(3.2)] == ["b"]
     assert nodes.tick(3.3) == ([], [])  # lost once
+
+
+def test_a_dead_member_is_probed_with_backoff_and_taken_back_when_it_answers() -> None:
+    from snakepit_actors.placement import PROBE_MAX_GAP_S, REVIVE_WINDOW_S
+
+    nodes = table("a")
+    nodes.lose("a", 10.0)
+    probes = [t for t in range(10, 400) if [m.name for m in nodes.pingable(float(t))] == ["a"]]
+    gaps = [b - a for a, b in itertools.pairwise(probes)]
+    assert probes[0] == 12 and gaps[:5] == [2, 4, 8, 16, 32]
+    assert max(gaps) == PROBE_MAX_GAP_S  # a black-holed host gets about one ping a minute
+    assert nodes.pong("a", 400.0) is True and nodes.knows("a")  # paused or cut off: back
+    assert nodes.place("w", 400.0) == "a"
+    nodes.lose("a", 500.0)
+    assert nodes.pong("a", 500.0 + REVIVE_WINDOW_S + 1) is False  # too late: needs a rejoin
+    assert nodes.pingable(500.0 + REVIVE_WINDOW_S + 1) == []
+    nodes.forget("a")
+    assert "a" not in nodes.members
 
 
 def test_parked_workers_are_reported_once_after_the_placement_timeout() -> None:

@@ -123,6 +123,7 @@ class PoolCoreMachine(RuleBasedStateMachine):
         self.core: PoolCore[int] = PoolCore(capacity=self.capacity, max_queue=5,
                                             queue_timeout_s=3.0, affinity_wait_s=0.5)
         self.held: dict[str, str] = {}  # request -> the busy worker it is held for
+        self.hold_ends: dict[str, float] = {}  # request -> when its affinity hold ends
         self.expires: dict[str, float] = {}  # request -> when it leaves the queue unserved
         self.now = 0.0
         self.next_id = 0
@@ -171,6 +172,7 @@ class PoolCoreMachine(RuleBasedStateMachine):
             self.queued.append(rid)
             if preferred and self.core.has_worker(preferred):
                 self.held[rid] = preferred
+                self.hold_ends[rid] = self.now + 0.5  # affinity_wait_s
         else:
             self._end(rid)
 
@@ -212,8 +214,9 @@ class PoolCoreMachine(RuleBasedStateMachine):
             self.held[d.request_id] = None  # type: ignore[assignment]
         self._dispatched(released)
         for rid, worker in list(self.held.items()):
-            if worker is not None and not self.core.has_worker(worker):
-                self.held[rid] = None  # type: ignore[assignment]
+            if worker is not None and (not self.core.has_worker(worker)
+                                       or self.hold_ends[rid] <= self.now):
+                self.held[rid] = None  # type: ignore[assignment]  # hold over: queued anyway
 
     def _fifo(self) -> list[str]:
         """Queued requests that are neither held for a worker nor past their queue deadline."""
