@@ -927,3 +927,32 @@ class WorkerOnNode:
     """Worker (on a member) -> its pool's NodeAgent there: stop me if the pool goes silent."""
 
     worker_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class ListMembers:
+    """anyone -> NodeWatch: the pool's member nodes. Replies ``MemberList``."""
+
+    request_id: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class MemberInfo:
+    """One member node as a pool sees it: ``state`` joining / live / dead; ``silent_s``
+    since its last heartbeat answer; ``workers`` placed on it; ``capabilities`` (no secret)."""
+
+    node: str
+    state: str
+    silent_s: float
+    workers: int
+    capabilities: Mapping[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class MemberList:
+    """Reply to ``ListMembers``: matching members, and the others with why they do not
+    qualify (``ignored``: node -> reason)."""
+
+    members: tuple[MemberInfo, ...]
+    ignored: Mapping[str, str]
+    request_id: str = ""

@@ -157,6 +157,14 @@ class NodeClient:
                          lambda m: isinstance(m, Thespian_ActorStatus)
                          and m.actorAddress == address, 5.0)
 
+    def members(self, node_watch: Any) -> Any:
+        """A pool's ``MemberList`` (its NodeWatch's view of member nodes), or None."""
+        from .messages import ListMembers, MemberList
+
+        rid = uuid.uuid4().hex
+        return self.call(node_watch, ListMembers(rid),
+                         lambda m: isinstance(m, MemberList) and m.request_id == rid, 5.0)
+
     def children(self, supervisor: Any) -> Any:
         """A supervisor's ``ChildrenList`` (child ids, states, restarts), or None."""
         from supervision.messages import ChildrenList, WhichChildren

@@ -31,6 +31,9 @@ from .errors import PoolNotReadyError
 from .messages import (
     InitNodeAgent,
     InitNodeWatch,
+    ListMembers,
+    MemberInfo,
+    MemberList,
     NodeLost,
     NodePing,
     NodePong,
@@ -109,6 +112,13 @@ class NodeWatch(ActorTypeDispatcher):
         assert self._table is not None
         for worker_id, node in self._table.unpark(now):
             self._tell_placed(worker_id, node)
+
+    def receiveMsg_ListMembers(self, msg: ListMembers, sender: Any) -> None:
+        summary = self._table.summary(time.monotonic()) if self._table is not None else {}
+        self.send(sender, MemberList(
+            tuple(MemberInfo(name, m["state"], m["silent_s"], m["workers"], m["capabilities"])
+                  for name, m in summary.items()),
+            dict(self._others), msg.request_id))
 
     def receiveMsg_PlaceWorker(self, msg: PlaceWorker, sender: Any) -> None:
         assert self._table is not None

@@ -29,6 +29,9 @@ SECRET_CAPABILITY = "snakepit_secret_digest"
 
 MemberState = Literal["joining", "live", "dead"]
 
+#: Capabilities every Thespian system has (not worth showing as a member's).
+_THESPIAN_KEYS = ("Admin Port", "Convention Address", "Thespian ", "Python Version")
+
 #: How long a dead member is still probed (its agent may answer again after a pause or a
 #: network cut); probes back off from 2 heartbeats to PROBE_MAX_GAP_S, so a black-holed host
 #: never fills Thespian's transmit queue.
@@ -191,10 +194,12 @@ class NodeTable:
                 due.append(member)
         return due
 
-    def summary(self) -> dict[str, dict[str, Any]]:
-        """node -> state, capabilities (no secret digest) and assigned worker count."""
-        return {m.name: {"state": m.state, "workers": sum(
-            1 for node in self.assigned.values() if node == m.name),
-            "capabilities": {k: v for k, v in m.capabilities.items()
-                             if k != SECRET_CAPABILITY and not k.startswith(("Admin", "Conv"))}}
-                for m in self.members.values()}
+    def summary(self, now: float = 0.0) -> dict[str, dict[str, Any]]:
+        """node -> state, seconds since its last pong, assigned worker count and
+        capabilities (without the secret digest or Thespian's own), by node name."""
+        return {m.name: {"state": m.state, "silent_s": round(max(0.0, now - m.last_pong), 2),
+                         "workers": sum(1 for node in self.assigned.values() if node == m.name),
+                         "capabilities": {
+                             k: v for k, v in m.capabilities.items()
+                             if k != SECRET_CAPABILITY and not k.startswith(_THESPIAN_KEYS)}}
+                for m in sorted(self.members.values(), key=lambda m: m.name)}

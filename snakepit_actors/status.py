@@ -113,6 +113,12 @@ def _walk(client: NodeClient, address: Any, pids: dict[int, int], workers: dict[
             "child_id": info.child_id, "state": info.state, "restarts": info.restarts}))
     for child in unlisted:
         node["children"].append(_walk(client, child, pids, workers, {}))
+    if actor == "NodeWatch":
+        listed_members = client.members(address)
+        if listed_members is not None:
+            node["members"] = [asdict(m) | {"capabilities": dict(m.capabilities)}
+                               for m in listed_members.members]
+            node["ignored"] = dict(listed_members.ignored)
     if actor == "Worker" and meta.get("child_id") in workers:
         w = workers[meta["child_id"]]
         node["process"] = {"pid": w.pid, "state": w.state, "endpoint": w.endpoint,
@@ -160,6 +166,13 @@ def _tree_lines(node: dict[str, Any], prefix: str, last: bool, root: bool) -> li
                  + ("" if where == "local" else f" on {where}"))
     lines = [text]
     child_prefix = "  " if root else prefix + ("   " if last else "│  ")
+    for m in node.get("members", []):
+        caps = " ".join(f"{k}={v}" for k, v in m["capabilities"].items()
+                        if k != "snakepit_node")
+        lines.append(f"{child_prefix}   member {m['node']:<14} {m['state']:<8} "
+                     f"{m['workers']} workers  last answer {m['silent_s']} s ago  {caps}")
+    for name, why in node.get("ignored", {}).items():
+        lines.append(f"{child_prefix}   member {name:<14} ignored: {why}")
     for i, child in enumerate(node["children"]):
         lines += _tree_lines(child, child_prefix, i == len(node["children"]) - 1, False)
     return lines

@@ -235,10 +235,15 @@ node_heartbeat_misses = 4
         report = json.loads(status.stdout)
         [pool] = report["pools"]
         assert {w["node"] for w in pool["workers"]} == {"m1"}
+        [watch] = [n for n in pool["tree"]["children"] if n["actor"] == "NodeWatch"]
+        [m1] = watch["members"]
+        assert (m1["node"], m1["state"], m1["workers"]) == ("m1", "live", 2)
+        assert m1["capabilities"]["worker_node"] is True and m1["silent_s"] < 5
         text = subprocess.run([sys.executable, "-m", "snakepit_actors.cli", "status",
                                "--config", str(config)], capture_output=True, text=True,
                               timeout=60, env=cli_env()).stdout
         assert text.count(" m1 ") >= 2 and "on m1" in text, text
+        assert "member m1" in text and "live" in text, text
         worker_pids = {w["pid"] for w in pool["workers"]}
         assert worker_pids <= member.tree()
         leader_pids = system_tree(leader.pid, port)

@@ -102,12 +102,13 @@ def test_a_member_must_be_a_snakepit_node_with_the_capabilities_and_the_secret()
     assert secret_digest("s", "n1") != secret_digest("s", "n2")
 
 
-def test_the_summary_hides_the_secret_digest() -> None:
+def test_the_summary_hides_the_secret_digest_and_thespians_own_capabilities() -> None:
     nodes = table("a")
-    nodes.members["a"].capabilities[SECRET_CAPABILITY] = "digest"
+    nodes.members["a"].capabilities.update({SECRET_CAPABILITY: "digest", "gpu": 1,
+                                            "Thespian Version": "x", "Admin Port": 1})
     nodes.place("w", 0.0)
-    assert nodes.summary() == {"a": {"state": "live", "workers": 1,
-                                     "capabilities": {NODE_CAPABILITY: "a"}}}
+    assert nodes.summary(2.5) == {"a": {"state": "live", "workers": 1, "silent_s": 2.5,
+                                        "capabilities": {NODE_CAPABILITY: "a", "gpu": 1}}}
 
 
 @pytest.mark.parametrize(("text", "expected"), [
