@@ -3,11 +3,14 @@
 Checks, each ``ok`` / ``warn`` / ``fail`` with a fix: this interpreter's version; for every
 pool's interpreter: that it runs, imports grpc and imports the adapter (in a subprocess: this
 process never imports grpc); the data directory is writable; the admin (and metrics) port is
-free, or held by a running node; orphans left by dead runs (a dry-run of ``cleanup``).
+free, or held by a running node; orphans left by dead runs (a dry-run of ``cleanup``); for a
+convention leader or a pool with a ``placement``: where Thespian listens (loopback cannot be
+reached from other hosts; a wildcard or public address exposes an unpickling port).
 """
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 import subprocess
@@ -51,8 +54,48 @@ def run_checks(node_file: NodeFile | None, environ: dict[str, str]) -> list[Chec
         if node_file.node.metrics_port:
             checks.append(_port("metrics_port", node_file.node.metrics_port))
             checks.append(_prometheus())
+        checks += _multihost(node_file)
     checks.append(_orphans(process_db_path(data_dir)))
     return checks
+
+
+def _multihost(node_file: NodeFile) -> list[Check]:
+    """Convention leader / placement sanity: reachable, not exposed, consistent."""
+    node = node_file.node
+    placed = [cfg.name for cfg in node_file.pools if cfg.placement]
+    out: list[Check] = []
+    if placed and not node.convention:
+        out.append(Check("placement", "fail", f"pools {placed} have a placement but "
+                         "[node] convention is false: no member can join",
+                         "set convention = true in [node]"))
+    if not node.convention:
+        return out
+    if not placed:
+        out.append(Check("placement", "warn", "convention = true but no pool has a "
+                         "placement: members will get no workers",
+                         "add placement = { key = value } to the pools that should use them"))
+    out.append(_listen_address(node.bind_address))
+    if not node.secret:
+        out.append(Check("secret", "warn", "no shared secret: any member that joins gets "
+                         "workers", "set SNAKEPIT_NODE__SECRET (and --secret on members)"))
+    return out
+
+
+def _listen_address(address: str) -> Check:
+    """Where a convention leader listens: reachable by members, not by everyone."""
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return Check("bind_address", "warn", f"{address!r} is not an IP address",
+                     "use the IP address of a private interface")
+    if ip.is_loopback:
+        return Check("bind_address", "warn", f"{address} is loopback: only members on this "
+                     "host can join", "use the address of a private interface for other hosts")
+    if ip.is_unspecified or ip.is_global:
+        return Check("bind_address", "fail", f"{address} exposes Thespian's port, which "
+                     "unpickles what it receives, beyond a private network",
+                     "bind a private interface behind a firewall (docs/multihost.md)")
+    return Check("bind_address", "ok", f"{address} (private)")
 
 
 def _this_python() -> Check:

@@ -156,3 +156,25 @@ def test_a_secret_is_never_shown_in_the_config_repr() -> None:
     from snakepit_actors.config import SystemConfig
 
     assert "hunter2" not in repr(PoolConfig(system=SystemConfig(secret="hunter2")))
+
+
+@pytest.mark.parametrize(("node", "pools", "expected"), [
+    ({"convention": False}, {"placement": {"gpu": 1}}, {"placement": "fail"}),
+    ({"convention": True, "bind_address": "127.0.0.1"}, {},
+     {"placement": "warn", "bind_address": "warn", "secret": "warn"}),
+    ({"convention": True, "bind_address": "10.1.2.3", "secret": "s"}, {"placement": {"g": 1}},
+     {"bind_address": "ok"}),
+    ({"convention": True, "bind_address": "0.0.0.0", "secret": "s"}, {"placement": {"g": 1}},
+     {"bind_address": "fail"}),
+    ({"convention": True, "bind_address": "8.8.8.8", "secret": "s"}, {"placement": {"g": 1}},
+     {"bind_address": "fail"}),
+    ({"convention": False}, {}, {}),
+])
+def test_doctor_checks_a_convention_leader(node: dict[str, object], pools: dict[str, object],
+                                           expected: dict[str, str]) -> None:
+    from snakepit_actors.config_file import parse_node_config
+    from snakepit_actors.doctor import _multihost
+
+    node_file = parse_node_config({"node": {"admin_port": 27500, **node},
+                                   "pools": {"p": pools}})
+    assert {c.name: c.level for c in _multihost(node_file)} == expected
