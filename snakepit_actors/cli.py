@@ -7,7 +7,7 @@
     snakepit-actors start --config pool.toml            (a node, in the foreground)
     snakepit-actors node --leader HOST:PORT [--admin-port P] [--capability K=V ...]
                          [--name N] [--bind ADDR] [--worker-host ADDR] [--advertise ADDR]
-                                                        (a member node of a convention)
+                         [--secret S] [--drain-timeout S]  (a member node of a convention)
     snakepit-actors status (--config F | --name N | --port P) [--pool NAME] [--json]
     snakepit-actors exec (--config F | --port P) [--pool NAME] [--timeout S] TOOL [JSON]
     snakepit-actors recycle (--config F | --port P) [--pool NAME] WORKER_ID
@@ -240,7 +240,7 @@ def _member(args: argparse.Namespace) -> int:
         worker_host=args.worker_host, advertise=args.advertise, name=args.name,
         capabilities=dict(parse_capability(c) for c in args.capability),
         secret=os.environ.get("SNAKEPIT_NODE_SECRET", "") if args.secret is None
-        else args.secret, data_dir=args.data_dir)
+        else args.secret, data_dir=args.data_dir, drain_timeout_s=args.drain_timeout)
     return run_member(options, _print)
 
 
@@ -369,6 +369,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     member.add_argument("--secret", default=None, help="the leader's shared secret (default: "
                         "$SNAKEPIT_NODE_SECRET)")
     member.add_argument("--data-dir", default="", help="process table directory")
+    member.add_argument("--drain-timeout", type=float, default=30.0, help="on SIGTERM, "
+                        "seconds the pools get to move their workers elsewhere (default 30)")
     status = sub.add_parser("status", help="the live tree, workers and stats of a running node")
     _node_args(status)
     status.add_argument("--json", action="store_true")

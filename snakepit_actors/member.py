@@ -9,14 +9,17 @@
          ├─ LauncherWatch       the system ends if this process dies (even by SIGKILL)
          ├─ ProcessRegistry     globalName: worker processes of this host, persisted (reaping)
          │                      (their output is copied into this process's log)
+         ├─ MemberDirectory     globalName: the NodeAgents here (to drain them)
          ├─ NodeAgent per pool  created by the pool's NodeWatch: heartbeats
          └─ Worker_i            created by a Starter on the leader -> external process_i
 
 A member runs no pools of its own: it lends its actor system to the leader's pools. Start:
 sweep orphans left on this host, export the member's run dir / run id / worker address for
 the Workers Thespian will fork here, start the system with the capabilities, wait for SIGINT or
-SIGTERM. Stop: shut the system down (Workers stop their processes; the leader sees the member
-leave and places its workers elsewhere), kill stragglers, sweep, remove the run directory.
+SIGTERM. Drain: every pool with workers here moves them to other members (each Worker finishes
+its requests first), for up to ``drain_timeout_s``. Stop: shut the system down (Workers still
+here stop their processes; the leader sees the member leave and places them elsewhere), kill
+stragglers, sweep, remove the run directory.
 
 Thespian's convention timers are module constants read from the environment: a member
 re-registers every ``CONVENTION_REREGISTRATION_PERIOD`` (we default it to 2 s, Thespian to
@@ -94,6 +97,8 @@ class MemberOptions:
         capabilities: advertised to the convention; pools' ``placement`` match them.
         secret: the leader's shared secret, if it has one (its HMAC is advertised, not it).
         data_dir: where the process table lives ("" = ``$XDG_DATA_HOME/snakepit_actors``).
+        drain_timeout_s: on SIGINT/SIGTERM, how long the pools get to move their workers off
+            this member (each finishes its requests first); 0 = stop at once.
     """
 
     leader: tuple[str, int]
@@ -105,6 +110,7 @@ class MemberOptions:
     capabilities: Mapping[str, Any] = field(default_factory=dict)
     secret: str = field(default="", repr=False)
     data_dir: str = ""
+    drain_timeout_s: float = 30.0
 
 
 @dataclass
@@ -173,6 +179,7 @@ class MemberNode:
 
     def _start_actors(self) -> None:
         from .launcher_watch import LauncherWatch
+        from .member_directory import MEMBER_DIRECTORY, MemberDirectory
         from .messages import InitRegistry, WatchingLauncher, WatchLauncher
         from .process_registry import ProcessRegistry
 
@@ -181,6 +188,42 @@ class MemberNode:
         self._admin_pid = watching.admin_pid if isinstance(watching, WatchingLauncher) else 0
         registry = asys.createActor(ProcessRegistry, globalName=MEMBER_REGISTRY)
         asys.tell(registry, InitRegistry(f"member:{self.name}", self._process_db, os.getpid()))
+        asys.createActor(MemberDirectory, globalName=MEMBER_DIRECTORY)
+
+    def drain(self, timeout_s: float) -> int:
+        """Ask every pool with workers here to move them away (each finishes its requests
+        first); wait up to ``timeout_s`` until no worker process of this member is left.
+        Returns how many are left (0: drained)."""
+        from .member_directory import MEMBER_DIRECTORY, MemberDirectory
+        from .messages import DrainMember, DrainStarted
+
+        if self._system is None or self._env is None:
+            return 0
+        asys = self._system.actor_system
+        directory = asys.createActor(MemberDirectory, globalName=MEMBER_DIRECTORY)
+        started = asys.ask(directory, DrainMember(uuid.uuid4().hex), 5.0)
+        agents = started.agents if isinstance(started, DrainStarted) else 0
+        log.info("member.draining", node=self.name, pools=agents, timeout_s=timeout_s)
+        deadline = time.monotonic() + timeout_s
+        while (left := self._processes_left()) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        return left
+
+    def _processes_left(self) -> int:
+        """Worker processes of this member still running (rows whose pid and create time
+        still name a live process; a row left by a stopped Worker does not count)."""
+        from .process_registry import ProcessTable, identify_process
+
+        assert self._env is not None
+        try:
+            with ProcessTable(self._process_db) as table:
+                rows = table.rows(self._env.run_id)
+        except Exception:
+            return 0
+        now = time.time()
+        return sum(1 for row in rows if (row.state == "spawning" and now - row.updated_at < 60) or (
+            (found := identify_process(row.pid)) is not None
+            and abs(found.create_time - row.create_time) < 0.01))
 
     @property
     def admin_pid(self) -> int:
@@ -236,6 +279,11 @@ def run_member(options: MemberOptions, out: Callable[[str], None] = print) -> in
         f"{os.getpid()}) joining the convention at {host}:{port}; capabilities {caps}; "
         f"SIGINT or SIGTERM to stop")
     member.wait()
+    if options.drain_timeout_s > 0:
+        out(f"draining: moving workers to other members (up to {options.drain_timeout_s} s)")
+        left = member.drain(options.drain_timeout_s)
+        if left:
+            out(f"{left} worker process(es) did not move in time; stopping them")
     took = member.stop()
     out(f"member {member.name} stopped in {took:.2f} s")
     return 0

@@ -582,7 +582,12 @@ class WorkerProcessLost:
 
 #: ``RecycleWorker`` reasons that replace a process gracefully: the replacement starts before
 #: the old process stops, and the old one is drained first.
-GRACEFUL_RECYCLE_REASONS = frozenset({"max_requests", "ttl", "memory", "manual"})
+GRACEFUL_RECYCLE_REASONS = frozenset({"max_requests", "ttl", "memory", "manual",
+                                      "node_draining"})
+#: Graceful reasons that move the worker instead of swapping its process in place: its member
+#: node is draining, so the Worker finishes what it runs and exits; its Starter places the
+#: next incarnation on another member.
+MOVE_RECYCLE_REASONS = frozenset({"node_draining"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -856,11 +861,13 @@ class EndWorkerSession:
 class InitNodeWatch:
     """PoolRoot -> NodeWatch: place ``config``'s workers on convention members whose
     capabilities match ``config.placement``, and heartbeat those members. Facts go to
-    ``worker_registry`` (start failures when no member matches in time)."""
+    ``worker_registry`` (start failures when no member matches in time); ``pool`` is asked to
+    move the workers off a draining member."""
 
     config: PoolConfig
     worker_registry: ActorAddress
     secret: str = ""
+    pool: ActorAddress | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -956,3 +963,36 @@ class MemberList:
     members: tuple[MemberInfo, ...]
     ignored: Mapping[str, str]
     request_id: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class AgentHere:
+    """NodeAgent -> its member's MemberDirectory (globalName): tell me when the member drains."""
+
+    pool_name: str
+
+
+@dataclass(frozen=True, slots=True)
+class DrainMember:
+    """member CLI -> MemberDirectory -> every NodeAgent there: this member is leaving; have
+    the pools move their workers elsewhere. The directory replies ``DrainStarted``."""
+
+    request_id: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class DrainStarted:
+    """MemberDirectory -> member CLI: ``agents`` NodeAgents (one per pool) were told."""
+
+    agents: int
+    request_id: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class NodeDraining:
+    """NodeAgent -> NodeWatch, then NodeWatch -> the Starters placed there: member ``node``
+    is leaving. The NodeWatch places nothing new there and asks the Pool to move its workers
+    (``RequestRecycle(reason="node_draining")``); each Starter places its next Worker
+    elsewhere once the current one has finished its requests and exited."""
+
+    node: str

@@ -11,8 +11,9 @@ would run on forever. So when no ping came for ``silence_s`` the agent stops eve
 registered with it (``ActorExitRequest``: each stops its process). The pool has placed them
 elsewhere by then. Each ping lists the workers the pool has placed here: one missing from two
 pings in a row was placed elsewhere while this member was cut off or paused, and is stopped
-too. The agent itself stays, so that the pool can take this member back if it
-was only cut off or paused, and exits after ``LINGER_S`` of silence.
+too. When the member drains (SIGTERM), the agent tells the pool (``NodeDraining``). The agent
+itself stays, so that the pool can take this member back if it was only cut off or paused, and
+exits after ``LINGER_S`` of silence.
 """
 
 from __future__ import annotations
@@ -23,7 +24,15 @@ from typing import Any
 
 from thespian.actors import ActorExitRequest, ActorTypeDispatcher, WakeupMessage
 
-from .messages import InitNodeAgent, NodePing, NodePong, WorkerOnNode
+from .messages import (
+    AgentHere,
+    DrainMember,
+    InitNodeAgent,
+    NodeDraining,
+    NodePing,
+    NodePong,
+    WorkerOnNode,
+)
 from .placement import meets_requirements
 from .telemetry import get_logger
 
@@ -46,12 +55,17 @@ class NodeAgent(ActorTypeDispatcher):
         self._unlisted: dict[str, int] = {}  # worker -> pings in a row that did not list it
         self._last_ping = time.monotonic()
         self._exiting = False
+        self._watch: Any = None  # the pool's NodeWatch (it created this agent)
 
     def receiveMsg_InitNodeAgent(self, msg: InitNodeAgent, sender: Any) -> None:
         from supervision.lifetime import die_with_parent
 
+        from .member_directory import MEMBER_DIRECTORY, MemberDirectory
+
         die_with_parent()  # the member's admin: gone with the member system
-        self._init = msg
+        self._init, self._watch = msg, sender
+        directory = self.createActor(MemberDirectory, globalName=MEMBER_DIRECTORY)
+        self.send(directory, AgentHere(msg.pool_name))
         self._last_ping = time.monotonic()
         self.wakeupAfter(msg.silence_s / 4, payload="check")
 
@@ -67,6 +81,19 @@ class NodeAgent(ActorTypeDispatcher):
                 log.warning("node.worker_orphaned", worker_id=worker_id, node=node)
                 self.send(self._workers.pop(worker_id), ActorExitRequest())
                 del self._unlisted[worker_id]
+
+    def receiveMsg_DrainMember(self, msg: DrainMember, sender: Any) -> None:
+        """The member is leaving (SIGTERM): ask the pool to move its workers away."""
+        if self._init is not None and self._watch is not None:
+            self.send(self._watch, NodeDraining(self._init.node))
+
+    def receiveMsg_ActorExitRequest(self, msg: ActorExitRequest, sender: Any) -> None:
+        """Stopped with its pool (or by itself): stop the pool's Workers here too. Their
+        Starters ask them as well, but from another system that may be gone a moment later;
+        this request is local, so the worker processes never outlive the pool."""
+        for worker in self._workers.values():
+            self.send(worker, ActorExitRequest())
+        self._workers.clear()
 
     def receiveMsg_WorkerOnNode(self, msg: WorkerOnNode, sender: Any) -> None:
         self._workers[msg.worker_id] = sender

@@ -34,10 +34,12 @@ from .messages import (
     ListMembers,
     MemberInfo,
     MemberList,
+    NodeDraining,
     NodeLost,
     NodePing,
     NodePong,
     PlaceWorker,
+    RequestRecycle,
     WorkerAbandoned,
     WorkerPlaced,
     WorkerStartFailed,
@@ -112,6 +114,19 @@ class NodeWatch(ActorTypeDispatcher):
         assert self._table is not None
         for worker_id, node in self._table.unpark(now):
             self._tell_placed(worker_id, node)
+
+    def receiveMsg_NodeDraining(self, msg: NodeDraining, sender: Any) -> None:
+        """A member is leaving: no new placements there; its workers move (the Pool drains
+        each, the Worker exits when idle, its Starter places the next one elsewhere)."""
+        assert self._table is not None and self._init is not None
+        workers = self._table.drain(msg.node)
+        log.info("placement.member_draining", node=msg.node, workers=workers)
+        for worker_id in workers:
+            starter = self._starters.get(worker_id)
+            if starter is not None:
+                self.send(starter, msg)
+            if self._init.pool is not None:
+                self.send(self._init.pool, RequestRecycle(worker_id, "node_draining"))
 
     def receiveMsg_ListMembers(self, msg: ListMembers, sender: Any) -> None:
         summary = self._table.summary(time.monotonic()) if self._table is not None else {}

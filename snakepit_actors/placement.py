@@ -7,6 +7,7 @@
     no pong for heartbeat x misses  tick() "dead"     (its workers must be placed again)
     a pong again (paused, cut off) > pong() "live"     (probed with backoff for REVIVE_WINDOW_S)
     it leaves the convention ─────> forget()          (a new join starts over)
+    it drains (SIGTERM) ──────────> drain()  "draining" (pinged, but placed on no more)
 
 Placement is least-loaded: a worker goes to the live member with the fewest workers (ties by
 name, so it is deterministic). A worker with nowhere to go is *parked* until a member comes
@@ -27,7 +28,7 @@ from typing import Any, Literal
 NODE_CAPABILITY = "snakepit_node"
 SECRET_CAPABILITY = "snakepit_secret_digest"
 
-MemberState = Literal["joining", "live", "dead"]
+MemberState = Literal["joining", "live", "draining", "dead"]
 
 #: Capabilities every Thespian system has (not worth showing as a member's).
 _THESPIAN_KEYS = ("Admin Port", "Convention Address", "Thespian ", "Python Version")
@@ -118,9 +119,20 @@ class NodeTable:
                               and now - member.dead_since > REVIVE_WINDOW_S):
             return False
         member.last_pong, member.pid = now, pid or member.pid
+        if member.state == "draining":
+            return False
         became_live = member.state != "live"
         member.state = "live"
         return became_live
+
+    def drain(self, name: str) -> list[str]:
+        """Member ``name`` is leaving: place nothing more there; the workers assigned to it
+        (they stay assigned until they ask for a new place)."""
+        member = self.members.get(name)
+        if member is None or member.state == "dead":
+            return []
+        member.state = "draining"
+        return [w for w, node in self.assigned.items() if node == name]
 
     def place(self, worker_id: str, now: float) -> str | None:
         """The member that should run ``worker_id`` now (least loaded), or None: parked."""

@@ -69,7 +69,7 @@ class PoolRoot(ActorTypeDispatcher):
         if cfg.placement:
             node_watch = self._child("snakepit_actors.node_watch.NodeWatch", "node_watch")
             self.send(node_watch, InitNodeWatch(cfg, registries["worker_registry"],
-                                                cfg.system.secret))
+                                                cfg.system.secret, self._pool))
         context = WorkerContext(
             config=cfg, run_id=msg.run_id or uuid.uuid4().hex[:12], run_dir=run_dir,
             pool=self._pool, worker_registry=registries["worker_registry"],

@@ -23,6 +23,7 @@ from supervision import Starter as OneChildSupervisor
 from .messages import (
     InitStarter,
     InitWorker,
+    NodeDraining,
     NodeLost,
     PlaceWorker,
     WorkerAbandoned,
@@ -48,6 +49,7 @@ class Starter(OneChildSupervisor):
         self._node: str | None = None  # placement: the member node chosen for the next Worker
         self._agent: Any = None
         self._lost_reason = ""  # why the Worker being declared lost is gone
+        self._leaving_node: str | None = None  # draining: the Worker there finishes first
 
     def receiveMsg_InitStarter(self, msg: InitStarter, sender: Any) -> None:
         self._ctx, self._worker_id = msg.context, msg.worker_id
@@ -84,10 +86,19 @@ class Starter(OneChildSupervisor):
         log.info("worker.placed", worker_id=self._worker_id, node=msg.node)
         self.resume_held_starts()
 
-    def receiveMsg_NodeLost(self, msg: NodeLost, sender: Any) -> None:
-        if msg.node != self._node or self._stopping or self._ctx is None:
+    def receiveMsg_NodeDraining(self, msg: NodeDraining, sender: Any) -> None:
+        """The Worker's node is leaving: the Pool drains the Worker, which then exits; the
+        next incarnation is held until a new place comes (asked for at the exit)."""
+        if msg.node != self._node or self._stopping:
             return
-        self._node = self._agent = None
+        self._leaving_node, self._node, self._agent = msg.node, None, None
+        log.info("worker.moving", worker_id=self._worker_id, node=msg.node)
+
+    def receiveMsg_NodeLost(self, msg: NodeLost, sender: Any) -> None:
+        if msg.node not in (self._node, self._leaving_node) or self._stopping \
+                or self._ctx is None:
+            return
+        self._node = self._agent = self._leaving_node = None
         self.send(self._ctx.node_watch, PlaceWorker(self._worker_id))
         for child in self._table:
             if child.address is not None:
@@ -100,6 +111,9 @@ class Starter(OneChildSupervisor):
         if self._ctx is None or self._stopping:
             return  # stopped with the pool: no facts to peers that may be exiting too
         reason, self._lost_reason = self._lost_reason or "worker_actor_exited", ""
+        if self._leaving_node is not None:  # it left its draining node: place the next one
+            reason, self._leaving_node = f"moved off draining node {self._leaving_node}", None
+            self.send(self._ctx.node_watch, PlaceWorker(self._worker_id))
         self.send(self._ctx.worker_registry, WorkerExited(self._worker_id, reason))
         log.info("worker.restarting", worker_id=self._worker_id)
 

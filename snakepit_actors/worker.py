@@ -63,6 +63,7 @@ from .json_codec import encode_args, failure_to_error
 from .member_env import MemberEnv
 from .messages import (
     GRACEFUL_RECYCLE_REASONS,
+    MOVE_RECYCLE_REASONS,
     CancelRequest,
     Checkin,
     EndWorkerSession,
@@ -126,6 +127,8 @@ class Worker(ProcessSwapper, ActorTypeDispatcher):
         self._probe_until = 0.0
         self._endpoint = ""
         self._ready_at = 0.0
+        self._leaving = False  # its member node drains: exit once drained and idle
+        self._leave_drained = False
 
     def receiveMessage(self, message: Any, sender: Any) -> Any:
         super().receiveMessage(message, sender)
@@ -330,6 +333,7 @@ class Worker(ProcessSwapper, ActorTypeDispatcher):
         if self._probe is not None and self._probe.done():
             self._probe_done()
         self._maybe_recycle()
+        self._maybe_leave()
         self._maybe_swap()
 
     def _forward_chunks(self, flight: _InFlight) -> None:
@@ -491,6 +495,11 @@ class Worker(ProcessSwapper, ActorTypeDispatcher):
         if msg.reason == "unreachable":
             self._process_died(f"unreachable from a client: {msg.detail}")
             return
+        if msg.reason in MOVE_RECYCLE_REASONS:  # its node drains: finish, exit, move
+            self._leaving = True
+            self._leave_drained = self._leave_drained or msg.drained
+            self._maybe_leave()
+            return
         if msg.reason in GRACEFUL_RECYCLE_REASONS:
             self._recycle_gracefully(msg)
             return
@@ -518,6 +527,15 @@ class Worker(ProcessSwapper, ActorTypeDispatcher):
         self._state = "stopping"
         log.info("worker.stopping", worker_id=self._worker_id, reason="recycle")
         self._exit()
+
+    def _maybe_leave(self) -> None:
+        """Its member node drains: once the Pool's leases are back and nothing runs here,
+        stop the process and exit; the Starter places the next Worker on another node."""
+        if self._leaving and self._leave_drained and not self._in_flight \
+                and self._state == "ready":
+            self._state = "stopping"
+            log.info("worker.stopping", worker_id=self._worker_id, reason="node_draining")
+            self._exit()
 
     def _probe_done(self) -> None:
         probe, self._probe = self._probe, None

@@ -17,6 +17,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -79,6 +80,10 @@ def test_workers_land_on_the_member_with_the_capability_and_serve_both_paths(
         assert wait_until(lambda: any(  # worker output lands in the member's log
             e.get("event") == "worker.output" and e.get("worker_id") == "mh_worker_1"
             for e in members[1].events()), 10.0)
+        remote_pids = {w.pid for w in workers}
+    # closing the pool ends its processes on the member; the member itself runs on
+    assert wait_until(lambda: not any(alive(p) for p in remote_pids), 10.0)
+    assert members[1].proc.poll() is None
 
 
 def test_a_member_killed_outright_fails_its_requests_and_its_workers_move(
@@ -177,6 +182,39 @@ def test_a_member_paused_past_the_deadline_loses_its_workers_and_is_taken_back_l
         assert wait_until(lambda: set(worker_nodes(pool).values()) == {first.name}
                           and pool.stats().workers == 2, 30.0), (pool.workers(), pool.stats())
         assert pool.execute("ping") == "pong"
+
+
+def test_a_member_stopped_with_sigterm_hands_its_workers_over_without_a_failed_request(
+        tmp_path: Path, members: list[Member]) -> None:
+    """Maintenance: SIGTERM to a member drains it. Its workers finish what they run, then move
+    to the other member; callers see no error; the member exits 0 once nothing is left."""
+    port = free_port()
+    members += [Member(port, "a", "worker_node=true", log_dir=tmp_path),
+                Member(port, "b", "worker_node=true", log_dir=tmp_path)]
+    with Pool.start(leader_config(port)) as pool, ThreadPoolExecutor(4) as ex:
+        leaving = next(m for m in members if m.name == worker_nodes(pool)["mh_worker_1"])
+        staying = next(m for m in members if m is not leaving)
+        sleeps = [ex.submit(pool.execute, "sleep", {"seconds": 2}, timeout=60)
+                  for _ in range(2)]  # one on each worker (they are both busy)
+        time.sleep(0.5)
+        t0 = time.monotonic()
+        leaving.proc.send_signal(signal.SIGTERM)
+        echoes, exited = [], 0.0
+        while time.monotonic() - t0 < 4.0:  # bounded: about 4 s of traffic meanwhile
+            echoes.append(pool.execute("echo", {"n": len(echoes)}, timeout=60))
+            if not exited and leaving.proc.poll() is not None:
+                exited = time.monotonic() - t0
+        assert [s.result(60) for s in sleeps] == [2, 2]
+        assert echoes == [{"n": i} for i in range(len(echoes))]
+        assert leaving.proc.wait(30) == 0
+        exited = exited or time.monotonic() - t0
+        assert wait_until(lambda: set(worker_nodes(pool).values()) == {staying.name}
+                          and pool.stats().workers == 2, 20.0), pool.workers()
+        assert pool.stats().errors == 0
+        print(f"{leaving.name} exited {exited:.2f} s after SIGTERM; workers on "
+              f"{staying.name} after {time.monotonic() - t0:.2f} s; {len(echoes)} requests "
+              f"meanwhile, none failed")
+    assert "draining" in leaving.log_path.read_text()
 
 
 def test_a_placement_no_member_meets_fails_start_up_naming_what_is_missing(
