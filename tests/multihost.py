@@ -66,6 +66,17 @@ def system_tree(cli_pid: int, admin_port: int) -> set[int]:
     return {pid for pid in pids if alive(pid)}
 
 
+def terminate(proc: subprocess.Popen[Any], timeout_s: float = 30.0) -> None:
+    """SIGTERM ``proc`` (a CLI we started) and wait; SIGKILL it if it takes too long."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout_s)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+
+
 def kill_all(pids: set[int]) -> None:
     """SIGKILL every pid at once (all were verified ours just before)."""
     for pid in pids:
@@ -112,12 +123,7 @@ class Member:
         """SIGTERM, wait; the processes of this member still alive afterwards (then killed)."""
         if self.proc.poll() is None:
             self.tree()
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
+            terminate(self.proc)
         self._log.close()
         wait_until(lambda: not any(alive(p) for p in self.known), 5.0)
         left = [p for p in self.known if alive(p)]

@@ -21,6 +21,7 @@ import psutil
 import pytest
 
 from snakepit_actors.system import free_port
+from tests.multihost import terminate
 
 pytestmark = [pytest.mark.timeout(120), pytest.mark.slow]
 ROOT = Path(__file__).resolve().parent.parent
@@ -73,13 +74,7 @@ class RunningNode:
                              f"{self.stderr_path.read_text()[-2000:]}")
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
+        terminate(self.proc)
         self._err.close()
         if self.proc.stdout is not None:
             self.proc.stdout.close()
