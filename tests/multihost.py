@@ -88,7 +88,7 @@ class Member:
     """A member node process: ``snakepit-actors node --leader 127.0.0.1:PORT ...``."""
 
     def __init__(self, leader_port: int, name: str, *capabilities: str, log_dir: Path,
-                 secret: str | None = None) -> None:
+                 secret: str | None = None, extra: tuple[str, ...] = ()) -> None:
         self.name = name
         self.admin_port = free_port()
         self.log_path = log_dir / f"member-{name}.log"
@@ -99,6 +99,7 @@ class Member:
             argv += ["--capability", capability]
         if secret is not None:
             argv += ["--secret", secret]
+        argv += list(extra)
         self._log = open(self.log_path, "w")  # noqa: SIM115  (closed in stop)
         self.proc = subprocess.Popen(argv, stdout=self._log, stderr=subprocess.STDOUT,
                                      env=cli_env(), start_new_session=True)

@@ -60,14 +60,15 @@ def test_workers_land_on_the_member_with_the_capability_and_serve_both_paths(
         tmp_path: Path, members: list[Member]) -> None:
     port = free_port()
     members.append(Member(port, "plain", "zone=a", log_dir=tmp_path))
-    members.append(Member(port, "gpu", "worker_node=true", "zone=b", log_dir=tmp_path))
+    members.append(Member(port, "gpu", "worker_node=true", "zone=b", log_dir=tmp_path,
+                          extra=("--worker-host", "127.0.0.2")))  # another loopback address
     with Pool.start(leader_config(port)) as pool:
         assert worker_nodes(pool) == {"mh_worker_1": "gpu", "mh_worker_2": "gpu"}
         gpu_pids = members[1].tree()
         workers = pool.workers()
         assert all(w.pid in gpu_pids for w in workers), "worker processes run on the member"
         assert not {w.pid for w in workers} & members[0].tree()
-        assert all(w.endpoint.startswith("127.0.0.1:") for w in workers)  # TCP, advertised
+        assert all(w.endpoint.startswith("127.0.0.2:") for w in workers)  # TCP, advertised
         # direct path: gRPC from here straight to the member's processes
         assert [pool.execute("add", {"a": i, "b": 1}) for i in range(20)] == list(range(1, 21))
 
