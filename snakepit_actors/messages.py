@@ -583,11 +583,11 @@ class WorkerProcessLost:
 #: ``RecycleWorker`` reasons that replace a process gracefully: the replacement starts before
 #: the old process stops, and the old one is drained first.
 GRACEFUL_RECYCLE_REASONS = frozenset({"max_requests", "ttl", "memory", "manual",
-                                      "node_draining"})
+                                      "node_draining", "rebalance"})
 #: Graceful reasons that move the worker instead of swapping its process in place: its member
 #: node is draining, so the Worker finishes what it runs and exits; its Starter places the
 #: next incarnation on another member.
-MOVE_RECYCLE_REASONS = frozenset({"node_draining"})
+MOVE_RECYCLE_REASONS = frozenset({"node_draining", "rebalance"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -993,6 +993,7 @@ class NodeDraining:
     """NodeAgent -> NodeWatch, then NodeWatch -> the Starters placed there: member ``node``
     is leaving. The NodeWatch places nothing new there and asks the Pool to move its workers
     (``RequestRecycle(reason="node_draining")``); each Starter places its next Worker
-    elsewhere once the current one has finished its requests and exited."""
+    elsewhere once the current one has finished its requests and exited. NodeWatch also sends
+    it to one Starter alone to move its worker for balance (``reason="rebalance"``)."""
 
     node: str

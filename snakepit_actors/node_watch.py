@@ -39,6 +39,7 @@ from .messages import (
     NodePing,
     NodePong,
     PlaceWorker,
+    RecycleRequested,
     RequestRecycle,
     WorkerAbandoned,
     WorkerPlaced,
@@ -61,6 +62,7 @@ class NodeWatch(ActorTypeDispatcher):
         self._table: NodeTable | None = None
         self._starters: dict[str, Any] = {}  # worker_id -> the Starter that asked
         self._others: dict[str, str] = {}  # members that cannot run our workers -> why
+        self._moving: set[str] = set()  # workers moved for balance, until placed again
         self._seq = 0
 
     def receiveMsg_InitNodeWatch(self, msg: InitNodeWatch, sender: Any) -> None:
@@ -138,6 +140,7 @@ class NodeWatch(ActorTypeDispatcher):
     def receiveMsg_PlaceWorker(self, msg: PlaceWorker, sender: Any) -> None:
         assert self._table is not None
         self._starters[msg.worker_id] = sender
+        self._moving.discard(msg.worker_id)
         node = self._table.place(msg.worker_id, time.monotonic())
         if node is not None:
             self._tell_placed(msg.worker_id, node)
@@ -163,7 +166,34 @@ class NodeWatch(ActorTypeDispatcher):
             self._report_unplaced(worker_id)
         for member in self._table.pingable(now):
             self._ping(member)
+        self._rebalance()
         self.wakeupAfter(self._init.config.node_heartbeat_s, payload="tick")
+
+    def _rebalance(self) -> None:
+        """Move one worker off the most loaded member when another runs two fewer (a member
+        joined later): the Pool drains it, it exits, its Starter places it anew."""
+        assert self._table is not None and self._init is not None
+        worker_id = self._table.overloaded(self._moving)
+        starter = self._starters.get(worker_id or "")
+        if worker_id is None or starter is None or self._init.pool is None:
+            return
+        node = self._table.assigned[worker_id]
+        self._moving.add(worker_id)
+        log.info("placement.rebalancing", worker_id=worker_id, node=node)
+        self.send(starter, NodeDraining(node))
+        self.send(self._init.pool, RequestRecycle(worker_id, "rebalance", request_id=node))
+
+    def receiveMsg_RecycleRequested(self, msg: RecycleRequested, sender: Any) -> None:
+        """The Pool's answer to a rebalance: refused (the worker is busy recycling or not
+        ready), the worker stays where it is; its Starter hears it is placed there again."""
+        assert self._table is not None
+        if msg.accepted or msg.worker_id not in self._moving:
+            return
+        self._moving.discard(msg.worker_id)
+        node, starter = msg.request_id, self._starters.get(msg.worker_id)
+        if starter is not None and self._table.assigned.get(msg.worker_id) == node:
+            self.send(starter, WorkerPlaced(msg.worker_id, node,
+                                            self._table.members[node].agent))
 
     def _ping(self, member: Any) -> None:
         assert self._table is not None

@@ -9,6 +9,9 @@
     it leaves the convention ─────> forget()          (a new join starts over)
     it drains (SIGTERM) ──────────> drain()  "draining" (pinged, but placed on no more)
 
+A member that joins when the others are busy gets workers moved to it, one at a time, while
+the most loaded member runs two or more workers more than the least loaded (``overloaded``).
+
 Placement is least-loaded: a worker goes to the live member with the fewest workers (ties by
 name, so it is deterministic). A worker with nowhere to go is *parked* until a member comes
 alive; ``tick`` reports parked workers once they waited ``placement_timeout``.
@@ -155,6 +158,25 @@ class NodeTable:
         """Whether a member that joined is yet to answer its first ping: placing parked
         workers now would crowd them all onto whichever member answered first."""
         return any(m.state == "joining" for m in self.members.values())
+
+    def overloaded(self, moving: set[str]) -> str | None:
+        """A worker to move for balance: one on the most loaded live member when it runs at
+        least two more than the least loaded one (so a move never makes it worse), and
+        nothing is parked or already moving. Deterministic: the last worker by id."""
+        if self.parked or moving:
+            return None
+        live = [m.name for m in self.members.values() if m.state == "live"]
+        if len(live) < 2:
+            return None
+        on: dict[str, list[str]] = {name: [] for name in live}
+        for worker_id, node in self.assigned.items():
+            if node in on:
+                on[node].append(worker_id)
+        busiest = max(live, key=lambda n: (len(on[n]), n))
+        idlest = min(live, key=lambda n: (len(on[n]), n))
+        if len(on[busiest]) - len(on[idlest]) < 2:
+            return None
+        return max(on[busiest])
 
     def unpark(self, now: float) -> list[tuple[str, str]]:
         """Place every parked worker that can go somewhere now: ``(worker_id, node)``."""

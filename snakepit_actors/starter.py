@@ -82,6 +82,8 @@ class Starter(OneChildSupervisor):
     def receiveMsg_WorkerPlaced(self, msg: WorkerPlaced, sender: Any) -> None:
         if self._stopping:
             return
+        if msg.node == self._leaving_node:  # a move was refused: it stays there
+            self._leaving_node = None
         self._node, self._agent = msg.node, msg.agent
         log.info("worker.placed", worker_id=self._worker_id, node=msg.node)
         self.resume_held_starts()

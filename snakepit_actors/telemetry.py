@@ -50,7 +50,7 @@ EVENTS = frozenset({
     "placement.watching", "placement.waiting", "placement.placed", "placement.member_joined",
     "placement.member_live", "placement.member_ignored", "placement.member_lost",
     "placement.no_member", "worker.placed", "worker.node_lost", "worker.timeout_recovered",
-    "worker.moving", "placement.member_draining", "member.draining",
+    "worker.moving", "placement.member_draining", "member.draining", "placement.rebalancing",
 })
 
 LogFormat = Literal["json", "console", "keyvalue", "auto"]

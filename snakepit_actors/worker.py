@@ -534,7 +534,7 @@ class Worker(ProcessSwapper, ActorTypeDispatcher):
         if self._leaving and self._leave_drained and not self._in_flight \
                 and self._state == "ready":
             self._state = "stopping"
-            log.info("worker.stopping", worker_id=self._worker_id, reason="node_draining")
+            log.info("worker.stopping", worker_id=self._worker_id, reason="moving")
             self._exit()
 
     def _probe_done(self) -> None:

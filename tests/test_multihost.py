@@ -218,6 +218,25 @@ def test_a_member_stopped_with_sigterm_hands_its_workers_over_without_a_failed_r
     assert "draining" in leaving.log_path.read_text()
 
 
+def test_a_member_joining_a_busy_pool_gets_workers_moved_to_it_without_a_failed_request(
+        tmp_path: Path, members: list[Member]) -> None:
+    port = free_port()
+    members.append(Member(port, "first", "worker_node=true", log_dir=tmp_path))
+    with Pool.start(leader_config(port, size=4)) as pool:
+        assert set(worker_nodes(pool).values()) == {"first"}
+        members.append(Member(port, "second", "worker_node=true", log_dir=tmp_path))
+        t0, done = time.monotonic(), []
+        while time.monotonic() - t0 < 30:  # bounded; traffic all along
+            done.append(pool.execute("add", {"a": len(done), "b": 0}, timeout=60))
+            nodes = sorted(worker_nodes(pool).values())
+            if nodes == ["first", "first", "second", "second"] and pool.stats().workers == 4:
+                break
+        assert nodes == ["first", "first", "second", "second"], pool.workers()
+        assert done == list(range(len(done))) and pool.stats().errors == 0
+        print(f"balanced 2:2 {time.monotonic() - t0:.2f} s after the second member's "
+              f"launch; {len(done)} requests meanwhile, none failed")
+
+
 def test_a_placement_no_member_meets_fails_start_up_naming_what_is_missing(
         tmp_path: Path, members: list[Member]) -> None:
     port = free_port()

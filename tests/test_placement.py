@@ -102,6 +102,23 @@ def test_a_member_must_be_a_snakepit_node_with_the_capabilities_and_the_secret()
     assert secret_digest("s", "n1") != secret_digest("s", "n2")
 
 
+def test_a_member_two_workers_lighter_than_another_gets_one_moved_to_it() -> None:
+    nodes = table("a")
+    for i in range(3):
+        nodes.place(f"w{i}", 0.0)
+    assert nodes.overloaded(set()) is None  # one live member: nowhere to go
+    nodes.add("b", {NODE_CAPABILITY: "b"}, "agent", 1.0)
+    assert nodes.overloaded(set()) is None  # b is only joining
+    nodes.pong("b", 1.0)
+    assert nodes.overloaded(set()) == "w2"  # 3 against 0
+    assert nodes.overloaded({"w2"}) is None  # one move at a time
+    assert nodes.place("w2", 2.0) == "b"
+    assert nodes.overloaded(set()) is None  # 2 against 1: a move would not help
+    nodes.place("w9", 2.0)  # b
+    nodes.parked["w10"] = 2.0
+    assert nodes.overloaded(set()) is None  # parked workers come first
+
+
 def test_the_summary_hides_the_secret_digest_and_thespians_own_capabilities() -> None:
     nodes = table("a")
     nodes.members["a"].capabilities.update({SECRET_CAPABILITY: "digest", "gpu": 1,
