@@ -61,8 +61,6 @@ from .messages import (
     StartPool,
     StartProgress,
     StreamChunk,
-    WatchingLauncher,
-    WatchLauncher,
     WorkerInfo,
     WorkerList,
 )
@@ -137,13 +135,11 @@ class Pool(SessionMethods, HostToolMethods):
         gateway: _Gateway | None = None
         admin_pid = 0
         try:
-            from .launcher_watch import LauncherWatch
+            from .launcher_watch import watch_launcher
             from .pool_root import PoolRoot
 
             asys = system.actor_system
-            watch = asys.createActor(LauncherWatch)
-            watching = asys.ask(watch, WatchLauncher(os.getpid()), _CONTROL_TIMEOUT_S)
-            admin_pid = watching.admin_pid if isinstance(watching, WatchingLauncher) else 0
+            admin_pid = watch_launcher(asys, _CONTROL_TIMEOUT_S)
             root = asys.createActor(PoolRoot)
             gateway = _Gateway(asys, cfg.name, on_progress)
             started = gateway.call(root, StartPool(cfg, run_id, run_dir, process_db, os.getpid(),

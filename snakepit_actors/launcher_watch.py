@@ -24,6 +24,13 @@ from .telemetry import get_logger
 log = get_logger("system")
 
 
+def watch_launcher(asys: Any, timeout_s: float) -> int:
+    """Start a ``LauncherWatch`` in ``asys`` (an external ``ActorSystem`` handle) for this
+    process; returns the admin's pid it reports (0 if it did not answer in time)."""
+    watching = asys.ask(asys.createActor(LauncherWatch), WatchLauncher(os.getpid()), timeout_s)
+    return watching.admin_pid if isinstance(watching, WatchingLauncher) else 0
+
+
 class LauncherWatch(ActorTypeDispatcher):
     """Calls ``actorSystemShutdown()`` once the watched pid is gone."""
 

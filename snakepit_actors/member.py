@@ -178,14 +178,13 @@ class MemberNode:
                  capabilities=dict(opts.capabilities))
 
     def _start_actors(self) -> None:
-        from .launcher_watch import LauncherWatch
+        from .launcher_watch import watch_launcher
         from .member_directory import MEMBER_DIRECTORY, MemberDirectory
-        from .messages import InitRegistry, WatchingLauncher, WatchLauncher
+        from .messages import InitRegistry
         from .process_registry import ProcessRegistry
 
         asys = self._system.actor_system
-        watching = asys.ask(asys.createActor(LauncherWatch), WatchLauncher(os.getpid()), 10.0)
-        self._admin_pid = watching.admin_pid if isinstance(watching, WatchingLauncher) else 0
+        self._admin_pid = watch_launcher(asys, 10.0)
         registry = asys.createActor(ProcessRegistry, globalName=MEMBER_REGISTRY)
         asys.tell(registry, InitRegistry(f"member:{self.name}", self._process_db, os.getpid()))
         asys.createActor(MemberDirectory, globalName=MEMBER_DIRECTORY)
@@ -212,6 +211,7 @@ class MemberNode:
     def _processes_left(self) -> int:
         """Worker processes of this member still running (rows whose pid and create time
         still name a live process; a row left by a stopped Worker does not count)."""
+        from .orphans import same_start
         from .process_registry import ProcessTable, identify_process
 
         assert self._env is not None
@@ -221,9 +221,9 @@ class MemberNode:
         except Exception:
             return 0
         now = time.time()
-        return sum(1 for row in rows if (row.state == "spawning" and now - row.updated_at < 60) or (
-            (found := identify_process(row.pid)) is not None
-            and abs(found.create_time - row.create_time) < 0.01))
+        return sum(1 for row in rows if (row.state == "spawning" and now - row.updated_at < 60)
+                   or ((found := identify_process(row.pid)) is not None
+                       and same_start(found.create_time, row.create_time)))
 
     @property
     def admin_pid(self) -> int:

@@ -201,6 +201,10 @@ class ListWorkers:
     request_id: str = ""
 
 
+#: ``WorkerReady.node`` / ``WorkerInfo.node`` of a worker on the pool's own system.
+LOCAL_NODE = "local"
+
+
 @dataclass(frozen=True, slots=True)
 class WorkerInfo:
     """One worker: ``pid`` is the external process's OS pid; ``state`` is one of
@@ -327,7 +331,7 @@ class WorkerReady:
     endpoint: str
     restarts: int
     started_at: float
-    node: str = "local"  # the member node it runs on; "local": the pool's own system
+    node: str = LOCAL_NODE  # the member node it runs on; LOCAL_NODE: the pool's own system
 
 
 @dataclass(frozen=True, slots=True)

@@ -42,8 +42,6 @@ from .messages import (
     PoolStats,
     RegisterPool,
     StartPool,
-    WatchingLauncher,
-    WatchLauncher,
 )
 from .metrics import StatsCache, prometheus_modules, serve_metrics
 from .node_directory import NODE_GLOBAL_NAME
@@ -192,15 +190,13 @@ class Node:
             os.replace(path + ".tmp", path)
 
     def _start_tree(self, on_pool: Callable[[PoolEntry, float], None] | None) -> None:
-        from .launcher_watch import LauncherWatch
+        from .launcher_watch import watch_launcher
         from .node_directory import NodeDirectory
         from .pool_root import PoolRoot
 
         assert self._system is not None
         asys = self._system.actor_system
-        watching = asys.ask(asys.createActor(LauncherWatch), WatchLauncher(os.getpid()),
-                            _CONTROL_TIMEOUT_S)
-        self._admin_pid = watching.admin_pid if isinstance(watching, WatchingLauncher) else 0
+        self._admin_pid = watch_launcher(asys, _CONTROL_TIMEOUT_S)
         directory = asys.createActor(NodeDirectory, globalName=NODE_GLOBAL_NAME)
         asys.tell(directory, InitNodeDirectory(self.node_file.node.name, os.getpid(),
                                                time.time()))

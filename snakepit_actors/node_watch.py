@@ -198,7 +198,7 @@ class NodeWatch(ActorTypeDispatcher):
     def _ping(self, member: Any) -> None:
         assert self._table is not None
         self._seq += 1
-        placed = tuple(w for w, node in self._table.assigned.items() if node == member.name)
+        placed = tuple(self._table.workers_on(member.name))
         self.send(member.agent, NodePing(self._seq, time.time(), placed))
 
     def _lost(self, name: str, reason: str) -> None:

@@ -63,6 +63,12 @@ class Verdict:
     signal_group: bool = False
 
 
+def same_start(create_time: float, recorded: float) -> bool:
+    """Whether a live process's ``create_time`` is the one ``recorded`` for its pid (else the
+    pid was reused), within ``CREATE_TIME_TOLERANCE_S``. An unrecorded time never matches."""
+    return recorded > 0 and abs(create_time - recorded) <= CREATE_TIME_TOLERANCE_S
+
+
 def run_is_over(row: ProcessRow, owner: ProcessIdentity | None) -> bool:
     """Whether the run of ``row`` is over: its owner is gone or its pid now names another
     process (create times differ by more than ``CREATE_TIME_TOLERANCE_S``).
@@ -71,8 +77,8 @@ def run_is_over(row: ProcessRow, owner: ProcessIdentity | None) -> bool:
         row: a row of the process table.
         owner: what holds ``row.owner_pid`` now (``identify_process``); None if nothing alive.
     """
-    return (owner is None or row.owner_pid <= 0 or row.owner_create_time <= 0
-            or abs(owner.create_time - row.owner_create_time) > CREATE_TIME_TOLERANCE_S)
+    return (owner is None or row.owner_pid <= 0
+            or not same_start(owner.create_time, row.owner_create_time))
 
 
 def has_run_marker(process: ProcessFacts, run_id: str, worker_id: str | None = None) -> bool:
@@ -114,8 +120,7 @@ def judge(row: ProcessRow, *, owner: ProcessIdentity | None, process: ProcessFac
     if process.uid != uid:
         return Verdict("remove", "other_user")
     started_ok = (process.create_time >= row.created_at - CREATE_TIME_TOLERANCE_S if spawning
-                  else row.create_time > 0
-                  and abs(process.create_time - row.create_time) <= CREATE_TIME_TOLERANCE_S)
+                  else same_start(process.create_time, row.create_time))
     if not started_ok:
         return Verdict("remove", "pid_reused")
     if not has_run_marker(process, row.run_id, row.worker_id if spawning else None):

@@ -135,20 +135,16 @@ class NodeTable:
         if member is None or member.state == "dead":
             return []
         member.state = "draining"
-        return [w for w, node in self.assigned.items() if node == name]
+        return self.workers_on(name)
 
     def place(self, worker_id: str, now: float) -> str | None:
         """The member that should run ``worker_id`` now (least loaded), or None: parked."""
         self.assigned.pop(worker_id, None)
-        live = [m.name for m in self.members.values() if m.state == "live"]
-        if not live:
+        on = self._live_loads()
+        if not on:
             self.parked.setdefault(worker_id, now)
             return None
-        load = {name: 0 for name in live}
-        for node in self.assigned.values():
-            if node in load:
-                load[node] += 1
-        best = min(live, key=lambda name: (load[name], name))
+        best = min(on, key=lambda name: (len(on[name]), name))
         self.assigned[worker_id] = best
         self.parked.pop(worker_id, None)
         self.reported.discard(worker_id)
@@ -163,20 +159,27 @@ class NodeTable:
         """A worker to move for balance: one on the most loaded live member when it runs at
         least two more than the least loaded one (so a move never makes it worse), and
         nothing is parked or already moving. Deterministic: the last worker by id."""
-        if self.parked or moving:
+        on = self._live_loads()
+        if self.parked or moving or len(on) < 2:
             return None
-        live = [m.name for m in self.members.values() if m.state == "live"]
-        if len(live) < 2:
-            return None
-        on: dict[str, list[str]] = {name: [] for name in live}
-        for worker_id, node in self.assigned.items():
-            if node in on:
-                on[node].append(worker_id)
-        busiest = max(live, key=lambda n: (len(on[n]), n))
-        idlest = min(live, key=lambda n: (len(on[n]), n))
+        busiest = max(on, key=lambda n: (len(on[n]), n))
+        idlest = min(on, key=lambda n: (len(on[n]), n))
         if len(on[busiest]) - len(on[idlest]) < 2:
             return None
         return max(on[busiest])
+
+    def workers_on(self, name: str) -> list[str]:
+        """The workers assigned to member ``name``."""
+        return [w for w, node in self.assigned.items() if node == name]
+
+    def _live_loads(self) -> dict[str, list[str]]:
+        """Every live member -> the workers assigned to it."""
+        on: dict[str, list[str]] = {m.name: [] for m in self.members.values()
+                                    if m.state == "live"}
+        for worker_id, node in self.assigned.items():
+            if node in on:
+                on[node].append(worker_id)
+        return on
 
     def unpark(self, now: float) -> list[tuple[str, str]]:
         """Place every parked worker that can go somewhere now: ``(worker_id, node)``."""
@@ -205,7 +208,7 @@ class NodeTable:
             member.state, member.dead_since = "dead", now
             member.probe_gap = 0.0
             member.next_probe = now + 2 * self.heartbeat_s
-        lost = [w for w, node in self.assigned.items() if node == name]
+        lost = self.workers_on(name)
         for worker_id in lost:
             del self.assigned[worker_id]
         return lost
@@ -232,7 +235,7 @@ class NodeTable:
         """node -> state, seconds since its last pong, assigned worker count and
         capabilities (without the secret digest or Thespian's own), by node name."""
         return {m.name: {"state": m.state, "silent_s": round(max(0.0, now - m.last_pong), 2),
-                         "workers": sum(1 for node in self.assigned.values() if node == m.name),
+                         "workers": len(self.workers_on(m.name)),
                          "capabilities": {
                              k: v for k, v in m.capabilities.items()
                              if k != SECRET_CAPABILITY and not k.startswith(_THESPIAN_KEYS)}}

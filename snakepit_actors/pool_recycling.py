@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from .lifecycle import RecyclePolicy
 from .messages import (
@@ -34,9 +34,6 @@ from .messages import (
 )
 from .pool_desk import PoolDesk
 from .telemetry import get_logger
-
-if TYPE_CHECKING:
-    pass
 
 log = get_logger("pool")
 

@@ -24,6 +24,7 @@ from thespian.actors import ActorTypeDispatcher, WakeupMessage
 
 from .lifecycle import RecyclePolicy
 from .messages import (
+    LOCAL_NODE,
     InitRecycler,
     RecycleRequested,
     RequestRecycle,
@@ -58,9 +59,10 @@ class Recycler(ActorTypeDispatcher):
         super().__init__()
         self._policy = RecyclePolicy()
         self._pool: Any = None
-        self._ready: dict[str, tuple[int, float]] = {}  # worker_id -> (pid, ready at)
+        # worker_id -> (pid, ready at, runs on this host: a member's pid names another host's
+        # process, so its RSS cannot be sampled from here)
+        self._ready: dict[str, tuple[int, float, bool]] = {}
         self._asked: set[int] = set()  # pids already reported (one request per process)
-        self._remote: set[str] = set()  # workers on member nodes
         self._interval_s = 1.0
 
     def receiveMsg_InitRecycler(self, msg: InitRecycler, sender: Any) -> None:
@@ -74,11 +76,7 @@ class Recycler(ActorTypeDispatcher):
         self.wakeupAfter(self._interval_s)
 
     def receiveMsg_WorkerReady(self, msg: WorkerReady, sender: Any) -> None:
-        self._ready[msg.worker_id] = (msg.pid, msg.started_at)
-        if msg.node != "local":
-            self._remote.add(msg.worker_id)  # its pid is of another host: no RSS from here
-        else:
-            self._remote.discard(msg.worker_id)
+        self._ready[msg.worker_id] = (msg.pid, msg.started_at, msg.node == LOCAL_NODE)
 
     def receiveMsg_WorkerExited(self, msg: WorkerExited, sender: Any) -> None:
         self._ready.pop(msg.worker_id, None)
@@ -96,14 +94,14 @@ class Recycler(ActorTypeDispatcher):
 
     def receiveMsg_WakeupMessage(self, msg: WakeupMessage, sender: Any) -> None:
         now = time.time()
-        for worker_id, (pid, ready_at) in list(self._ready.items()):
+        for worker_id, (pid, ready_at, local) in list(self._ready.items()):
             if pid in self._asked:
                 continue
-            rss = (tree_rss_bytes(pid) if self._policy.memory_mb is not None
-                   and worker_id not in self._remote else None)
+            rss = (tree_rss_bytes(pid) if self._policy.memory_mb is not None and local
+                   else None)
             reason = self._policy.due(now=now, ready_at=ready_at, rss_bytes=rss)
             if reason is not None:
                 self._asked.add(pid)
                 self.send(self._pool, RequestRecycle(worker_id, reason, request_id=str(pid)))
-        self._asked &= {pid for pid, _ in self._ready.values()}
+        self._asked &= {pid for pid, _, _ in self._ready.values()}
         self.wakeupAfter(self._interval_s)

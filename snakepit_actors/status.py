@@ -15,6 +15,7 @@ import time
 from dataclasses import asdict
 from typing import Any
 
+from .messages import LOCAL_NODE
 from .node_client import NodeClient
 from .recycler import tree_rss_bytes
 
@@ -77,7 +78,7 @@ def _stats_dict(stats: Any) -> dict[str, Any] | None:
 
 
 def _worker_row(info: Any, now: float) -> dict[str, Any]:
-    local = info.node == "local"  # a member node's pids are of another host: no RSS here
+    local = info.node == LOCAL_NODE  # a member node's pids are of another host: no RSS
     rss = tree_rss_bytes(info.pid) if info.pid and local else None
     return {"worker_id": info.worker_id, "node": info.node, "pid": info.pid,
             "state": info.state,
@@ -137,7 +138,7 @@ def render(report: dict[str, Any]) -> str:
         lines += ["", f"  {'worker':<22} {'node':<12} {'pid':>7} {'state':<9} {'requests':>8} "
                       f"{'restarts':>8} {'rss MB':>7} {'uptime s':>9}"]
         for w in pool["workers"]:
-            lines.append(f"  {w['worker_id']:<22} {w.get('node', 'local'):<12} {w['pid']:>7} "
+            lines.append(f"  {w['worker_id']:<22} {w['node']:<12} {w['pid']:>7} "
                          f"{w['state']:<9} "
                          f"{w['requests']:>8} {w['restarts']:>8} {_num(w['rss_mb']):>7} "
                          f"{_num(w['uptime_s']):>9}")
@@ -161,9 +162,9 @@ def _tree_lines(node: dict[str, Any], prefix: str, last: bool, root: bool) -> li
     text = (f"{head:<44} pid {_num(node['pid']):>7}  {node['state']:<10} restarts "
             f"{node['restarts']}")
     if "process" in node:
-        where = node["process"].get("node", "local")
+        where = node["process"]["node"]
         text += (f"  -> process {node['process']['pid']} ({node['process']['state']})"
-                 + ("" if where == "local" else f" on {where}"))
+                 + ("" if where == LOCAL_NODE else f" on {where}"))
     lines = [text]
     child_prefix = "  " if root else prefix + ("   " if last else "│  ")
     for m in node.get("members", []):

@@ -63,6 +63,7 @@ from .json_codec import encode_args, failure_to_error
 from .member_env import MemberEnv
 from .messages import (
     GRACEFUL_RECYCLE_REASONS,
+    LOCAL_NODE,
     MOVE_RECYCLE_REASONS,
     CancelRequest,
     Checkin,
@@ -216,7 +217,7 @@ class Worker(ProcessSwapper, ActorTypeDispatcher):
         advertised address."""
         if not again:
             self._endpoint, self._ready_at = address, time.time()
-        node, endpoint = "local", address
+        node, endpoint = LOCAL_NODE, address
         if self._member is not None:
             node, endpoint = self._member.node, self._member.advertise(address)
         return WorkerReady(self._worker_id, self.myAddress, pid, endpoint, self._restarts,
