@@ -62,7 +62,10 @@ def test_workers_land_on_the_member_with_the_capability_and_serve_both_paths(
     members.append(Member(port, "plain", "zone=a", log_dir=tmp_path))
     members.append(Member(port, "gpu", "worker_node=true", "zone=b", log_dir=tmp_path,
                           extra=("--worker-host", "127.0.0.2")))  # another loopback address
-    with Pool.start(leader_config(port)) as pool:
+    # worker_memory_mb=1: every process is above it, but a member's RSS cannot be sampled
+    # from the leader (its pids are another host's), so nothing may be recycled for it
+    cfg = leader_config(port, worker_memory_mb=1, heartbeat_interval=0.5)
+    with Pool.start(cfg) as pool:
         assert worker_nodes(pool) == {"mh_worker_1": "gpu", "mh_worker_2": "gpu"}
         gpu_pids = members[1].tree()
         workers = pool.workers()
@@ -82,6 +85,8 @@ def test_workers_land_on_the_member_with_the_capability_and_serve_both_paths(
             e.get("event") == "worker.output" and e.get("worker_id") == "mh_worker_1"
             for e in members[1].events()), 10.0)
         remote_pids = {w.pid for w in workers}
+        time.sleep(1.5)  # three memory samples
+        assert (pool.stats().recycled, pool.stats().restarts) == (0, 0)
     # closing the pool ends its processes on the member; the member itself runs on
     assert wait_until(lambda: not any(alive(p) for p in remote_pids), 10.0)
     assert members[1].proc.poll() is None

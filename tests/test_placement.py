@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+from typing import Any
 
 import pytest
 
@@ -195,3 +196,46 @@ def test_doctor_checks_a_convention_leader(node: dict[str, object], pools: dict[
     node_file = parse_node_config({"node": {"admin_port": 27500, **node},
                                    "pools": {"p": pools}})
     assert {c.name: c.level for c in _multihost(node_file)} == expected
+
+
+def test_a_drain_counts_only_worker_processes_still_running(tmp_path: Any) -> None:
+    """Rows a stopped Worker left behind (its pid gone, or reused by another process) do not
+    hold a member's drain until its timeout; a live process and a fresh spawn do."""
+    import os
+    import time
+
+    import psutil
+
+    from snakepit_actors.member import MemberNode, MemberOptions
+    from snakepit_actors.process_registry import ProcessIdentity, ProcessTable
+
+    db = str(tmp_path / "processes.sqlite3")
+    member = MemberNode(MemberOptions(leader=("127.0.0.1", 1)))
+    member._process_db, member._env = db, MemberEnv("m", str(tmp_path), "run1")
+    me = psutil.Process()
+    owner = ProcessIdentity(me.pid, me.create_time())
+    with ProcessTable(db) as table:
+        for worker_id in ("live", "gone", "reused", "spawning"):
+            table.record_spawning("run1", worker_id, "p", owner)
+        table.record_spawned("run1", "live", me.pid, os.getpgid(0), me.create_time())
+        table.record_spawned("run1", "gone", 2**22 + 7, 0, time.time())  # no such pid
+        table.record_spawned("run1", "reused", me.pid, 0, me.create_time() - 3600)
+    assert member._processes_left() == 2  # "live" and "spawning"
+
+
+def test_thespians_spurious_create_error_is_dropped_and_real_ones_kept() -> None:
+    import logging
+
+    from snakepit_actors.system import SpuriousCreateFailure
+
+    def record(msg: str, *args: object) -> logging.LogRecord:
+        return logging.LogRecord("t", logging.ERROR, __file__, 1, msg, args, None)
+
+    keep = SpuriousCreateFailure().filter
+    assert not keep(record("Pending Actor create for %s failed (%s): %s",
+                           "ActorAddr-(T|:1)", 3585, None))
+    assert keep(record("Pending Actor create for %s failed (%s): %s",
+                       "ActorAddr-(T|:1)", 3586, None))  # no compatible system: real
+    assert keep(record("Pending Actor create for %s failed (%s): %s",
+                       "ActorAddr-(T|:1)", 3585, "shutting down"))
+    assert keep(record("something else entirely"))
