@@ -239,3 +239,22 @@ def test_thespians_spurious_create_error_is_dropped_and_real_ones_kept() -> None
     assert keep(record("Pending Actor create for %s failed (%s): %s",
                        "ActorAddr-(T|:1)", 3585, "shutting down"))
     assert keep(record("something else entirely"))
+
+
+def test_a_member_whose_admin_port_is_taken_fails_at_once_with_a_clear_error() -> None:
+    import socket
+    import subprocess
+    import sys
+
+    from tests.multihost import cli_env
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = subprocess.run(
+            [sys.executable, "-m", "snakepit_actors.cli", "node", "--leader", "127.0.0.1:9",
+             "--admin-port", str(port), "--capability", "worker_node=true"],
+            capture_output=True, text=True, timeout=60, env=cli_env())
+    assert done.returncode == 1
+    assert f"--admin-port {port} is in use" in done.stdout + done.stderr
