@@ -12,7 +12,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from snakepit_actors.config_docs import render_reference  # noqa: E402
+from snakepit_actors.ops.config_docs import render_reference  # noqa: E402
 
 
 def main(argv: list[str]) -> int:

@@ -16,25 +16,26 @@ from typing import TYPE_CHECKING, Any
 # Imports are lazy: the worker process runs ``python -m snakepit_actors.bridge``, which imports
 # this package first, and must not pay for (or be exposed to) Thespian and the client.
 _EXPORTS = {
-    "Pool": "client",
+    "Pool": "client.handle",
     "PoolConfig": "config", "SystemConfig": "config", "SHOWCASE_ADAPTER": "config",
-    "PoolRoot": "pool_root",
+    "PoolRoot": "tree.pool_root",
     **{name: "errors" for name in (
         "ConfigError", "InvalidArgumentsError", "PayloadTooLargeError", "PoolClosedError",
         "PoolNotReadyError", "PoolSaturatedError", "QueueTimeoutError", "RequestTimeoutError",
         "SerializationError", "SessionAffinityError", "SessionNotFoundError",
         "SessionQuotaError", "SnakepitError", "ToolError", "UnknownToolError",
         "WorkerCrashedError")},
-    "Session": "session_api",
+    "Session": "client.session_api",
     **{name: "messages" for name in (
         "Execute", "ExecuteFailed", "ExecuteResult", "PoolStarted", "PoolStartFailed",
         "PoolStats", "StartPool", "WorkerInfo")},
 }
 
 if TYPE_CHECKING:
-    from .client import Pool
-    from .config import SHOWCASE_ADAPTER, PoolConfig, SystemConfig
-    from .errors import (
+    from snakepit_actors.client.handle import Pool
+    from snakepit_actors.client.session_api import Session
+    from snakepit_actors.config import SHOWCASE_ADAPTER, PoolConfig, SystemConfig
+    from snakepit_actors.errors import (
         ConfigError,
         InvalidArgumentsError,
         PayloadTooLargeError,
@@ -52,7 +53,7 @@ if TYPE_CHECKING:
         UnknownToolError,
         WorkerCrashedError,
     )
-    from .messages import (
+    from snakepit_actors.messages import (
         Execute,
         ExecuteFailed,
         ExecuteResult,
@@ -62,8 +63,7 @@ if TYPE_CHECKING:
         StartPool,
         WorkerInfo,
     )
-    from .pool_root import PoolRoot
-    from .session_api import Session
+    from snakepit_actors.tree.pool_root import PoolRoot
 
 
 def __getattr__(name: str) -> Any:

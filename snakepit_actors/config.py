@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from .errors import ConfigError
+from snakepit_actors.errors import ConfigError
 
 Affinity = Literal["hint", "strict_queue", "strict_fail_fast"]
 Transport = Literal["unix", "tcp"]

@@ -6,7 +6,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from .errors import (
+from snakepit_actors.errors import (
     FAILURE_CATEGORIES,
     InvalidArgumentsError,
     PayloadTooLargeError,

@@ -35,8 +35,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from .config import PoolConfig
-from .errors import SnakepitError
+from snakepit_actors.config import PoolConfig
+from snakepit_actors.errors import SnakepitError
 
 ActorAddress = Any  # thespian.actors.ActorAddress: untyped and unhashable (key dicts by str)
 

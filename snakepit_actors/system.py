@@ -22,7 +22,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from .config import SystemConfig
+from snakepit_actors.config import SystemConfig
 
 _patched_bind: list[str] = []
 
@@ -152,7 +152,7 @@ def shutdown_actor_system(started: StartedSystem, admin_pid: int = 0,
         with contextlib.suppress(psutil.Error):
             proc.kill()
     if alive:
-        from .telemetry import get_logger
+        from snakepit_actors.telemetry import get_logger
 
         get_logger("system").warning("system.stragglers_killed",
                                      pids=[proc.pid for proc in alive])

@@ -92,7 +92,7 @@ class Member:
         self.name = name
         self.admin_port = free_port()
         self.log_path = log_dir / f"member-{name}.log"
-        argv = [sys.executable, "-m", "snakepit_actors.cli", "--log-format", "json",
+        argv = [sys.executable, "-m", "snakepit_actors.ops.cli", "--log-format", "json",
                 "--log-level", "info", "node", "--leader", f"127.0.0.1:{leader_port}",
                 "--admin-port", str(self.admin_port), "--name", name]
         for capability in capabilities:

@@ -6,8 +6,8 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from snakepit_actors.affinity import AffinityTable, PinLost, Route
-from snakepit_actors.scheduling import Dispatch, PoolCore, Queued, Rejected
+from snakepit_actors.core.affinity import AffinityTable, PinLost, Route
+from snakepit_actors.core.scheduling import Dispatch, PoolCore, Queued, Rejected
 
 
 def live(**pids: int) -> dict[str, int]:

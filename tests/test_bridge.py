@@ -21,9 +21,9 @@ from typing import Any
 import grpc
 import pytest
 
-from snakepit_actors import processes
 from snakepit_actors._proto import bridge_pb2, bridge_pb2_grpc, health_pb2, health_pb2_grpc
 from snakepit_actors.errors import PoolNotReadyError
+from snakepit_actors.tree import processes
 
 from .conftest import is_alive
 
@@ -530,7 +530,7 @@ def test_the_bridge_is_sigkilled_at_once_when_its_parent_is_killed(tmp_path: Pat
     # exit status) -> middle (spawns the bridge, then gets SIGKILLed) -> bridge
     middle = textwrap.dedent(f'''
         import json, sys, time
-        from snakepit_actors import processes
+        from snakepit_actors.tree import processes
         spec = processes.BridgeSpec(
             python=sys.executable, adapter={SHOWCASE!r}, adapter_config={{}},
             listen="unix:{tmp_path}/orphan.sock", worker_id="orphan", run_id="run1",

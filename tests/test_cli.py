@@ -14,7 +14,7 @@ pytestmark = pytest.mark.timeout(60)
 
 
 def cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "snakepit_actors.cli", *args],
+    return subprocess.run([sys.executable, "-m", "snakepit_actors.ops.cli", *args],
                           capture_output=True, text=True, timeout=50)
 
 

@@ -6,7 +6,7 @@ import dataclasses
 from pathlib import Path
 
 from snakepit_actors.config import PoolConfig
-from snakepit_actors.config_docs import FIELD_HELP, render_reference, tradeoffs
+from snakepit_actors.ops.config_docs import FIELD_HELP, render_reference, tradeoffs
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "configuration.md"
 

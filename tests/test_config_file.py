@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from snakepit_actors.config import SHOWCASE_ADAPTER
-from snakepit_actors.config_file import NodeConfig, load_node_file, parse_node_config
 from snakepit_actors.errors import ConfigError
+from snakepit_actors.ops.config_file import NodeConfig, load_node_file, parse_node_config
 
 MINIMAL = f"""
 [node]

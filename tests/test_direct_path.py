@@ -46,7 +46,8 @@ def test_data_path_must_be_direct_or_actor() -> None:
 
 
 def test_importing_the_client_does_not_import_grpc() -> None:
-    code = ("import sys, snakepit_actors.client, snakepit_actors.direct, snakepit_actors.pool; "
+    code = ("import sys, snakepit_actors.client.handle, snakepit_actors.client.direct, "
+            "snakepit_actors.tree.pool; "
             "assert 'grpc' not in sys.modules, 'grpc imported'")
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
 

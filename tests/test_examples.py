@@ -30,7 +30,7 @@ def test_the_supervision_tree_example_restarts_a_killed_child_and_exits_cleanly(
 
 
 def test_the_demo_command_exits_0_and_shows_the_crash_recovery() -> None:
-    done = subprocess.run([sys.executable, "-m", "snakepit_actors.cli", "demo"],
+    done = subprocess.run([sys.executable, "-m", "snakepit_actors.ops.cli", "demo"],
                           capture_output=True, text=True, timeout=80, cwd=ROOT)
     assert done.returncode == 0, done.stderr[-2000:]
     for text in ("echo", "add 2 + 3", "ToolError", "WorkerCrashedError", "restarted",
@@ -40,7 +40,7 @@ def test_the_demo_command_exits_0_and_shows_the_crash_recovery() -> None:
 
 
 def test_the_example_node_file_is_valid() -> None:
-    from snakepit_actors.config_file import load_node_file
+    from snakepit_actors.ops.config_file import load_node_file
 
     node_file = load_node_file(ROOT / "docs" / "examples" / "pool.toml")
     assert [p.name for p in node_file.pools] == ["default", "slow_start"]

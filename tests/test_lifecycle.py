@@ -11,8 +11,8 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from snakepit_actors import Pool, PoolConfig
+from snakepit_actors.core.lifecycle import RecyclePolicy
 from snakepit_actors.errors import InvalidArgumentsError
-from snakepit_actors.lifecycle import RecyclePolicy
 
 pytestmark = pytest.mark.timeout(120)
 MIB = 1024 * 1024

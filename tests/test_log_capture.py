@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from snakepit_actors.log_capture import WorkerLogTailer
 from snakepit_actors.telemetry import subscribe
+from snakepit_actors.tree.log_capture import WorkerLogTailer
 
 
 def capture(tailer: WorkerLogTailer) -> list[dict[str, object]]:

@@ -10,9 +10,9 @@ import typing
 from typing import Any
 
 import pytest
+import snakepit_supervision.messages as sup_messages
 
 import snakepit_actors.messages as messages
-import supervision.messages as sup_messages
 from snakepit_actors import PoolConfig, ToolError
 from snakepit_actors.errors import SnakepitError
 

@@ -8,7 +8,7 @@ import pytest
 
 from snakepit_actors.errors import ConfigError
 from snakepit_actors.messages import PoolStats
-from snakepit_actors.metrics import StatsCache, prometheus_modules, prometheus_text
+from snakepit_actors.ops.metrics import StatsCache, prometheus_modules, prometheus_text
 from snakepit_actors.telemetry import LatencyWindow
 
 

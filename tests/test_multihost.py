@@ -284,7 +284,7 @@ node_heartbeat_misses = 4
     member = Member(port, "m1", "worker_node=true", log_dir=tmp_path)
     members.append(member)
     err = open(tmp_path / "leader.err", "w")  # noqa: SIM115
-    leader = subprocess.Popen([sys.executable, "-m", "snakepit_actors.cli", "start",
+    leader = subprocess.Popen([sys.executable, "-m", "snakepit_actors.ops.cli", "start",
                                "--config", str(config)], stdout=subprocess.PIPE, stderr=err,
                               text=True, env=cli_env())
     leader_pids: set[int] = set()
@@ -292,7 +292,7 @@ node_heartbeat_misses = 4
         assert leader.stdout is not None
         line = leader.stdout.readline()
         assert "2 workers ready" in line, (line, (tmp_path / "leader.err").read_text()[-2000:])
-        status = subprocess.run([sys.executable, "-m", "snakepit_actors.cli", "status",
+        status = subprocess.run([sys.executable, "-m", "snakepit_actors.ops.cli", "status",
                                  "--config", str(config), "--json"], capture_output=True,
                                 text=True, timeout=60, env=cli_env())
         report = json.loads(status.stdout)
@@ -302,7 +302,7 @@ node_heartbeat_misses = 4
         [m1] = watch["members"]
         assert (m1["node"], m1["state"], m1["workers"]) == ("m1", "live", 2)
         assert m1["capabilities"]["worker_node"] is True and m1["silent_s"] < 5
-        text = subprocess.run([sys.executable, "-m", "snakepit_actors.cli", "status",
+        text = subprocess.run([sys.executable, "-m", "snakepit_actors.ops.cli", "status",
                                "--config", str(config)], capture_output=True, text=True,
                               timeout=60, env=cli_env()).stdout
         assert text.count(" m1 ") >= 2 and "on m1" in text, text

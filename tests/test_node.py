@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def cli(*args: str, timeout: float = 60.0) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "snakepit_actors.cli", *args],
+    return subprocess.run([sys.executable, "-m", "snakepit_actors.ops.cli", *args],
                           capture_output=True, text=True, timeout=timeout, env=_env())
 
 
@@ -43,7 +43,7 @@ class RunningNode:
         self.stderr_path = stderr
         self._err = open(stderr, "w")  # noqa: SIM115  (closed in stop)
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "snakepit_actors.cli", "start", "--config", str(config)],
+            [sys.executable, "-m", "snakepit_actors.ops.cli", "start", "--config", str(config)],
             stdout=subprocess.PIPE, stderr=self._err, text=True, env=_env())
         self.out: list[str] = []
         # A reader thread, not select() + readline(): readline() may buffer several lines at
@@ -224,7 +224,7 @@ def test_log_lines_are_json_and_carry_worker_id_and_request_id(node: RunningNode
 def test_sigterm_drains_in_flight_requests_and_leaves_no_process(node: RunningNode) -> None:
     report = json.loads(cli("status", "--config", str(node.config), "--json").stdout)
     pids = all_pids(report)
-    slow = subprocess.Popen([sys.executable, "-m", "snakepit_actors.cli", "exec", "--config",
+    slow = subprocess.Popen([sys.executable, "-m", "snakepit_actors.ops.cli", "exec", "--config",
                              str(node.config), "sleep", '{"seconds": 3}'],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             env=_env())

@@ -8,16 +8,16 @@ from typing import Any
 import pytest
 
 from snakepit_actors import PoolConfig
-from snakepit_actors.errors import ConfigError
-from snakepit_actors.member import parse_capability, parse_leader
-from snakepit_actors.member_env import MemberEnv
-from snakepit_actors.placement import (
+from snakepit_actors.core.placement import (
     NODE_CAPABILITY,
     SECRET_CAPABILITY,
     NodeTable,
     member_problem,
     secret_digest,
 )
+from snakepit_actors.errors import ConfigError
+from snakepit_actors.multihost.member import parse_capability, parse_leader
+from snakepit_actors.multihost.member_env import MemberEnv
 
 pytestmark = pytest.mark.timeout(10)
 
@@ -62,7 +62,7 @@ def test_silent_members_are_reported_then_lost_with_their_workers() -> None:
 
 
 def test_a_dead_member_is_probed_with_backoff_and_taken_back_when_it_answers() -> None:
-    from snakepit_actors.placement import PROBE_MAX_GAP_S, REVIVE_WINDOW_S
+    from snakepit_actors.core.placement import PROBE_MAX_GAP_S, REVIVE_WINDOW_S
 
     nodes = table("a")
     nodes.lose("a", 10.0)
@@ -190,8 +190,8 @@ def test_a_secret_is_never_shown_in_the_config_repr() -> None:
 ])
 def test_doctor_checks_a_convention_leader(node: dict[str, object], pools: dict[str, object],
                                            expected: dict[str, str]) -> None:
-    from snakepit_actors.config_file import parse_node_config
-    from snakepit_actors.doctor import _multihost
+    from snakepit_actors.ops.config_file import parse_node_config
+    from snakepit_actors.ops.doctor import _multihost
 
     node_file = parse_node_config({"node": {"admin_port": 27500, **node},
                                    "pools": {"p": pools}})
@@ -206,8 +206,8 @@ def test_a_drain_counts_only_worker_processes_still_running(tmp_path: Any) -> No
 
     import psutil
 
-    from snakepit_actors.member import MemberNode, MemberOptions
-    from snakepit_actors.process_registry import ProcessIdentity, ProcessTable
+    from snakepit_actors.multihost.member import MemberNode, MemberOptions
+    from snakepit_actors.tree.process_registry import ProcessIdentity, ProcessTable
 
     db = str(tmp_path / "processes.sqlite3")
     member = MemberNode(MemberOptions(leader=("127.0.0.1", 1)))
@@ -253,7 +253,7 @@ def test_a_member_whose_admin_port_is_taken_fails_at_once_with_a_clear_error() -
         taken.listen()
         port = taken.getsockname()[1]
         done = subprocess.run(
-            [sys.executable, "-m", "snakepit_actors.cli", "node", "--leader", "127.0.0.1:9",
+            [sys.executable, "-m", "snakepit_actors.ops.cli", "node", "--leader", "127.0.0.1:9",
              "--admin-port", str(port), "--capability", "worker_node=true"],
             capture_output=True, text=True, timeout=60, env=cli_env())
     assert done.returncode == 1

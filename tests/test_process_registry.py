@@ -1,4 +1,4 @@
-"""``snakepit_actors.process_registry``: the persisted process table and the actor writing it.
+"""``snakepit_actors.tree.process_registry``: the persisted process table and the actor writing it.
 
 The table is exercised on real sqlite files (several instances, several processes); the actor
 on a real multiprocTCPBase system, checked through the file it writes.
@@ -30,7 +30,13 @@ from snakepit_actors.messages import (
     ProcessSpawned,
     ProcessSpawning,
 )
-from snakepit_actors.process_registry import (
+from snakepit_actors.system import (
+    make_run_dir,
+    remove_run_dir,
+    shutdown_actor_system,
+    start_actor_system,
+)
+from snakepit_actors.tree.process_registry import (
     DB_FILENAME,
     ProcessIdentity,
     ProcessRegistry,
@@ -38,12 +44,6 @@ from snakepit_actors.process_registry import (
     default_data_dir,
     identify_process,
     process_db_path,
-)
-from snakepit_actors.system import (
-    make_run_dir,
-    remove_run_dir,
-    shutdown_actor_system,
-    start_actor_system,
 )
 
 pytestmark = pytest.mark.timeout(60)
@@ -172,7 +172,7 @@ def test_the_table_follows_any_sequence_of_events_like_a_dict(
 
 WRITER = textwrap.dedent("""\
     import sys, time
-    from snakepit_actors.process_registry import ProcessIdentity, ProcessTable
+    from snakepit_actors.tree.process_registry import ProcessIdentity, ProcessTable
     path, run, n, start_at = sys.argv[1], sys.argv[2], int(sys.argv[3]), float(sys.argv[4])
     while time.time() < start_at:
         time.sleep(0.001)

@@ -1,4 +1,4 @@
-"""``snakepit_actors.processes``: spawn, ready handshake, exit status and stop, on real processes.
+"""``tree.processes``: spawn, ready handshake, exit status and stop, on real processes.
 
 A fake interpreter (a small script given as ``BridgeSpec.python``) plays a misbehaving bridge:
 it receives the real bridge command line and acts out the mode named by ``--adapter``.
@@ -20,8 +20,8 @@ from typing import Any
 import psutil
 import pytest
 
-from snakepit_actors import processes
 from snakepit_actors.errors import ConfigError, PoolNotReadyError
+from snakepit_actors.tree import processes
 
 pytestmark = [pytest.mark.timeout(30), pytest.mark.usefixtures("no_surviving_children")]
 

@@ -6,7 +6,7 @@ from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
-from snakepit_actors.scheduling import Dispatch, Expired, PoolCore, Queued, Rejected
+from snakepit_actors.core.scheduling import Dispatch, Expired, PoolCore, Queued, Rejected
 
 
 def test_a_request_goes_straight_to_a_free_worker() -> None:

@@ -6,8 +6,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from snakepit_actors.core.sessions import SessionBook
 from snakepit_actors.errors import SessionNotFoundError, SessionQuotaError
-from snakepit_actors.sessions import SessionBook
 
 
 def test_a_session_expires_its_ttl_after_its_last_access_not_its_creation() -> None:

@@ -22,14 +22,10 @@ from typing import Any
 
 # ruff: noqa: E402  (the imports below must follow the checkout path insert)
 _CHECKOUT = Path(__file__).resolve().parents[2]
-if (_CHECKOUT / "supervision" / "__init__.py").exists():
-    sys.path.insert(0, str(_CHECKOUT))  # run from a checkout: use its packages
+if (_CHECKOUT / "supervision" / "snakepit_supervision").is_dir():
+    sys.path[:0] = [str(_CHECKOUT), str(_CHECKOUT / "supervision")]  # a checkout: its packages
 
-from thespian.actors import ActorExitRequest, ActorTypeDispatcher
-
-from snakepit_actors.config import SystemConfig
-from snakepit_actors.system import shutdown_actor_system, start_actor_system
-from supervision import (
+from snakepit_supervision import (
     ChildExited,
     ChildRestarting,
     ChildSpec,
@@ -44,6 +40,10 @@ from supervision import (
     Supervisor,
     WhichChildren,
 )
+from thespian.actors import ActorExitRequest, ActorTypeDispatcher
+
+from snakepit_actors.config import SystemConfig
+from snakepit_actors.system import shutdown_actor_system, start_actor_system
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,7 +137,7 @@ def main() -> int:
             max_seconds=5.0,
             name="root",
             notify=observer,
-            children=(ChildSpec("starter-1", "supervision:Starter", starter_init),),
+            children=(ChildSpec("starter-1", "snakepit_supervision:Starter", starter_init),),
         )
         root = asys.createActor(Supervisor)
         print("started:", asys.ask(root, root_init, 5.0))

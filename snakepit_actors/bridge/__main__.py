@@ -1,6 +1,6 @@
 """Entry point of a worker process: ``python -m snakepit_actors.bridge --adapter pkg.mod:Cls``.
 
-Started by ``snakepit_actors.processes.spawn_bridge`` (the Worker actor); never imports
+Started by ``snakepit_actors.tree.processes.spawn_bridge`` (the Worker actor); never imports
 thespian. The steps, in order::
 
     1. die with the parent   PR_SET_PDEATHSIG(SIGKILL); exit if the parent is already gone;

@@ -1,5 +1,5 @@
 """The worker side of host tools: ``ctx.call_host_tool(name, **kwargs)`` becomes one
-``HostToolService.CallHostTool`` call to the host (``snakepit_actors.host_tools``).
+``HostToolService.CallHostTool`` call to the host (``snakepit_actors.client.host_tools``).
 
 The address comes from ``SNAKEPIT_HOST_TOOLS`` (set by the pool at spawn); the channel opens
 on the first call. Failures come back typed: ``HostToolError`` (the host tool raised, or is

@@ -10,9 +10,14 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
+from snakepit_supervision import (
+    ChildSpec,
+    InitSupervisor,
+    SupervisedActor,
+    Supervisor,
+    load_actor_class,
+)
 from thespian.actors import ActorSystemMessage, ActorTypeDispatcher
-
-from supervision import ChildSpec, InitSupervisor, SupervisedActor, Supervisor, load_actor_class
 
 ActorAddress = Any
 

@@ -3,24 +3,23 @@
 from __future__ import annotations
 
 import pytest
-
-from supervision import ChildSpec, InitSupervisor, Registry, load_actor_class
-from supervision.children import ChildRecord, ChildTable, init_problems, spec_problem
+from snakepit_supervision import ChildSpec, InitSupervisor, Registry, load_actor_class
+from snakepit_supervision.children import ChildRecord, ChildTable, init_problems, spec_problem
 
 pytestmark = pytest.mark.timeout(30)
 
 
 def test_actor_paths_import_the_named_class() -> None:
-    assert load_actor_class("supervision.registry:Registry") is Registry
+    assert load_actor_class("snakepit_supervision.registry:Registry") is Registry
 
 
 @pytest.mark.parametrize(
     ("path", "fragment"),
     [
-        ("supervision.registry.Registry", "must look like 'package.module:Class'"),
+        ("snakepit_supervision.registry.Registry", "must look like 'package.module:Class'"),
         ("no_such_module_xyz:Actor", "cannot import 'no_such_module_xyz'"),
-        ("supervision.registry:Nope", "has no attribute 'Nope'"),
-        ("supervision.registry:log", "is not a class"),
+        ("snakepit_supervision.registry:Nope", "has no attribute 'Nope'"),
+        ("snakepit_supervision.registry:log", "is not a class"),
     ],
 )
 def test_bad_actor_paths_say_what_is_wrong(path: str, fragment: str) -> None:
@@ -31,8 +30,8 @@ def test_bad_actor_paths_say_what_is_wrong(path: str, fragment: str) -> None:
 
 def test_init_problems_lists_every_mistake_at_once() -> None:
     children = (
-        ChildSpec("a", "supervision.registry:Registry"),
-        ChildSpec("a", "supervision.registry:Registry", restart="sometimes"),  # type: ignore[arg-type]
+        ChildSpec("a", "snakepit_supervision.registry:Registry"),
+        ChildSpec("a", "snakepit_supervision.registry:Registry", restart="sometimes"),  # type: ignore[arg-type]
     )
     problems = init_problems(InitSupervisor("one_for_one", 1, 1.0, children, backoff_max_s=-1))
     assert len(problems) == 3

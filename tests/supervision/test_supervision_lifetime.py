@@ -1,4 +1,4 @@
-"""Specifications of ``supervision.lifetime`` and of the runnable example."""
+"""Specifications of ``snakepit_supervision.lifetime`` and of the runnable example."""
 
 from __future__ import annotations
 
@@ -14,11 +14,12 @@ from conftest import wait_dead
 pytestmark = pytest.mark.timeout(60)
 
 ROOT = Path(__file__).resolve().parents[2]
+SRC = ROOT / "supervision"  # the folder that holds the snakepit_supervision package
 
 ORPHAN_SCRIPT = """
 import os, sys, time
 sys.path.insert(0, sys.argv[1])
-from supervision.lifetime import die_with_parent
+from snakepit_supervision.lifetime import die_with_parent
 parent = os.getpid()
 child = os.fork()
 if child == 0:
@@ -33,7 +34,7 @@ time.sleep(30)
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux-only")
 def test_a_process_that_asked_gets_sigterm_when_its_parent_is_killed() -> None:
     parent = subprocess.Popen(
-        [sys.executable, "-c", ORPHAN_SCRIPT, str(ROOT)], stdout=subprocess.PIPE, text=True
+        [sys.executable, "-c", ORPHAN_SCRIPT, str(SRC)], stdout=subprocess.PIPE, text=True
     )
     assert parent.stdout is not None
     child = int(parent.stdout.readline())
@@ -45,8 +46,9 @@ def test_a_process_that_asked_gets_sigterm_when_its_parent_is_killed() -> None:
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux-only")
 def test_a_process_whose_parent_is_already_gone_signals_itself() -> None:
     code = (
-        f"import sys; sys.path.insert(0, {str(ROOT)!r}); import time;"
-        "from supervision.lifetime import die_with_parent; die_with_parent(-1); time.sleep(5)"
+        f"import sys; sys.path.insert(0, {str(SRC)!r}); import time;"
+        "from snakepit_supervision.lifetime import die_with_parent; die_with_parent(-1);"
+        "time.sleep(5)"
     )
     proc = subprocess.run([sys.executable, "-c", code], timeout=10)
     assert proc.returncode == -signal.SIGTERM
@@ -54,8 +56,8 @@ def test_a_process_whose_parent_is_already_gone_signals_itself() -> None:
 
 def test_die_with_parent_without_an_expected_parent_only_arms_the_signal() -> None:
     code = (
-        f"import sys; sys.path.insert(0, {str(ROOT)!r});"
-        "from supervision.lifetime import die_with_parent; print(die_with_parent())"
+        f"import sys; sys.path.insert(0, {str(SRC)!r});"
+        "from snakepit_supervision.lifetime import die_with_parent; print(die_with_parent())"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=10)
     assert out.returncode == 0

@@ -1,4 +1,4 @@
-"""Specifications of ``supervision.messages``: unique names, frozen, slotted, picklable."""
+"""Specifications of ``snakepit_supervision.messages``: unique names, frozen, slotted, picklable."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ import pickle
 from typing import Any
 
 import pytest
+import snakepit_supervision.messages as messages
 
 import snakepit_actors.messages as snakepit_messages
-import supervision.messages as messages
 
 pytestmark = pytest.mark.timeout(30)
 

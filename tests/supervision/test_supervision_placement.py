@@ -5,15 +5,14 @@ from __future__ import annotations
 
 import pytest
 from conftest import CHILD, Harness, alive
-from supervision_test_actors import GatedSupervisor, HelloBack, Lose, Lost, OpenGate
-
-from supervision import (
+from snakepit_supervision import (
     ChildExited,
     ChildrenList,
     ChildRestarting,
     InitSupervisor,
     WhichChildren,
 )
+from supervision_test_actors import GatedSupervisor, HelloBack, Lose, Lost, OpenGate
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -8,10 +8,7 @@ import time
 
 import pytest
 from conftest import Harness
-from supervision_test_actors import Child, Collector, Hello, HelloBack
-from thespian.actors import ActorExitRequest
-
-from supervision import (
+from snakepit_supervision import (
     InitKeyRegistry,
     ListEntries,
     Lookup,
@@ -27,6 +24,8 @@ from supervision import (
     UnregisterAddress,
     Unregistered,
 )
+from supervision_test_actors import Child, Collector, Hello, HelloBack
+from thespian.actors import ActorExitRequest
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -7,9 +7,7 @@ import signal
 
 import pytest
 from conftest import Harness, wait_dead
-from supervision_test_actors import ChildGone, HelloBack, LeaveNormally, Parent, SpawnSupervisor
-
-from supervision import (
+from snakepit_supervision import (
     ChildExited,
     ChildRequestRejected,
     ChildRestarting,
@@ -22,6 +20,7 @@ from supervision import (
     SupervisorInitFailed,
     TerminateChild,
 )
+from supervision_test_actors import ChildGone, HelloBack, LeaveNormally, Parent, SpawnSupervisor
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -39,7 +38,7 @@ def starter_init(h: Harness, restart: str = "permanent", **kw: object) -> InitSu
 
 def spawn_starter(h: Harness, init: InitSupervisor) -> None:
     parent = h.asys.createActor(Parent)
-    h.asys.tell(parent, SpawnSupervisor("supervision:Starter", init, h.collector))
+    h.asys.tell(parent, SpawnSupervisor("snakepit_supervision:Starter", init, h.collector))
     h.wait_for(lambda _: bool(h.pids("w")))
 
 
@@ -64,7 +63,7 @@ def test_a_starter_escalates_when_its_child_crashes_too_often(harness: Harness) 
 
 def test_a_starter_exits_normally_when_its_child_is_not_restarted(harness: Harness) -> None:
     init = starter_init(harness, "transient")
-    starter_spec = ChildSpec("starter", "supervision:Starter", init, "transient")
+    starter_spec = ChildSpec("starter", "snakepit_supervision:Starter", init, "transient")
     outer = harness.supervisor((), name="outer")
     harness.ask(outer, StartChild(starter_spec))
     harness.wait_for(lambda _: bool(harness.pids("w")))

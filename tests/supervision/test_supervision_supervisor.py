@@ -13,19 +13,7 @@ import time
 import psutil
 import pytest
 from conftest import Harness, alive, wait_dead
-from supervision_test_actors import (
-    ChildGone,
-    CountingSupervisor,
-    Crash,
-    HelloBack,
-    HookCalled,
-    LeaveNormally,
-    Parent,
-    SpawnSupervisor,
-)
-from thespian.actors import ActorExitRequest
-
-from supervision import (
+from snakepit_supervision import (
     ChildExited,
     ChildrenList,
     ChildRequestRejected,
@@ -40,6 +28,17 @@ from supervision import (
     TerminateChild,
     WhichChildren,
 )
+from supervision_test_actors import (
+    ChildGone,
+    CountingSupervisor,
+    Crash,
+    HelloBack,
+    HookCalled,
+    LeaveNormally,
+    Parent,
+    SpawnSupervisor,
+)
+from thespian.actors import ActorExitRequest
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -137,7 +136,8 @@ def test_exceeding_the_restart_intensity_escalates_and_takes_the_subtree_down(
     parent = harness.asys.createActor(Parent)
     children = (harness.child("a"), harness.child("b"))
     init = InitSupervisor("one_for_one", 1, 10.0, children, notify=harness.collector, name="s")
-    harness.asys.tell(parent, SpawnSupervisor("supervision:Supervisor", init, harness.collector))
+    spawn = SpawnSupervisor("snakepit_supervision:Supervisor", init, harness.collector)
+    harness.asys.tell(parent, spawn)
     harness.wait_for(lambda _: bool(harness.pids("a") and harness.pids("b")))
     kill(harness.pids("a")[0])
     harness.wait_for(lambda _: len(harness.pids("a")) == 2)

@@ -1,0 +1,361 @@
+"""The Python handle's direct data path (DESIGN §3): lease a worker slot from the Pool, call the
+worker's gRPC endpoint from the caller's own thread (or a gRPC future, for asyncio), give the
+slot back.
+
+    caller thread / asyncio task
+        | acquire (LeaseClient): an idle lease at once, or wait in FIFO order for one
+        v
+    ExecuteTool over a cached channel to the lease's endpoint (one channel per worker process)
+        | result, ToolFailure, DEADLINE_EXCEEDED, or any other status (the process is gone)
+        v
+    release: the next waiter gets the lease at once, or it idles and the gateway returns it
+
+Errors are the actor path's. A ``ToolFailure`` becomes its typed error; DEADLINE_EXCEEDED
+becomes ``RequestTimeoutError`` and the lease goes back with ``recycle=True`` (the Worker
+replaces its process, cancelling the stuck tool); any other status means the process is gone:
+the lease goes back with ``worker_lost=True`` and the caller waits (bounded) for the Pool's
+``LeaseRevoked``, whose ``WorkerCrashedError`` carries the exit code or signal the Worker saw
+through its pidfd. An idempotent request then runs once more on another lease. A caller waits
+for a lease until its queue deadline (``scheduling.queue_expiry``, the Pool's rule).
+
+The client process is GIL-bound under load, so this path keeps its Python small: one lock
+round trip to take a lease, one to give it back (with the counters), and no gateway wake-up.
+grpc is imported on the first call, long after the actor system started (never at import).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import TimeoutError as FutureTimeout
+from typing import Any
+
+from snakepit_actors.client.lease_client import LeaseClient, TaskWaiter, ThreadWaiter
+from snakepit_actors.config import PoolConfig
+from snakepit_actors.core.leases import Lease
+from snakepit_actors.core.scheduling import queue_expiry
+from snakepit_actors.errors import (
+    QueueTimeoutError,
+    RequestTimeoutError,
+    SnakepitError,
+    WorkerCrashedError,
+)
+from snakepit_actors.json_codec import failure_to_error
+from snakepit_actors.messages import Execute
+from snakepit_actors.telemetry import get_logger, wants
+
+log = get_logger("client")
+
+#: How long a caller whose call failed on a vanished worker waits for the Pool's revocation
+#: (which carries the exit code); after that it fails without one.
+REVOCATION_WAIT_S = 3.0
+_CHANNEL_OVERHEAD_BYTES = 1024 * 1024
+_grpc: Any = None  # the grpc and bridge_pb2 modules, imported by the first call
+_pb2: Any = None
+
+
+class _Call:
+    """What one gRPC call came to: ``value``, ``error``, or ``lost`` (the status text) when the
+    worker seems gone."""
+
+    __slots__ = ("error", "lost", "value")
+
+    def __init__(self, value: Any = None, error: SnakepitError | None = None,
+                 lost: str = "") -> None:
+        self.value, self.error, self.lost = value, error, lost
+
+
+class DirectPath:
+    """Direct gRPC calls on leased workers for one ``Pool`` handle. Thread-safe.
+
+    Args:
+        config: the pool's configuration (queue_timeout, retry_idempotent, payload limit).
+        leases: the handle's lease client (its gateway thread carries the lease traffic).
+    """
+
+    def __init__(self, config: PoolConfig, leases: LeaseClient) -> None:
+        self._cfg = config
+        self.leases = leases
+        self._channels: dict[str, tuple[int, Any, Any]] = {}  # endpoint -> (pid, channel, stub)
+        self._channels_lock = threading.Lock()
+
+    # --- requests -----------------------------------------------------------------------------
+
+    def execute(self, request: Execute) -> Any:
+        """Run ``request`` on a leased worker; see ``Pool.execute`` for blocking and errors."""
+        started = time.perf_counter()
+        expiry, why = queue_expiry(time.time(), request.deadline_unix_s,
+                                   self._cfg.queue_timeout)
+        attempt = 1
+        while True:
+            lease = self._counted(self._acquire, request, expiry, why, started)
+            call = self._call(lease, request, started)
+            if not call.lost:
+                break
+            error = self._wait_gone(lease, call.lost)
+            attempt = self._counted(self._retry_or_raise, request, attempt, error)
+        if call.error is not None:
+            raise call.error
+        return call.value
+
+    async def execute_async(self, request: Execute) -> Any:
+        """``execute`` for asyncio: never blocks the event loop. Cancelling the awaiting task
+        leaves a started call running; its lease comes back when the call ends."""
+        started = time.perf_counter()
+        expiry, why = queue_expiry(time.time(), request.deadline_unix_s,
+                                   self._cfg.queue_timeout)
+        attempt = 1
+        while True:
+            try:
+                lease = await self._acquire_async(request, expiry, why, started)
+            except SnakepitError as exc:
+                self.leases.count_failure(exc)
+                raise
+            call = await self._call_async(lease, request, started)
+            if not call.lost:
+                break
+            error = await self._wait_gone_async(lease, call.lost)
+            attempt = self._counted(self._retry_or_raise, request, attempt, error)
+        if call.error is not None:
+            raise call.error
+        return call.value
+
+    def _counted(self, step: Callable[..., Any], *args: Any) -> Any:
+        try:
+            return step(*args)
+        except SnakepitError as exc:
+            self.leases.count_failure(exc)
+            raise
+
+    def _retry_or_raise(self, request: Execute, attempt: int, error: SnakepitError) -> int:
+        if attempt > 1 or self.leases.closed or not isinstance(error, WorkerCrashedError) or not (
+                request.idempotent or self._cfg.retry_idempotent):
+            raise error
+        log.info("request.retried", request_id=request.request_id,
+                 worker_id=error.details.get("worker_id"))
+        return attempt + 1
+
+    # --- taking a lease -----------------------------------------------------------------------
+
+    def _acquire(self, request: Execute, expiry: float | None, why: str,
+                 started: float) -> Lease:
+        while True:
+            waiter = ThreadWaiter()
+            lease = self.leases.acquire(waiter, request.session_id)
+            if lease is None:
+                if not waiter.wait(_remaining(expiry)):
+                    if self.leases.abandon(waiter):
+                        raise self._queue_timeout(request, why, started)
+                    waiter.wait(None)  # answered as the wait ended: the answer is on its way
+                lease = waiter.outcome()
+            if self._usable(lease, request, started):
+                return lease
+
+    async def _acquire_async(self, request: Execute, expiry: float | None, why: str,
+                             started: float) -> Lease:
+        while True:
+            waiter = TaskWaiter(asyncio.get_running_loop(), self.leases)
+            lease = self.leases.acquire(waiter, request.session_id)
+            if lease is None:
+                try:
+                    lease = await asyncio.wait_for(asyncio.shield(waiter.future),
+                                                   _remaining(expiry))
+                except TimeoutError:
+                    if self.leases.abandon(waiter):
+                        raise self._queue_timeout(request, why, started) from None
+                    lease = await waiter.future  # handed over as the wait ended
+                except asyncio.CancelledError:
+                    self._drop_waiter(waiter)
+                    raise
+            if self._usable(lease, request, started):
+                return lease
+
+    def _drop_waiter(self, waiter: TaskWaiter) -> None:
+        """A waiting task was cancelled: stop waiting, or give back what it was handed."""
+        if self.leases.abandon(waiter) or waiter.future.cancel():
+            return  # a handoff now finds the future done and gives the lease back
+        if not waiter.future.cancelled() and waiter.future.exception() is None:
+            self.leases.release_unused(waiter.future.result())
+
+    def _usable(self, lease: Lease, request: Execute, started: float) -> bool:
+        """False if the lease was revoked before its call started (nothing ran: acquire
+        again). Raises QueueTimeoutError if the request's own deadline passed meanwhile."""
+        if lease.gone is not None:
+            self.leases.release_unused(lease)
+            return False
+        deadline = request.deadline_unix_s
+        if deadline is not None and deadline <= time.time():
+            self.leases.release_unused(lease)
+            raise self._queue_timeout(request, "deadline_in_queue", started)
+        return True
+
+    def _queue_timeout(self, request: Execute, why: str, started: float) -> QueueTimeoutError:
+        waited = time.perf_counter() - started
+        log.info("request.queue_timeout", request_id=request.request_id, waited_s=waited)
+        return QueueTimeoutError(
+            f"request {request.request_id} waited {waited:.3f}s in the queue and never reached "
+            f"a worker ({why.replace('_', ' ')})", reason=why)
+
+    # --- one call -----------------------------------------------------------------------------
+
+    def _call(self, lease: Lease, request: Execute, started: float) -> _Call:
+        stub = lease.stub or self._stub(lease)
+        try:
+            response = stub.ExecuteTool(_proto(request), timeout=_timeout(request))
+        except (_grpc.RpcError, ValueError) as exc:  # ValueError: a closed channel
+            return self._settle_error(lease, request, exc, started)
+        except BaseException:  # interrupted: the tool may still run; the slot is free for us
+            self.leases.release_unused(lease)
+            raise
+        return self._settle(lease, request, response, started)
+
+    async def _call_async(self, lease: Lease, request: Execute, started: float) -> _Call:
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future[_Call] = loop.create_future()
+
+        def finished(grpc_call: Any) -> None:  # on a grpc thread: settle, then wake the loop
+            try:
+                call = self._settle(lease, request, grpc_call.result(), started)
+            except Exception as exc:  # grpc.RpcError (the call itself)
+                call = self._settle_error(lease, request, exc, started)
+            with contextlib.suppress(RuntimeError):  # the loop is closed: nobody waits
+                loop.call_soon_threadsafe(_resolve, done, call)
+
+        stub = lease.stub or self._stub(lease)
+        try:
+            grpc_future = stub.ExecuteTool.future(_proto(request), timeout=_timeout(request))
+        except ValueError as exc:  # a closed channel: its process went
+            return self._settle_error(lease, request, exc, started)
+        grpc_future.add_done_callback(finished)
+        return await asyncio.shield(done)
+
+    def _settle(self, lease: Lease, request: Execute, response: Any, started: float) -> _Call:
+        """The worker answered: free the lease and count (one lock), then decode."""
+        outcome = response.WhichOneof("outcome")
+        self.leases.release(lease, "ok", request.session_id, started, ok=outcome != "error")
+        if wants("debug"):
+            log.debug("request.completed", request_id=request.request_id,
+                      worker_id=lease.worker_id, ok=outcome != "error", path="direct",
+                      duration_ms=(time.perf_counter() - started) * 1e3,
+                      session_id=request.session_id)
+        if outcome == "result_json":
+            return _Call(json.loads(response.result_json))
+        if outcome == "binary_result":
+            return _Call(bytes(response.binary_result))
+        return _Call(error=failure_to_error(response.error, lease.worker_id))
+
+    def _settle_error(self, lease: Lease, request: Execute, exc: BaseException,
+                      started: float) -> _Call:
+        code = exc.code() if callable(getattr(exc, "code", None)) else None  # type: ignore[attr-defined]
+        if code == _grpc.StatusCode.DEADLINE_EXCEEDED:
+            rid = request.request_id
+            log.info("request.timeout", request_id=rid, worker_id=lease.worker_id)
+            self.leases.release(lease, "recycle", request.session_id, started, ok=False,
+                                reason=f"request {rid} passed its deadline")
+            return _Call(error=RequestTimeoutError(
+                f"request {rid} ({request.tool!r}) passed its deadline on worker "
+                f"{lease.worker_id}; the worker is recycled to cancel it",
+                details={"worker_id": lease.worker_id}))
+        detail = (f"{code.name}: {exc.details()}"  # type: ignore[attr-defined]
+                  if code is not None else f"{type(exc).__name__}: {exc}")
+        self.leases.release(lease, "lost", request.session_id, None, ok=False, reason=detail)
+        return _Call(lost=detail)
+
+    # --- a vanished worker --------------------------------------------------------------------
+
+    def _wait_gone(self, lease: Lease, detail: str) -> SnakepitError:
+        try:
+            return self.leases.gone_future(lease).result(REVOCATION_WAIT_S)
+        except FutureTimeout:
+            return self._unconfirmed(lease, detail)
+
+    async def _wait_gone_async(self, lease: Lease, detail: str) -> SnakepitError:
+        future = asyncio.wrap_future(self.leases.gone_future(lease))
+        try:
+            return await asyncio.wait_for(future, REVOCATION_WAIT_S)
+        except TimeoutError:
+            return self._unconfirmed(lease, detail)
+
+    def _unconfirmed(self, lease: Lease, detail: str) -> SnakepitError:
+        self.leases.forget_gone(lease)
+        return WorkerCrashedError(
+            f"worker {lease.worker_id} could not be reached while running the request "
+            f"({detail}); its exit was not confirmed within {REVOCATION_WAIT_S}s",
+            details={"worker_id": lease.worker_id, "exit_code": None, "signal": None})
+
+    # --- gRPC channels ------------------------------------------------------------------------
+
+    def _stub(self, lease: Lease) -> Any:
+        """The stub for the lease's process: one channel per endpoint, replaced when a new
+        process (pid) serves it; cached on the lease."""
+        _import_grpc()
+        with self._channels_lock:
+            entry = self._channels.get(lease.endpoint)
+        if entry is None or entry[0] != lease.pid:
+            entry = self._open(lease)
+        lease.stub = entry[2]
+        return lease.stub
+
+    def _open(self, lease: Lease) -> tuple[int, Any, Any]:
+        from snakepit_actors._proto import bridge_pb2_grpc
+
+        limit = self._cfg.max_payload_bytes + _CHANNEL_OVERHEAD_BYTES
+        channel = _grpc.insecure_channel(lease.endpoint, options=[
+            ("grpc.max_send_message_length", limit), ("grpc.max_receive_message_length", limit),
+            ("grpc.enable_http_proxy", 0),
+            # Its own connection: gRPC's global subchannel pool would hand this channel the old
+            # process's connection, still in reconnect backoff after that process died.
+            ("grpc.use_local_subchannel_pool", 1)])
+        entry = (lease.pid, channel, bridge_pb2_grpc.BridgeServiceStub(channel))
+        with self._channels_lock:
+            old = self._channels.get(lease.endpoint)
+            if old is not None and old[0] == lease.pid:
+                entry, old = old, entry  # another caller was first: keep its channel
+            else:
+                self._channels[lease.endpoint] = entry
+        if old is not None:
+            old[1].close()
+        return entry
+
+    def close_channels(self) -> None:
+        """Close every gRPC channel (after the pool stopped)."""
+        with self._channels_lock:
+            channels, self._channels = list(self._channels.values()), {}
+        for _pid, channel, _stub in channels:
+            with contextlib.suppress(Exception):
+                channel.close()
+
+
+def _import_grpc() -> None:
+    global _grpc, _pb2
+    if _grpc is None:
+        import grpc
+
+        from snakepit_actors._proto import bridge_pb2
+
+        _grpc, _pb2 = grpc, bridge_pb2
+
+
+def _proto(request: Execute) -> Any:
+    return _pb2.ExecuteToolRequest(
+        request_id=request.request_id, session_id=request.session_id or "",
+        tool=request.tool, args_json=request.args_json or b"{}",
+        deadline_unix_s=request.deadline_unix_s or 0.0)
+
+
+def _remaining(expiry: float | None) -> float | None:
+    return None if expiry is None else max(0.0, expiry - time.time())
+
+
+def _timeout(request: Execute) -> float | None:
+    deadline = request.deadline_unix_s
+    return None if deadline is None else max(0.001, deadline - time.time())
+
+
+def _resolve(future: asyncio.Future[_Call], call: _Call) -> None:
+    if not future.done():
+        future.set_result(call)

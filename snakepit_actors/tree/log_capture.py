@@ -1,0 +1,104 @@
+"""Worker processes' stdout/stderr, copied into the host's log with their worker id.
+
+    worker process --stdout+stderr (append)--> <run_dir>/<worker_id>.log
+    WorkerLogTailer thread (node process) --reads new bytes--> ``worker.output`` events
+
+Each worker process writes to its own file (``processes.spawn_bridge``), so a slow or absent
+reader never blocks it. The tailer polls the run directories every ``interval_s``, reads at most
+``max_bytes_per_tick`` per file, cuts lines at ``max_line_chars``, and when a worker writes
+faster than that for long (more than ``max_backlog_bytes`` unread) it skips ahead and logs
+``worker.output_dropped`` with the byte count: bounded memory, bounded CPU, never blocking.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import threading
+from collections.abc import Iterable
+
+from snakepit_actors.telemetry import get_logger
+
+log = get_logger("worker_output")
+
+
+class WorkerLogTailer:
+    """Copies new lines of every ``<worker_id>.log`` under the given run directories.
+
+    Args:
+        run_dirs: (pool name, run directory) pairs.
+        interval_s: how often the files are polled.
+        max_bytes_per_tick: bytes read per file per poll.
+        max_line_chars: longer lines are cut (and marked ``truncated=True``).
+        max_backlog_bytes: unread bytes beyond which the tailer skips ahead.
+    """
+
+    def __init__(self, run_dirs: Iterable[tuple[str, str]], *, interval_s: float = 0.25,
+                 max_bytes_per_tick: int = 64 * 1024, max_line_chars: int = 2000,
+                 max_backlog_bytes: int = 1024 * 1024) -> None:
+        self._dirs = list(run_dirs)
+        self._interval_s = interval_s
+        self._max_bytes = max_bytes_per_tick
+        self._max_line = max_line_chars
+        self._max_backlog = max_backlog_bytes
+        self._offsets: dict[str, int] = {}
+        self._partial: dict[str, bytes] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="snakepit-worker-logs",
+                                        daemon=True)
+
+    def start(self) -> WorkerLogTailer:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop polling after one last pass (what the workers wrote until now is copied)."""
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(5.0)
+        self.poll()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._interval_s):
+            self.poll()
+
+    def poll(self) -> int:
+        """One pass over every worker log; returns the number of lines emitted."""
+        lines = 0
+        for pool, run_dir in self._dirs:
+            with contextlib.suppress(OSError):
+                for name in sorted(os.listdir(run_dir)):
+                    if name.endswith(".log") and name != "thespian.log":
+                        lines += self._read(pool, name[:-4], os.path.join(run_dir, name))
+        return lines
+
+    def _read(self, pool: str, worker_id: str, path: str) -> int:
+        offset = self._offsets.get(path, 0)
+        try:
+            size = os.path.getsize(path)
+            if size < offset:  # truncated or replaced: start over
+                offset = 0
+            if size - offset > self._max_backlog:
+                log.warning("worker.output_dropped", pool=pool, worker_id=worker_id,
+                            bytes=size - offset - self._max_bytes)
+                offset = size - self._max_bytes
+                self._partial.pop(path, None)
+            with open(path, "rb") as f:
+                f.seek(offset)
+                chunk = f.read(self._max_bytes)
+        except OSError:
+            return 0
+        self._offsets[path] = offset + len(chunk)
+        data = self._partial.pop(path, b"") + chunk
+        *complete, rest = data.split(b"\n")
+        if len(rest) > self._max_line:
+            complete.append(rest)
+            rest = b""
+        if rest:
+            self._partial[path] = rest
+        for raw in complete:
+            text = raw.decode("utf-8", "replace").rstrip("\r")
+            truncated = len(text) > self._max_line
+            log.info("worker.output", pool=pool, worker_id=worker_id,
+                     line=text[:self._max_line], **({"truncated": True} if truncated else {}))
+        return len(complete)

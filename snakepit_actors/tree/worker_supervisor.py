@@ -1,0 +1,117 @@
+"""WorkerSupervisor actor: one Starter per worker, all started at once (``supervision``).
+
+    PoolRoot
+     └─ WorkerSupervisor (this; one_for_one over Starters, restart intensity, backoff)
+         └─ Starter_i -> Worker_i -> external process_i
+
+Startup is concurrent: every Starter is created in one pass (inside an actor ``createActor``
+returns at once), so N workers are ready in about one worker's start time. With
+``startup_batch_size`` = B > 0, only B start at once: the next B start when every worker of
+the batch is Ready or failed to start (the WorkerRegistry's facts say so). A Starter that dies
+(killed, or gave up on its worker) is restarted after a backoff that grows to ``max_seconds``;
+its Worker died with it (PR_SET_PDEATHSIG), so the WorkerSupervisor tells the WorkerRegistry.
+Too many Starter restarts and the WorkerSupervisor itself gives up: PoolRoot then marks the pool
+degraded.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from snakepit_supervision import ChildSpec, InitSupervisor, Supervisor
+from snakepit_supervision.messages import ChildStarted, StartChild
+
+from snakepit_actors.messages import (
+    InitStarter,
+    InitWorkerSupervisor,
+    StarterStarted,
+    SubscribeWorkers,
+    WorkerAbandoned,
+    WorkerContext,
+    WorkerExited,
+    WorkerReady,
+    WorkerStartFailed,
+)
+from snakepit_actors.telemetry import get_logger
+
+log = get_logger("worker_supervisor")
+
+STARTER_ACTOR = "snakepit_actors.tree.starter:Starter"
+
+
+def worker_ids(pool_name: str, pool_size: int) -> list[str]:
+    """The ids of a pool's worker slots, in start order."""
+    return [f"{pool_name}_worker_{index}" for index in range(1, pool_size + 1)]
+
+
+class WorkerSupervisor(Supervisor):
+    """Creates and restarts Starters."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._ctx: WorkerContext | None = None
+        self._batch: set[str] = set()  # workers of the start-up batch not yet settled
+        self._later: list[str] = []  # workers still to start, in order
+
+    def receiveMsg_InitWorkerSupervisor(self, msg: InitWorkerSupervisor, sender: Any) -> None:
+        self._ctx = ctx = msg.context
+        cfg = ctx.config
+        ids = worker_ids(cfg.name, cfg.pool_size)
+        size = cfg.startup_batch_size or len(ids)
+        first, self._later = ids[:size], ids[size:]
+        if self._later:
+            self._batch = set(first)
+            self.send(ctx.worker_registry, SubscribeWorkers(self.myAddress))
+        self.receiveMsg_InitSupervisor(InitSupervisor(
+            strategy="one_for_one",
+            max_restarts=cfg.max_restarts * cfg.pool_size, max_seconds=cfg.max_seconds,
+            children=tuple(self._spec(wid) for wid in first),
+            backoff_initial_s=1.0, backoff_max_s=max(1.0, cfg.max_seconds),
+            name=f"worker_supervisor:{cfg.name}"), sender)
+
+    def _spec(self, worker_id: str) -> ChildSpec:
+        assert self._ctx is not None
+        return ChildSpec(worker_id, STARTER_ACTOR, init=InitStarter(self._ctx, worker_id))
+
+    # --- start-up in batches (startup_batch_size) ---------------------------------------------
+
+    def receiveMsg_WorkerReady(self, msg: WorkerReady, sender: Any) -> None:
+        self._settled(msg.worker_id)
+
+    def receiveMsg_WorkerStartFailed(self, msg: WorkerStartFailed, sender: Any) -> None:
+        self._settled(msg.worker_id)
+
+    def receiveMsg_WorkerExited(self, msg: WorkerExited, sender: Any) -> None:
+        """Facts after start-up: the Pool acts on them, not us."""
+
+    def receiveMsg_WorkerAbandoned(self, msg: WorkerAbandoned, sender: Any) -> None:
+        """As WorkerExited."""
+
+    def receiveMsg_ChildStarted(self, msg: ChildStarted, sender: Any) -> None:
+        """Our own StartChild's acknowledgement: nothing to do."""
+
+    def _settled(self, worker_id: str) -> None:
+        """A worker of the current batch is Ready or failed: start the next batch after the
+        last one."""
+        self._batch.discard(worker_id)
+        if self._batch or not self._later or self._ctx is None or self._stopping:
+            return
+        size = self._ctx.config.startup_batch_size
+        batch, self._later = self._later[:size], self._later[size:]
+        self._batch = set(batch) if self._later else set()
+        for wid in batch:
+            self.receiveMsg_StartChild(StartChild(self._spec(wid)), self.myAddress)
+
+    def receiveMsg_SupervisorStarted(self, msg: Any, sender: Any) -> None:
+        """Acknowledgements of our Starters' own starts: nothing to do."""
+
+    def on_child_started(self, child_id: str, address: Any, restarts: int) -> None:
+        assert self._ctx is not None
+        self.send(self._ctx.starter_registry, StarterStarted(child_id, address))
+
+    def on_child_exited(self, child_id: str, address: Any, normal: bool) -> None:
+        if self._ctx is None or self._stopping:
+            return  # stopped with the pool: no facts to peers that may be exiting too
+        # The Starter's Worker died with it (PDEATHSIG) and nobody else will say so.
+        self.send(self._ctx.worker_registry, WorkerExited(child_id, reason="starter_exited"))
+        log.warning("worker.restarting", worker_id=child_id, reason="starter_exited")
