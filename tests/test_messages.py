@@ -4,20 +4,25 @@ dispatches on the bare class name and pickles every message between processes)."
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import inspect
 import pickle
+import subprocess
+import sys
 import typing
 from typing import Any
 
 import pytest
-import snakepit_supervision.messages as sup_messages
 
 import snakepit_actors.messages as messages
+import snakepit_supervision.messages as sup_messages
 from snakepit_actors import PoolConfig, ToolError
 from snakepit_actors.errors import SnakepitError
 
 MESSAGE_CLASSES = [cls for _, cls in inspect.getmembers(messages, inspect.isclass)
-                   if dataclasses.is_dataclass(cls) and cls.__module__ == messages.__name__]
+                   if dataclasses.is_dataclass(cls)
+                   and cls.__module__.startswith(messages.__name__ + ".")]
+SUBSYSTEMS = ("api", "tree", "requests", "leases", "sessions", "placement", "node")
 
 
 def sample(tp: Any) -> Any:
@@ -42,7 +47,7 @@ def sample(tp: Any) -> Any:
 
 
 def build(cls: type) -> Any:
-    hints = typing.get_type_hints(cls, vars(messages))
+    hints = typing.get_type_hints(cls)
     return cls(**{f.name: sample(hints[f.name]) for f in dataclasses.fields(cls)})
 
 
@@ -52,6 +57,24 @@ def test_every_message_is_a_frozen_slotted_dataclass() -> None:
         assert cls.__dataclass_params__.frozen, cls  # type: ignore[attr-defined]
         assert hasattr(cls, "__slots__"), cls
         assert cls.__doc__, cls
+
+
+def test_the_package_exports_every_message_of_every_subsystem_module_once() -> None:
+    defined: list[str] = []
+    for name in SUBSYSTEMS:
+        module = importlib.import_module(f"{messages.__name__}.{name}")
+        defined += [n for n, c in vars(module).items()
+                    if inspect.isclass(c) and c.__module__ == module.__name__]
+    assert len(defined) == len(set(defined)), "a message name is defined twice"
+    assert sorted(defined) == sorted(c.__name__ for c in MESSAGE_CLASSES)
+    assert set(defined) <= set(messages.__all__)
+
+
+def test_the_public_protocol_module_needs_no_part_of_the_tree() -> None:
+    code = ("import sys, snakepit_actors.messages.api as api; "
+            "assert 'thespian' not in sys.modules and 'grpc' not in sys.modules; "
+            "assert api.Execute and api.ExecuteResult and api.ExecuteFailed and api.StreamChunk")
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
 
 
 @pytest.mark.parametrize("cls", MESSAGE_CLASSES, ids=lambda c: c.__name__)

@@ -25,6 +25,10 @@ _CHECKOUT = Path(__file__).resolve().parents[2]
 if (_CHECKOUT / "supervision" / "snakepit_supervision").is_dir():
     sys.path[:0] = [str(_CHECKOUT), str(_CHECKOUT / "supervision")]  # a checkout: its packages
 
+from thespian.actors import ActorExitRequest, ActorTypeDispatcher
+
+from snakepit_actors.config import SystemConfig
+from snakepit_actors.system import shutdown_actor_system, start_actor_system
 from snakepit_supervision import (
     ChildExited,
     ChildRestarting,
@@ -40,10 +44,6 @@ from snakepit_supervision import (
     Supervisor,
     WhichChildren,
 )
-from thespian.actors import ActorExitRequest, ActorTypeDispatcher
-
-from snakepit_actors.config import SystemConfig
-from snakepit_actors.system import shutdown_actor_system, start_actor_system
 
 
 @dataclass(frozen=True, slots=True)

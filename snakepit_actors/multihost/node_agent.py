@@ -58,9 +58,8 @@ class NodeAgent(ActorTypeDispatcher):
         self._watch: Any = None  # the pool's NodeWatch (it created this agent)
 
     def receiveMsg_InitNodeAgent(self, msg: InitNodeAgent, sender: Any) -> None:
-        from snakepit_supervision.lifetime import die_with_parent
-
         from snakepit_actors.multihost.member_directory import MEMBER_DIRECTORY, MemberDirectory
+        from snakepit_supervision.lifetime import die_with_parent
 
         die_with_parent()  # the member's admin: gone with the member system
         self._init, self._watch = msg, sender

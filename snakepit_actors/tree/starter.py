@@ -17,9 +17,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from snakepit_supervision import ChildSpec, InitSupervisor
-from snakepit_supervision import Starter as OneChildSupervisor
-
 from snakepit_actors.core.placement import NODE_CAPABILITY
 from snakepit_actors.messages import (
     InitStarter,
@@ -33,6 +30,8 @@ from snakepit_actors.messages import (
     WorkerPlaced,
 )
 from snakepit_actors.telemetry import get_logger
+from snakepit_supervision import ChildSpec, InitSupervisor
+from snakepit_supervision import Starter as OneChildSupervisor
 
 log = get_logger("starter")
 

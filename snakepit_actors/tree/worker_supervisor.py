@@ -18,9 +18,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from snakepit_supervision import ChildSpec, InitSupervisor, Supervisor
-from snakepit_supervision.messages import ChildStarted, StartChild
-
 from snakepit_actors.messages import (
     InitStarter,
     InitWorkerSupervisor,
@@ -33,6 +30,8 @@ from snakepit_actors.messages import (
     WorkerStartFailed,
 )
 from snakepit_actors.telemetry import get_logger
+from snakepit_supervision import ChildSpec, InitSupervisor, Supervisor
+from snakepit_supervision.messages import ChildStarted, StartChild
 
 log = get_logger("worker_supervisor")
 

@@ -12,7 +12,6 @@ from typing import Any
 
 import psutil
 import pytest
-from snakepit_supervision import ChildSpec, InitSupervisor, Supervisor
 from supervision_test_actors import Collector, Drain, Hello, HelloBack, HereIAm, WhereAmI
 
 from snakepit_actors.config import SystemConfig
@@ -22,6 +21,7 @@ from snakepit_actors.system import (
     shutdown_actor_system,
     start_actor_system,
 )
+from snakepit_supervision import ChildSpec, InitSupervisor, Supervisor
 
 CHILD = "supervision_test_actors:Child"
 ASK_S = 5.0

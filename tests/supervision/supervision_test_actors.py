@@ -10,6 +10,8 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
+from thespian.actors import ActorSystemMessage, ActorTypeDispatcher
+
 from snakepit_supervision import (
     ChildSpec,
     InitSupervisor,
@@ -17,7 +19,6 @@ from snakepit_supervision import (
     Supervisor,
     load_actor_class,
 )
-from thespian.actors import ActorSystemMessage, ActorTypeDispatcher
 
 ActorAddress = Any
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from snakepit_supervision import ChildSpec, InitSupervisor, Registry, load_actor_class
 from snakepit_supervision.children import ChildRecord, ChildTable, init_problems, spec_problem
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import pytest
 from conftest import CHILD, Harness, alive
+from supervision_test_actors import GatedSupervisor, HelloBack, Lose, Lost, OpenGate
+
 from snakepit_supervision import (
     ChildExited,
     ChildrenList,
@@ -12,7 +14,6 @@ from snakepit_supervision import (
     InitSupervisor,
     WhichChildren,
 )
-from supervision_test_actors import GatedSupervisor, HelloBack, Lose, Lost, OpenGate
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -8,6 +8,9 @@ import time
 
 import pytest
 from conftest import Harness
+from supervision_test_actors import Child, Collector, Hello, HelloBack
+from thespian.actors import ActorExitRequest
+
 from snakepit_supervision import (
     InitKeyRegistry,
     ListEntries,
@@ -24,8 +27,6 @@ from snakepit_supervision import (
     UnregisterAddress,
     Unregistered,
 )
-from supervision_test_actors import Child, Collector, Hello, HelloBack
-from thespian.actors import ActorExitRequest
 
 pytestmark = pytest.mark.timeout(60)
 

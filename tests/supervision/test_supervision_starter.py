@@ -7,6 +7,8 @@ import signal
 
 import pytest
 from conftest import Harness, wait_dead
+from supervision_test_actors import ChildGone, HelloBack, LeaveNormally, Parent, SpawnSupervisor
+
 from snakepit_supervision import (
     ChildExited,
     ChildRequestRejected,
@@ -20,7 +22,6 @@ from snakepit_supervision import (
     SupervisorInitFailed,
     TerminateChild,
 )
-from supervision_test_actors import ChildGone, HelloBack, LeaveNormally, Parent, SpawnSupervisor
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -13,6 +13,18 @@ import time
 import psutil
 import pytest
 from conftest import Harness, alive, wait_dead
+from supervision_test_actors import (
+    ChildGone,
+    CountingSupervisor,
+    Crash,
+    HelloBack,
+    HookCalled,
+    LeaveNormally,
+    Parent,
+    SpawnSupervisor,
+)
+from thespian.actors import ActorExitRequest
+
 from snakepit_supervision import (
     ChildExited,
     ChildrenList,
@@ -28,17 +40,6 @@ from snakepit_supervision import (
     TerminateChild,
     WhichChildren,
 )
-from supervision_test_actors import (
-    ChildGone,
-    CountingSupervisor,
-    Crash,
-    HelloBack,
-    HookCalled,
-    LeaveNormally,
-    Parent,
-    SpawnSupervisor,
-)
-from thespian.actors import ActorExitRequest
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -1,0 +1,187 @@
+"""Messages inside one pool's actor tree: set-up (``Init*``), worker facts (Worker/Starter ->
+WorkerRegistry -> subscribers) and process bookkeeping (Worker -> ProcessRegistry).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from snakepit_actors.config import PoolConfig
+from snakepit_actors.errors import SnakepitError
+from snakepit_actors.messages.api import LOCAL_NODE, ActorAddress
+
+# --- internal: set-up -------------------------------------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class InitPool:
+    """PoolRoot -> Pool: configuration, collaborators, and whom to tell when started."""
+
+    config: PoolConfig
+    worker_registry: ActorAddress
+    start_reply_to: ActorAddress
+    report_progress: bool = False
+    session_store: ActorAddress | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class InitRegistry:
+    """PoolRoot -> a registry actor: its pool's name (for logs). The ProcessRegistry also uses
+    ``db_path`` (its sqlite file; "" = in memory only) and ``owner_pid`` (whose death ends the
+    run; 0 = the PoolRoot)."""
+
+    pool_name: str
+    db_path: str = ""
+    owner_pid: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class SubscribeWorkers:
+    """Pool -> WorkerRegistry: send me every worker fact (``WorkerReady``, ``WorkerStartFailed``,
+    ``WorkerExited``), starting with the current entries."""
+
+    subscriber: ActorAddress
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerContext:
+    """What every Starter and Worker of one pool needs to know."""
+
+    config: PoolConfig
+    run_id: str
+    run_dir: str
+    pool: ActorAddress
+    worker_registry: ActorAddress
+    process_registry: ActorAddress
+    starter_registry: ActorAddress
+    node_watch: ActorAddress | None = None  # places workers on member nodes (placement)
+
+
+@dataclass(frozen=True, slots=True)
+class InitWorkerSupervisor:
+    """PoolRoot -> WorkerSupervisor: start ``config.pool_size`` Starters."""
+
+    context: WorkerContext
+
+
+@dataclass(frozen=True, slots=True)
+class InitStarter:
+    """WorkerSupervisor -> Starter: own the worker ``worker_id``."""
+
+    context: WorkerContext
+    worker_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class InitWorker:
+    """Starter -> Worker: start the external process. ``restarts`` counts earlier incarnations.
+    On a member node (placement), ``node`` names it and ``node_agent`` is the pool's agent
+    there, which stops the Worker if the pool's node goes silent."""
+
+    context: WorkerContext
+    worker_id: str
+    restarts: int
+    node: str = ""
+    node_agent: ActorAddress | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class WatchLauncher:
+    """system -> LauncherWatch: shut the actor system down when ``pid`` is gone. Replies
+    ``WatchingLauncher``."""
+
+    pid: int
+    interval_s: float = 0.2
+
+
+@dataclass(frozen=True, slots=True)
+class WatchingLauncher:
+    """Reply to ``WatchLauncher``: the watcher's pid and its parent's (the Thespian admin)."""
+
+    watcher_pid: int
+    admin_pid: int
+
+
+# --- internal: worker facts (Worker/Starter -> WorkerRegistry -> subscribers) -----------------
+
+@dataclass(frozen=True, slots=True)
+class WorkerReady:
+    """A worker's process answered its ping: it takes requests at ``address``."""
+
+    worker_id: str
+    address: ActorAddress
+    pid: int
+    endpoint: str
+    restarts: int
+    started_at: float
+    node: str = LOCAL_NODE  # the member node it runs on; LOCAL_NODE: the pool's own system
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerStartFailed:
+    """A worker's process failed to start (import error, bad interpreter, startup timeout)."""
+
+    worker_id: str
+    error: SnakepitError
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerExited:
+    """A worker (actor or process) is gone; its in-flight requests have failed."""
+
+    worker_id: str
+    reason: str
+    exit_code: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerAbandoned:
+    """A worker's Starter gave up (restart intensity reached); the slot stays empty until the
+    WorkerSupervisor restarts the Starter."""
+
+    worker_id: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class PoolDegraded:
+    """PoolRoot -> Pool: the WorkerSupervisor gave up; no worker will come back."""
+
+    reason: str
+
+
+# --- internal: process bookkeeping ------------------------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class ProcessSpawning:
+    """Worker -> ProcessRegistry, before spawn: a process for ``worker_id`` is about to exist."""
+
+    worker_id: str
+    run_id: str
+    pool_name: str
+
+
+@dataclass(frozen=True, slots=True)
+class ProcessSpawned:
+    """Worker -> ProcessRegistry, after spawn: its identity (pid + create_time + run id)."""
+
+    worker_id: str
+    pid: int
+    pgid: int
+    create_time: float
+
+
+@dataclass(frozen=True, slots=True)
+class ProcessEnded:
+    """Worker -> ProcessRegistry: the process ``pid`` of ``worker_id`` was stopped and reaped
+    (0 = whatever process the registry holds for it)."""
+
+    worker_id: str
+    pid: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class StarterStarted:
+    """WorkerSupervisor -> StarterRegistry: ``worker_id`` is owned by ``starter``."""
+
+    worker_id: str
+    starter: ActorAddress
