@@ -54,6 +54,13 @@ def free_port(host: str = "127.0.0.1") -> int:
         return int(s.getsockname()[1])
 
 
+def port_in_use(port: int, host: str = "127.0.0.1", timeout_s: float = 0.5) -> bool:
+    """Whether something accepts TCP connections on ``host:port``."""
+    with contextlib.suppress(OSError), socket.create_connection((host, port), timeout_s):
+        return True
+    return False
+
+
 def make_run_dir(pool_name: str) -> str:
     """A private (0700) directory for one pool run: sockets, logs. Short, for socket paths."""
     return tempfile.mkdtemp(prefix=f"sp-{pool_name[:16]}-")

@@ -56,7 +56,6 @@ from snakepit_actors.messages import (
     StartPool,
     WorkerInfo,
 )
-from snakepit_actors.ops.reaper import sweep_orphans
 from snakepit_actors.system import (
     StartedSystem,
     make_run_dir,
@@ -64,7 +63,8 @@ from snakepit_actors.system import (
     shutdown_actor_system,
     start_actor_system,
 )
-from snakepit_actors.tree.process_registry import default_data_dir, process_db_path
+from snakepit_actors.tree.process_table import default_data_dir, process_db_path
+from snakepit_actors.tree.reaper import sweep_orphans
 
 _CONTROL_TIMEOUT_S = 10.0
 

@@ -11,7 +11,7 @@ import itertools
 from dataclasses import dataclass
 from typing import Literal
 
-from snakepit_actors.tree.process_registry import ProcessIdentity, ProcessRow
+from snakepit_actors.core.process_rows import ProcessIdentity, ProcessRow
 
 #: Linux computes a create time as boot ticks + ``btime`` re-read from /proc/stat, an integer
 #: that may step by 1 s under clock slewing; more than that, a pid reuse would also need the
