@@ -1,4 +1,4 @@
-"""Starting a Thespian actor system safely (DESIGN §8).
+"""Starting a Thespian actor system safely (docs/architecture.md, "Process hygiene").
 
 * Thespian's TCP listeners bind ``0.0.0.0`` and unpickle whatever arrives. ``prepare_thespian``
   makes every listener bind the configured address (loopback by default) before the system
