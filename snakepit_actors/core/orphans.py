@@ -1,7 +1,7 @@
 """The pure decision of the reaper: may this process-table row's process be signalled?
 
 ``judge(row, owner, process) -> Verdict`` takes what was observed (no I/O here) and says
-"kill", "remove" (forget the row, signal nothing) or "keep". See ``reaper.py`` for the rules
+"kill", "remove" (forget the row, signal nothing) or "keep". See ``tree/reaper.py`` for the rules
 in context and for the code that observes and acts.
 """
 
