@@ -1,4 +1,5 @@
-"""Encoding request arguments for the wire, and decoding worker failures (DESIGN §4)."""
+"""Encoding request arguments for the wire, and decoding worker failures (the wire contract:
+``protos/snakepit/bridge/v1/bridge.proto``)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Starting a Thespian actor system safely (DESIGN §8).
+"""Starting a Thespian actor system safely (docs/architecture.md, "Process hygiene").
 
 * Thespian's TCP listeners bind ``0.0.0.0`` and unpickle whatever arrives. ``prepare_thespian``
   makes every listener bind the configured address (loopback by default) before the system
@@ -52,6 +52,13 @@ def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind((host, 0))
         return int(s.getsockname()[1])
+
+
+def port_in_use(port: int, host: str = "127.0.0.1", timeout_s: float = 0.5) -> bool:
+    """Whether something accepts TCP connections on ``host:port``."""
+    with contextlib.suppress(OSError), socket.create_connection((host, port), timeout_s):
+        return True
+    return False
 
 
 def make_run_dir(pool_name: str) -> str:

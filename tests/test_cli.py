@@ -44,3 +44,10 @@ def test_bench_measures_one_scenario_against_raw_grpc_and_process_pool_as_json()
 def test_bench_refuses_an_unbounded_duration_and_an_unknown_scenario() -> None:
     assert "must be in (0, 120]" in cli("bench", "--duration", "1000").stderr
     assert "invalid choice" in cli("bench", "--scenario", "pi").stderr
+
+
+def test_python_dash_m_snakepit_actors_runs_the_same_command() -> None:
+    done = subprocess.run([sys.executable, "-m", "snakepit_actors", "cleanup", "--help"],
+                          capture_output=True, text=True, timeout=50)
+    assert done.returncode == 0, done.stderr
+    assert "usage: snakepit-actors cleanup" in done.stdout

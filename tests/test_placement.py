@@ -206,8 +206,9 @@ def test_a_drain_counts_only_worker_processes_still_running(tmp_path: Any) -> No
 
     import psutil
 
+    from snakepit_actors.core.process_rows import ProcessIdentity
     from snakepit_actors.multihost.member import MemberNode, MemberOptions
-    from snakepit_actors.tree.process_registry import ProcessIdentity, ProcessTable
+    from snakepit_actors.tree.process_table import ProcessTable
 
     db = str(tmp_path / "processes.sqlite3")
     member = MemberNode(MemberOptions(leader=("127.0.0.1", 1)))

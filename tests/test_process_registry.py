@@ -24,6 +24,7 @@ from hypothesis import strategies as st
 
 from snakepit_actors import Pool, PoolConfig
 from snakepit_actors.config import SystemConfig
+from snakepit_actors.core.process_rows import ProcessIdentity
 from snakepit_actors.messages import (
     InitRegistry,
     ProcessEnded,
@@ -36,10 +37,9 @@ from snakepit_actors.system import (
     shutdown_actor_system,
     start_actor_system,
 )
-from snakepit_actors.tree.process_registry import (
+from snakepit_actors.tree.process_registry import ProcessRegistry
+from snakepit_actors.tree.process_table import (
     DB_FILENAME,
-    ProcessIdentity,
-    ProcessRegistry,
     ProcessTable,
     default_data_dir,
     identify_process,
@@ -172,7 +172,8 @@ def test_the_table_follows_any_sequence_of_events_like_a_dict(
 
 WRITER = textwrap.dedent("""\
     import sys, time
-    from snakepit_actors.tree.process_registry import ProcessIdentity, ProcessTable
+    from snakepit_actors.core.process_rows import ProcessIdentity
+    from snakepit_actors.tree.process_table import ProcessTable
     path, run, n, start_at = sys.argv[1], sys.argv[2], int(sys.argv[3]), float(sys.argv[4])
     while time.time() < start_at:
         time.sleep(0.001)

@@ -1,4 +1,5 @@
-"""``snakepit_actors.ops.reaper``: orphans of dead runs are killed, and nothing else ever is.
+"""``snakepit_actors.tree.reaper`` (and ``ops.cleanup``): orphans of dead runs are killed, and
+nothing else ever is.
 
 Real processes play the parts: a fake worker is ``python -c "..." --run-id RUN --worker-id W``
 in its own session, a dead owner is a short-lived process that has exited, an unrelated process
@@ -24,21 +25,16 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from snakepit_actors.ops.reaper import (
+from snakepit_actors.core.process_rows import ProcessIdentity, ProcessRow
+from snakepit_actors.ops.cleanup import cleanup_command
+from snakepit_actors.tree.process_table import DB_FILENAME, ProcessTable, identify_process
+from snakepit_actors.tree.reaper import (
     ProcessFacts,
-    cleanup_command,
     has_run_marker,
     judge,
     reap_orphans,
     run_is_over,
     sweep_orphans,
-)
-from snakepit_actors.tree.process_registry import (
-    DB_FILENAME,
-    ProcessIdentity,
-    ProcessRow,
-    ProcessTable,
-    identify_process,
 )
 
 pytestmark = pytest.mark.timeout(30)

@@ -1,6 +1,6 @@
-"""The Python handle's direct data path (DESIGN §3): lease a worker slot from the Pool, call the
-worker's gRPC endpoint from the caller's own thread (or a gRPC future, for asyncio), give the
-slot back.
+"""The Python handle's direct data path (docs/architecture.md, "Two data paths"): lease a worker
+slot from the Pool, call the worker's gRPC endpoint from the caller's own thread (or a gRPC
+future, for asyncio), give the slot back.
 
     caller thread / asyncio task
         | acquire (LeaseClient): an idle lease at once, or wait in FIFO order for one

@@ -1,34 +1,34 @@
 """``Pool``: the handle plain Python code uses (sync and asyncio, thread-safe).
 
-Two data paths (``PoolConfig.data_path``, DESIGN §3): "direct" (the default) runs ``execute``
-through ``direct.DirectPath``: leases from the Pool, gRPC straight to the worker from the
-caller's thread; the gateway below then only carries lease traffic, for a
-``lease_client.LeaseClient``. "actor" sends every request through the actors as drawn here.
-``execute_stream`` takes the configured path too (``direct_stream.py``); ``execute_stream_async``
-always takes the actor path.
+Two data paths (``PoolConfig.data_path``; docs/architecture.md, "Two data paths"): "direct"
+(the default) runs ``execute`` through ``direct.DirectPath``: leases from the Pool, gRPC
+straight to the worker from the caller's thread; the gateway thread (``gateway.Gateway``) then
+only carries lease traffic, for a ``lease_client.LeaseClient``. "actor" sends every request
+through the actors as drawn here. ``execute_stream`` takes the configured path too
+(``direct_stream.py``); ``execute_stream_async`` always takes the actor path.
 
 Data flow (actor path)::
 
     caller threads / asyncio tasks
-        │  execute(): encode args, register a Future, put the message in the outbox
+        │  execute(): encode args, fix the deadline, hand the Execute to the gateway
         ▼
-    gateway thread (the only user of the ActorSystem endpoint)
-        │  drains the outbox -> one Execute or one ExecuteBatch to the Pool actor
-        │  waits in Thespian's select() on its sockets AND a wake pipe (so a new request
-        │  never waits for a poll tick), then matches replies to Futures by request id
+    gateway thread (gateway.py: the only user of the ActorSystem endpoint)
+        │  one Execute or one ExecuteBatch to the Pool actor; replies matched to Futures
         ▼
     Pool actor -> Worker actor -> gRPC -> worker process; the Worker replies to the gateway
 
-One ``timeout`` becomes one absolute deadline at the edge and travels with the request.
+One deadline, applied once: each call turns its ``timeout`` (or, when None, the pool's
+``request_timeout``) into one absolute ``deadline_unix_s`` (``_deadline_at``), sends it in the
+``Execute`` and derives every later wait from it: the wait for the reply (deadline +
+``REPLY_GRACE_S``), each wait for a stream's next chunk (the time left, never reset per chunk),
+the direct path's wait for a lease and its gRPC deadline.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import itertools
 import os
-import queue
 import threading
 import time
 import uuid
@@ -38,39 +38,24 @@ from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any
 
 from snakepit_actors.client.direct import DirectPath
+from snakepit_actors.client.gateway import REPLY_GRACE_S, Gateway, StreamSink, reply_wait_s
 from snakepit_actors.client.host_tools import HostToolMethods
 from snakepit_actors.client.lease_client import LeaseClient
-from snakepit_actors.client.session_api import SESSION_REPLIES, SessionMethods
+from snakepit_actors.client.session_api import SessionMethods
 from snakepit_actors.config import PoolConfig
-from snakepit_actors.errors import (
-    PoolClosedError,
-    PoolNotReadyError,
-    RequestTimeoutError,
-    SnakepitError,
-)
+from snakepit_actors.errors import PoolClosedError, RequestTimeoutError, SnakepitError
 from snakepit_actors.json_codec import encode_args
 from snakepit_actors.messages import (
     CancelRequest,
     ClosePool,
     Execute,
-    ExecuteBatch,
-    ExecuteFailed,
-    ExecuteResult,
     GetStats,
     ListWorkers,
-    PoolClosed,
-    PoolStarted,
-    PoolStartFailed,
     PoolStats,
-    RecycleRequested,
     RequestRecycle,
     StartPool,
-    StartProgress,
-    StreamChunk,
     WorkerInfo,
-    WorkerList,
 )
-from snakepit_actors.ops.reaper import sweep_orphans
 from snakepit_actors.system import (
     StartedSystem,
     make_run_dir,
@@ -78,10 +63,9 @@ from snakepit_actors.system import (
     shutdown_actor_system,
     start_actor_system,
 )
-from snakepit_actors.tree.process_registry import default_data_dir, process_db_path
+from snakepit_actors.tree.process_table import default_data_dir, process_db_path
+from snakepit_actors.tree.reaper import sweep_orphans
 
-#: Extra time a caller waits past a request's deadline for the pool's own timeout reply.
-_REPLY_GRACE_S = 5.0
 _CONTROL_TIMEOUT_S = 10.0
 
 
@@ -92,7 +76,7 @@ class Pool(SessionMethods, HostToolMethods):
     """
 
     def __init__(self, config: PoolConfig, system: StartedSystem, run_dir: str,
-                 gateway: _Gateway, pool_address: Any, admin_pid: int, run_id: str = "",
+                 gateway: Gateway, pool_address: Any, admin_pid: int, run_id: str = "",
                  process_db: str = "") -> None:
         self.config = config
         self.run_id = run_id
@@ -137,7 +121,7 @@ class Pool(SessionMethods, HostToolMethods):
         run_id = uuid.uuid4().hex[:12]
         run_dir = make_run_dir(cfg.name)
         system = start_actor_system(cfg.system, run_dir)
-        gateway: _Gateway | None = None
+        gateway: Gateway | None = None
         admin_pid = 0
         try:
             from snakepit_actors.tree.launcher_watch import watch_launcher
@@ -146,10 +130,10 @@ class Pool(SessionMethods, HostToolMethods):
             asys = system.actor_system
             admin_pid = watch_launcher(asys, _CONTROL_TIMEOUT_S)
             root = asys.createActor(PoolRoot)
-            gateway = _Gateway(asys, cfg.name, on_progress)
+            gateway = Gateway(asys, cfg.name, on_progress)
             started = gateway.call(root, StartPool(cfg, run_id, run_dir, process_db, os.getpid(),
                                                    report_progress=on_progress is not None),
-                                   "start", cfg.startup_timeout + _REPLY_GRACE_S)
+                                   "start", cfg.startup_timeout + REPLY_GRACE_S)
         except BaseException as exc:
             if gateway is not None:
                 gateway.stop()
@@ -221,11 +205,12 @@ class Pool(SessionMethods, HostToolMethods):
         if self._direct is not None and self._uses_direct_path(session_id):
             return self._direct.execute(self._request(tool, args, session_id, timeout,
                                                       idempotent))
-        future, wait_s = self._submit(tool, args, session_id, timeout, idempotent)
+        future, request = self._submit(tool, args, session_id, timeout, idempotent)
+        wait_s = reply_wait_s(request.deadline_unix_s)
         try:
             return future.result(wait_s)
         except FutureTimeout:
-            raise self._no_reply(tool, wait_s) from None
+            raise self._no_reply(request, wait_s) from None
 
     async def execute_async(self, tool: str, args: Mapping[str, Any] | None = None, *,
                             session_id: str | None = None, timeout: float | None = None,
@@ -234,11 +219,12 @@ class Pool(SessionMethods, HostToolMethods):
         if self._direct is not None and self._uses_direct_path(session_id):
             return await self._direct.execute_async(self._request(tool, args, session_id,
                                                                   timeout, idempotent))
-        future, wait_s = self._submit(tool, args, session_id, timeout, idempotent)
+        future, request = self._submit(tool, args, session_id, timeout, idempotent)
+        wait_s = reply_wait_s(request.deadline_unix_s)
         try:
             return await asyncio.wait_for(asyncio.wrap_future(future), wait_s)
         except TimeoutError:
-            raise self._no_reply(tool, wait_s) from None
+            raise self._no_reply(request, wait_s) from None
 
     def execute_stream(self, tool: str, args: Mapping[str, Any] | None = None, *,
                        session_id: str | None = None,
@@ -246,7 +232,8 @@ class Pool(SessionMethods, HostToolMethods):
         """Run a generator tool and iterate over the values it yields, as they arrive.
 
         Same parameters and errors as ``execute`` (raised by the iteration). Each ``next()``
-        blocks until the next value. Leaving the loop early cancels the tool on its worker.
+        blocks until the next value. ``timeout`` bounds the whole stream, not each value: the
+        deadline is fixed at this call. Leaving the loop early cancels the tool on its worker.
         On the actor path values are buffered here without bound: consume them.
         """
         request = self._request(tool, args, session_id, timeout, False, stream=True)
@@ -254,16 +241,15 @@ class Pool(SessionMethods, HostToolMethods):
             from snakepit_actors.client.direct_stream import stream
 
             return stream(self._direct, request)
-        sink = _StreamSink()
+        sink = StreamSink()
         self._gateway.submit(self._pool, request, sink=sink)
-        return self._iterate(sink, request, timeout)
+        return self._iterate(sink, request)
 
-    def _iterate(self, sink: _StreamSink, request: Execute,
-                 timeout: float | None) -> Iterator[Any]:
+    def _iterate(self, sink: StreamSink, request: Execute) -> Iterator[Any]:
         finished = False
         try:
             while True:
-                kind, value = sink.take(None if timeout is None else timeout + _REPLY_GRACE_S)
+                kind, value = sink.take_at(request.deadline_unix_s)
                 if kind == "values":
                     yield from value
                 elif kind == "error":
@@ -280,16 +266,15 @@ class Pool(SessionMethods, HostToolMethods):
                                    session_id: str | None = None,
                                    timeout: float | None = None) -> AsyncIterator[Any]:
         """``execute_stream`` for asyncio: ``async for value in pool.execute_stream_async(...)``.
-        Never blocks the event loop."""
+        Never blocks the event loop. The deadline is fixed when the iteration starts."""
         loop = asyncio.get_running_loop()
-        sink = _StreamSink(loop)
+        sink = StreamSink(loop)
         request = self._request(tool, args, session_id, timeout, False, stream=True)
         self._gateway.submit(self._pool, request, sink=sink)
         finished = False
         try:
             while True:
-                kind, value = await sink.take_async(
-                    None if timeout is None else timeout + _REPLY_GRACE_S)
+                kind, value = await sink.take_at_async(request.deadline_unix_s)
                 if kind == "values":
                     for item in value:
                         yield item
@@ -305,28 +290,35 @@ class Pool(SessionMethods, HostToolMethods):
 
     def _request(self, tool: str, args: Mapping[str, Any] | None, session_id: str | None,
                  timeout: float | None, idempotent: bool, stream: bool = False) -> Execute:
+        """The ``Execute`` of one call, with its one deadline. Raises PoolClosedError and the
+        argument errors of ``execute``."""
         if self._closed:
             raise PoolClosedError(f"pool {self.config.name!r} is closed")
         if not isinstance(tool, str) or not tool:
             raise _invalid_tool(tool)
         payload = encode_args(tool, {} if args is None else args, self.config.max_payload_bytes)
-        timeout = self.config.request_timeout if timeout is None else timeout
-        deadline = None if timeout is None else time.time() + timeout
         return Execute(request_id=self._gateway.new_id(), tool=tool, session_id=session_id,
-                       deadline_unix_s=deadline, idempotent=idempotent, args_json=payload,
-                       stream=stream)
+                       deadline_unix_s=self._deadline_at(timeout), idempotent=idempotent,
+                       args_json=payload, stream=stream)
+
+    def _deadline_at(self, timeout: float | None) -> float | None:
+        """The only place a request's timeout is turned into its deadline (Unix seconds):
+        ``timeout`` from now, the pool's ``request_timeout`` when None; None: no deadline."""
+        timeout = self.config.request_timeout if timeout is None else timeout
+        return None if timeout is None else time.time() + timeout
 
     def _submit(self, tool: str, args: Mapping[str, Any] | None, session_id: str | None,
-                timeout: float | None, idempotent: bool) -> tuple[Future[Any], float | None]:
+                timeout: float | None, idempotent: bool) -> tuple[Future[Any], Execute]:
         request = self._request(tool, args, session_id, timeout, idempotent)
-        future = self._gateway.submit(self._pool, request)
-        timeout = self.config.request_timeout if timeout is None else timeout
-        return future, None if timeout is None else timeout + _REPLY_GRACE_S
+        return self._gateway.submit(self._pool, request), request
 
-    def _no_reply(self, tool: str, wait_s: float | None) -> SnakepitError:
+    def _no_reply(self, request: Execute, wait_s: float | None) -> SnakepitError:
         if self._closed:
             return PoolClosedError(f"pool {self.config.name!r} was closed")
-        return RequestTimeoutError(f"no reply for {tool!r} within {wait_s}s", reason="no_reply")
+        return RequestTimeoutError(
+            f"no reply for {request.tool!r} (request {request.request_id}) within {wait_s:.3f}s"
+            f": its deadline plus {REPLY_GRACE_S}s for the pool's answer passed",
+            reason="no_reply")
 
     # --- observation --------------------------------------------------------------------------
 
@@ -380,230 +372,3 @@ def _invalid_tool(tool: object) -> SnakepitError:
 
     return InvalidArgumentsError(f"tool must be a non-empty string, got {tool!r}",
                                  reason="invalid_tool")
-
-
-class _StreamSink(Future[Any]):
-    """The receiving end of one stream: chunks and the final reply, in order. Fed by the
-    gateway thread; read by one consumer (a thread, or a coroutine on ``loop``)."""
-
-    def __init__(self, loop: asyncio.AbstractEventLoop | None = None) -> None:
-        super().__init__()
-        self._loop = loop
-        self._items: queue.SimpleQueue[tuple[str, Any]] = queue.SimpleQueue()
-        self._async_items: asyncio.Queue[tuple[str, Any]] | None = (
-            asyncio.Queue() if loop is not None else None)
-
-    def _deliver(self, item: tuple[str, Any]) -> None:
-        if self._loop is not None and self._async_items is not None:
-            with contextlib.suppress(RuntimeError):  # the loop is closed: nobody is reading
-                self._loop.call_soon_threadsafe(self._async_items.put_nowait, item)
-        else:
-            self._items.put(item)
-
-    def add_values(self, values: tuple[Any, ...]) -> None:
-        self._deliver(("values", values))
-
-    def set_result(self, result: Any) -> None:
-        super().set_result(result)
-        self._deliver(("end", result))
-
-    def set_exception(self, exception: BaseException | None) -> None:
-        super().set_exception(exception)
-        self._deliver(("error", exception))
-
-    def take(self, timeout_s: float | None) -> tuple[str, Any]:
-        try:
-            return self._items.get(timeout=timeout_s)
-        except queue.Empty:
-            return "error", RequestTimeoutError(f"no stream data within {timeout_s}s",
-                                                reason="no_reply")
-
-    async def take_async(self, timeout_s: float | None) -> tuple[str, Any]:
-        assert self._async_items is not None
-        try:
-            return await asyncio.wait_for(self._async_items.get(), timeout_s)
-        except TimeoutError:
-            return "error", RequestTimeoutError(f"no stream data within {timeout_s}s",
-                                                reason="no_reply")
-
-
-class _Gateway:
-    """The one thread that owns the ActorSystem endpoint (Thespian endpoints are not shared
-    safely between threads). Callers hand it (target, message, Future) through a queue."""
-
-    def __init__(self, actor_system: Any, name: str,
-                 on_progress: Callable[[int, int], None] | None = None) -> None:
-        self._asys = actor_system
-        self._on_progress = on_progress
-        self._outbox: queue.SimpleQueue[tuple[Any, Any, Future[Any]] | None] = queue.SimpleQueue()
-        self._pending: dict[str, Future[Any]] = {}
-        self._ids = itertools.count()
-        self._prefix = uuid.uuid4().hex[:8]
-        self._wake_r, self._wake_w = os.pipe()
-        os.set_blocking(self._wake_r, False)
-        self._running = True
-        self._leases: LeaseClient | None = None
-        self._transport = actor_system._systemBase.transport
-        self._transport.set_watch([self._wake_r])
-        self._thread = threading.Thread(target=self._run, name=f"snakepit-gateway-{name}",
-                                        daemon=True)
-        self._thread.start()
-
-    def new_id(self) -> str:
-        return f"{self._prefix}-{next(self._ids)}"
-
-    def attach(self, leases: LeaseClient) -> None:
-        """Carry ``leases``' traffic: flush it every loop, hand it the Pool's lease answers."""
-        self._leases = leases
-        self.wake()
-
-    def wake(self) -> None:
-        """Make the gateway loop once now (any thread; never blocks)."""
-        with contextlib.suppress(OSError):
-            os.write(self._wake_w, b"x")
-
-    def submit(self, target: Any, message: Any, key: str | None = None,
-               sink: _StreamSink | None = None) -> Future[Any]:
-        """Send ``message``; the returned Future gets the reply matched by ``key`` (default
-        the message's request id; "" expects no reply)."""
-        future: Future[Any] = sink if sink is not None else Future()
-        if not self._running:
-            future.set_exception(PoolClosedError("the pool's gateway is stopped"))
-            return future
-        future.key = key or message.request_id  # type: ignore[attr-defined]
-        self._outbox.put((target, message, future))
-        with contextlib.suppress(OSError):
-            os.write(self._wake_w, b"x")
-        return future
-
-    def call(self, target: Any, message: Any, key: str, timeout_s: float) -> Any:
-        try:
-            return self.submit(target, message, key).result(timeout_s)
-        except FutureTimeout:
-            raise PoolNotReadyError(f"no answer to {type(message).__name__} within "
-                                    f"{timeout_s}s", reason="no_answer") from None
-
-    def wait_idle(self, deadline: float) -> None:
-        """Wait until no request is pending (nor any direct call running), or the monotonic
-        ``deadline``."""
-        while (self._pending or (self._leases is not None and self._leases.busy)) \
-                and time.monotonic() < deadline:
-            time.sleep(0.01)
-
-    def stop(self) -> None:
-        self._running = False
-        self._outbox.put(None)
-        with contextlib.suppress(OSError):
-            os.write(self._wake_w, b"x")
-        self._thread.join(5.0)
-        self._transport.set_watch([])
-        for fd in (self._wake_r, self._wake_w):
-            with contextlib.suppress(OSError):
-                os.close(fd)
-        error = PoolClosedError("the pool was closed before the reply arrived",
-                                reason="closed_in_flight")
-        for future in self._pending.values():
-            if not future.done():
-                future.set_exception(error)
-        self._pending.clear()
-
-    # --- the gateway thread -------------------------------------------------------------------
-
-    def _run(self) -> None:
-        while self._running:
-            self._send_outbox()
-            self._receive(self._wait_s())
-
-    def _wait_s(self) -> float | None:
-        wait = None if not self._pending else 1.0
-        due = self._leases.next_wait_s() if self._leases is not None else None
-        return due if wait is None or (due is not None and due < wait) else wait
-
-    def _send_outbox(self) -> None:
-        batches: dict[str, tuple[Any, list[Any]]] = {}
-        self._send_leases(force_usage=False)
-        while True:
-            try:
-                item = self._outbox.get_nowait()
-            except queue.Empty:
-                break
-            if item is None:
-                self._running = False
-                return
-            target, message, future = item
-            if future.key:  # type: ignore[attr-defined]
-                self._pending[future.key] = future  # type: ignore[attr-defined]
-            batches.setdefault(str(target), (target, []))[1].append(message)
-        if batches:
-            self._send_leases(force_usage=True)  # counters first: a stats query may follow
-        for target, messages in batches.values():
-            executes = [m for m in messages if isinstance(m, Execute)]
-            others = [m for m in messages if not isinstance(m, Execute)]
-            if len(executes) > 1:
-                self._asys.tell(target, ExecuteBatch(tuple(executes)))
-            elif executes:
-                self._asys.tell(target, executes[0])
-            for message in others:
-                self._asys.tell(target, message)
-
-    def _send_leases(self, force_usage: bool) -> None:
-        if self._leases is not None:
-            batch = self._leases.flush(force_usage)
-            if batch is not None:
-                self._asys.tell(self._leases.pool, batch)
-
-    def _receive(self, timeout_s: float | None) -> None:
-        """Block in Thespian's select until a reply or the wake pipe; dispatch replies."""
-        from datetime import timedelta
-
-        wait = timedelta(seconds=timeout_s if timeout_s is not None else 3600.0)
-        while True:
-            envelope = self._asys._systemBase._run_transport(wait)
-            wait = timedelta(0)
-            if envelope is None or not hasattr(envelope, "message"):
-                return
-            message = envelope.message
-            if type(message).__name__ == "WatchMessage":
-                with contextlib.suppress(BlockingIOError):
-                    os.read(self._wake_r, 4096)
-                return
-            self._dispatch(message)
-
-    def _dispatch(self, message: Any) -> None:
-        if self._leases is not None and self._leases.handle(message):
-            return
-        if isinstance(message, StartProgress):
-            if self._on_progress is not None:
-                with contextlib.suppress(Exception):
-                    self._on_progress(message.workers_ready, message.pool_size)
-            return
-        if isinstance(message, StreamChunk):
-            sink = self._pending.get(message.request_id)
-            if isinstance(sink, _StreamSink):
-                sink.add_values(message.values)
-            return
-        key = _reply_key(message)
-        future = self._pending.pop(key, None) if key is not None else None
-        if future is None or future.done():
-            return
-        if isinstance(message, ExecuteFailed):
-            future.set_exception(message.error)
-        elif isinstance(message, ExecuteResult):
-            future.set_result(message.result)
-        elif isinstance(message, PoolStartFailed):
-            future.set_exception(message.error)
-        else:
-            future.set_result(message)
-
-
-def _reply_key(message: Any) -> str | None:
-    if isinstance(message, ExecuteResult | ExecuteFailed | PoolStats | WorkerList
-                  | RecycleRequested):
-        return message.request_id
-    if isinstance(message, SESSION_REPLIES):
-        return message.request_id
-    if isinstance(message, PoolStarted | PoolStartFailed):
-        return "start"
-    if isinstance(message, PoolClosed):
-        return "close"
-    return None

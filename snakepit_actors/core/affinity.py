@@ -1,5 +1,5 @@
 """Session affinity as plain state: which worker a session is pinned to, and what a request of
-that session may do about it (the Pool's local cache, O(1) per decision; DESIGN §2).
+that session may do about it (the Pool's local cache, O(1) per decision; docs/sessions.md).
 
 A pin is ``(worker_id, incarnation)``: the incarnation is the pid of the worker's process when
 the session last ran there. A restarted worker keeps its id but gets a new process, and the

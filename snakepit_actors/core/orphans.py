@@ -1,7 +1,7 @@
 """The pure decision of the reaper: may this process-table row's process be signalled?
 
 ``judge(row, owner, process) -> Verdict`` takes what was observed (no I/O here) and says
-"kill", "remove" (forget the row, signal nothing) or "keep". See ``reaper.py`` for the rules
+"kill", "remove" (forget the row, signal nothing) or "keep". See ``tree/reaper.py`` for the rules
 in context and for the code that observes and acts.
 """
 
@@ -11,7 +11,7 @@ import itertools
 from dataclasses import dataclass
 from typing import Literal
 
-from snakepit_actors.tree.process_registry import ProcessIdentity, ProcessRow
+from snakepit_actors.core.process_rows import ProcessIdentity, ProcessRow
 
 #: Linux computes a create time as boot ticks + ``btime`` re-read from /proc/stat, an integer
 #: that may step by 1 s under clock slewing; more than that, a pid reuse would also need the

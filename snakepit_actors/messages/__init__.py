@@ -17,8 +17,8 @@ Internals (the request path)::
     Pool --RunRequest--> Worker --(gRPC)--> process
     Worker --ExecuteResult/ExecuteFailed--> reply_to        Worker --Checkin--> Pool
 
-The direct data path (leases; DESIGN §3). A lease is one worker slot lent to a client, which
-then calls the worker's gRPC endpoint itself::
+The direct data path (leases; docs/architecture.md, "Two data paths"). A lease is one worker
+slot lent to a client, which then calls the worker's gRPC endpoint itself::
 
     client --LeaseBatch(requests, withdrawn, returns, usage)--> Pool   (one hop, many items)
     Pool   --LeaseGranted | LeaseRefused-->  client        (one reply per RequestLease)

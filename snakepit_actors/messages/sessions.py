@@ -12,7 +12,7 @@ from snakepit_actors.config import PoolConfig
 from snakepit_actors.errors import SnakepitError
 from snakepit_actors.messages.api import ActorAddress
 
-# --- public: sessions and global programs (session_store.py; DESIGN §6) -----------------------
+# --- public: sessions and global programs (session_store.py; docs/sessions.md) --------------
 #
 #    you  --CreateSession / GetSession / DeleteSession / ListSessions / UpdateSessionData-->
 #         Pool (forwards) --> SessionStore  -> SessionInfo | SessionList | SessionDeleted

@@ -136,10 +136,9 @@ class MemberNode:
             ConfigError: the admin port is in use.
         """
         from snakepit_actors.config import SystemConfig
-        from snakepit_actors.ops.node import port_in_use
-        from snakepit_actors.ops.reaper import sweep_orphans
-        from snakepit_actors.system import free_port, make_run_dir, start_actor_system
-        from snakepit_actors.tree.process_registry import default_data_dir, process_db_path
+        from snakepit_actors.system import free_port, make_run_dir, port_in_use, start_actor_system
+        from snakepit_actors.tree.process_table import default_data_dir, process_db_path
+        from snakepit_actors.tree.reaper import sweep_orphans
 
         opts = self.options
         for var, default in (("CONVENTION_REREGISTRATION_PERIOD", "0:02"),
@@ -212,7 +211,7 @@ class MemberNode:
         """Worker processes of this member still running (rows whose pid and create time
         still name a live process; a row left by a stopped Worker does not count)."""
         from snakepit_actors.core.orphans import same_start
-        from snakepit_actors.tree.process_registry import ProcessTable, identify_process
+        from snakepit_actors.tree.process_table import ProcessTable, identify_process
 
         assert self._env is not None
         try:
@@ -243,8 +242,8 @@ class MemberNode:
 
     def stop(self) -> float:
         """Stop the system and everything under it; returns the seconds it took. Idempotent."""
-        from snakepit_actors.ops.reaper import sweep_orphans
         from snakepit_actors.system import remove_run_dir, shutdown_actor_system
+        from snakepit_actors.tree.reaper import sweep_orphans
 
         if self._system is None:
             return 0.0

@@ -1,4 +1,5 @@
-"""``snakepit-actors bench``: the figures of DESIGN §9, each against its baselines in the same run.
+"""``snakepit-actors bench``: the figures of the performance budget (docs/performance.md), each
+against its baselines in the same run.
 
 Scenarios (``BenchOptions.scenarios``)::
 

@@ -17,8 +17,9 @@
 Logging: ``--log-level`` / ``--log-format`` (or ``SNAKEPIT_LOG_LEVEL`` / ``SNAKEPIT_LOG_FORMAT``;
 for ``start`` the ``[node]`` table's ``log_level`` / ``log_format`` are the defaults).
 
-Progress (workers starting, bench steps) goes to stderr: one line rewritten in place on a
-terminal, plain lines otherwise; results go to stdout.
+Progress (workers starting, bench steps) goes to stderr, results to stdout (``console.py``).
+Each command lives in its own module (``demo.py``, ``bench.py``, ``node.py``, ``status.py``,
+``doctor.py``, ...); this one parses arguments and dispatches.
 """
 
 from __future__ import annotations
@@ -27,102 +28,18 @@ import argparse
 import json
 import os
 import sys
-import time
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict
 from typing import Any
 
-from snakepit_actors.client.handle import Pool
-from snakepit_actors.config import PoolConfig
-from snakepit_actors.errors import SnakepitError, ToolError, WorkerCrashedError
+from snakepit_actors.errors import SnakepitError
+from snakepit_actors.ops.console import Progress, say
 from snakepit_actors.telemetry import configure_logging
 
 
-def _print(text: str = "") -> None:
-    print(text, flush=True)
-
-
-class _Progress:
-    """Progress lines on stderr: rewritten in place on a terminal, one per line otherwise.
-    Callable from any thread; never blocks on anything but stderr itself."""
-
-    def __init__(self) -> None:
-        self._tty = sys.stderr.isatty()
-        self._open = False
-
-    def line(self, text: str) -> None:
-        if self._tty:
-            sys.stderr.write(f"\r\x1b[2K{text}")
-            self._open = True
-        else:
-            sys.stderr.write(text + "\n")
-        sys.stderr.flush()
-
-    def workers(self, ready: int, total: int) -> None:
-        self.line(f"  workers ready {ready}/{total}")
-
-    def done(self) -> None:
-        if self._open:
-            sys.stderr.write("\n")
-            sys.stderr.flush()
-            self._open = False
-
-
 def _demo(args: argparse.Namespace) -> int:
-    out: dict[str, Any] = {}
-    t0 = time.perf_counter()
-    _print(f"starting a {args.workers}-worker showcase pool ...")
-    progress = _Progress()
-    with Pool.start(PoolConfig(name="demo", pool_size=args.workers),
-                    on_progress=progress.workers) as pool:
-        progress.done()
-        out["startup_s"] = round(time.perf_counter() - t0, 3)
-        _print(f"  ready in {out['startup_s']} s")
-        out["echo"] = pool.execute("echo", {"message": "hello", "n": 1})
-        _print(f"echo                -> {out['echo']}")
-        out["add"] = pool.execute("add", {"a": 2, "b": 3})
-        _print(f"add 2 + 3           -> {out['add']}")
-        t1 = time.perf_counter()
-        with ThreadPoolExecutor(args.workers) as ex:
-            slept = list(ex.map(lambda _: pool.execute("sleep", {"seconds": 0.5}),
-                                range(args.workers)))
-        out["parallel_sleep_s"] = round(time.perf_counter() - t1, 3)
-        _print(f"{args.workers} x sleep 0.5 s    -> {slept} in {out['parallel_sleep_s']} s "
-               f"(in parallel)")
-        try:
-            pool.execute("fail", {"message": "this tool always fails"})
-        except ToolError as exc:
-            out["fail"] = {"error": type(exc).__name__, "python_type": exc.python_type,
-                           "message": exc.python_message}
-            _print(f"fail                -> {type(exc).__name__}: {exc}")
-        try:
-            pool.execute("no_such_tool", {})
-        except SnakepitError as exc:
-            out["unknown"] = type(exc).__name__
-            _print(f"no_such_tool        -> {type(exc).__name__}: {exc}")
-        out["session"] = [pool.execute("session_counter", session_id="demo-session")
-                          for _ in range(3)]
-        _print(f"session_counter x3  -> {out['session']} (state kept on the worker)")
-        _crash_and_recover(pool, out)
-        workers = pool.workers()
-        out["workers"] = [asdict(w) for w in workers]
-        _print()
-        _print(f"{'worker':<18} {'pid':>7} {'state':<9} {'requests':>8} {'restarts':>8}  endpoint")
-        for w in workers:
-            _print(f"{w.worker_id:<18} {w.pid:>7} {w.state:<9} {w.requests:>8} {w.restarts:>8}  "
-                   f"{w.endpoint}")
-        stats = pool.stats()
-        out["stats"] = asdict(stats)
-        _print()
-        _print(f"stats: requests={stats.requests} errors={stats.errors} "
-               f"p50={stats.latency_p50_ms:.2f} ms p99={stats.latency_p99_ms:.2f} ms "
-               f"restarts={stats.restarts}")
-        _print("shutting down ...")
-    _print("done: every actor and worker process stopped")
-    if args.json:
-        print(json.dumps(out, indent=2, default=str))
-    return 0
+    from snakepit_actors.ops.demo import run_demo
+
+    return run_demo(args.workers, args.json)
 
 
 def _bench(args: argparse.Namespace) -> int:
@@ -130,7 +47,7 @@ def _bench(args: argparse.Namespace) -> int:
 
     chosen = args.scenario or ["all"]
     scenarios = SCENARIOS if "all" in chosen else tuple(dict.fromkeys(chosen))
-    progress = _Progress()
+    progress = Progress()
     options = BenchOptions(
         scenarios=scenarios,
         dispatch=("direct", "actor") if args.dispatch == "both" else (args.dispatch,),
@@ -163,7 +80,8 @@ def _duration(text: str) -> float:
 
 def _bench_parser(sub: Any) -> None:
     bench = sub.add_parser(
-        "bench", help="measure the pool against raw gRPC and ProcessPoolExecutor (DESIGN §9)",
+        "bench", help="measure the pool against raw gRPC and ProcessPoolExecutor "
+        "(docs/performance.md)",
         description="Measure throughput, p50/p99 latency and their ratios to raw gRPC calls to "
                     "the same worker processes and to ProcessPoolExecutor doing the same work, "
                     "in the same run. Every measurement is bounded in count and time.")
@@ -187,27 +105,9 @@ def _bench_parser(sub: Any) -> None:
     bench.add_argument("--json", action="store_true", help="print the figures as JSON")
 
 
-def _crash_and_recover(pool: Pool, out: dict[str, Any]) -> None:
-    restarts = pool.stats().restarts
-    t0 = time.perf_counter()
-    try:
-        pool.execute("crash", {"code": 3})
-    except WorkerCrashedError as exc:
-        out["crash"] = {"error": type(exc).__name__, "after_ms": round(
-            (time.perf_counter() - t0) * 1000, 1), "worker_id": exc.details.get("worker_id")}
-        _print(f"crash               -> {type(exc).__name__} after {out['crash']['after_ms']} ms: "
-               f"{exc}")
-    deadline = time.monotonic() + 30
-    while pool.stats().restarts == restarts and time.monotonic() < deadline:
-        time.sleep(0.02)
-    out["recovered_s"] = round(time.perf_counter() - t0, 3)
-    _print(f"                       the worker was restarted; pool back to full size in "
-           f"{out['recovered_s']} s")
-
-
 def _cleanup(args: argparse.Namespace) -> int:
-    from snakepit_actors.ops.reaper import cleanup_command
-    from snakepit_actors.tree.process_registry import default_data_dir
+    from snakepit_actors.ops.cleanup import cleanup_command
+    from snakepit_actors.tree.process_table import default_data_dir
 
     data_dir = args.data_dir
     if not data_dir and args.config:
@@ -229,7 +129,7 @@ def _start(args: argparse.Namespace) -> int:
     configure_logging(args.log_format or os.environ.get("SNAKEPIT_LOG_FORMAT")
                       or node.log_format,
                       args.log_level or os.environ.get("SNAKEPIT_LOG_LEVEL") or node.log_level)
-    return run_node(node_file, _print)
+    return run_node(node_file, say)
 
 
 def _member(args: argparse.Namespace) -> int:
@@ -246,7 +146,7 @@ def _member(args: argparse.Namespace) -> int:
         capabilities=dict(parse_capability(c) for c in args.capability),
         secret=os.environ.get("SNAKEPIT_NODE_SECRET", "") if args.secret is None
         else args.secret, data_dir=args.data_dir, drain_timeout_s=args.drain_timeout)
-    return run_member(options, _print)
+    return run_member(options, say)
 
 
 def _connect(args: argparse.Namespace) -> Any:
@@ -256,7 +156,7 @@ def _connect(args: argparse.Namespace) -> Any:
         return NodeClient(args.port)
     if args.name:
         from snakepit_actors.ops.node import find_node
-        from snakepit_actors.tree.process_registry import default_data_dir
+        from snakepit_actors.tree.process_table import default_data_dir
 
         record = find_node(args.name, args.data_dir or default_data_dir(os.environ))
         return NodeClient(int(record["admin_port"]), str(record["bind_address"]))

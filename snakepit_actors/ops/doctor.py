@@ -21,7 +21,7 @@ from typing import Literal
 
 from snakepit_actors.config import PoolConfig
 from snakepit_actors.ops.config_file import NodeFile
-from snakepit_actors.tree.process_registry import ProcessTable, default_data_dir, process_db_path
+from snakepit_actors.tree.process_table import ProcessTable, default_data_dir, process_db_path
 
 Level = Literal["ok", "warn", "fail"]
 MIN_PYTHON = (3, 11)
@@ -149,7 +149,7 @@ def _writable(path: str) -> Check:
 
 
 def _port(name: str, port: int) -> Check:
-    from snakepit_actors.ops.node import port_in_use
+    from snakepit_actors.system import port_in_use
 
     if port_in_use(port):
         return Check(name, "warn", f"127.0.0.1:{port} is in use (a running node? try "
@@ -169,7 +169,7 @@ def _prometheus() -> Check:
 
 
 def _orphans(db_path: str) -> Check:
-    from snakepit_actors.ops.reaper import reap_orphans
+    from snakepit_actors.tree.reaper import reap_orphans
 
     if not os.path.exists(db_path):
         return Check("orphans", "ok", "no process table yet")

@@ -44,17 +44,18 @@ from snakepit_actors.messages import (
 from snakepit_actors.ops.config_file import NodeFile
 from snakepit_actors.ops.metrics import StatsCache, prometheus_modules, serve_metrics
 from snakepit_actors.ops.node_directory import NODE_GLOBAL_NAME
-from snakepit_actors.ops.reaper import sweep_orphans
 from snakepit_actors.system import (
     StartedSystem,
     make_run_dir,
+    port_in_use,
     remove_run_dir,
     shutdown_actor_system,
     start_actor_system,
 )
 from snakepit_actors.telemetry import bind_context, get_logger
 from snakepit_actors.tree.log_capture import WorkerLogTailer
-from snakepit_actors.tree.process_registry import default_data_dir, process_db_path
+from snakepit_actors.tree.process_table import default_data_dir, process_db_path
+from snakepit_actors.tree.reaper import sweep_orphans
 
 log = get_logger("node")
 
@@ -88,15 +89,6 @@ def find_node(name: str, data_dir: str) -> dict[str, Any]:
                                 f"{nodes_dir(data_dir)}); start it with `snakepit-actors start "
                                 f"--config pool.toml`", reason="node_unreachable")
     return record
-
-
-def port_in_use(port: int, host: str = "127.0.0.1", timeout_s: float = 0.5) -> bool:
-    """Whether something accepts TCP connections on ``host:port``."""
-    import socket
-
-    with contextlib.suppress(OSError), socket.create_connection((host, port), timeout_s):
-        return True
-    return False
 
 
 @dataclass

@@ -36,8 +36,8 @@ from snakepit_actors.messages import (
     WorkerInfo,
     WorkerList,
 )
-from snakepit_actors.ops.node import port_in_use
 from snakepit_actors.ops.node_directory import NODE_DIRECTORY_ACTOR, NODE_GLOBAL_NAME
+from snakepit_actors.system import port_in_use
 
 
 class NodeClient:

@@ -21,22 +21,20 @@ environment ``SNAKEPIT_RUN_ID=<run id>``). Its process group is signalled only w
 two writes) is matched to a process by ``--run-id`` and ``--worker-id`` in command lines, and
 that process must have started after the row was written.
 
-Used at ``Pool.start`` (``sweep_orphans``), after ``Pool.close`` (its own run, as ended) and by
-``snakepit-actors cleanup`` (``cleanup_command``). It never imports grpc.
+Used at ``Pool.start`` (``sweep_orphans``), after ``Pool.close`` (its own run, as ended), by a
+member node, and by ``snakepit-actors cleanup`` (``ops/cleanup.py``). It never imports grpc.
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import signal
 import sqlite3
-import sys
 import time
 from collections.abc import Collection, Iterable
 from dataclasses import asdict, dataclass, field
-from typing import Any, TextIO
+from typing import Any
 
 import psutil
 
@@ -48,18 +46,13 @@ from snakepit_actors.core.orphans import (
     judge,
     run_is_over,
 )
+from snakepit_actors.core.process_rows import ProcessRow
 from snakepit_actors.telemetry import get_logger
-from snakepit_actors.tree.process_registry import (
-    ProcessRow,
-    ProcessTable,
-    identify_process,
-    process_db_path,
-)
+from snakepit_actors.tree.process_table import ProcessTable, identify_process
 
 __all__ = [
     "CREATE_TIME_TOLERANCE_S", "DEFAULT_GRACE_S", "ProcessFacts", "ReapOutcome", "ReapReport",
-    "Verdict", "cleanup_command", "has_run_marker", "judge", "reap_orphans", "run_is_over",
-    "sweep_orphans",
+    "Verdict", "has_run_marker", "judge", "reap_orphans", "run_is_over", "sweep_orphans",
 ]
 
 log = get_logger("reaper")
@@ -208,40 +201,6 @@ def sweep_orphans(db_path: str, *, ended_runs: Collection[str] = (),
         return None
 
 
-def cleanup_command(data_dir: str, dry_run: bool, as_json: bool, *,
-                    grace_s: float = DEFAULT_GRACE_S, out: TextIO | None = None) -> int:
-    """``snakepit-actors cleanup``: reap orphans recorded under ``data_dir`` and print what
-    happened (a table, or JSON). A missing table means nothing to do; it is not created.
-
-    Args:
-        data_dir: the data directory (``process_registry.default_data_dir(os.environ)``).
-        dry_run: only report what would be killed or removed.
-        as_json: print JSON instead of a table.
-        grace_s: seconds between SIGTERM and SIGKILL.
-        out: where to print (default: stdout); errors go to stderr.
-
-    Returns:
-        The exit code: 0 done; 1 some verified orphan survived SIGKILL; 2 the table could not
-        be read.
-    """
-    out = out or sys.stdout
-    path = process_db_path(data_dir)
-    if not os.path.exists(path):
-        report = ReapReport((), dry_run, time.time(), 0.0)
-    else:
-        try:
-            with ProcessTable(path) as table:
-                report = reap_orphans(table, grace_s=grace_s, dry_run=dry_run)
-        except (sqlite3.Error, OSError) as exc:
-            print(f"error: cannot use the process table {path}: {exc}", file=sys.stderr)
-            return 2
-    if as_json:
-        print(json.dumps({"db": path, **report.to_dict()}, indent=2), file=out)
-    else:
-        print(_render(path, report), file=out)
-    return 1 if report.survived else 0
-
-
 # --- observing --------------------------------------------------------------------------------
 
 def _facts(proc: psutil.Process) -> ProcessFacts | None:
@@ -371,30 +330,3 @@ def _settle(table: ProcessTable, row: ProcessRow, verdict: Verdict,
                  pool=row.pool_name)
         return ReapOutcome(row, "killed", verdict.reason, pid)
     return ReapOutcome(row, "removed", verdict.reason, pid)
-
-
-def _render(path: str, report: ReapReport) -> str:
-    lines = [f"process table: {path} ({len(report.outcomes)} rows)"]
-    if report.outcomes:
-        lines.append(f"{'ACTION':<13}{'REASON':<15}{'POOL':<14}{'RUN':<14}{'WORKER':<18}"
-                     f"{'PID':>8}{'AGE':>9}")
-    for o in report.outcomes:
-        age = _age(report.at - o.row.created_at)
-        lines.append(f"{o.action:<13}{o.reason:<15}{o.row.pool_name[:13]:<14}"
-                     f"{o.row.run_id[:13]:<14}{o.row.worker_id[:17]:<18}{o.pid:>8}{age:>9}")
-    if report.dry_run:
-        summary = (f"would kill {len(report.killed)}, would remove {len(report.removed)}, "
-                   f"{len(report.kept)} kept (dry run: nothing was signalled or deleted)")
-    else:
-        summary = (f"{len(report.killed)} killed, {len(report.removed)} removed, "
-                   f"{len(report.kept)} kept, {len(report.survived)} survived "
-                   f"in {report.elapsed_s:.2f} s")
-    return "\n".join([*lines, summary])
-
-
-def _age(seconds: float) -> str:
-    seconds = max(0.0, seconds)
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        if seconds >= size:
-            return f"{seconds / size:.0f}{unit}"
-    return f"{seconds:.0f}s"
