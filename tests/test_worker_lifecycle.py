@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections import Counter
 from collections.abc import Callable
 
@@ -62,6 +64,14 @@ def running(core: WorkerLifecycle, *request_ids: str) -> WorkerLifecycle:
     for rid in request_ids:
         assert core.request_received(rid) == StartCall(rid)
     return core
+
+
+def test_the_core_imports_no_actor_rpc_or_process_library() -> None:
+    code = ("import sys, snakepit_actors.core.worker_lifecycle; "
+            "print(sorted({m.split('.')[0] for m in sys.modules} & {'thespian', 'grpc', 'psutil'"
+            "}))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
 
 
 def test_a_worker_is_ready_once_its_process_announced_itself_and_answered_a_ping() -> None:
