@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import os
 import time
+from dataclasses import dataclass
 from typing import Any
 
 from thespian.actors import ActorExitRequest, ActorTypeDispatcher, WakeupMessage
@@ -40,6 +41,11 @@ log = get_logger("node_agent")
 
 #: Silence after which the agent exits (its pool is surely gone).
 LINGER_S = 600.0
+
+
+@dataclass(frozen=True, slots=True)
+class SilenceCheckDue:
+    """Timer: has the pool been silent too long? (every ``silence_s / 4``)"""
 
 
 class NodeAgent(ActorTypeDispatcher):
@@ -66,7 +72,7 @@ class NodeAgent(ActorTypeDispatcher):
         directory = self.createActor(MemberDirectory, globalName=MEMBER_DIRECTORY)
         self.send(directory, AgentHere(msg.pool_name))
         self._last_ping = time.monotonic()
-        self.wakeupAfter(msg.silence_s / 4, payload="check")
+        self.wakeupAfter(msg.silence_s / 4, payload=SilenceCheckDue())
 
     def receiveMsg_NodePing(self, msg: NodePing, sender: Any) -> None:
         self._last_ping = time.monotonic()
@@ -99,7 +105,10 @@ class NodeAgent(ActorTypeDispatcher):
         self._unlisted[msg.worker_id] = 0
 
     def receiveMsg_WakeupMessage(self, msg: WakeupMessage, sender: Any) -> None:
-        if msg.payload != "check" or self._init is None or self._exiting:
+        if not isinstance(msg.payload, SilenceCheckDue):
+            log.error("timer.unknown", actor="NodeAgent", payload=repr(msg.payload))
+            return
+        if self._init is None or self._exiting:
             return
         silent = time.monotonic() - self._last_ping
         if silent > self._init.silence_s and self._workers:
@@ -113,4 +122,4 @@ class NodeAgent(ActorTypeDispatcher):
             self._exiting = True
             self.send(self.myAddress, ActorExitRequest())
             return
-        self.wakeupAfter(self._init.silence_s / 4, payload="check")
+        self.wakeupAfter(self._init.silence_s / 4, payload=SilenceCheckDue())

@@ -23,6 +23,7 @@ is reported as failed to start (start-up fails with reason "no_matching_node") a
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from typing import Any
 
 from thespian.actors import ActorTypeDispatcher, WakeupMessage
@@ -53,6 +54,12 @@ log = get_logger("node_watch")
 NODE_AGENT = "snakepit_actors.multihost.node_agent.NodeAgent"
 
 
+@dataclass(frozen=True, slots=True)
+class HeartbeatTick:
+    """Timer: ping the members, notice the silent ones, place parked workers (every
+    ``node_heartbeat_s``)."""
+
+
 class NodeWatch(ActorTypeDispatcher):
     """One pool's view of its member nodes (see the module docstring)."""
 
@@ -74,7 +81,7 @@ class NodeWatch(ActorTypeDispatcher):
         self._table = NodeTable(cfg.node_heartbeat_s, cfg.node_heartbeat_misses,
                                 cfg.placement_timeout)
         self.notifyOnSystemRegistrationChanges(True)
-        self.wakeupAfter(cfg.node_heartbeat_s, payload="tick")
+        self.wakeupAfter(cfg.node_heartbeat_s, payload=HeartbeatTick())
         log.info("placement.watching", pool=cfg.name, placement=dict(cfg.placement))
 
     def receiveMsg_ActorSystemConventionUpdate(self, msg: Any, sender: Any) -> None:
@@ -155,7 +162,10 @@ class NodeWatch(ActorTypeDispatcher):
         log.info("placement.placed", worker_id=worker_id, node=node)
 
     def receiveMsg_WakeupMessage(self, msg: WakeupMessage, sender: Any) -> None:
-        if msg.payload != "tick" or self._table is None or self._init is None:
+        if not isinstance(msg.payload, HeartbeatTick):
+            log.error("timer.unknown", actor="NodeWatch", payload=repr(msg.payload))
+            return
+        if self._table is None or self._init is None:
             return
         now = time.monotonic()
         dead, overdue = self._table.tick(now)
@@ -167,7 +177,7 @@ class NodeWatch(ActorTypeDispatcher):
         for member in self._table.pingable(now):
             self._ping(member)
         self._rebalance()
-        self.wakeupAfter(self._init.config.node_heartbeat_s, payload="tick")
+        self.wakeupAfter(self._init.config.node_heartbeat_s, payload=HeartbeatTick())
 
     def _rebalance(self) -> None:
         """Move one worker off the most loaded member when another runs two fewer (a member

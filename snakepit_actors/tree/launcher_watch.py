@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+from dataclasses import dataclass
 from typing import Any
 
 import psutil
@@ -22,6 +23,11 @@ from snakepit_actors.messages import WatchingLauncher, WatchLauncher
 from snakepit_actors.telemetry import get_logger
 
 log = get_logger("system")
+
+
+@dataclass(frozen=True, slots=True)
+class PollDue:
+    """Timer: check the launcher again (the fallback to its pidfd, every ``interval_s``)."""
 
 
 def watch_launcher(asys: Any, timeout_s: float) -> int:
@@ -55,14 +61,16 @@ class LauncherWatch(ActorTypeDispatcher):
         with contextlib.suppress(OSError, AttributeError):
             self._pidfd = os.pidfd_open(msg.pid)
         self.send(sender, WatchingLauncher(os.getpid(), os.getppid()))
-        self.wakeupAfter(self._interval_s)
+        self.wakeupAfter(self._interval_s, payload=PollDue())
 
     def receiveMsg_WatchMessage(self, msg: WatchMessage, sender: Any) -> None:
         self._launcher_gone()
 
     def receiveMsg_WakeupMessage(self, msg: WakeupMessage, sender: Any) -> None:
-        if self._alive():
-            self.wakeupAfter(self._interval_s)
+        if not isinstance(msg.payload, PollDue):
+            log.error("timer.unknown", actor="LauncherWatch", payload=repr(msg.payload))
+        elif self._alive():
+            self.wakeupAfter(self._interval_s, payload=PollDue())
         else:
             self._launcher_gone()
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import time
+from dataclasses import dataclass
 from typing import Any
 
 from thespian.actors import ActorTypeDispatcher, WakeupMessage
@@ -34,6 +35,14 @@ from snakepit_actors.messages import (
     WorkerReady,
     WorkerStartFailed,
 )
+from snakepit_actors.telemetry import get_logger
+
+log = get_logger("recycler")
+
+
+@dataclass(frozen=True, slots=True)
+class SampleDue:
+    """Timer: time to sample the ready workers again (every sample interval)."""
 
 
 def tree_rss_bytes(pid: int) -> int | None:
@@ -73,7 +82,7 @@ class Recycler(ActorTypeDispatcher):
         self._pool = msg.pool
         self._interval_s = self._policy.sample_interval_s(msg.config.heartbeat_interval)
         self.send(msg.worker_registry, SubscribeWorkers(self.myAddress))
-        self.wakeupAfter(self._interval_s)
+        self.wakeupAfter(self._interval_s, payload=SampleDue())
 
     def receiveMsg_WorkerReady(self, msg: WorkerReady, sender: Any) -> None:
         self._ready[msg.worker_id] = (msg.pid, msg.started_at, msg.node == LOCAL_NODE)
@@ -93,6 +102,9 @@ class Recycler(ActorTypeDispatcher):
             self._asked.discard(int(msg.request_id))
 
     def receiveMsg_WakeupMessage(self, msg: WakeupMessage, sender: Any) -> None:
+        if not isinstance(msg.payload, SampleDue):
+            log.error("timer.unknown", actor="Recycler", payload=repr(msg.payload))
+            return
         now = time.time()
         for worker_id, (pid, ready_at, local) in list(self._ready.items()):
             if pid in self._asked:
@@ -104,4 +116,4 @@ class Recycler(ActorTypeDispatcher):
                 self._asked.add(pid)
                 self.send(self._pool, RequestRecycle(worker_id, reason, request_id=str(pid)))
         self._asked &= {pid for pid, _, _ in self._ready.values()}
-        self.wakeupAfter(self._interval_s)
+        self.wakeupAfter(self._interval_s, payload=SampleDue())

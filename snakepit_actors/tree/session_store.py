@@ -19,7 +19,7 @@ never asks the store (affinity is the Pool's own cache). It is not restarted.
 from __future__ import annotations
 
 import time
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 from thespian.actors import ActorTypeDispatcher, WakeupMessage
@@ -51,6 +51,11 @@ from snakepit_actors.telemetry import get_logger
 log = get_logger("session_store")
 
 
+@dataclass(frozen=True, slots=True)
+class SweepDue:
+    """Timer: time for the next sweep of expired sessions (every ``session_sweep_interval``)."""
+
+
 class SessionStore(ActorTypeDispatcher):
     """Sessions and global programs of one pool; see the module docstring."""
 
@@ -70,7 +75,7 @@ class SessionStore(ActorTypeDispatcher):
         self._book = SessionBook(ttl_s=cfg.session_ttl, max_sessions=cfg.max_sessions)
         self._pool = msg.pool
         self._sweep_s = cfg.session_sweep_interval
-        self.wakeupAfter(self._sweep_s)
+        self.wakeupAfter(self._sweep_s, payload=SweepDue())
 
     # --- commands (forwarded by the Pool; replies go to reply_to) ------------------------------
 
@@ -127,10 +132,13 @@ class SessionStore(ActorTypeDispatcher):
                 log.warning("session.quota_exceeded", session_id=session_id)
 
     def receiveMsg_WakeupMessage(self, msg: WakeupMessage, sender: Any) -> None:
+        if not isinstance(msg.payload, SweepDue):
+            log.error("timer.unknown", actor="SessionStore", payload=repr(msg.payload))
+            return
         expired = self._book.expire(time.time())
         if expired:
             self._ended(expired, "expired")
-        self.wakeupAfter(self._sweep_s)
+        self.wakeupAfter(self._sweep_s, payload=SweepDue())
 
     def _ended(self, sessions: list[SessionInfo], reason: str) -> None:
         log.info("session.ended", count=len(sessions), reason=reason)

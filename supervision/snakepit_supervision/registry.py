@@ -31,6 +31,7 @@ another address is rejected with ``RegistrationRejected`` unless ``Register.repl
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
@@ -59,7 +60,10 @@ from .messages import (
 
 log = logging.getLogger("snakepit_supervision")
 
-_PROBE_TICK = "snakepit_supervision.registry.probe"
+
+@dataclass(frozen=True, slots=True)
+class _ProbeDue:
+    """Wakeup payload: time to probe the registered addresses (every probe interval)."""
 
 
 class Registry(SupervisedActor):
@@ -84,7 +88,7 @@ class Registry(SupervisedActor):
         start = self._probe_interval_s <= 0 < msg.probe_interval_s
         self._probe_interval_s = max(0.0, msg.probe_interval_s)
         if start:
-            self.wakeupAfter(timedelta(seconds=self._probe_interval_s), _PROBE_TICK)
+            self.wakeupAfter(timedelta(seconds=self._probe_interval_s), _ProbeDue())
 
     def receiveMsg_Register(self, msg: Register, sender: ActorAddress) -> None:
         """Store the entry, or reject a key held by another address."""
@@ -139,13 +143,16 @@ class Registry(SupervisedActor):
 
     def receiveMsg_WakeupMessage(self, msg: Any, sender: ActorAddress) -> None:
         """Probe tick: forget addresses that missed too many probes, then probe again."""
-        if msg.payload != _PROBE_TICK or self._probe_interval_s <= 0:
+        if not isinstance(msg.payload, _ProbeDue):
+            log.error("supervision.unknown_timer registry=%s payload=%r", self._name, msg.payload)
+            return
+        if self._probe_interval_s <= 0:
             return
         self._evict_silent()
         for address in self._watched():
             self._count_probe(address)
             self.send(address, Thespian_StatusReq())
-        self.wakeupAfter(timedelta(seconds=self._probe_interval_s), _PROBE_TICK)
+        self.wakeupAfter(timedelta(seconds=self._probe_interval_s), _ProbeDue())
 
     def receiveMsg_Thespian_ActorStatus(self, msg: Any, sender: ActorAddress) -> None:
         """A probe answer: ``sender`` is alive."""

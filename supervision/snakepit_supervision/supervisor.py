@@ -215,9 +215,14 @@ class Supervisor(SupervisedActor):
             record.normal_reason = msg.reason
 
     def receiveMsg_WakeupMessage(self, msg: Any, sender: ActorAddress) -> None:
-        """A restart batch's backoff (or its siblings' stop grace) is over."""
+        """A restart batch's backoff (or its siblings' stop grace) is over. A subclass's own
+        payloads never get here (it handles them and returns ``self.SUPER`` for the rest), so
+        any other payload is a bug: logged as an error."""
         due = msg.payload
-        if not isinstance(due, _RestartDue) or self._stopping:
+        if not isinstance(due, _RestartDue):
+            log.error("supervision.unknown_timer supervisor=%s payload=%r", self._name, due)
+            return
+        if self._stopping:
             return
         batch = self._table.batches.get(due.generation)
         if batch is None:

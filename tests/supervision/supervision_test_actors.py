@@ -260,3 +260,33 @@ class PickyChild(Child):
     def actorSystemCapabilityCheck(capabilities: dict[str, Any],
                                    requirements: dict[str, Any] | None) -> bool:
         return all(capabilities.get(k) == v for k, v in (requirements or {}).items())
+
+
+@dataclass(frozen=True, slots=True)
+class Tick:
+    """``TickingSupervisor``: set a wakeup of your own."""
+
+
+@dataclass(frozen=True, slots=True)
+class TickDue:
+    """``TickingSupervisor``'s own wakeup payload."""
+
+
+@dataclass(frozen=True, slots=True)
+class Ticked:
+    """``TickingSupervisor`` -> notify: its own wakeup arrived."""
+
+
+class TickingSupervisor(Supervisor):
+    """Handles ``WakeupMessage`` itself: its own payload, and ``self.SUPER`` for the others
+    (the library's restart backoffs), as ``Supervisor``'s docstring asks."""
+
+    def receiveMsg_Tick(self, msg: Tick, sender: ActorAddress) -> None:
+        self.wakeupAfter(0.05, TickDue())
+
+    def receiveMsg_WakeupMessage(self, msg: Any, sender: ActorAddress) -> Any:
+        if not isinstance(msg.payload, TickDue):
+            return self.SUPER
+        if self.notify is not None:
+            self.send(self.notify, Ticked())
+        return None

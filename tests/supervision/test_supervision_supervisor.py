@@ -22,6 +22,9 @@ from supervision_test_actors import (
     LeaveNormally,
     Parent,
     SpawnSupervisor,
+    Tick,
+    Ticked,
+    TickingSupervisor,
 )
 from thespian.actors import ActorExitRequest
 
@@ -165,6 +168,17 @@ def test_backoff_delays_each_restart_of_a_crashing_child_more(harness: Harness) 
     assert delays[0] >= 0.28 and delays[1] >= 0.58, delays
     [child] = harness.ask(supervisor, WhichChildren()).children
     assert (child.state, child.restarts) == ("running", 2)
+
+
+def test_a_subclass_with_wakeups_of_its_own_still_gets_its_children_restarted(
+    harness: Harness,
+) -> None:
+    supervisor = harness.supervisor((harness.child("x"),), actor=TickingSupervisor,
+                                    backoff_initial_s=0.2)
+    harness.asys.tell(supervisor, Tick())
+    kill(harness.pids("x")[0])
+    harness.wait_for(lambda _: len(harness.pids("x")) == 2 and bool(harness.of(Ticked)))
+    assert [r.after_s for r in harness.of(ChildRestarting)] == [0.2]
 
 
 def test_a_child_waiting_for_its_backoff_is_listed_as_restarting(harness: Harness) -> None:
