@@ -17,7 +17,7 @@ from snakepit_actors.core.placement import (
 )
 from snakepit_actors.errors import ConfigError
 from snakepit_actors.multihost.member import parse_capability, parse_leader
-from snakepit_actors.multihost.member_env import MemberEnv
+from snakepit_actors.tree.member_env import MemberEnv
 
 pytestmark = pytest.mark.timeout(10)
 

@@ -24,14 +24,10 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-SOCKET_NAME = "host-tools.sock"
+from snakepit_actors.tree.worker_process import HOST_TOOLS_SOCKET, host_tools_address
+
 #: Host tools that may run at once (calls beyond it wait for a thread).
 HOST_TOOL_THREADS = 8
-
-
-def host_tools_address(run_dir: str) -> str:
-    """Where the host tools of the pool with ``run_dir`` are served."""
-    return "unix:" + os.path.join(run_dir, SOCKET_NAME)
 
 
 class HostToolServer:
@@ -43,7 +39,7 @@ class HostToolServer:
     """
 
     def __init__(self, run_dir: str, max_payload_bytes: int) -> None:
-        self._path = os.path.join(run_dir, SOCKET_NAME)
+        self._path = os.path.join(run_dir, HOST_TOOLS_SOCKET)
         self._limit = max_payload_bytes
         self._tools: dict[str, Callable[..., Any]] = {}
         self._lock = threading.Lock()

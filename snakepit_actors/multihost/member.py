@@ -41,8 +41,8 @@ from typing import Any
 
 from snakepit_actors.core.placement import NODE_CAPABILITY, SECRET_CAPABILITY, secret_digest
 from snakepit_actors.errors import ConfigError
-from snakepit_actors.multihost.member_env import MEMBER_REGISTRY, MemberEnv
 from snakepit_actors.telemetry import bind_context, get_logger
+from snakepit_actors.tree.member_env import MEMBER_REGISTRY, MemberEnv
 
 log = get_logger("member")
 

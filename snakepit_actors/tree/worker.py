@@ -63,9 +63,9 @@ from snakepit_actors.messages import (
     WorkerProcessLost,
     WorkerStartFailed,
 )
-from snakepit_actors.multihost.member_env import MemberEnv
 from snakepit_actors.telemetry import bind_context, get_logger
 from snakepit_actors.tree import processes, worker_link
+from snakepit_actors.tree.member_env import MemberEnv
 from snakepit_actors.tree.process_swap import Swapper
 from snakepit_actors.tree.worker_link import InFlight, WorkerLink
 from snakepit_actors.tree.worker_process import (
@@ -388,7 +388,7 @@ class Worker(ActorTypeDispatcher):
 
     def _join_member(self, msg: InitWorker) -> None:
         """Running on member node ``msg.node``: its run dir, run id and process registry."""
-        from snakepit_actors.multihost.member_env import MEMBER_REGISTRY, PROCESS_REGISTRY_ACTOR
+        from snakepit_actors.tree.member_env import MEMBER_REGISTRY, PROCESS_REGISTRY_ACTOR
 
         registry = self.createActor(PROCESS_REGISTRY_ACTOR, globalName=MEMBER_REGISTRY)
         self._member, self._ctx = member_context(msg, registry)

@@ -19,7 +19,6 @@ import os
 from collections.abc import Callable
 from typing import Any
 
-from snakepit_actors.client.host_tools import host_tools_address
 from snakepit_actors.errors import SnakepitError
 from snakepit_actors.messages import (
     LOCAL_NODE,
@@ -30,8 +29,17 @@ from snakepit_actors.messages import (
     WorkerContext,
     WorkerReady,
 )
-from snakepit_actors.multihost.member_env import MemberEnv
 from snakepit_actors.tree import processes
+from snakepit_actors.tree.member_env import MemberEnv
+
+#: The file name of the socket on which the pool's handle serves host tools, in its run
+#: directory (client/host_tools.py listens there; every worker is told the address at spawn).
+HOST_TOOLS_SOCKET = "host-tools.sock"
+
+
+def host_tools_address(run_dir: str) -> str:
+    """Where the host tools of the pool with ``run_dir`` are served."""
+    return "unix:" + os.path.join(run_dir, HOST_TOOLS_SOCKET)
 
 
 class ProcessHandle:
