@@ -172,6 +172,7 @@ class PoolStats:
     recycled: int = 0  # workers replaced by the lifecycle policy or ``RequestRecycle``
     latency_buckets_ms: tuple[tuple[float, int], ...] = ()  # (upper bound, cumulative count)
     latency_sum_ms: float = 0.0  # of every request counted in the buckets
+    session_moves: int = 0  # session requests that ran on another worker than their previous
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,7 +20,8 @@ from snakepit_actors.errors import ConfigError
 from snakepit_actors.messages import PoolStats
 from snakepit_actors.telemetry import histogram_lines
 
-_COUNTERS = ("requests", "errors", "queue_timeouts", "saturated", "restarts", "recycled")
+_COUNTERS = ("requests", "errors", "queue_timeouts", "saturated", "restarts", "recycled",
+             "session_moves")
 _GAUGES = ("workers", "available", "busy", "queued")
 
 
