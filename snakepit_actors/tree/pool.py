@@ -95,6 +95,7 @@ class _Counters:
     queue_timeouts: int = 0
     saturated: int = 0
     restarts: int = 0
+    session_moves: int = 0
 
 
 class Pool(SessionDesk, RecycleDesk, LeaseDesk, ActorTypeDispatcher):
@@ -321,6 +322,7 @@ class Pool(SessionDesk, RecycleDesk, LeaseDesk, ActorTypeDispatcher):
         for d in dispatches:
             entry = self._workers[d.worker_id]
             entry.info = replace(entry.info, state="busy")
+            moved_from = self._session_move(d.item.request, d.worker_id)
             self._remember_session(d.item.request.session_id, d.worker_id)
             if isinstance(d.item.request, RequestLease):
                 self._grant_lease(d)
@@ -328,7 +330,7 @@ class Pool(SessionDesk, RecycleDesk, LeaseDesk, ActorTypeDispatcher):
             self._running[d.request_id] = d.item
             d.item.worker_id = d.worker_id
             self.send(entry.address, RunRequest(d.item.request, d.item.reply_to,
-                                                d.item.deadline_unix_s))
+                                                d.item.deadline_unix_s, moved_from))
 
     def receiveMsg_CancelRequest(self, msg: CancelRequest, sender: Any) -> None:
         queued = self._core.cancel(msg.request_id)
@@ -425,7 +427,8 @@ class Pool(SessionDesk, RecycleDesk, LeaseDesk, ActorTypeDispatcher):
             latency_p50_ms=self._latency.percentile(0.5),
             latency_p99_ms=self._latency.percentile(0.99), request_id=msg.request_id,
             state=self._state(), recycled=self._recycled,
-            latency_buckets_ms=self._latency.buckets(), latency_sum_ms=self._latency.sum_ms))
+            latency_buckets_ms=self._latency.buckets(), latency_sum_ms=self._latency.sum_ms,
+            session_moves=c.session_moves))
 
     def _state(self) -> str:
         if self._core.closed:

@@ -221,6 +221,7 @@ class LeaseDesk(PoolDesk):
         c.requests += usage.requests
         c.errors += usage.errors
         c.queue_timeouts += usage.queue_timeouts
+        c.session_moves += usage.session_moves
         for latency_ms in usage.latencies_ms:
             self._latency.add(latency_ms)
         for used in usage.workers:
