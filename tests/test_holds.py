@@ -86,6 +86,22 @@ def test_a_hold_that_ends_with_no_idle_lease_queues_behind_the_fifo() -> None:
     assert [h.item for h in b.release(w1, WAIT_S + 0.002)] == ["s-next"]
 
 
+def test_a_held_caller_whose_own_grant_went_to_another_worker_asks_again_when_its_hold_ends(
+        ) -> None:
+    b = broker(idle_return_s=0.005)
+    two_leases(b)
+    b.acquire("s-next", "s", 0.0)
+    (request,) = b.take_outgoing().requests
+    assert b.granted(request.request_id, "w3", "unix:/3", 3, 0.001) == []  # not s's worker
+    b.tick(0.01)  # w3's lease idled and went back
+    assert b.requested == 0 and b.waiting == 1
+    b.tick(WAIT_S)
+    (again,) = b.take_outgoing().requests
+    assert again.session_id == "s" and b.requested == 1
+    (handoff,) = b.granted(again.request_id, "w3", "unix:/3", 3, 0.03)
+    assert handoff.item == "s-next"
+
+
 def test_a_session_whose_worker_process_changed_is_marked_moved_even_on_the_same_worker() -> None:
     b = broker()
     w1, _ = two_leases(b)

@@ -362,14 +362,17 @@ class LeaseBroker(Generic[T]):
         return self._idle.pop(next(reversed(self._idle)))
 
     def _end_holds(self, now: float) -> list[Handoff[T]]:
-        """Callers whose hold ended take an idle lease, or wait in the FIFO (at its back)."""
+        """Callers whose hold ended take an idle lease, or wait in the FIFO (at its back) covered
+        by a lease request (a grant of their own request may have gone idle and back)."""
         out: list[Handoff[T]] = []
         for item in self._holds.expired(now):  # a held caller is always in _waiting
             lease = self._take_idle(None, hold=False)
-            if lease is None:
-                self._queue.append(item)
-            else:
+            if lease is not None:
                 out.append(Handoff(item, self._give(lease, self._waiting.pop(item))))
+                continue
+            self._queue.append(item)
+            if len(self._tokens) < len(self._waiting):
+                self._request(self._waiting[item])
         return out
 
     def _pop_oldest(self) -> T | None:
