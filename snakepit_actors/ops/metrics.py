@@ -22,7 +22,7 @@ from snakepit_actors.telemetry import histogram_lines
 
 _COUNTERS = ("requests", "errors", "queue_timeouts", "saturated", "restarts", "recycled",
              "session_moves")
-_GAUGES = ("workers", "available", "busy", "queued")
+_GAUGES = ("workers", "available", "busy", "queued", "lost_workers")
 
 
 def prometheus_text(node: str, stats: Mapping[str, PoolStats]) -> str:
