@@ -110,8 +110,8 @@ def _demo(args: argparse.Namespace) -> int:
         _print()
         _print(f"{'worker':<18} {'pid':>7} {'state':<9} {'requests':>8} {'restarts':>8}  endpoint")
         for w in workers:
-            _print(f"{w.worker_id:<18} {w.pid or '-':>7} {w.state:<9} {w.requests:>8} {w.restarts:>8}  "
-                   f"{w.endpoint}")
+            _print(f"{w.worker_id:<18} {w.pid or '-':>7} {w.state:<9} {w.requests:>8} "
+                   f"{w.restarts:>8}  {w.endpoint}")
         stats = pool.stats()
         out["stats"] = asdict(stats)
         _print()
