@@ -41,7 +41,7 @@ EVENTS = frozenset({
     "request.queued", "request.completed", "request.rejected", "request.queue_timeout",
     "request.failed", "request.timeout", "request.retried", "lease.holder_died",
     "session.expired",
-    "session.ended", "session.quota_exceeded", "session.affinity_lost",
+    "session.ended", "session.quota_exceeded", "session.affinity_lost", "session.moved",
     "system.started", "system.stopped", "system.stragglers_killed", "launcher.gone",
     "orphan.killed", "orphan.survived", "orphan.sweep_failed",
     "process_table.unavailable", "process_table.write_failed",

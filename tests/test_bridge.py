@@ -219,6 +219,19 @@ def test_session_counter_without_a_session_does_not_keep_state(showcase: Any) ->
     assert [result(call(showcase, "session_counter")) for _ in range(2)] == [1, 1]
 
 
+def test_a_session_the_sender_says_moved_here_starts_afresh_and_its_ctx_says_so(
+        showcase: Any) -> None:
+    def visit(moved_from: str = "") -> Any:
+        return result(showcase.ExecuteTool(bridge_pb2.ExecuteToolRequest(
+            request_id="r1", session_id="mv", tool="session_visit", args_json=b"{}",
+            session_moved_from=moved_from), timeout=10))
+
+    assert [visit()["counter"] for _ in range(3)] == [1, 2, 3]
+    back = visit(moved_from="w-elsewhere")  # a stale copy of the state here is dropped
+    assert (back["counter"], back["moved"]) == (1, True)
+    assert [(v["counter"], v["moved"]) for v in (visit(), visit())] == [(2, False), (3, False)]
+
+
 def test_cleanup_session_forgets_its_state(showcase: Any) -> None:
     init = showcase.InitializeSession(bridge_pb2.InitializeSessionRequest(
         session_id="c", metadata={"user": "u1"}), timeout=5)

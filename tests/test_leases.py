@@ -11,8 +11,9 @@ import pytest
 from hypothesis import settings
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
-from snakepit_actors.core.leases import Lease, LeaseBroker, Outcome, UsageMeter
+from snakepit_actors.core.leases import Lease, LeaseBroker, Outcome
 from snakepit_actors.core.scheduling import Dispatch, PoolCore, queue_expiry
+from snakepit_actors.core.usage import UsageMeter
 from snakepit_actors.errors import PoolClosedError, PoolSaturatedError, WorkerCrashedError
 from snakepit_actors.tree.pool_leases import LeaseLedger
 

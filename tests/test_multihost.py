@@ -26,6 +26,7 @@ import pytest
 from snakepit_actors import Pool, PoolConfig
 from snakepit_actors.config import SystemConfig
 from snakepit_actors.errors import PoolNotReadyError, WorkerCrashedError
+from snakepit_actors.ops.status import render
 from snakepit_actors.system import free_port
 from tests.multihost import Member, alive, cli_env, kill_all, system_tree, wait_until
 
@@ -323,3 +324,76 @@ node_heartbeat_misses = 4
         assert leader.stdout is not None
         leader.stdout.close()
         kill_all({p for p in leader_pids if alive(p)})
+
+
+def _status(config: Path, *flags: str) -> str:
+    return subprocess.run([sys.executable, "-m", "snakepit_actors.ops.cli", "status",
+                           "--config", str(config), *flags], capture_output=True, text=True,
+                          timeout=60, env=cli_env()).stdout
+
+
+def test_after_its_member_is_lost_status_shows_no_dead_pid_as_starting_or_ready(
+        tmp_path: Path, members: list[Member]) -> None:
+    """Issue 18: a pool placed on one member whose processes are all SIGKILLed turns
+    degraded, and ``status`` (text, --json, --prometheus) shows its workers lost, then parked
+    ("no_matching_node"), without a pid: never the dead member's pids as starting/ready."""
+    port = free_port()
+    config = tmp_path / "pool.toml"
+    config.write_text(f"""
+[node]
+name = "leader"
+admin_port = {port}
+convention = true
+log_format = "json"
+
+[pools.gpu]
+pool_size = 2
+placement = {{ worker_node = true }}
+node_heartbeat_s = 0.5
+node_heartbeat_misses = 4
+placement_timeout = 5.0
+""")
+    member = Member(port, "m1", "worker_node=true", log_dir=tmp_path)
+    members.append(member)
+    err = open(tmp_path / "leader.err", "w")  # noqa: SIM115
+    leader = subprocess.Popen([sys.executable, "-m", "snakepit_actors.ops.cli", "start",
+                               "--config", str(config)], stdout=subprocess.PIPE, stderr=err,
+                              text=True, env=cli_env())
+    leader_pids: set[int] = set()
+    try:
+        assert leader.stdout is not None
+        line = leader.stdout.readline()
+        assert "2 workers ready" in line, (line, (tmp_path / "leader.err").read_text()[-2000:])
+        leader_pids = system_tree(leader.pid, port)
+        [pool] = json.loads(_status(config, "--json"))["pools"]
+        dead = {w["pid"] for w in pool["workers"]}
+        assert len(dead) == 2 and dead <= member.tree()
+        member.kill()
+        log = tmp_path / "leader.err"  # the leader's JSON log: wait for the degraded pool
+        assert wait_until(lambda: '"pool.degraded"' in log.read_text(), 30.0, step_s=0.2), (
+            log.read_text()[-2000:])
+        report = json.loads(_status(config, "--json"))  # slow: the walk meets the dead member
+        [pool] = report["pools"]
+        assert pool["state"] == "degraded"
+        for w in pool["workers"]:
+            assert w["pid"] is None and w["state"] in ("lost", "parked") and w["reason"], w
+        assert {w["reason"] for w in pool["workers"]} == {"no_matching_node"}
+        assert pool["stats"]["lost_workers"] == 2 and pool["stats"]["workers"] == 0
+        text = render(report)  # what `status` prints, from the same report
+        assert "parked" in text and "no_matching_node" in text, text
+        assert not any(str(pid) in text for pid in dead), text
+        metrics = _status(config, "--prometheus")
+        assert 'snakepit_lost_workers{node="leader",pool="gpu"} 2' in metrics, metrics
+    finally:
+        if leader.poll() is None:
+            leader.terminate()
+            try:
+                leader.wait(30)
+            except subprocess.TimeoutExpired:
+                leader.kill()
+        leader.wait(10)
+        err.close()
+        assert leader.stdout is not None
+        leader.stdout.close()
+        kill_all({p for p in leader_pids | system_tree(leader.pid, port) if alive(p)})
+

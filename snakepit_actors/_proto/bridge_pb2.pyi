@@ -53,7 +53,7 @@ class DescribeResponse(_message.Message):
     def __init__(self, adapter: _Optional[str] = ..., worker_id: _Optional[str] = ..., pid: _Optional[int] = ..., tools: _Optional[_Iterable[_Union[ToolSpec, _Mapping]]] = ...) -> None: ...
 
 class ExecuteToolRequest(_message.Message):
-    __slots__ = ("request_id", "session_id", "tool", "args_json", "binary", "deadline_unix_s", "metadata")
+    __slots__ = ("request_id", "session_id", "tool", "args_json", "binary", "deadline_unix_s", "metadata", "session_moved_from")
     class BinaryEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -75,6 +75,7 @@ class ExecuteToolRequest(_message.Message):
     BINARY_FIELD_NUMBER: _ClassVar[int]
     DEADLINE_UNIX_S_FIELD_NUMBER: _ClassVar[int]
     METADATA_FIELD_NUMBER: _ClassVar[int]
+    SESSION_MOVED_FROM_FIELD_NUMBER: _ClassVar[int]
     request_id: str
     session_id: str
     tool: str
@@ -82,7 +83,8 @@ class ExecuteToolRequest(_message.Message):
     binary: _containers.ScalarMap[str, bytes]
     deadline_unix_s: float
     metadata: _containers.ScalarMap[str, str]
-    def __init__(self, request_id: _Optional[str] = ..., session_id: _Optional[str] = ..., tool: _Optional[str] = ..., args_json: _Optional[bytes] = ..., binary: _Optional[_Mapping[str, bytes]] = ..., deadline_unix_s: _Optional[float] = ..., metadata: _Optional[_Mapping[str, str]] = ...) -> None: ...
+    session_moved_from: str
+    def __init__(self, request_id: _Optional[str] = ..., session_id: _Optional[str] = ..., tool: _Optional[str] = ..., args_json: _Optional[bytes] = ..., binary: _Optional[_Mapping[str, bytes]] = ..., deadline_unix_s: _Optional[float] = ..., metadata: _Optional[_Mapping[str, str]] = ..., session_moved_from: _Optional[str] = ...) -> None: ...
 
 class ToolFailure(_message.Message):
     __slots__ = ("category", "type", "message", "traceback")

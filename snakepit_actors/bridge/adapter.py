@@ -46,6 +46,12 @@ class SessionContext:
     Tools of one session may run concurrently when the worker's capacity is above 1; guard
     ``state`` yourself in that case.
 
+    A session *moves* when its request runs on another worker than its previous one (in the
+    default ``affinity="hint"`` mode, when its worker stayed busy past ``affinity_wait_s`` or
+    died). That request sees ``session_moved`` True and an empty ``state``: whatever the
+    session kept elsewhere is not here, and a stale copy this worker kept from an earlier
+    visit is dropped. Use a strict affinity mode if a move must never happen.
+
     Each request gets its own view of the session (same ``state`` and ``metadata`` objects)
     that also carries the request's cancellation: Python cannot interrupt a running sync tool,
     so a long tool should check ``cancelled`` (or sleep with ``wait``) in small steps and
@@ -57,6 +63,8 @@ class SessionContext:
         state: free-form per-session state, kept between requests of the session.
         metadata: the metadata given to ``InitializeSession`` (empty otherwise).
         request_id: the id of the request this view belongs to ("" outside a request).
+        session_moved: True for the first request of the session on this worker after it ran
+            on another worker (or on this worker's previous process); see above.
     """
 
     session_id: str
@@ -67,6 +75,7 @@ class SessionContext:
     cancel_event: threading.Event | None = field(default=None, repr=False)
     host: Any = field(default=None, repr=False)  # bridge.host_client.HostToolClient
     deadline_s: float | None = field(default=None, repr=False)  # monotonic, of the request
+    session_moved: bool = False
 
     def call_host_tool(self, name: str, timeout: float | None = None, **kwargs: Any) -> Any:
         """Call the host tool ``name(**kwargs)`` (registered with ``pool.register_host_tool``)

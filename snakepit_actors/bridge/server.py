@@ -288,10 +288,24 @@ class BridgeServicer(bridge_pb2_grpc.BridgeServiceServicer):
         cancel = threading.Event()
         context.add_callback(cancel.set)
         remaining = _remaining_s(context)
+        moved = bool(request.session_id and request.session_moved_from)
+        session = (self._moved_in(request.session_id) if moved
+                   else self._session(request.session_id))
         return dataclasses.replace(
-            self._session(request.session_id), request_id=request.request_id,
-            cancel_event=cancel, host=self._host,
-            deadline_s=None if remaining is None else time.monotonic() + remaining)
+            session, request_id=request.request_id, cancel_event=cancel, host=self._host,
+            deadline_s=None if remaining is None else time.monotonic() + remaining,
+            session_moved=moved)
+
+    def _moved_in(self, session_id: str) -> SessionContext:
+        """The sender says the session moved here (``session_moved_from``): its state lives
+        elsewhere, so it starts afresh; a stale copy from an earlier visit here is replaced
+        (its metadata kept). The sender decides: the bridge cannot know where else it ran."""
+        with self._lock:
+            known = self._sessions.get(session_id)
+            fresh = SessionContext(session_id, self._worker_id,
+                                   metadata=known.metadata if known is not None else {})
+            self._sessions[session_id] = fresh
+        return fresh
 
     def _session(self, session_id: str) -> SessionContext:
         if not session_id:

@@ -2,7 +2,7 @@
 
 Each tool exercises one path of the bridge: plain replies (``ping``, ``echo``, ``add``), time
 (``sleep``, ``cpu``), failures (``fail``, ``crash``, ``bad_result``), session state
-(``session_counter``), streaming (``stream_progress``, ``async_count``), asyncio
+(``session_counter``, ``session_visit``), streaming (``stream_progress``, ``async_count``), asyncio
 (``async_echo``), payload size (``big``), memory (``allocate``) and identity (``info``).
 
 ``adapter_config``:
@@ -97,6 +97,14 @@ class ShowcaseAdapter(BaseAdapter):
         count = int(ctx.state.get("counter", 0)) + 1
         ctx.state["counter"] = count
         return count
+
+    @tool
+    def session_visit(self, ctx: SessionContext) -> dict[str, Any]:
+        """``session_counter`` that also says where it ran: ``{"counter", "moved",
+        "worker_id"}``; ``moved`` is ``ctx.session_moved`` (the counter restarted at 1 here
+        because the session came from another worker)."""
+        return {"counter": self.session_counter(ctx), "moved": ctx.session_moved,
+                "worker_id": ctx.worker_id}
 
     @tool
     def stream_progress(self, ctx: SessionContext, steps: int = 3, delay: float = 0.0,

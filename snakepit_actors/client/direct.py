@@ -205,7 +205,7 @@ class DirectPath:
     def _call(self, lease: Lease, request: Execute, started: float) -> _Call:
         stub = lease.stub or self._stub(lease)
         try:
-            response = stub.ExecuteTool(_proto(request), timeout=_timeout(request))
+            response = stub.ExecuteTool(_proto(request, lease), timeout=_timeout(request))
         except (_grpc.RpcError, ValueError) as exc:  # ValueError: a closed channel
             return self._settle_error(lease, request, exc, started)
         except BaseException:  # interrupted: the tool may still run; the slot is free for us
@@ -227,7 +227,8 @@ class DirectPath:
 
         stub = lease.stub or self._stub(lease)
         try:
-            grpc_future = stub.ExecuteTool.future(_proto(request), timeout=_timeout(request))
+            grpc_future = stub.ExecuteTool.future(_proto(request, lease),
+                                                  timeout=_timeout(request))
         except ValueError as exc:  # a closed channel: its process went
             return self._settle_error(lease, request, exc, started)
         grpc_future.add_done_callback(finished)
@@ -340,11 +341,11 @@ def _import_grpc() -> None:
         _grpc, _pb2 = grpc, bridge_pb2
 
 
-def _proto(request: Execute) -> Any:
+def _proto(request: Execute, lease: Lease) -> Any:
     return _pb2.ExecuteToolRequest(
         request_id=request.request_id, session_id=request.session_id or "",
         tool=request.tool, args_json=request.args_json or b"{}",
-        deadline_unix_s=request.deadline_unix_s or 0.0)
+        deadline_unix_s=request.deadline_unix_s or 0.0, session_moved_from=lease.session_from)
 
 
 def _remaining(expiry: float | None) -> float | None:

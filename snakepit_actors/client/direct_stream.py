@@ -32,7 +32,8 @@ def stream(path: DirectPath, request: Execute) -> Iterator[Any]:
     lease = path._counted(path._acquire, request, expiry, why, started)
     stub = lease.stub or path._stub(lease)
     try:
-        call = stub.ExecuteStreamingTool(direct._proto(request), timeout=direct._timeout(request))
+        call = stub.ExecuteStreamingTool(direct._proto(request, lease),
+                                         timeout=direct._timeout(request))
     except BaseException:
         path.leases.release_unused(lease)
         raise

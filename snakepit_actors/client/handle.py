@@ -87,7 +87,9 @@ class Pool(SessionMethods, HostToolMethods):
         self._pool = pool_address
         self._direct: DirectPath | None = None
         if config.data_path == "direct":
-            leases = LeaseClient(pool_address, gateway.new_id, gateway.wake)
+            leases = LeaseClient(pool_address, gateway.new_id, gateway.wake,
+                                 affinity_wait_s=config.affinity_wait_s
+                                 if config.affinity == "hint" else 0.0)
             self._direct = DirectPath(config, leases)
             gateway.attach(leases)
         self.admin_pid = admin_pid

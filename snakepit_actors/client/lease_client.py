@@ -22,7 +22,8 @@ from collections.abc import Callable
 from concurrent.futures import Future, InvalidStateError
 from typing import Any
 
-from snakepit_actors.core.leases import Handoff, Lease, LeaseBroker, Outcome, Refusal, UsageMeter
+from snakepit_actors.core.leases import Handoff, Lease, LeaseBroker, Outcome, Refusal
+from snakepit_actors.core.usage import UsageMeter
 from snakepit_actors.errors import PoolClosedError, QueueTimeoutError, SnakepitError
 from snakepit_actors.messages import (
     LeaseBatch,
@@ -31,6 +32,9 @@ from snakepit_actors.messages import (
     LeaseRefused,
     LeaseRevoked,
 )
+from snakepit_actors.telemetry import get_logger
+
+log = get_logger("client")
 
 #: Direct-path counters reach the Pool at least this often (and before every stats query).
 REPORT_EVERY_S = 1.0
@@ -115,15 +119,18 @@ class LeaseClient:
         pool: the Pool actor's address (where ``flush``'s batch goes).
         new_id: makes unique lease request ids.
         wake: wakes the gateway thread (it then calls ``flush``); cheap, any thread.
+        affinity_wait_s: how long a session's caller waits for its worker's lease (hint mode;
+            0: never).
     """
 
     def __init__(self, pool: Any, new_id: Callable[[], str], wake: Callable[[], None],
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic, *,
+                 affinity_wait_s: float = 0.0) -> None:
         self.pool = pool
         self._wake = wake
         self._clock = clock
         self._lock = threading.Lock()
-        self._broker: LeaseBroker[Waiter] = LeaseBroker(new_id)
+        self._broker: LeaseBroker[Waiter] = LeaseBroker(new_id, affinity_wait_s=affinity_wait_s)
         self._meter = UsageMeter()
         self._gone: dict[str, Future[SnakepitError]] = {}  # lost leases -> their revocation
         self._wake_at: float | None = None  # when the gateway will call flush next
@@ -165,9 +172,12 @@ class LeaseClient:
                  started: float | None, *, ok: bool, reason: str = "") -> None:
         """A call on ``lease`` ended: give it back and count the call (and the request, when
         ``started`` is given: it is final)."""
+        moved_from = lease.session_from  # read before the lease may serve another caller
         with self._lock:
             self._meter.ran(lease.worker_id, session_id)
-            self._broker.ran(session_id, lease.worker_id)
+            self._broker.ran(session_id, lease.worker_id, lease.pid)
+            if moved_from:
+                self._meter.session_moved()
             if started is not None:
                 self._meter.finished(ok=ok, latency_ms=(time.perf_counter() - started) * 1e3)
             handoffs = self._broker.release(lease, self._clock(), outcome, reason)
@@ -176,6 +186,9 @@ class LeaseClient:
             self._deliver(handoffs, [])
         if wake:
             self._wake()
+        if moved_from:
+            log.info("session.moved", session_id=session_id, from_worker=moved_from,
+                     worker_id=lease.worker_id, path="direct")
 
     def release_unused(self, lease: Lease) -> None:
         """Give back a lease no call ran on (any thread)."""
@@ -223,10 +236,10 @@ class LeaseClient:
         to send and a lease going idle; see the module docstring.)"""
         if self._broker.has_outgoing:
             return True
-        at = self._broker.idle_deadline()
-        if at is not None and (self._wake_at is None or at < self._wake_at):
-            self._wake_at = at
-            return True
+        for at in (self._broker.idle_deadline(), self._broker.next_hold_end()):
+            if at is not None and (self._wake_at is None or at < self._wake_at):
+                self._wake_at = at
+                return True
         return False
 
     def flush(self, force_usage: bool = False) -> LeaseBatch | None:
@@ -234,7 +247,7 @@ class LeaseClient:
         ``force_usage`` includes pending counters (a stats query is about to go out)."""
         now = self._clock()
         with self._lock:
-            self._broker.tick(now)
+            handoffs = self._broker.tick(now)
             out = self._broker.take_outgoing()
             usage = None
             if self._meter.pending and (force_usage or now - self._reported_at >= REPORT_EVERY_S):
@@ -245,6 +258,7 @@ class LeaseClient:
                 report_at = self._reported_at + REPORT_EVERY_S
                 at = report_at if at is None else min(at, report_at)
             self._wake_at = at
+        self._deliver(handoffs, [])
         if not out and usage is None:
             return None
         return LeaseBatch(tuple(out.requests), tuple(out.withdrawn), tuple(out.returns), usage,

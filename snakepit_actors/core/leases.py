@@ -22,20 +22,28 @@ release, and our lease requests move to the back of its queue in the same messag
 another client queued meanwhile gets that slot first, so clients take turns at least every
 ``max_hold_s``.
 
-``UsageMeter`` counts the client's direct-path requests for the Pool's stats. (The Pool's side,
-``LeaseLedger``, is in pool_leases.py.) Nothing here does I/O, threads or actors; time comes in
-as ``now`` arguments.
+Session affinity (hint mode, ``affinity_wait_s`` > 0): a caller whose session last ran on worker
+W takes W's idle lease; else it is *held* for W (``holds.Holds``) up to ``affinity_wait_s``, and
+W's next free lease goes to it before the FIFO head. When the hold ends it takes any lease like
+every other caller: the session *moves* (``Lease.session_from`` names the worker it left, for
+the call to tell the worker process).
+
+(``UsageMeter`` is in usage.py, the Pool's side, ``LeaseLedger``, in pool_leases.py.) Nothing
+here does I/O, threads or actors; time comes in as ``now`` arguments.
 """
 
 from __future__ import annotations
 
 from collections import OrderedDict, deque
 from collections.abc import Callable, Hashable
-from dataclasses import dataclass, field
-from typing import Any, Generic, Literal, TypeVar
+from typing import Generic, TypeVar
 
+from snakepit_actors.core.holds import Holds
+from snakepit_actors.core.lease_records import Handoff, Lease, Outcome, Outgoing, Refusal
 from snakepit_actors.errors import PoolClosedError, SnakepitError
-from snakepit_actors.messages import RequestLease, ReturnLease, UsageReport, WorkerUsage
+from snakepit_actors.messages import RequestLease, ReturnLease
+
+__all__ = ["Handoff", "Lease", "LeaseBroker", "Outcome", "Outgoing", "Refusal"]
 
 T = TypeVar("T", bound=Hashable)
 
@@ -47,55 +55,6 @@ MAX_HOLD_S = 0.5
 #: (demand flickers under load: a caller between two requests is briefly not waiting).
 WITHDRAW_AFTER_S = 0.05
 
-Outcome = Literal["ok", "recycle", "lost"]
-
-
-@dataclass(slots=True, eq=False)
-class Lease:
-    """One worker slot lent to this client. ``pid`` identifies the process behind
-    ``endpoint`` (a restarted worker keeps its endpoint). ``gone`` is set when the Pool revoked
-    it: the error a call that failed on it should raise."""
-
-    lease_id: str
-    worker_id: str
-    endpoint: str
-    pid: int
-    granted_at: float
-    in_use: bool = False
-    idle_since: float = 0.0
-    recalled: bool = False
-    lost: bool = False
-    gone: SnakepitError | None = None
-    stub: Any = None  # the caller's gRPC stub for endpoint + pid, cached on first use
-
-
-@dataclass(frozen=True, slots=True)
-class Handoff(Generic[T]):
-    """Give ``lease`` (already marked in use) to the waiting caller ``item``."""
-
-    item: T
-    lease: Lease
-
-
-@dataclass(frozen=True, slots=True)
-class Refusal(Generic[T]):
-    """Fail the waiting caller ``item`` with ``error`` (it never reached a worker)."""
-
-    item: T
-    error: SnakepitError
-
-
-@dataclass(slots=True)
-class Outgoing:
-    """What the broker wants sent to the Pool (one ``LeaseBatch``)."""
-
-    requests: list[RequestLease] = field(default_factory=list)
-    withdrawn: list[str] = field(default_factory=list)
-    returns: list[ReturnLease] = field(default_factory=list)
-
-    def __bool__(self) -> bool:
-        return bool(self.requests or self.withdrawn or self.returns)
-
 
 class LeaseBroker(Generic[T]):
     """The client's leases, lease requests and waiting callers; see the module docstring.
@@ -104,12 +63,16 @@ class LeaseBroker(Generic[T]):
         new_id: makes a unique lease request id.
         idle_return_s: how long a lease may sit unused before it goes back.
         max_hold_s: how long a lease may be held before it goes back at its next release.
+        affinity_wait_s: how long a session's caller is held for its worker's lease (0: never;
+            the pool's ``affinity_wait_s`` in hint mode).
     """
 
     def __init__(self, new_id: Callable[[], str], *, idle_return_s: float = IDLE_RETURN_S,
                  max_hold_s: float = MAX_HOLD_S, withdraw_after_s: float = WITHDRAW_AFTER_S,
-                 max_sessions: int = 10_000) -> None:
+                 max_sessions: int = 10_000, affinity_wait_s: float = 0.0) -> None:
         self._new_id = new_id
+        self._affinity_wait_s = affinity_wait_s
+        self._holds: Holds[T] = Holds()  # callers waiting a moment for their session's worker
         self._idle_return_s = idle_return_s
         self._withdraw_after_s = withdraw_after_s
         self._max_hold_s = max_hold_s
@@ -121,7 +84,7 @@ class LeaseBroker(Generic[T]):
         self._tokens: dict[str, str | None] = {}  # lease requests out, oldest first -> session
         self._surplus_since: float | None = None
         self._idled = False  # a lease went idle since the last next_tick_at
-        self._sessions: OrderedDict[str, str] = OrderedDict()  # session -> last worker
+        self._sessions: OrderedDict[str, tuple[str, int]] = OrderedDict()  # -> (worker, pid)
         self._out = Outgoing()
         self.closed = False
 
@@ -155,25 +118,29 @@ class LeaseBroker(Generic[T]):
     @property
     def has_outgoing(self) -> bool:
         """Something waits to be sent to the Pool (``take_outgoing``)."""
-        out = self._out
-        return bool(out.requests or out.withdrawn or out.returns)
+        return bool(self._out)
 
     # --- the caller's side --------------------------------------------------------------------
 
     def acquire(self, item: T, session_id: str | None, now: float) -> Lease | None:
         """An idle lease (marked in use; the session's last worker preferred), or None: ``item``
-        now waits for a ``Handoff`` or a ``Refusal``.
+        now waits for a ``Handoff`` or a ``Refusal`` (held a moment for its session's worker
+        first, when that worker's lease is not idle; see the module docstring).
 
         Raises:
             PoolClosedError: the broker is closed.
         """
         if self.closed:
             raise PoolClosedError("the pool is closed", reason="closed")
-        lease = self._take_idle(session_id)
+        last = self._sessions.get(session_id) if session_id else None
+        pinned = last[0] if last is not None else None
+        lease = self._take_idle(pinned, hold=self._affinity_wait_s > 0)
         if lease is not None:
-            lease.in_use = True
-            return lease
-        self._queue.append(item)
+            return self._give(lease, session_id)
+        if pinned is not None and self._affinity_wait_s > 0:
+            self._holds.hold(item, pinned, now + self._affinity_wait_s)
+        else:
+            self._queue.append(item)
         self._waiting[item] = session_id
         if len(self._tokens) < len(self._waiting):
             self._request(session_id)
@@ -182,12 +149,13 @@ class LeaseBroker(Generic[T]):
     def abandon(self, item: T) -> bool:
         """``item`` stops waiting (its queue deadline passed, or it was cancelled). False if it
         is not waiting any more: a ``Handoff`` or ``Refusal`` for it is already out."""
+        self._holds.drop(item)
         return self._waiting.pop(item, False) is not False
 
-    def ran(self, session_id: str | None, worker_id: str) -> None:
-        """``session_id`` ran on ``worker_id``: prefer that worker's idle lease next time."""
+    def ran(self, session_id: str | None, worker_id: str, pid: int = 0) -> None:
+        """``session_id`` ran on ``worker_id`` (process ``pid``): prefer that worker next time."""
         if session_id:
-            self._sessions[session_id] = worker_id
+            self._sessions[session_id] = (worker_id, pid)
             self._sessions.move_to_end(session_id)
             if len(self._sessions) > self._max_sessions:
                 self._sessions.popitem(last=False)
@@ -268,9 +236,11 @@ class LeaseBroker(Generic[T]):
 
     # --- housekeeping (the gateway thread) ----------------------------------------------------
 
-    def tick(self, now: float) -> None:
-        """Return leases idle for ``idle_return_s``; withdraw lease requests no caller needs
-        once they have been surplus for ``withdraw_after_s``."""
+    def tick(self, now: float) -> list[Handoff[T]]:
+        """End the affinity holds due (those callers take an idle lease or queue up); return
+        leases idle for ``idle_return_s``; withdraw lease requests no caller needs once they
+        have been surplus for ``withdraw_after_s``. Returns the leases handed over."""
+        handoffs = self._end_holds(now)
         while self._idle:
             lease = next(iter(self._idle.values()))
             if lease.idle_since + self._idle_return_s > now:  # the same sum as idle_deadline
@@ -284,6 +254,7 @@ class LeaseBroker(Generic[T]):
         elif self._surplus_since + self._withdraw_after_s <= now:
             self._withdraw(list(reversed(self._tokens))[:surplus])
             self._surplus_since = None
+        return handoffs
 
     def idle_deadline(self) -> float | None:
         """When the longest-idle lease is due back (None: no idle lease)."""
@@ -296,7 +267,7 @@ class LeaseBroker(Generic[T]):
         since the last call and is in use again asks for a check ``idle_return_s`` from now: a
         client calling in sequence then needs one tick per period, not a wake-up per call;
         leases that never idle (a busy client) need none."""
-        times = [at for at in (self.idle_deadline(),) if at is not None]
+        times = [at for at in (self.idle_deadline(), self._holds.next_at()) if at is not None]
         if self._idled and self.in_use:
             times.append(now + self._idle_return_s)
         self._idled = False
@@ -316,9 +287,10 @@ class LeaseBroker(Generic[T]):
         self.closed = True
         error = PoolClosedError("the pool was closed before a worker was free for the request",
                                 reason="closed_queued")
-        out: list[Refusal[T]] = []
-        while (item := self._pop_oldest()) is not None:
-            out.append(Refusal(item, error))
+        out = [Refusal(item, error) for item in self._waiting]  # in arrival order
+        self._waiting.clear()
+        self._queue.clear()
+        self._holds = Holds()
         self._withdraw(list(self._tokens))
         for lease in list(self._idle.values()):
             self._end(lease)
@@ -326,11 +298,17 @@ class LeaseBroker(Generic[T]):
 
     # --- internals ----------------------------------------------------------------------------
 
+    def next_hold_end(self) -> float | None:
+        """When the oldest affinity hold ends (None: no caller is held)."""
+        return self._holds.next_at()
+
     def _hand_over_or_idle(self, lease: Lease, now: float) -> list[Handoff[T]]:
-        item = self._pop_oldest()
+        """A caller held for the lease's worker first, else the oldest waiter, else idle."""
+        item = self._holds.take_for(lease.worker_id)
+        if item is None:
+            item = self._pop_oldest()
         if item is not None:
-            lease.in_use = True
-            return [Handoff(item, lease)]
+            return [Handoff(item, self._give(lease, self._waiting.pop(item, None)))]
         lease.idle_since = now
         self._idle[lease.lease_id] = lease
         self._idled = True
@@ -362,20 +340,46 @@ class LeaseBroker(Generic[T]):
             gone -= {r.request_id for r in unsent}
         self._out.withdrawn.extend(r for r in request_ids if r in gone)
 
-    def _take_idle(self, session_id: str | None) -> Lease | None:
+    def _give(self, lease: Lease, session_id: str | None) -> Lease:
+        """Mark ``lease`` in use by a caller of ``session_id``; note if the session moves."""
+        lease.in_use = True
+        last = self._sessions.get(session_id) if session_id else None
+        moved = last is not None and last != (lease.worker_id, lease.pid)
+        lease.session_from = last[0] if last is not None and moved else ""
+        return lease
+
+    def _take_idle(self, worker_id: str | None, hold: bool) -> Lease | None:
+        """An idle lease: ``worker_id``'s if it has one; else (unless ``hold`` and a worker is
+        named) the most recently used, still warm."""
         if not self._idle:
             return None
-        worker_id = self._sessions.get(session_id) if session_id else None
         if worker_id is not None:
             for lease in reversed(self._idle.values()):
                 if lease.worker_id == worker_id:
                     return self._idle.pop(lease.lease_id)
-        return self._idle.pop(next(reversed(self._idle)))  # the most recently used: warm
+            if hold:
+                return None
+        return self._idle.pop(next(reversed(self._idle)))
+
+    def _end_holds(self, now: float) -> list[Handoff[T]]:
+        """Callers whose hold ended take an idle lease, or wait in the FIFO (at its back) covered
+        by a lease request (a grant of their own request may have gone idle and back)."""
+        out: list[Handoff[T]] = []
+        for item in self._holds.expired(now):  # a held caller is always in _waiting
+            lease = self._take_idle(None, hold=False)
+            if lease is not None:
+                out.append(Handoff(item, self._give(lease, self._waiting.pop(item))))
+                continue
+            self._queue.append(item)
+            if len(self._tokens) < len(self._waiting):
+                self._request(self._waiting[item])
+        return out
 
     def _pop_oldest(self) -> T | None:
+        """The oldest waiter in the FIFO (still in ``_waiting``: the caller pops it)."""
         while self._queue:
             item = self._queue.popleft()
-            if self._waiting.pop(item, False) is not False:
+            if item in self._waiting:
                 return item
         return None
 
@@ -384,62 +388,12 @@ class LeaseBroker(Generic[T]):
             item = self._queue.pop()
             if self._waiting.pop(item, False) is not False:
                 return item
-        return None
+        if (held := self._holds.pop_newest()) is not None:
+            del self._waiting[held]
+        return held
 
     def _end(self, lease: Lease, recycle: bool = False, reason: str = "") -> None:
         self._held.pop(lease.lease_id, None)
         self._idle.pop(lease.lease_id, None)
         self._out.returns.append(ReturnLease(lease.lease_id, lease.worker_id, recycle=recycle,
                                              reason=reason))
-
-
-class UsageMeter:
-    """Counters of the client's direct-path requests since the last report (``take``). A
-    report carries at most ``max_latencies`` latencies, thinned evenly from the most recent
-    ``4 * max_latencies``."""
-
-    def __init__(self, max_latencies: int = 256, max_sessions: int = 256) -> None:
-        self._max_latencies = max_latencies
-        self._max_sessions = max_sessions
-        self._reset()
-
-    def _reset(self) -> None:
-        self._requests = 0
-        self._errors = 0
-        self._queue_timeouts = 0
-        self._latencies: deque[float] = deque(maxlen=4 * self._max_latencies)
-        self._calls: dict[str, int] = {}  # worker_id -> calls
-        self._sessions: dict[str, dict[str, None]] = {}  # worker_id -> sessions (ordered set)
-
-    @property
-    def pending(self) -> bool:
-        return bool(self._requests or self._calls)
-
-    def ran(self, worker_id: str, session_id: str | None) -> None:
-        """One call went to ``worker_id`` (a retried request counts on both workers)."""
-        self._calls[worker_id] = self._calls.get(worker_id, 0) + 1
-        if session_id:
-            sessions = self._sessions.setdefault(worker_id, {})
-            if len(sessions) < self._max_sessions:
-                sessions[session_id] = None
-
-    def finished(self, *, ok: bool, latency_ms: float | None = None,
-                 queue_timeout: bool = False) -> None:
-        """One request ended; ``latency_ms`` when a worker answered it (as the Pool counts)."""
-        self._requests += 1
-        self._errors += 0 if ok else 1
-        self._queue_timeouts += 1 if queue_timeout else 0
-        if latency_ms is not None:
-            self._latencies.append(latency_ms)
-
-    def take(self) -> UsageReport | None:
-        """The report since the last one, or None if nothing happened."""
-        if not self.pending:
-            return None
-        step = max(1, -(-len(self._latencies) // self._max_latencies))  # ceiling division
-        report = UsageReport(self._requests, self._errors, self._queue_timeouts,
-                             tuple(list(self._latencies)[::step]), tuple(
-                                 WorkerUsage(w, n, tuple(self._sessions.get(w, ())))
-                                 for w, n in self._calls.items()))
-        self._reset()
-        return report

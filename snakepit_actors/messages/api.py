@@ -172,6 +172,8 @@ class PoolStats:
     recycled: int = 0  # workers replaced by the lifecycle policy or ``RequestRecycle``
     latency_buckets_ms: tuple[tuple[float, int], ...] = ()  # (upper bound, cumulative count)
     latency_sum_ms: float = 0.0  # of every request counted in the buckets
+    session_moves: int = 0  # session requests that ran on another worker than their previous
+    lost_workers: int = 0  # workers shown lost / parked / abandoned: no process, none starting
 
 
 @dataclass(frozen=True, slots=True)
@@ -187,17 +189,22 @@ LOCAL_NODE = "local"
 
 @dataclass(frozen=True, slots=True)
 class WorkerInfo:
-    """One worker: ``pid`` is the external process's OS pid; ``state`` is one of
-    starting / ready / busy / unhealthy / stopping."""
+    """One worker: ``pid`` is the external process's OS pid, None while it has no process
+    (after an exit, until the next one is ready: a dead process's pid is never shown);
+    ``state`` is one of starting / ready / busy / unhealthy / stopping, or, with no process
+    and none being started: lost (its member node was lost), parked (no member node matches
+    its placement: ``reason`` "no_matching_node") or abandoned (restarts kept failing).
+    ``reason`` says why a worker is in its state after an exit ("" while it runs)."""
 
     worker_id: str
-    pid: int
+    pid: int | None
     state: str
     node: str
     endpoint: str
     requests: int
     restarts: int
     started_at: float
+    reason: str = ""
 
 
 @dataclass(frozen=True, slots=True)

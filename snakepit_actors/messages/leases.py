@@ -70,11 +70,12 @@ class UsageReport:
     queue_timeouts: int
     latencies_ms: tuple[float, ...] = ()
     workers: tuple[WorkerUsage, ...] = ()
+    session_moves: int = 0  # session requests that ran on another worker than the previous
 
     def __repr__(self) -> str:
         return (f"UsageReport(requests={self.requests}, errors={self.errors}, "
                 f"queue_timeouts={self.queue_timeouts}, latencies={len(self.latencies_ms)}, "
-                f"workers={len(self.workers)})")
+                f"workers={len(self.workers)}, session_moves={self.session_moves})")
 
 
 @dataclass(frozen=True, slots=True, repr=False)

@@ -15,11 +15,15 @@ from snakepit_actors.messages.api import ActorAddress, Execute
 
 @dataclass(frozen=True, slots=True)
 class RunRequest:
-    """Pool -> Worker: run ``request`` and reply to ``reply_to``; ``deadline_unix_s`` is final."""
+    """Pool -> Worker: run ``request`` and reply to ``reply_to``; ``deadline_unix_s`` is final.
+    ``session_moved_from``: the worker the request's session last ran on, when the session
+    moves to this one (hint affinity); the Worker passes it to its process (its context starts
+    afresh and says so). "" when the session stays, is new, or there is none."""
 
     request: Execute
     reply_to: ActorAddress
     deadline_unix_s: float | None
+    session_moved_from: str = ""
 
 
 @dataclass(frozen=True, slots=True)

@@ -126,11 +126,13 @@ class WorkerStartFailed:
 
 @dataclass(frozen=True, slots=True)
 class WorkerExited:
-    """A worker (actor or process) is gone; its in-flight requests have failed."""
+    """A worker (actor or process) is gone; its in-flight requests have failed.
+    ``node_lost``: the member node whose loss ended it ("" for any other exit)."""
 
     worker_id: str
     reason: str
     exit_code: int | None = None
+    node_lost: str = ""
 
 
 @dataclass(frozen=True, slots=True)

@@ -265,6 +265,7 @@ def _crash(pool: Pool, path: str, callers: int, budget_s: float) -> list[Figure]
         t.start()
     time.sleep(min(1.0, budget_s / 3))
     target = next(w for w in pool.workers() if w.worker_id in busy)
+    assert target.pid is not None, f"worker {target.worker_id} has no process to kill"
     killed = time.perf_counter()
     os.kill(target.pid, signal.SIGKILL)
     long_call.join(60)

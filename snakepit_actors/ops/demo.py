@@ -67,8 +67,8 @@ def run_demo(workers: int, as_json: bool) -> int:
         say()
         say(f"{'worker':<18} {'pid':>7} {'state':<9} {'requests':>8} {'restarts':>8}  endpoint")
         for w in infos:
-            say(f"{w.worker_id:<18} {w.pid:>7} {w.state:<9} {w.requests:>8} {w.restarts:>8}  "
-                f"{w.endpoint}")
+            say(f"{w.worker_id:<18} {w.pid or '-':>7} {w.state:<9} {w.requests:>8} "
+                f"{w.restarts:>8}  {w.endpoint}")
         stats = pool.stats()
         out["stats"] = asdict(stats)
         say()

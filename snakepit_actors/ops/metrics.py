@@ -20,8 +20,9 @@ from snakepit_actors.errors import ConfigError
 from snakepit_actors.messages import PoolStats
 from snakepit_actors.telemetry import histogram_lines
 
-_COUNTERS = ("requests", "errors", "queue_timeouts", "saturated", "restarts", "recycled")
-_GAUGES = ("workers", "available", "busy", "queued")
+_COUNTERS = ("requests", "errors", "queue_timeouts", "saturated", "restarts", "recycled",
+             "session_moves")
+_GAUGES = ("workers", "available", "busy", "queued", "lost_workers")
 
 
 def prometheus_text(node: str, stats: Mapping[str, PoolStats]) -> str:

@@ -81,7 +81,7 @@ def _worker_row(info: Any, now: float) -> dict[str, Any]:
     local = info.node == LOCAL_NODE  # a member node's pids are of another host: no RSS
     rss = tree_rss_bytes(info.pid) if info.pid and local else None
     return {"worker_id": info.worker_id, "node": info.node, "pid": info.pid,
-            "state": info.state,
+            "state": info.state, "reason": info.reason,
             "requests": info.requests, "restarts": info.restarts,
             "rss_mb": None if rss is None else round(rss / 1048576, 1),
             "uptime_s": round(now - info.started_at, 1) if info.started_at else None,
@@ -138,16 +138,18 @@ def render(report: dict[str, Any]) -> str:
         lines += ["", f"  {'worker':<22} {'node':<12} {'pid':>7} {'state':<9} {'requests':>8} "
                       f"{'restarts':>8} {'rss MB':>7} {'uptime s':>9}"]
         for w in pool["workers"]:
-            lines.append(f"  {w['worker_id']:<22} {w['node']:<12} {w['pid']:>7} "
+            lines.append(f"  {w['worker_id']:<22} {w['node']:<12} {_num(w['pid']):>7} "
                          f"{w['state']:<9} "
                          f"{w['requests']:>8} {w['restarts']:>8} {_num(w['rss_mb']):>7} "
-                         f"{_num(w['uptime_s']):>9}")
+                         f"{_num(w['uptime_s']):>9}"
+                         + (f"  ({w['reason']})" if w.get("reason") else ""))
         s = pool["stats"]
         if s:
             lines += ["", f"  requests {s['requests']}  errors {s['errors']}  queued "
                           f"{s['queued']}  busy {s['busy']}/{s['workers']}  restarts "
                           f"{s['restarts']}  recycled {s['recycled']}  queue timeouts "
-                          f"{s['queue_timeouts']}  saturated {s['saturated']}  p50 "
+                          f"{s['queue_timeouts']}  saturated {s['saturated']}  session moves "
+                          f"{s['session_moves']}  lost workers {s['lost_workers']}  p50 "
                           f"{s['latency_p50_ms']:.2f} ms  p99 {s['latency_p99_ms']:.2f} ms"]
     return "\n".join(lines)
 

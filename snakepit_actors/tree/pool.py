@@ -95,6 +95,7 @@ class _Counters:
     queue_timeouts: int = 0
     saturated: int = 0
     restarts: int = 0
+    session_moves: int = 0
 
 
 class Pool(SessionDesk, RecycleDesk, LeaseDesk, ActorTypeDispatcher):
@@ -171,6 +172,8 @@ class Pool(SessionDesk, RecycleDesk, LeaseDesk, ActorTypeDispatcher):
     def receiveMsg_WorkerAbandoned(self, msg: WorkerAbandoned, sender: Any) -> None:
         self._fail_held(msg.worker_id, msg.reason)
         self._abandoned.add(msg.worker_id)
+        self._show_gone(msg.worker_id, "parked" if msg.reason == "no_matching_node"
+                        else "abandoned", msg.reason)
         self._check_degraded()
 
     def receiveMsg_PoolDegraded(self, msg: PoolDegraded, sender: Any) -> None:
@@ -199,9 +202,13 @@ class Pool(SessionDesk, RecycleDesk, LeaseDesk, ActorTypeDispatcher):
     def receiveMsg_WorkerExited(self, msg: WorkerExited, sender: Any) -> None:
         self._fail_held(msg.worker_id, msg.reason, msg.exit_code)
         self._recycle_done(msg.worker_id, replaced=False)
-        entry = self._workers.get(msg.worker_id)
+        self._show_gone(msg.worker_id, "lost" if msg.node_lost else "starting", msg.reason)
+
+    def _show_gone(self, worker_id: str, state: str, reason: str) -> None:
+        """``worker_id``'s process (or host) is gone: show ``state`` and why, and no pid."""
+        entry = self._workers.get(worker_id)
         if entry is not None:
-            entry.info = replace(entry.info, state="starting")
+            entry.info = replace(entry.info, state=state, pid=None, reason=reason)
 
     def _fail_held(self, worker_id: str, reason: str, exit_code: int | None = None,
                    error: SnakepitError | None = None) -> None:
@@ -321,6 +328,7 @@ class Pool(SessionDesk, RecycleDesk, LeaseDesk, ActorTypeDispatcher):
         for d in dispatches:
             entry = self._workers[d.worker_id]
             entry.info = replace(entry.info, state="busy")
+            moved_from = self._session_move(d.item.request, d.worker_id)
             self._remember_session(d.item.request.session_id, d.worker_id)
             if isinstance(d.item.request, RequestLease):
                 self._grant_lease(d)
@@ -328,7 +336,7 @@ class Pool(SessionDesk, RecycleDesk, LeaseDesk, ActorTypeDispatcher):
             self._running[d.request_id] = d.item
             d.item.worker_id = d.worker_id
             self.send(entry.address, RunRequest(d.item.request, d.item.reply_to,
-                                                d.item.deadline_unix_s))
+                                                d.item.deadline_unix_s, moved_from))
 
     def receiveMsg_CancelRequest(self, msg: CancelRequest, sender: Any) -> None:
         queued = self._core.cancel(msg.request_id)
@@ -425,7 +433,10 @@ class Pool(SessionDesk, RecycleDesk, LeaseDesk, ActorTypeDispatcher):
             latency_p50_ms=self._latency.percentile(0.5),
             latency_p99_ms=self._latency.percentile(0.99), request_id=msg.request_id,
             state=self._state(), recycled=self._recycled,
-            latency_buckets_ms=self._latency.buckets(), latency_sum_ms=self._latency.sum_ms))
+            latency_buckets_ms=self._latency.buckets(), latency_sum_ms=self._latency.sum_ms,
+            session_moves=c.session_moves, lost_workers=sum(
+                1 for e in self._workers.values()
+                if e.info.state in ("lost", "parked", "abandoned"))))
 
     def _state(self) -> str:
         if self._core.closed:

@@ -163,7 +163,7 @@ class LeaseDesk(PoolDesk):
             return
         self._ledger.grant(dispatch.request_id, holder, dispatch.worker_id)
         self.send(holder, LeaseGranted(dispatch.request_id, dispatch.worker_id,
-                                       entry.info.endpoint, entry.info.pid))
+                                       entry.info.endpoint, entry.info.pid or 0))
 
     def _return_lease(self, msg: ReturnLease, now: float) -> None:
         lease = self._ledger.get(msg.request_id)
@@ -221,6 +221,7 @@ class LeaseDesk(PoolDesk):
         c.requests += usage.requests
         c.errors += usage.errors
         c.queue_timeouts += usage.queue_timeouts
+        c.session_moves += usage.session_moves
         for latency_ms in usage.latencies_ms:
             self._latency.add(latency_ms)
         for used in usage.workers:

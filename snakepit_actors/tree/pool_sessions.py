@@ -49,6 +49,8 @@ class SessionDesk(PoolDesk):
     """Session handlers and affinity routing of the Pool actor; see the module docstring."""
 
     if TYPE_CHECKING:  # provided by Pool / Thespian
+        _counters: Any
+
         def _reply_failed(self, pending: Any, error: SnakepitError) -> None: ...
 
     _pins: AffinityTable
@@ -99,6 +101,22 @@ class SessionDesk(PoolDesk):
     def _incarnation(self, worker_id: str) -> int | None:
         entry = self._workers.get(worker_id)
         return entry.info.pid if entry is not None and self._core.has_worker(worker_id) else None
+
+    def _session_move(self, request: Any, worker_id: str) -> str:
+        """The worker ``request``'s session moves from if it runs on ``worker_id`` now (its pin
+        names another worker, or another process of this one): counted and logged. "" when it
+        stays, is new, has no session, or is a lease request (a lease serves any caller: the
+        client tells its own moves)."""
+        pin = self._pins.get(request.session_id) if request.session_id else None
+        if pin is None or isinstance(request, RequestLease):
+            return ""
+        pid = self._incarnation(worker_id)
+        if pin.worker_id == worker_id and (not pin.incarnation or pin.incarnation == pid):
+            return ""
+        self._counters.session_moves += 1
+        log.info("session.moved", session_id=request.session_id, from_worker=pin.worker_id,
+                 worker_id=worker_id, path="actor")
+        return pin.worker_id
 
     def _remember_session(self, session_id: str | None, worker_id: str) -> None:
         if not session_id:

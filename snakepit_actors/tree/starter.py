@@ -48,6 +48,7 @@ class Starter(OneChildSupervisor):
         self._node: str | None = None  # placement: the member node chosen for the next Worker
         self._agent: Any = None
         self._lost_reason = ""  # why the Worker being declared lost is gone
+        self._lost_node = ""  # the member node whose loss ended it
         self._leaving_node: str | None = None  # draining: the Worker there finishes first
 
     def receiveMsg_InitStarter(self, msg: InitStarter, sender: Any) -> None:
@@ -106,16 +107,19 @@ class Starter(OneChildSupervisor):
                 log.warning("worker.node_lost", worker_id=self._worker_id, node=msg.node,
                             reason=msg.reason)
                 self._lost_reason = f"its node {msg.node} was lost: {msg.reason}"
+                self._lost_node = msg.node
                 self.lose_child(child.address)
 
     def on_child_exited(self, child_id: str, address: Any, normal: bool) -> None:
         if self._ctx is None or self._stopping:
             return  # stopped with the pool: no facts to peers that may be exiting too
         reason, self._lost_reason = self._lost_reason or "worker_actor_exited", ""
+        node_lost, self._lost_node = self._lost_node, ""
         if self._leaving_node is not None:  # it left its draining node: place the next one
             reason, self._leaving_node = f"moved off draining node {self._leaving_node}", None
             self.send(self._ctx.node_watch, PlaceWorker(self._worker_id))
-        self.send(self._ctx.worker_registry, WorkerExited(self._worker_id, reason))
+        self.send(self._ctx.worker_registry, WorkerExited(self._worker_id, reason,
+                                                          node_lost=node_lost))
         log.info("worker.restarting", worker_id=self._worker_id)
 
     def on_escalate(self, reason: str) -> None:

@@ -142,7 +142,8 @@ class WorkerLink:
                 reason="args", details={"size_bytes": len(args), "limit_bytes": limit})
         return bridge_pb2.ExecuteToolRequest(
             request_id=req.request_id, session_id=req.session_id or "", tool=req.tool,
-            args_json=args, deadline_unix_s=msg.deadline_unix_s or 0.0)
+            args_json=args, deadline_unix_s=msg.deadline_unix_s or 0.0,
+            session_moved_from=msg.session_moved_from)
 
     def outcome(self, flight: InFlight) -> Outcome:
         """How ``flight`` (done) ended; a CANCELLED call was cancelled by its caller."""
