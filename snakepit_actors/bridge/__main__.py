@@ -151,7 +151,7 @@ def main(argv: list[str] | None = None) -> int:
 
     started = time.monotonic()
     try:
-        from .server import BridgeServer
+        from .listener import BridgeServer
 
         adapter = _load_adapter(args.adapter, args.adapter_config)
         server = BridgeServer(adapter, worker_id=args.worker_id, capacity=max(1, args.capacity),
