@@ -16,7 +16,8 @@ The shell feeds the core what happened and executes the returned ``Effects`` in 
   every stopped sibling is gone, starts the group in spec order (``StartChildren``); ``Escalate``
   stops everything; ``Ignore`` forgets the child (``ChildForgotten``).
 * **A batch's wakeup comes** (``wakeup(due)``): its backoff is over, or, ``STOP_GRACE_S`` after
-  it, siblings still stopping are abandoned (``StopTimedOut``) and the group starts anyway.
+  it, siblings still stopping are abandoned (``StopTimedOut``) and the group starts anyway; an
+  abandoned sibling the group does not restart (temporary, or being terminated) is forgotten.
 * **TerminateChild** (``terminate``): a running child is stopped, then forgotten once gone; a
   child waiting to (re)start is forgotten at once.
 * **The supervisor stops** (``stop``): nothing is decided any more; pending batches are dropped.
@@ -216,12 +217,7 @@ class SupervisorCore:
         batch = self.table.batches.get(due.generation)
         if self.stopping or batch is None:
             return ()  # cancelled: merged into a later batch or emptied
-        effects: list[Effect] = []
-        if due.stop_grace:
-            for record in self.records(sorted(batch.waiting_for)):
-                effects.append(StopTimedOut(record.child_id))
-                record.state, record.address = "restarting", None
-            batch.waiting_for.clear()
+        effects = self._abandon_stuck_siblings(batch) if due.stop_grace else ()
         batch.due = True
         return (*effects, *self._run_if_ready(batch))
 
@@ -278,6 +274,20 @@ class SupervisorCore:
         else:
             record.state = "restarting"
         return effects if batch is None else (*effects, *self._run_if_ready(batch))
+
+    def _abandon_stuck_siblings(self, batch: RestartBatch) -> Effects:
+        """Siblings still stopping after the grace are given up on (a late exit is ignored) and
+        then treated as gone: restarted with the batch, or forgotten as ``_finish_stop`` would."""
+        effects: list[Effect] = []
+        for record in self.records(sorted(batch.waiting_for)):
+            effects.append(StopTimedOut(record.child_id))
+            record.address = None
+            if record.terminating or record.child_id not in batch.restart_ids:
+                effects.extend(self._forget(record))
+            else:
+                record.state = "restarting"
+        batch.waiting_for.clear()
+        return tuple(effects)
 
     def _run_if_ready(self, batch: RestartBatch) -> Effects:
         if batch.generation not in self.table.batches or not batch.ready():
