@@ -21,8 +21,6 @@ KNOWN_LONG = {
     # being split in issue 11
     "snakepit_actors/tree/pool.py",
     "snakepit_actors/core/scheduling.py",
-    # over the limit too, not yet assigned in issue 11
-    "supervision/snakepit_supervision/supervisor.py",
 }
 
 

@@ -5,6 +5,7 @@ Generic and reusable: it knows nothing of pools and never imports ``snakepit_act
     Supervisor (supervisor.py)   one_for_one | one_for_all | rest_for_one, intensity, backoff
     Starter    (starter.py)      a Supervisor of exactly one child
     Registry   (registry.py)     key -> (address, value), subscriptions, removal on exit
+    SupervisorCore (supervisor_core.py)  a Supervisor's children, restart batches, effects
     RestartPlanner & co (intensity.py)   the pure decisions, driven with an explicit clock
     SupervisedActor, die_with_parent (lifetime.py)   children die with their parent
 

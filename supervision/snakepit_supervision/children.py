@@ -1,6 +1,6 @@
 """A supervisor's bookkeeping, with no actors: configuration checks, child records, batches.
 
-The ``Supervisor`` actor owns one ``ChildTable``. Each child moves through::
+The ``SupervisorCore`` (supervisor_core.py) owns one ``ChildTable``. Each child moves through::
 
     (created) -> running --crash--------------------------> restarting -> running (new address)
                  running --stopped with its group---> stopping -> restarting -> running

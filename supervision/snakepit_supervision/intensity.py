@@ -1,8 +1,8 @@
 """The decisions of a supervisor, with no actors: restart intensity, backoff and strategies.
 
-A ``Supervisor`` actor is a thin shell around one ``RestartPlanner``: when a child exits, the
-shell calls ``RestartPlanner.plan`` with the children in start order, the exited child, whether
-the exit was normal and the time, and carries out the returned decision:
+A ``SupervisorCore`` (supervisor_core.py) owns one ``RestartPlanner``: when a child exits, it
+calls ``RestartPlanner.plan`` with the children in start order, the exited child, whether the
+exit was normal and the time, and turns the returned decision into effects for the actor:
 
 * ``Restart(stop_ids, restart_ids, after_s)``: stop the still-running siblings ``stop_ids``
   (last started first), then, once they are gone and ``after_s`` has passed, start

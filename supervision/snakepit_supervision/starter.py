@@ -53,6 +53,7 @@ class Starter(Supervisor):
     def receiveMsg_ChildActorExited(self, msg: Any, sender: ActorAddress) -> None:
         """As the base; then, if the child was forgotten, exit normally."""
         super().receiveMsg_ChildActorExited(msg, sender)
-        if self._planner is not None and not self._stopping and len(self._table) == 0:
-            self._stopping = True
+        core = self._core
+        if core.configured and not core.stopping and len(core.table) == 0:
+            core.stop()
             self.exit_normally(self._parent, "child exited and is not restarted")

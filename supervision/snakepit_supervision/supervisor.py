@@ -1,4 +1,4 @@
-"""Supervisor: an OTP-style supervisor actor on Thespian, a thin shell around ``RestartPlanner``.
+"""Supervisor: an OTP-style supervisor actor on Thespian, a thin shell around ``SupervisorCore``.
 
     parent (any actor: sees ChildActorExited when this supervisor gives up)
      └─ Supervisor (one_for_one | one_for_all | rest_for_one; restart intensity; backoff)
@@ -7,7 +7,7 @@
 
 * **A child crashes** (killed, or exits without ``StoppingNormally``): Thespian delivers
   ``ChildActorExited`` within about 4 ms. ``ChildExited`` goes to ``notify`` and every exit
-  watcher, ``on_child_exited`` runs, and the planner decides: the strategy's group is stopped
+  watcher, ``on_child_exited`` runs, and the core decides: the strategy's group is stopped
   (last started first) and started again in order, after the crashed child's backoff and once
   the stopped siblings are gone. Each new incarnation gets a new address and its init message.
 * **A child exits normally** (``StoppingNormally`` first, or stopped by the supervisor): a
@@ -34,24 +34,15 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
 from datetime import timedelta
 from typing import Any
 
 from thespian.actors import ActorAddress as ThespianAddress
 from thespian.actors import ActorExitRequest
 
-from .children import (
-    ChildRecord,
-    ChildTable,
-    RestartBatch,
-    init_problems,
-    load_actor_class,
-    planner_for,
-    spec_problem,
-)
-from .intensity import Escalate, Restart, RestartPlanner
+from .children import ChildRecord, ChildTable, init_problems, planner_for
+from .intensity import Escalate
 from .lifetime import SupervisedActor
 from .messages import (
     ActorAddress,
@@ -71,19 +62,20 @@ from .messages import (
     TerminateChild,
     WhichChildren,
 )
+from .supervisor_core import (
+    AnnounceRestart,
+    ChildForgotten,
+    Effects,
+    IncarnationGone,
+    RestartDue,
+    StartChildren,
+    StopIncarnation,
+    StopTimedOut,
+    SupervisorCore,
+    WakeAfter,
+)
 
 log = logging.getLogger("snakepit_supervision")
-
-STOP_GRACE_S = 5.0  # siblings stopped for a group restart that take longer are abandoned
-
-
-@dataclass(frozen=True, slots=True)
-class _RestartDue:
-    """Wakeup payload: batch ``generation`` may start (its backoff or stop grace is over).
-    Wakeups cannot be cancelled, so a payload whose batch is gone is ignored."""
-
-    generation: int
-    stop_grace: bool = False
 
 
 class Supervisor(SupervisedActor):
@@ -98,12 +90,10 @@ class Supervisor(SupervisedActor):
     def __init__(self) -> None:
         super().__init__()
         self._name = ""
-        self._table = ChildTable()
-        self._planner: RestartPlanner | None = None
+        self._core = SupervisorCore()
         self._notify: ActorAddress | None = None
         self._exit_watchers: tuple[ActorAddress, ...] = ()
         self._parent: ActorAddress | None = None
-        self._stopping = False
 
     @property
     def name(self) -> str:
@@ -114,6 +104,16 @@ class Supervisor(SupervisedActor):
     def notify(self) -> ActorAddress | None:
         """``InitSupervisor.notify``: where facts go (None: nowhere, also once stopped)."""
         return self._notify
+
+    @property
+    def _stopping(self) -> bool:
+        """For subclasses: the supervisor is stopping (stopped, escalated or failed to init)."""
+        return self._core.stopping
+
+    @property
+    def _table(self) -> ChildTable:
+        """For subclasses: the children in start order (read, do not change)."""
+        return self._core.table
 
     # --- hooks ---------------------------------------------------------------------------------
 
@@ -159,7 +159,7 @@ class Supervisor(SupervisedActor):
 
     def receiveMsg_InitSupervisor(self, msg: InitSupervisor, sender: ActorAddress) -> None:
         """Validate, remember the configuration, start every child, reply."""
-        if self._planner is not None:
+        if self._core.configured:
             self.send(sender, SupervisorInitFailed(msg.name, "supervisor already initialised"))
             return
         problems = self.validate_init(msg)
@@ -167,11 +167,9 @@ class Supervisor(SupervisedActor):
             self._fail_init(msg, sender, problems)
             return
         self._configure(msg, sender)
-        records = [ChildRecord(spec, load_actor_class(spec.actor)) for spec in msg.children]
-        for record in records:
-            self._table.add(record)
-        self._start(records)
-        self.send(sender, SupervisorStarted(self._name, tuple(r.child_id for r in records)))
+        start = self._core.add(msg.children)
+        self._start(start.child_ids)
+        self.send(sender, SupervisorStarted(self._name, start.child_ids))
 
     def receiveMsg_ChildActorExited(self, msg: Any, sender: ActorAddress) -> None:
         """An incarnation is gone: announce it, then finish a stop or decide on a restart."""
@@ -183,85 +181,59 @@ class Supervisor(SupervisedActor):
         """Treat the incarnation at ``address`` as crashed now, as if ``ChildActorExited`` had
         come: for a remote child whose host died (Thespian never reports it). A later real
         ``ChildActorExited`` for it is ignored. Returns False if no child has that address."""
-        if self._table.by_address(address) is None:
+        if self._core.table.by_address(address) is None:
             return False
         self._child_gone(address)
         return True
 
     def resume_held_starts(self) -> None:
         """Start every child held by ``child_start_held`` (those still held are held again)."""
-        held = [record for record in self._table if record.state == "held"]
-        if held and not self._stopping:
-            self._start(held)
+        self._execute(self._core.resume_held())
 
     def _child_gone(self, child_address: ActorAddress) -> None:
-        record = self._table.by_address(child_address)
-        if record is None:
+        gone = self._core.child_exited(child_address)
+        if gone is None:
             return  # an incarnation already forgotten, or a duplicate notice
-        address, (normal, reason) = record.address, self._classify_exit(record)
-        record.address = None
-        self._announce_exit(record, address, normal, reason)
-        if self._stopping:
-            return
-        if record.state == "stopping":
-            self._finish_stop(record)
-        else:
-            self._decide(record, normal)
+        self._announce_exit(gone)
+        self._execute(self._core.after_exit(gone, time.monotonic()))
 
     def receiveMsg_StoppingNormally(self, msg: StoppingNormally, sender: ActorAddress) -> None:
         """A child announces that its coming exit is normal."""
-        record = self._table.by_address(sender)
-        if record is not None:
-            record.normal_reason = msg.reason
+        self._core.exiting_normally(sender, msg.reason)
 
     def receiveMsg_WakeupMessage(self, msg: Any, sender: ActorAddress) -> None:
         """A restart batch's backoff (or its siblings' stop grace) is over. A subclass's own
         payloads never get here (it handles them and returns ``self.SUPER`` for the rest), so
         any other payload is a bug: logged as an error."""
-        due = msg.payload
-        if not isinstance(due, _RestartDue):
-            log.error("supervision.unknown_timer supervisor=%s payload=%r", self._name, due)
+        if not isinstance(msg.payload, RestartDue):
+            log.error("supervision.unknown_timer supervisor=%s payload=%r", self._name,
+                      msg.payload)
             return
-        if self._stopping:
-            return
-        batch = self._table.batches.get(due.generation)
-        if batch is None:
-            return  # cancelled: merged into a later batch or emptied
-        if due.stop_grace:
-            self._abandon_stuck_siblings(batch)
-        else:
-            batch.due = True
-        self._run_if_ready(batch)
+        self._execute(self._core.wakeup(msg.payload))
 
     def receiveMsg_StartChild(self, msg: StartChild, sender: ActorAddress) -> None:
         """Add one child at the end and start it."""
-        problem = self._new_child_problem(msg.spec)
+        problem = self._core.new_child_problem(msg.spec)
         if problem:
             self._reject(sender, getattr(msg.spec, "child_id", ""), problem)
             return
-        record = ChildRecord(msg.spec, load_actor_class(msg.spec.actor))
-        self._table.add(record)
-        self._start([record])
+        start = self._core.add([msg.spec])
+        record = self._core.records(start.child_ids)[0]
+        self._start(start.child_ids)
         if sender != self._notify:
             self.send(sender, ChildStarted(self._name, record.child_id, record.address, 0))
 
     def receiveMsg_TerminateChild(self, msg: TerminateChild, sender: ActorAddress) -> None:
         """Stop one child for good; reply once it is gone."""
-        record = self._table.get(msg.child_id)
-        if record is None or self._stopping:
+        effects = self._core.terminate(msg.child_id, sender)
+        if effects is None:
             self._reject(sender, msg.child_id, f"no child {msg.child_id!r} to terminate")
             return
-        record.terminating = True
-        record.terminate_reply_to.append(sender)
-        if record.state == "running":
-            self._stop(record)
-        elif record.state in ("restarting", "held"):
-            self._forget(record)
-        # "stopping": the coming ChildActorExited completes the termination
+        self._execute(effects)
 
     def receiveMsg_WhichChildren(self, msg: WhichChildren, sender: ActorAddress) -> None:
         """Reply with every child in start order."""
-        self.send(sender, ChildrenList(self._name, tuple(r.info() for r in self._table)))
+        self.send(sender, ChildrenList(self._name, tuple(r.info() for r in self._core.table)))
 
     def receiveMsg_ActorExitRequest(self, msg: Any, sender: ActorAddress) -> None:
         """Stopping: Thespian stops the children next; nothing may restart now.
@@ -270,10 +242,9 @@ class Supervisor(SupervisedActor):
         ``notify``: whoever stops it knows, and in a system shutdown ``notify`` may be exiting at
         the same moment. A send to a peer that dies mid-transmit makes Thespian hold the exiting
         sender for up to 7 s. ``exit_watchers`` still get ``ChildExited``."""
-        if not self._stopping:
+        if not self._core.stopping:
             self._notify = None
-        self._stopping = True
-        self._table.batches.clear()
+        self._core.stop()
 
     def receiveMsg_PoisonMessage(self, msg: Any, sender: ActorAddress) -> None:
         """A message of ours failed twice at its receiver, or its child never came up."""
@@ -281,24 +252,45 @@ class Supervisor(SupervisedActor):
 
     # --- steps ---------------------------------------------------------------------------------
 
+    def _execute(self, effects: Effects) -> None:
+        """Carry out the core's effects, in order."""
+        for effect in effects:
+            match effect:
+                case StopIncarnation(_, address):
+                    self.send(address, ActorExitRequest())
+                case AnnounceRestart(child_id, after_s, restarts):
+                    self._tell_notify(ChildRestarting(self._name, child_id, after_s, restarts))
+                case WakeAfter(after_s, payload):
+                    self.wakeupAfter(timedelta(seconds=after_s), payload)
+                case StartChildren(child_ids):
+                    self._start(child_ids)
+                case ChildForgotten(child_id, reply_to):
+                    for requester in reply_to:
+                        self.send(requester, ChildTerminated(self._name, child_id))
+                case StopTimedOut(child_id):
+                    log.warning("supervision.stop_timeout supervisor=%s child=%s", self._name,
+                                child_id)
+                case Escalate(reason):
+                    self._escalate(reason)
+
     def _configure(self, msg: InitSupervisor, sender: ActorAddress) -> None:
         self._name = msg.name
-        self._planner = planner_for(msg)
+        self._core.configure(planner_for(msg))
         self._notify = msg.notify
         self._exit_watchers = tuple(msg.exit_watchers)
         self._parent = sender
 
-    def _start(self, records: list[ChildRecord]) -> None:
+    def _start(self, child_ids: Sequence[str]) -> None:
         """Create every incarnation first (Thespian forks them concurrently), then init each.
         Children ``child_start_held`` holds wait (state "held") for ``resume_held_starts``."""
         started = []
-        for record in records:
+        for record in self._core.records(child_ids):
             if self._start_is_held(record):
-                record.state, record.address = "held", None
+                self._core.held(record.child_id)
                 continue
-            record.address = self.createActor(
+            address = self.createActor(
                 record.actor_class, targetActorRequirements=self._placement_of(record))
-            record.state, record.normal_reason = "running", None
+            self._core.started(record.child_id, address)
             started.append(record)
         for record in started:
             init = self._init_message(record)
@@ -309,120 +301,24 @@ class Supervisor(SupervisedActor):
             )
             self._hook(self.on_child_started, record.child_id, record.address, record.restarts)
 
-    def _classify_exit(self, record: ChildRecord) -> tuple[bool, str]:
-        if record.normal_reason is not None:
-            return True, record.normal_reason
-        if record.state == "stopping" or self._stopping:
-            return True, "shutdown"
-        return False, "crashed"
-
-    def _announce_exit(
-        self, record: ChildRecord, address: ActorAddress, normal: bool, reason: str
-    ) -> None:
-        fact = ChildExited(self._name, record.child_id, address, normal, reason)
+    def _announce_exit(self, gone: IncarnationGone) -> None:
+        fact = ChildExited(self._name, gone.child_id, gone.address, gone.normal, gone.reason)
         self._tell_notify(fact)
         for watcher in self._exit_watchers:
             self.send(watcher, fact)
-        self._hook(self.on_child_exited, record.child_id, address, normal)
-
-    def _decide(self, record: ChildRecord, normal: bool) -> None:
-        assert self._planner is not None  # children exist only after InitSupervisor
-        specs = self._table.specs()
-        decision = self._planner.plan(specs, record.child_id, normal, time.monotonic())
-        if isinstance(decision, Restart):
-            self._schedule_restart(decision)
-        elif isinstance(decision, Escalate):
-            self._escalate(decision.reason)
-        else:
-            self._forget(record)
-
-    def _schedule_restart(self, decision: Restart) -> None:
-        batch = self._table.new_batch(decision.restart_ids, decision.stop_ids)
-        for record in filter(None, map(self._table.get, decision.stop_ids)):
-            if record.state == "running":
-                self._stop(record)
-            if record.state == "stopping":
-                batch.waiting_for.add(record.child_id)
-        for record in filter(None, map(self._table.get, decision.restart_ids)):
-            if record.state != "stopping":
-                record.state = "restarting"
-            fact = ChildRestarting(
-                self._name, record.child_id, decision.after_s, record.restarts + 1
-            )
-            self._tell_notify(fact)
-        if decision.after_s > 0:
-            self.wakeupAfter(timedelta(seconds=decision.after_s), _RestartDue(batch.generation))
-        else:
-            batch.due = True
-        if batch.waiting_for:
-            grace = timedelta(seconds=decision.after_s + STOP_GRACE_S)
-            self.wakeupAfter(grace, _RestartDue(batch.generation, stop_grace=True))
-        self._run_if_ready(batch)
-
-    def _finish_stop(self, record: ChildRecord) -> None:
-        """A child we stopped is gone: forget it, or let its batch restart it."""
-        batch = self._table.batch_waiting_for(record.child_id)
-        if batch is not None:
-            batch.waiting_for.discard(record.child_id)
-        if record.terminating or batch is None or record.child_id not in batch.restart_ids:
-            self._forget(record)
-        else:
-            record.state = "restarting"
-        if batch is not None:
-            self._run_if_ready(batch)
-
-    def _run_if_ready(self, batch: RestartBatch) -> None:
-        if batch.generation not in self._table.batches or not batch.ready():
-            return
-        del self._table.batches[batch.generation]
-        records = [r for r in map(self._table.get, batch.restart_ids) if r is not None]
-        records = [r for r in records if r.state == "restarting"]
-        for record in records:
-            record.restarts += 1
-        self._start(records)
-
-    def _abandon_stuck_siblings(self, batch: RestartBatch) -> None:
-        for record in filter(None, map(self._table.get, list(batch.waiting_for))):
-            log.warning(
-                "supervision.stop_timeout supervisor=%s child=%s", self._name, record.child_id
-            )
-            record.state, record.address = "restarting", None
-        batch.waiting_for.clear()
-        batch.due = True
+        self._hook(self.on_child_exited, gone.child_id, gone.address, gone.normal)
 
     def _escalate(self, reason: str) -> None:
         log.warning("supervision.escalated supervisor=%s reason=%s", self._name, reason)
-        self._stopping = True
-        self._table.batches.clear()
         self._hook(self.on_escalate, reason)
         self._tell_notify(SupervisorEscalated(self._name, reason))
         self.send(self.myAddress, ActorExitRequest())
 
-    def _stop(self, record: ChildRecord) -> None:
-        record.state = "stopping"
-        self.send(record.address, ActorExitRequest())
-
-    def _forget(self, record: ChildRecord) -> None:
-        self._table.remove(record.child_id)
-        if self._planner is not None:
-            self._planner.forget(record.child_id)
-        for requester in record.terminate_reply_to:
-            self.send(requester, ChildTerminated(self._name, record.child_id))
-
     def _fail_init(self, msg: InitSupervisor, sender: ActorAddress, problems: list[str]) -> None:
         log.warning("supervision.init_failed supervisor=%s problems=%s", msg.name, problems)
         self.send(sender, SupervisorInitFailed(msg.name, "; ".join(problems)))
-        self._stopping = True
+        self._core.stop()
         self.send(self.myAddress, ActorExitRequest())
-
-    def _new_child_problem(self, spec: Any) -> str | None:
-        if self._planner is None:
-            return "supervisor not initialised (send InitSupervisor first)"
-        if self._stopping:
-            return "supervisor is stopping"
-        if self._table.get(getattr(spec, "child_id", "")) is not None:
-            return f"child_id {spec.child_id!r} is already in use"
-        return spec_problem(spec)
 
     def _reject(self, sender: ActorAddress, child_id: str, reason: str) -> None:
         self.send(sender, ChildRequestRejected(self._name, child_id, reason))
