@@ -23,7 +23,7 @@ another client queued meanwhile gets that slot first, so clients take turns at l
 ``max_hold_s``.
 
 ``UsageMeter`` counts the client's direct-path requests for the Pool's stats. (The Pool's side,
-``LeaseLedger``, is in pool_leases.py.) Nothing here does I/O, threads or actors; time comes in
+``LeaseLedger``, is in lease_ledger.py.) Nothing here does I/O, threads or actors; time comes in
 as ``now`` arguments.
 """
 

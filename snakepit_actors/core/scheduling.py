@@ -1,8 +1,9 @@
-"""The Pool's decisions, as plain state with no actors and no clock of its own.
+"""The Pool's queue and slots, as plain state with no actors and no clock of its own.
 
-``PoolCore`` keeps the FIFO queue of waiting requests, the free slots of ready workers
+``Scheduler`` keeps the FIFO queue of waiting requests, the free slots of ready workers
 (``capacity`` slots per worker) and what each worker holds. Every call takes ``now`` and returns
-small decision records; the Pool actor turns them into sends. Each decision is O(1) amortised:
+small decision records; ``pool_core.PoolCore`` turns them into the Pool's decisions. Each
+decision is O(1) amortised:
 
 * free slots are a deque of ``(worker_id, generation)`` tokens, checked lazily on pop, so a
   worker that leaves costs nothing until its stale tokens surface; a slot taken out of turn
@@ -97,7 +98,7 @@ class _Worker:
     held: deque[_Waiting[Any]] = field(default_factory=deque)
 
 
-class PoolCore(Generic[T]):
+class Scheduler(Generic[T]):
     """FIFO queue + available/busy bookkeeping for one pool.
 
     Args:

@@ -26,8 +26,9 @@ from typing import Any
 from thespian.actors import ActorTypeDispatcher, WakeupMessage
 
 from snakepit_actors.config import PoolConfig
+from snakepit_actors.core.lease_ledger import LeaseLedger
 from snakepit_actors.core.lifecycle import RecyclePolicy
-from snakepit_actors.core.scheduling import Dispatch, Expired, PoolCore, Queued
+from snakepit_actors.core.scheduling import Dispatch, Expired, Queued, Scheduler
 from snakepit_actors.errors import (
     PoolClosedError,
     PoolNotReadyError,
@@ -64,7 +65,7 @@ from snakepit_actors.messages import (
     WorkerStartFailed,
 )
 from snakepit_actors.telemetry import LatencyWindow, get_logger, wants
-from snakepit_actors.tree.pool_leases import HolderWatch, LeaseDesk, LeaseLedger, lease_crash_error
+from snakepit_actors.tree.pool_leases import HolderWatch, LeaseDesk, lease_crash_error
 from snakepit_actors.tree.pool_recycling import RecycleDesk
 from snakepit_actors.tree.pool_sessions import SessionDesk
 
@@ -106,7 +107,7 @@ class Pool(SessionDesk, RecycleDesk, LeaseDesk, ActorTypeDispatcher):
     def __init__(self) -> None:
         super().__init__()
         self._config: PoolConfig | None = None
-        self._core: PoolCore[_Pending] = PoolCore()
+        self._core: Scheduler[_Pending] = Scheduler()
         self._workers: dict[str, _WorkerEntry] = {}
         self._running: dict[str, _Pending] = {}
         self._ledger: LeaseLedger[Any] = LeaseLedger()
@@ -134,7 +135,7 @@ class Pool(SessionDesk, RecycleDesk, LeaseDesk, ActorTypeDispatcher):
 
         die_with_parent()
         cfg = self._config = msg.config
-        self._core = PoolCore(capacity=cfg.capacity, max_queue=cfg.max_queue,
+        self._core = Scheduler(capacity=cfg.capacity, max_queue=cfg.max_queue,
                               queue_timeout_s=cfg.queue_timeout,
                               affinity_wait_s=cfg.affinity_wait_s if cfg.affinity == "hint"
                               else 0.0)

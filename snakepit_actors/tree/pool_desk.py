@@ -8,8 +8,8 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from snakepit_actors.config import PoolConfig
-    from snakepit_actors.core.scheduling import Dispatch, PoolCore
-    from snakepit_actors.tree.pool_leases import LeaseLedger
+    from snakepit_actors.core.lease_ledger import LeaseLedger
+    from snakepit_actors.core.scheduling import Dispatch, Scheduler
 
 
 class PoolDesk:
@@ -17,7 +17,7 @@ class PoolDesk:
 
     if TYPE_CHECKING:  # provided by Pool / Thespian
         _config: PoolConfig | None
-        _core: PoolCore[Any]
+        _core: Scheduler[Any]
         _workers: dict[str, Any]
         _ledger: LeaseLedger[Any]
 

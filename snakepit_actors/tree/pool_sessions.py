@@ -82,9 +82,8 @@ class SessionDesk(PoolDesk):
                                      route.preferred, expires=not isinstance(request, RequestLease),
                                      strict=strict)
         if strict == "strict_queue" and route.preferred and not isinstance(decision, Dispatch):
-            for lease_id in self._ledger.leases_on(route.preferred):  # direct callers hog it
-                self.send(self._ledger.get(lease_id).holder,  # type: ignore[union-attr]
-                          LeaseRecalled(lease_id, route.preferred))
+            for lease_id, lease in self._ledger.leases_on(route.preferred):  # direct callers
+                self.send(lease.holder, LeaseRecalled(lease_id, route.preferred))  # hog it
         return decision
 
     def _affinity_busy(self, request: Any) -> SessionAffinityError:
