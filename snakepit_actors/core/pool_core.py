@@ -105,7 +105,7 @@ class PoolCore:
     def worker_ready(self, fact: WorkerReady, now: float) -> Decisions:
         """A worker's process (new, or the same one back after a timeout) is ready at
         ``fact.address``: what the old record held ends, and a fresh record takes work."""
-        out = self._fail_held(fact.worker_id, "replaced", now)
+        out = self._fail_held(fact.worker_id, "replaced", now, "down")
         self._recycle_done(fact.worker_id, replaced=True)
         self.workers[fact.worker_id] = WorkerRecord.from_fact(fact)
         if fact.restarts:
@@ -119,15 +119,13 @@ class PoolCore:
 
     def worker_exited(self, fact: WorkerExited, now: float) -> Decisions:
         """Its Starter says the worker is gone; a restart is coming (or not)."""
-        out = self._fail_held(fact.worker_id, fact.reason, now, fact.exit_code)
+        out = self._fail_held(fact.worker_id, fact.reason, now, "down", fact.exit_code)
         self._recycle_done(fact.worker_id, replaced=False)
-        self._set_phase(fact.worker_id, "down")
         return out
 
     def worker_abandoned(self, fact: WorkerAbandoned, now: float) -> Decisions:
         """Its Starter gave up; the WorkerSupervisor may restart the Starter."""
-        out = self._fail_held(fact.worker_id, fact.reason, now)
-        self._set_phase(fact.worker_id, "down")
+        out = self._fail_held(fact.worker_id, fact.reason, now, "down")
         self.readiness.abandoned(fact.worker_id)
         return out + self._check_degraded()
 
@@ -136,15 +134,12 @@ class PoolCore:
         self.readiness.supervisor_gone()
         out: Decisions = []
         for worker_id in list(self.workers):
-            out += self._fail_held(worker_id, reason, now)
-            self._set_phase(worker_id, "down")
+            out += self._fail_held(worker_id, reason, now, "down")
         return out + self._check_degraded()
 
     def worker_process_lost(self, msg: WorkerProcessLost, now: float) -> Decisions:
         """The Worker saw its process die (``msg.error`` has the exit status); it exits next."""
-        out = self._fail_held(msg.worker_id, "process_lost", now, error=msg.error)
-        self._set_phase(msg.worker_id, "leaving")
-        return out
+        return self._fail_held(msg.worker_id, "process_lost", now, "leaving", error=msg.error)
 
     # --- requests (the actor path) ------------------------------------------------------------
 
@@ -158,14 +153,18 @@ class PoolCore:
     def checkin(self, msg: Checkin, now: float) -> Decisions:
         """A Worker finished a request: it replied to the caller, or crashed under it (then the
         Pool replies, or retries an idempotent request elsewhere)."""
-        out = self.desk.finished(msg, now)
-        dispatches = self.scheduler.checkin(msg.worker_id, msg.request_id, now, msg.worker_lost)
+        if msg.worker_lost:  # out of rotation first: a retry must not land on it
+            self.scheduler.checkin(msg.worker_id, msg.request_id, now, worker_lost=True)
+        recycle: Decisions = []
         record = self.workers.get(msg.worker_id)
         if record is not None:
             self._left_rotation(msg.worker_id)
             record.requests += 1
-            out += self._check_recycle(msg.worker_id, now)
-        return out + self.desk.run(dispatches, now)
+            recycle = self._check_recycle(msg.worker_id, now)  # before its slot takes work
+        dispatches = [] if msg.worker_lost else self.scheduler.checkin(
+            msg.worker_id, msg.request_id, now)
+        return (self.desk.finished(msg, now) + recycle + self.desk.run(dispatches, now)
+                + self._fail_stranded())
 
     # --- leases (the direct data path) --------------------------------------------------------
 
@@ -209,7 +208,8 @@ class PoolCore:
             if reason is not None:
                 out.append(Recycle(record.address, RecycleWorker(worker_id, reason, msg.reason)))
             self._left_rotation(worker_id)
-        return out + self.desk.run(dispatches + self.scheduler.release_held(now), now)
+        out += self.desk.run(dispatches + self.scheduler.release_held(now), now)
+        return out + self._fail_stranded()
 
     def usage_report(self, usage: UsageReport, now: float) -> Decisions:
         """Counters of a client's direct-path calls: stats, per-worker counts, session pins."""
@@ -293,12 +293,15 @@ class PoolCore:
 
     # --- steps --------------------------------------------------------------------------------
 
-    def _fail_held(self, worker_id: str, reason: str, now: float, exit_code: int | None = None,
-                   error: SnakepitError | None = None) -> Decisions:
-        """``worker_id`` is gone: fail (or retry) what it ran, revoke its leases (with
-        ``error`` when the Worker reported how its process died, else after a grace for that
-        report), and send what was held for it elsewhere (or fail it, if strict)."""
-        out: Decisions = []
+    def _fail_held(self, worker_id: str, reason: str, now: float, phase: Phase,
+                   exit_code: int | None = None, error: SnakepitError | None = None) -> Decisions:
+        """``worker_id`` is gone (its record is in ``phase`` now): fail (or retry) what it ran,
+        revoke its leases (with ``error`` when the Worker reported how its process died, else
+        after a grace for that report), and send what was held for it elsewhere (or fail it,
+        if strict)."""
+        record, out = self.workers.get(worker_id), []
+        if record is not None:
+            record.phase = phase
         for request_id in self.scheduler.remove_worker(worker_id):
             pending = self.desk.running.pop(request_id, None)
             if pending is not None:
@@ -307,7 +310,12 @@ class PoolCore:
         out += self.leases.revoke_worker(
             worker_id, error or errs.lease_crash_error(worker_id, reason, exit_code), now,
             defer=error is None and reason != "replaced")
-        out += self.desk.run(self.scheduler.release_held(now), now)
+        return out + self.desk.run(self.scheduler.release_held(now), now) + self._fail_stranded()
+
+    def _fail_stranded(self) -> Decisions:
+        """Strict requests held for a worker that left rotation fail (its per-session state
+        is gone): at once, whichever way it left."""
+        out: Decisions = []
         for worker, request_id, pending in self.scheduler.take_stranded():
             session_id = pending.request.session_id
             out += self.desk.refuse(pending, errs.stranded(request_id, session_id, worker))
@@ -324,7 +332,7 @@ class PoolCore:
             record.phase = "unreachable"
             out.append(Recycle(record.address, RecycleWorker(worker_id, "unreachable",
                                                              msg.reason)))
-        return out + self.desk.run(self.scheduler.release_held(now), now)
+        return out + self.desk.run(self.scheduler.release_held(now), now) + self._fail_stranded()
 
     def _check_degraded(self) -> Decisions:
         """No worker left and none coming back soon: fail what waits (new requests are
@@ -364,7 +372,8 @@ class PoolCore:
         out = recalls(worker_id, self.ledger.drain(worker_id, reason))
         drained = self.ledger.recycle_due(worker_id) is not None
         out.append(Recycle(record.address, RecycleWorker(worker_id, reason, drained=drained)))
-        return True, "", out + self.desk.run(self.scheduler.release_held(now), now)
+        out += self.desk.run(self.scheduler.release_held(now), now)
+        return True, "", out + self._fail_stranded()
 
     def _recycle_done(self, worker_id: str, replaced: bool) -> None:
         """``worker_id`` is ready again (``replaced``: its new process) or gone."""
@@ -375,11 +384,6 @@ class PoolCore:
             self.counters.recycled += 1
             log.info("worker.recycled", worker_id=worker_id, reason=record.recycle_reason)
         record.recycle_reason = None
-
-    def _set_phase(self, worker_id: str, phase: Phase) -> None:
-        record = self.workers.get(worker_id)
-        if record is not None:
-            record.phase = phase
 
     def _left_rotation(self, worker_id: str) -> None:
         """After a check-in or a return with ``worker_lost``: a ready worker the scheduler let
