@@ -384,7 +384,7 @@ class PoolWithLeases(RuleBasedStateMachine):
             kind, holder = d.item
             if kind == "execute":
                 self.running[d.request_id] = d.worker_id
-            elif holder in self.dead:  # as Pool._grant_lease: free the slot at once
+            elif holder in self.dead:  # as RequestDesk._grant: free the slot at once
                 self._apply(self.core.checkin(d.worker_id, d.request_id, 0.0))
             else:
                 self.ledger.grant(d.request_id, holder, d.worker_id)
@@ -405,7 +405,7 @@ class PoolWithLeases(RuleBasedStateMachine):
     @rule(kind=st.sampled_from(["execute", "lease"]), holder=st.sampled_from(["c1", "c2"]))
     def submit(self, kind: str, holder: str) -> None:
         if kind == "lease" and holder in self.dead:
-            return  # as Pool._submit_lease: a dead client's late request is dropped
+            return  # as RequestDesk.request_lease: a dead client's late request is dropped
         decision = self.core.submit(f"r{next(self.ids)}", (kind, holder), 0.0,
                                     expires=kind == "execute")
         if isinstance(decision, Dispatch):

@@ -1,5 +1,6 @@
-"""PoolCore: the Pool's decisions driven directly, as the Pool actor drives them. No actors, no
-processes, no sleeps: time is a number, addresses are strings, and every send is a record."""
+"""PoolCore: the Pool's decisions driven directly, as the Pool actor drives them, and the actor's
+handlers on their own. No actor system, no processes, no sleeps: time is a number, addresses are
+strings, and every send is a record."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import hypothesis.strategies as st
 import pytest
 from hypothesis import settings
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
+from thespian.actors import WakeupMessage
 
 from snakepit_actors.config import PoolConfig
 from snakepit_actors.core import timers
@@ -62,6 +64,8 @@ from snakepit_actors.messages import (
     WorkerReady,
     WorkerStartFailed,
 )
+from snakepit_actors.telemetry import subscribe
+from snakepit_actors.tree.pool import Pool as PoolActor
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -385,6 +389,29 @@ def test_every_pool_timer_is_a_frozen_picklable_dataclass() -> None:
         assert is_dataclass(timer) and pickle.loads(pickle.dumps(timer)) == timer
     with pytest.raises(FrozenInstanceError):
         timers.RevokeParked("w1").worker_id = "w2"  # type: ignore[misc]
+
+
+# --- the actor shell ----------------------------------------------------------------------------
+
+def test_the_pool_actor_runs_each_timer_by_its_type_and_logs_an_unknown_one() -> None:
+    actor = PoolActor()  # its handlers only: no actor system, sends and wake-ups recorded
+    actor._core = started(config(pool_size=1, queue_timeout=1.0), workers=("w1",))
+    sent: list[tuple[Any, Any]] = []
+    woken: list[tuple[float, Any]] = []
+    actor.send = lambda to, message: sent.append((to, message))  # type: ignore[method-assign]
+    actor.wakeupAfter = lambda after, payload=None: woken.append((after, payload))  # type: ignore
+    actor.receiveMsg_Execute(Execute("r1", "t"), "@c")  # runs on w1
+    actor.receiveMsg_Execute(Execute("r2", "t"), "@c")  # waits, with one wake-up
+    assert [to for to, _ in sent] == ["@w1"] and [type(p) for _, p in woken] == [
+        timers.ExpireQueue]
+    assert 0.0 < woken[0][0] <= 1.0
+    events: list[str] = []
+    unsubscribe = subscribe(lambda event, _fields: events.append(event), {"pool.unknown_timer"})
+    try:
+        actor.receiveMsg_WakeupMessage(WakeupMessage(1, payload="expiry"), None)
+    finally:
+        unsubscribe()
+    assert events == ["pool.unknown_timer"] and len(sent) == 1 and len(woken) == 1
 
 
 # --- the state machine ------------------------------------------------------------------------
