@@ -94,11 +94,6 @@ class LeaseBook:
         parked = self._parked.pop(worker_id, None)
         return [] if parked is None else _revocations(worker_id, *parked)
 
-    @property
-    def parked(self) -> list[str]:
-        """The lease ids waiting for an exit status."""
-        return sorted(lid for leases, _ in self._parked.values() for lid, _e in leases)
-
 
 def recalls(worker_id: str, leases: Iterable[tuple[str, LeaseEntry[Any]]]) -> list[Decision]:
     """Ask each holder of ``leases`` (on ``worker_id``) to give it back when its call ends."""

@@ -40,10 +40,6 @@ class LeaseLedger(Generic[A]):
     def __contains__(self, lease_id: object) -> bool:
         return lease_id in self._leases
 
-    def lease_ids(self) -> list[str]:
-        """Every lease out, sorted."""
-        return sorted(self._leases)
-
     def grant(self, lease_id: str, holder: A, worker_id: str) -> None:
         self._leases[lease_id] = LeaseEntry(holder, worker_id)
         self._by_worker.setdefault(worker_id, set()).add(lease_id)
