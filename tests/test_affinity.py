@@ -1,4 +1,4 @@
-"""AffinityTable and PoolCore's strict affinity: the Pool's routing of session requests,
+"""AffinityTable and Scheduler's strict affinity: the Pool's routing of session requests,
 driven directly (no actors, injected clock)."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from snakepit_actors.core.affinity import AffinityTable, PinLost, Route
-from snakepit_actors.core.scheduling import Dispatch, PoolCore, Queued, Rejected
+from snakepit_actors.core.scheduling import Dispatch, Queued, Rejected, Scheduler
 
 
 def live(**pids: int) -> dict[str, int]:
@@ -53,7 +53,7 @@ def test_pins_are_bounded_least_recently_used_first() -> None:
 
 
 def test_strict_fail_fast_refuses_when_the_worker_is_busy() -> None:
-    core: PoolCore[str] = PoolCore()
+    core: Scheduler[str] = Scheduler()
     core.add_worker("w1", 0.0)
     core.add_worker("w2", 0.0)
     assert core.submit("r1", "a", 0.0, preferred="w1") == Dispatch("w1", "r1", "a")
@@ -63,7 +63,7 @@ def test_strict_fail_fast_refuses_when_the_worker_is_busy() -> None:
 
 
 def test_strict_queue_waits_for_its_worker_even_when_another_is_free() -> None:
-    core: PoolCore[str] = PoolCore(queue_timeout_s=10.0)
+    core: Scheduler[str] = Scheduler(queue_timeout_s=10.0)
     core.add_worker("w1", 0.0)
     core.add_worker("w2", 0.0)
     core.submit("r1", "a", 0.0, preferred="w1")
@@ -74,7 +74,7 @@ def test_strict_queue_waits_for_its_worker_even_when_another_is_free() -> None:
 
 
 def test_strict_queue_expires_at_its_queue_deadline() -> None:
-    core: PoolCore[str] = PoolCore(queue_timeout_s=1.0)
+    core: Scheduler[str] = Scheduler(queue_timeout_s=1.0)
     core.add_worker("w1", 0.0)
     core.submit("r1", "a", 0.0, preferred="w1")
     core.submit("r2", "b", 0.0, preferred="w1", strict="strict_queue")
@@ -83,7 +83,7 @@ def test_strict_queue_expires_at_its_queue_deadline() -> None:
 
 
 def test_strict_requests_held_for_a_worker_that_leaves_are_stranded_not_moved() -> None:
-    core: PoolCore[str] = PoolCore()
+    core: Scheduler[str] = Scheduler()
     core.add_worker("w1", 0.0)
     core.add_worker("w2", 0.0)
     core.submit("r1", "a", 0.0, preferred="w1")
@@ -98,7 +98,7 @@ def test_strict_requests_held_for_a_worker_that_leaves_are_stranded_not_moved() 
 @given(st.lists(st.tuples(st.sampled_from(["submit", "strict", "checkin", "remove", "add"]),
                           st.sampled_from(["w1", "w2"])), max_size=40))
 def test_strict_requests_only_ever_run_on_their_worker(ops: list[tuple[str, str]]) -> None:
-    core: PoolCore[str] = PoolCore(max_queue=100)
+    core: Scheduler[str] = Scheduler(max_queue=100)
     for w in ("w1", "w2"):
         core.add_worker(w, 0.0)
     running: dict[str, str] = {}

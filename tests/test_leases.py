@@ -1,5 +1,5 @@
 """The pure lease state: the client's LeaseBroker against a model Pool and its UsageMeter
-(leases.py), and the Pool's LeaseLedger (pool_leases.py). No actors, no processes, no sleeps:
+(leases.py), and the Pool's LeaseLedger (lease_ledger.py). No actors, no processes, no sleeps:
 time is a number."""
 
 from __future__ import annotations
@@ -11,11 +11,11 @@ import pytest
 from hypothesis import settings
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
+from snakepit_actors.core.lease_ledger import LeaseLedger
 from snakepit_actors.core.leases import Lease, LeaseBroker, Outcome
-from snakepit_actors.core.scheduling import Dispatch, PoolCore, queue_expiry
+from snakepit_actors.core.scheduling import Dispatch, Scheduler, queue_expiry
 from snakepit_actors.core.usage import UsageMeter
 from snakepit_actors.errors import PoolClosedError, PoolSaturatedError, WorkerCrashedError
-from snakepit_actors.tree.pool_leases import LeaseLedger
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -366,7 +366,7 @@ test_lease_broker_state_machine = BrokerAgainstAPool.TestCase
 # --- the Pool's side: leases and Execute on one capacity-1 scheduler --------------------------
 
 class PoolWithLeases(RuleBasedStateMachine):
-    """The Pool's bookkeeping as its handlers drive it (``PoolCore`` + ``LeaseLedger``):
+    """The Pool's bookkeeping as its handlers drive it (``Scheduler`` + ``LeaseLedger``):
     Execute requests and lease requests of two clients queue together; workers come and go;
     leases come back plain or for a recycle; a client dies and its leases are reclaimed (and its
     queued requests dropped at grant). Checks: a capacity-1 worker never has two requests or
@@ -374,7 +374,7 @@ class PoolWithLeases(RuleBasedStateMachine):
 
     def __init__(self) -> None:
         super().__init__()
-        self.core: PoolCore[tuple[str, str]] = PoolCore(capacity=1, max_queue=20)
+        self.core: Scheduler[tuple[str, str]] = Scheduler(capacity=1, max_queue=20)
         self.ledger: LeaseLedger[str] = LeaseLedger()
         self.running: dict[str, str] = {}  # Execute request -> worker
         self.dead: set[str] = set()
@@ -385,7 +385,7 @@ class PoolWithLeases(RuleBasedStateMachine):
             kind, holder = d.item
             if kind == "execute":
                 self.running[d.request_id] = d.worker_id
-            elif holder in self.dead:  # as Pool._grant_lease: free the slot at once
+            elif holder in self.dead:  # as RequestDesk._grant: free the slot at once
                 self._apply(self.core.checkin(d.worker_id, d.request_id, 0.0))
             else:
                 self.ledger.grant(d.request_id, holder, d.worker_id)
@@ -406,7 +406,7 @@ class PoolWithLeases(RuleBasedStateMachine):
     @rule(kind=st.sampled_from(["execute", "lease"]), holder=st.sampled_from(["c1", "c2"]))
     def submit(self, kind: str, holder: str) -> None:
         if kind == "lease" and holder in self.dead:
-            return  # as Pool._submit_lease: a dead client's late request is dropped
+            return  # as RequestDesk.request_lease: a dead client's late request is dropped
         decision = self.core.submit(f"r{next(self.ids)}", (kind, holder), 0.0,
                                     expires=kind == "execute")
         if isinstance(decision, Dispatch):

@@ -1,4 +1,4 @@
-"""PoolCore: the Pool's queue and checkout decisions, driven directly with an injected clock."""
+"""Scheduler: the Pool's queue and checkout decisions, driven directly with an injected clock."""
 
 from __future__ import annotations
 
@@ -6,18 +6,18 @@ from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
-from snakepit_actors.core.scheduling import Dispatch, Expired, PoolCore, Queued, Rejected
+from snakepit_actors.core.scheduling import Dispatch, Expired, Queued, Rejected, Scheduler
 
 
 def test_a_request_goes_straight_to_a_free_worker() -> None:
-    core: PoolCore[str] = PoolCore()
+    core: Scheduler[str] = Scheduler()
     core.add_worker("w1", now=0.0)
     assert core.submit("r1", "item", now=0.0) == Dispatch("w1", "r1", "item")
     assert (core.available, core.busy) == (0, 1)
 
 
 def test_requests_wait_in_fifo_order_and_checkin_serves_the_oldest() -> None:
-    core: PoolCore[str] = PoolCore()
+    core: Scheduler[str] = Scheduler()
     core.add_worker("w1", 0.0)
     core.submit("r1", "a", 0.0)
     assert core.submit("r2", "b", 0.0) == Queued(1)
@@ -27,7 +27,7 @@ def test_requests_wait_in_fifo_order_and_checkin_serves_the_oldest() -> None:
 
 
 def test_a_full_queue_rejects_with_queue_full() -> None:
-    core: PoolCore[str] = PoolCore(max_queue=1)
+    core: Scheduler[str] = Scheduler(max_queue=1)
     core.add_worker("w1", 0.0)
     core.submit("r1", "a", 0.0)
     core.submit("r2", "b", 0.0)
@@ -35,7 +35,7 @@ def test_a_full_queue_rejects_with_queue_full() -> None:
 
 
 def test_queue_timeout_expires_waiting_requests_and_reports_when_next() -> None:
-    core: PoolCore[str] = PoolCore(queue_timeout_s=1.0)
+    core: Scheduler[str] = Scheduler(queue_timeout_s=1.0)
     core.add_worker("w1", 0.0)
     core.submit("r1", "a", 0.0)
     core.submit("r2", "b", 0.5)
@@ -46,7 +46,7 @@ def test_queue_timeout_expires_waiting_requests_and_reports_when_next() -> None:
 
 
 def test_a_request_deadline_shorter_than_the_queue_timeout_wins() -> None:
-    core: PoolCore[str] = PoolCore(queue_timeout_s=10.0)
+    core: Scheduler[str] = Scheduler(queue_timeout_s=10.0)
     core.add_worker("w1", 0.0)
     core.submit("r1", "a", 0.0)
     core.submit("r2", "b", 0.0, deadline=2.0)
@@ -54,12 +54,12 @@ def test_a_request_deadline_shorter_than_the_queue_timeout_wins() -> None:
 
 
 def test_an_already_passed_deadline_is_rejected() -> None:
-    core: PoolCore[str] = PoolCore()
+    core: Scheduler[str] = Scheduler()
     assert core.submit("r1", "a", 5.0, deadline=4.0) == Rejected("deadline_passed")
 
 
 def test_capacity_gives_each_worker_several_slots_round_robin() -> None:
-    core: PoolCore[str] = PoolCore(capacity=2)
+    core: Scheduler[str] = Scheduler(capacity=2)
     core.add_worker("w1", 0.0)
     core.add_worker("w2", 0.0)
     got = [core.submit(f"r{i}", "x", 0.0) for i in range(5)]
@@ -68,7 +68,7 @@ def test_capacity_gives_each_worker_several_slots_round_robin() -> None:
 
 
 def test_an_affinity_hint_takes_the_preferred_worker_out_of_turn() -> None:
-    core: PoolCore[str] = PoolCore()
+    core: Scheduler[str] = Scheduler()
     for w in ("w1", "w2", "w3"):
         core.add_worker(w, 0.0)
     assert core.submit("r1", "a", 0.0, preferred="w3").worker_id == "w3"  # type: ignore[union-attr]
@@ -78,7 +78,7 @@ def test_an_affinity_hint_takes_the_preferred_worker_out_of_turn() -> None:
 
 
 def test_removing_a_worker_returns_its_in_flight_requests_and_its_slots_vanish() -> None:
-    core: PoolCore[str] = PoolCore(capacity=2)
+    core: Scheduler[str] = Scheduler(capacity=2)
     core.add_worker("w1", 0.0)
     core.submit("r1", "a", 0.0)
     assert core.remove_worker("w1") == ["r1"]
@@ -87,7 +87,7 @@ def test_removing_a_worker_returns_its_in_flight_requests_and_its_slots_vanish()
 
 
 def test_a_lost_worker_checking_in_takes_no_more_work() -> None:
-    core: PoolCore[str] = PoolCore()
+    core: Scheduler[str] = Scheduler()
     core.add_worker("w1", 0.0)
     core.submit("r1", "a", 0.0)
     core.submit("r2", "b", 0.0)
@@ -96,7 +96,7 @@ def test_a_lost_worker_checking_in_takes_no_more_work() -> None:
 
 
 def test_a_cancelled_queued_request_leaves_the_queue() -> None:
-    core: PoolCore[str] = PoolCore()
+    core: Scheduler[str] = Scheduler()
     core.add_worker("w1", 0.0)
     core.submit("r1", "a", 0.0)
     core.submit("r2", "b", 0.0)
@@ -106,7 +106,7 @@ def test_a_cancelled_queued_request_leaves_the_queue() -> None:
 
 
 def test_close_returns_the_queued_requests_and_refuses_new_ones() -> None:
-    core: PoolCore[str] = PoolCore()
+    core: Scheduler[str] = Scheduler()
     core.add_worker("w1", 0.0)
     core.submit("r1", "a", 0.0)
     core.submit("r2", "b", 0.0)
@@ -114,13 +114,13 @@ def test_close_returns_the_queued_requests_and_refuses_new_ones() -> None:
     assert core.submit("r3", "c", 0.0) == Rejected("closed")
 
 
-class PoolCoreMachine(RuleBasedStateMachine):
+class SchedulerMachine(RuleBasedStateMachine):
     """Every request ends exactly once; no worker exceeds its capacity; the queue is FIFO."""
 
     def __init__(self) -> None:
         super().__init__()
         self.capacity = 2
-        self.core: PoolCore[int] = PoolCore(capacity=self.capacity, max_queue=5,
+        self.core: Scheduler[int] = Scheduler(capacity=self.capacity, max_queue=5,
                                             queue_timeout_s=3.0, affinity_wait_s=0.5)
         self.held: dict[str, str] = {}  # request -> the busy worker it is held for
         self.hold_ends: dict[str, float] = {}  # request -> when its affinity hold ends
@@ -243,6 +243,6 @@ class PoolCoreMachine(RuleBasedStateMachine):
             assert held == self.core.in_flight(worker) <= self.capacity
 
 
-PoolCoreMachine.TestCase.settings = settings(max_examples=200, stateful_step_count=40,
+SchedulerMachine.TestCase.settings = settings(max_examples=200, stateful_step_count=40,
                                              deadline=None)
-test_pool_core_state_machine = PoolCoreMachine.TestCase
+test_scheduler_state_machine = SchedulerMachine.TestCase

@@ -37,7 +37,7 @@ from typing import Any
 from snakepit_actors.client.lease_client import LeaseClient, TaskWaiter, ThreadWaiter
 from snakepit_actors.config import PoolConfig
 from snakepit_actors.core.leases import Lease
-from snakepit_actors.core.scheduling import queue_expiry
+from snakepit_actors.core.scheduling_decisions import queue_expiry
 from snakepit_actors.errors import (
     QueueTimeoutError,
     RequestTimeoutError,

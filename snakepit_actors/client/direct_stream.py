@@ -19,7 +19,7 @@ from typing import Any
 
 from snakepit_actors.client import direct
 from snakepit_actors.client.direct import DirectPath
-from snakepit_actors.core.scheduling import queue_expiry
+from snakepit_actors.core.scheduling_decisions import queue_expiry
 from snakepit_actors.json_codec import failure_to_error
 from snakepit_actors.messages import Execute
 

@@ -28,7 +28,7 @@ W's next free lease goes to it before the FIFO head. When the hold ends it takes
 every other caller: the session *moves* (``Lease.session_from`` names the worker it left, for
 the call to tell the worker process).
 
-(``UsageMeter`` is in usage.py, the Pool's side, ``LeaseLedger``, in pool_leases.py.) Nothing
+(``UsageMeter`` is in usage.py; the Pool's side, ``LeaseLedger``, in lease_ledger.py.) Nothing
 here does I/O, threads or actors; time comes in as ``now`` arguments.
 """
 

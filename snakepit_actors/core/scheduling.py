@@ -1,8 +1,9 @@
-"""The Pool's decisions, as plain state with no actors and no clock of its own.
+"""The Pool's queue and slots, as plain state with no actors and no clock of its own.
 
-``PoolCore`` keeps the FIFO queue of waiting requests, the free slots of ready workers
+``Scheduler`` keeps the FIFO queue of waiting requests, the free slots of ready workers
 (``capacity`` slots per worker) and what each worker holds. Every call takes ``now`` and returns
-small decision records; the Pool actor turns them into sends. Each decision is O(1) amortised:
+small decision records; ``pool_core.PoolCore`` turns them into the Pool's decisions. Each
+decision is O(1) amortised:
 
 * free slots are a deque of ``(worker_id, generation)`` tokens, checked lazily on pop, so a
   worker that leaves costs nothing until its stale tokens surface; a slot taken out of turn
@@ -26,55 +27,17 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Generic, Literal, TypeVar
 
+from snakepit_actors.core.scheduling_decisions import (
+    Dispatch,
+    Expired,
+    Queued,
+    Rejected,
+    queue_expiry,
+)
+
+__all__ = ["Dispatch", "Expired", "Queued", "Rejected", "Scheduler", "queue_expiry"]
+
 T = TypeVar("T")
-
-
-@dataclass(frozen=True, slots=True)
-class Dispatch(Generic[T]):
-    """Send ``item`` to ``worker_id`` now."""
-
-    worker_id: str
-    request_id: str
-    item: T
-
-
-@dataclass(frozen=True, slots=True)
-class Queued:
-    """The request waits in the queue (``position`` counts from 1)."""
-
-    position: int
-
-
-@dataclass(frozen=True, slots=True)
-class Rejected:
-    """The request is refused: ``reason`` is "queue_full", "closed", "deadline_passed" or
-    "affinity_busy" (strict_fail_fast and its worker has no free slot)."""
-
-    reason: Literal["queue_full", "closed", "deadline_passed", "affinity_busy"]
-
-
-@dataclass(frozen=True, slots=True)
-class Expired(Generic[T]):
-    """``item`` waited past its queue deadline and never reached a worker."""
-
-    request_id: str
-    item: T
-    reason: Literal["queue_timeout", "deadline_in_queue"]
-
-
-ExpiryReason = Literal["queue_timeout", "deadline_in_queue"]
-
-
-def queue_expiry(now: float, deadline: float | None,
-                 queue_timeout_s: float | None) -> tuple[float | None, ExpiryReason]:
-    """When a request queued at ``now`` stops waiting, and why: ``queue_timeout_s`` after
-    ``now`` or its own ``deadline``, whichever comes first (None: never). Both data paths use
-    this rule: the Pool for queued requests, the client for callers waiting for a lease."""
-    if queue_timeout_s is not None:
-        timeout_at = now + queue_timeout_s
-        if deadline is None or timeout_at <= deadline:
-            return timeout_at, "queue_timeout"
-    return deadline, "deadline_in_queue"
 
 
 @dataclass(slots=True)
@@ -97,7 +60,7 @@ class _Worker:
     held: deque[_Waiting[Any]] = field(default_factory=deque)
 
 
-class PoolCore(Generic[T]):
+class Scheduler(Generic[T]):
     """FIFO queue + available/busy bookkeeping for one pool.
 
     Args:

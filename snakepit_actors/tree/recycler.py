@@ -9,7 +9,7 @@ Every sample interval (the heartbeat interval, or a quarter of ``worker_ttl`` if
 reads the RSS of each ready worker's process tree (psutil: the process and its children) and
 asks ``lifecycle.RecyclePolicy`` whether it is due. It asks the Pool once per process (pid),
 again only if the Pool refused (the worker was not ready);
-the Pool drains the worker and the Worker swaps in a replacement (pool_recycling.py). It does
+the Pool drains the worker and the Worker swaps in a replacement (core/pool_core.py). It does
 I/O (``/proc``) but never waits, and holds no state worth keeping: if it crashes, the PoolRoot
 logs ``pool.degraded`` (child "recycler") and the pool runs on without ttl/memory recycling.
 """
