@@ -147,7 +147,7 @@ class SessionMethods:
 
     def _uses_direct_path(self, session_id: str | None) -> bool:
         """A session's request under strict affinity takes the actor path: only the Pool's
-        per-request decision can promise its worker (see pool_sessions.py)."""
+        per-request decision can promise its worker (see core/session_pins.py)."""
         return not session_id or self.config.affinity == "hint"
 
     def _session_call(self, make: Any, timeout: float) -> Any:

@@ -6,7 +6,7 @@ last ran on a worker whose lease is not idle now; that worker's next free lease 
 held caller before the FIFO head (``take_for``). A hold ends at ``until`` (the broker's
 ``affinity_wait_s`` after it began): ``expired`` returns the caller, which then takes any lease
 like every other caller. This is the client's half of ``PoolConfig.affinity_wait_s``; the
-Pool's half (``scheduling.PoolCore``) holds requests that reach the Pool the same way.
+Pool's half (``scheduling.Scheduler``) holds requests that reach the Pool the same way.
 
 Every hold lasts the same time, so arrival order is expiry order: one deque gives both, and
 entries of callers that left (served, abandoned, failed) are skipped when they surface. Each
