@@ -9,6 +9,7 @@ member's processes are checked to be gone at the end of each test.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import signal
@@ -18,6 +19,7 @@ import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -262,11 +264,22 @@ def test_a_placement_no_member_meets_fails_start_up_naming_what_is_missing(
     assert members_seen["wrong-secret"] == "wrong or missing shared secret"
 
 
-def test_a_node_leads_a_convention_status_names_each_workers_node_and_its_death_ends_them(
-        tmp_path: Path, members: list[Member]) -> None:
-    """``start --config`` with ``[node] convention = true``; a member joins; ``status`` shows
-    where each worker runs; then the leader is SIGKILLed with its whole system: the member's
-    NodeAgent notices the silence and stops the orphaned workers; the member lives on."""
+@dataclass
+class Leader:
+    """A ``snakepit-actors start`` process leading a convention, and its pool file."""
+
+    config: Path
+    port: int
+    member: Member
+    proc: subprocess.Popen[str]
+    pids: set[int] = field(default_factory=set)  # the leader's actor system, once known
+
+
+@contextlib.contextmanager
+def leader_with_member(tmp_path: Path, members: list[Member], extra: str = "") -> Iterator[Leader]:
+    """A leader whose pool "gpu" (2 workers, placed on ``worker_node=true``, heartbeat
+    0.5 s x 4, plus the ``extra`` TOML lines) runs on one member "m1"; started, its workers
+    ready. Afterwards the leader is stopped (SIGTERM, then SIGKILL) with everything it left."""
     port = free_port()
     config = tmp_path / "pool.toml"
     config.write_text(f"""
@@ -281,49 +294,32 @@ pool_size = 2
 placement = {{ worker_node = true }}
 node_heartbeat_s = 0.5
 node_heartbeat_misses = 4
+{extra}
 """)
     member = Member(port, "m1", "worker_node=true", log_dir=tmp_path)
     members.append(member)
     err = open(tmp_path / "leader.err", "w")  # noqa: SIM115
-    leader = subprocess.Popen([sys.executable, "-m", "snakepit_actors.ops.cli", "start",
-                               "--config", str(config)], stdout=subprocess.PIPE, stderr=err,
-                              text=True, env=cli_env())
-    leader_pids: set[int] = set()
+    proc = subprocess.Popen([sys.executable, "-m", "snakepit_actors.ops.cli", "start",
+                             "--config", str(config)], stdout=subprocess.PIPE, stderr=err,
+                            text=True, env=cli_env())
+    leader = Leader(config, port, member, proc)
     try:
-        assert leader.stdout is not None
-        line = leader.stdout.readline()
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
         assert "2 workers ready" in line, (line, (tmp_path / "leader.err").read_text()[-2000:])
-        status = subprocess.run([sys.executable, "-m", "snakepit_actors.ops.cli", "status",
-                                 "--config", str(config), "--json"], capture_output=True,
-                                text=True, timeout=60, env=cli_env())
-        report = json.loads(status.stdout)
-        [pool] = report["pools"]
-        assert {w["node"] for w in pool["workers"]} == {"m1"}
-        [watch] = [n for n in pool["tree"]["children"] if n["actor"] == "NodeWatch"]
-        [m1] = watch["members"]
-        assert (m1["node"], m1["state"], m1["workers"]) == ("m1", "live", 2)
-        assert m1["capabilities"]["worker_node"] is True and m1["silent_s"] < 5
-        text = subprocess.run([sys.executable, "-m", "snakepit_actors.ops.cli", "status",
-                               "--config", str(config)], capture_output=True, text=True,
-                              timeout=60, env=cli_env()).stdout
-        assert text.count(" m1 ") >= 2 and "on m1" in text, text
-        assert "member m1" in text and "live" in text, text
-        worker_pids = {w["pid"] for w in pool["workers"]}
-        assert worker_pids <= member.tree()
-        leader_pids = system_tree(leader.pid, port)
-        kill_all(leader_pids)
-        # silence_s = 2 x (0.5 s x 4): the agent stops the workers within about 4-5 s
-        assert wait_until(lambda: not any(alive(p) for p in worker_pids), 20.0)
-        assert member.proc.poll() is None, "the member outlives its leader"
-        assert any(e.get("event") == "node.pool_silent" for e in member.events())
+        yield leader
     finally:
-        if leader.poll() is None:
-            leader.kill()
-        leader.wait(10)
+        if proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        proc.wait(10)
         err.close()
-        assert leader.stdout is not None
-        leader.stdout.close()
-        kill_all({p for p in leader_pids if alive(p)})
+        assert proc.stdout is not None
+        proc.stdout.close()
+        kill_all({p for p in leader.pids | system_tree(proc.pid, port) if alive(p)})
 
 
 def _status(config: Path, *flags: str) -> str:
@@ -332,47 +328,48 @@ def _status(config: Path, *flags: str) -> str:
                           timeout=60, env=cli_env()).stdout
 
 
+def test_a_node_leads_a_convention_status_names_each_workers_node_and_its_death_ends_them(
+        tmp_path: Path, members: list[Member]) -> None:
+    """``start --config`` with ``[node] convention = true``; a member joins; ``status`` shows
+    where each worker runs; then the leader is SIGKILLed with its whole system: the member's
+    NodeAgent notices the silence and stops the orphaned workers; the member lives on."""
+    with leader_with_member(tmp_path, members) as leader:
+        report = json.loads(_status(leader.config, "--json"))
+        [pool] = report["pools"]
+        assert {w["node"] for w in pool["workers"]} == {"m1"}
+        [watch] = [n for n in pool["tree"]["children"] if n["actor"] == "NodeWatch"]
+        [m1] = watch["members"]
+        assert (m1["node"], m1["state"], m1["workers"]) == ("m1", "live", 2)
+        assert m1["capabilities"]["worker_node"] is True and m1["silent_s"] < 5
+        text = _status(leader.config)
+        assert text.count(" m1 ") >= 2 and "on m1" in text, text
+        assert "member m1" in text and "live" in text, text
+        worker_pids = {w["pid"] for w in pool["workers"]}
+        assert worker_pids <= leader.member.tree()
+        leader.pids = system_tree(leader.proc.pid, leader.port)
+        kill_all(leader.pids)
+        # silence_s = 2 x (0.5 s x 4): the agent stops the workers within about 4-5 s
+        assert wait_until(lambda: not any(alive(p) for p in worker_pids), 20.0)
+        assert leader.member.proc.poll() is None, "the member outlives its leader"
+        assert any(e.get("event") == "node.pool_silent" for e in leader.member.events())
+
+
 def test_after_its_member_is_lost_status_shows_no_dead_pid_as_starting_or_ready(
         tmp_path: Path, members: list[Member]) -> None:
     """Issue 18: a pool placed on one member whose processes are all SIGKILLed turns
     degraded, and ``status`` (text, --json, --prometheus) shows its workers lost, then parked
     ("no_matching_node"), without a pid: never the dead member's pids as starting/ready."""
-    port = free_port()
-    config = tmp_path / "pool.toml"
-    config.write_text(f"""
-[node]
-name = "leader"
-admin_port = {port}
-convention = true
-log_format = "json"
-
-[pools.gpu]
-pool_size = 2
-placement = {{ worker_node = true }}
-node_heartbeat_s = 0.5
-node_heartbeat_misses = 4
-placement_timeout = 5.0
-""")
-    member = Member(port, "m1", "worker_node=true", log_dir=tmp_path)
-    members.append(member)
-    err = open(tmp_path / "leader.err", "w")  # noqa: SIM115
-    leader = subprocess.Popen([sys.executable, "-m", "snakepit_actors.ops.cli", "start",
-                               "--config", str(config)], stdout=subprocess.PIPE, stderr=err,
-                              text=True, env=cli_env())
-    leader_pids: set[int] = set()
-    try:
-        assert leader.stdout is not None
-        line = leader.stdout.readline()
-        assert "2 workers ready" in line, (line, (tmp_path / "leader.err").read_text()[-2000:])
-        leader_pids = system_tree(leader.pid, port)
-        [pool] = json.loads(_status(config, "--json"))["pools"]
+    with leader_with_member(tmp_path, members, "placement_timeout = 5.0") as leader:
+        leader.pids = system_tree(leader.proc.pid, leader.port)
+        [pool] = json.loads(_status(leader.config, "--json"))["pools"]
         dead = {w["pid"] for w in pool["workers"]}
-        assert len(dead) == 2 and dead <= member.tree()
-        member.kill()
+        assert len(dead) == 2 and dead <= leader.member.tree()
+        leader.member.kill()
         log = tmp_path / "leader.err"  # the leader's JSON log: wait for the degraded pool
         assert wait_until(lambda: '"pool.degraded"' in log.read_text(), 30.0, step_s=0.2), (
             log.read_text()[-2000:])
-        report = json.loads(_status(config, "--json"))  # slow: the walk meets the dead member
+        # slow: the tree walk waits for the dead member's actors
+        report = json.loads(_status(leader.config, "--json"))
         [pool] = report["pools"]
         assert pool["state"] == "degraded"
         for w in pool["workers"]:
@@ -382,18 +379,5 @@ placement_timeout = 5.0
         text = render(report)  # what `status` prints, from the same report
         assert "parked" in text and "no_matching_node" in text, text
         assert not any(str(pid) in text for pid in dead), text
-        metrics = _status(config, "--prometheus")
+        metrics = _status(leader.config, "--prometheus")
         assert 'snakepit_lost_workers{node="leader",pool="gpu"} 2' in metrics, metrics
-    finally:
-        if leader.poll() is None:
-            leader.terminate()
-            try:
-                leader.wait(30)
-            except subprocess.TimeoutExpired:
-                leader.kill()
-        leader.wait(10)
-        err.close()
-        assert leader.stdout is not None
-        leader.stdout.close()
-        kill_all({p for p in leader_pids | system_tree(leader.pid, port) if alive(p)})
-

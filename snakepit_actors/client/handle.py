@@ -250,16 +250,10 @@ class Pool(SessionMethods, HostToolMethods):
     def _iterate(self, sink: StreamSink, request: Execute) -> Iterator[Any]:
         finished = False
         try:
-            while True:
+            while not finished:
                 kind, value = sink.take_at(request.deadline_unix_s)
-                if kind == "values":
-                    yield from value
-                elif kind == "error":
-                    finished = True
-                    raise value
-                else:
-                    finished = True
-                    return
+                finished = kind != "values"
+                yield from _values_or_end(kind, value)
         finally:
             if not finished:
                 self._gateway.submit(self._pool, CancelRequest(request.request_id), key="")
@@ -275,17 +269,11 @@ class Pool(SessionMethods, HostToolMethods):
         self._gateway.submit(self._pool, request, sink=sink)
         finished = False
         try:
-            while True:
+            while not finished:
                 kind, value = await sink.take_at_async(request.deadline_unix_s)
-                if kind == "values":
-                    for item in value:
-                        yield item
-                elif kind == "error":
-                    finished = True
-                    raise value
-                else:
-                    finished = True
-                    return
+                finished = kind != "values"
+                for item in _values_or_end(kind, value):
+                    yield item
         finally:
             if not finished:
                 self._gateway.submit(self._pool, CancelRequest(request.request_id), key="")
@@ -374,3 +362,11 @@ def _invalid_tool(tool: object) -> SnakepitError:
 
     return InvalidArgumentsError(f"tool must be a non-empty string, got {tool!r}",
                                  reason="invalid_tool")
+
+
+def _values_or_end(kind: str, value: Any) -> tuple[Any, ...]:
+    """What one take from a ``StreamSink`` gives the caller: its values; nothing when the stream
+    ended ("end"); its error raised ("error")."""
+    if kind == "error":
+        raise value
+    return tuple(value) if kind == "values" else ()

@@ -1,32 +1,22 @@
 """Every actor message of snakepit_actors: the message-passing API and the tree's internals.
 
 All messages are frozen, slotted dataclasses with names unique across ``snakepit_actors`` and
-``supervision`` (Thespian dispatches on the bare class name). Commands are imperative
+``snakepit_supervision`` (Thespian dispatches on the bare class name). Commands are imperative
 (``Execute``), facts past tense (``WorkerReady``). Times are seconds; absolute deadlines are
 Unix-epoch seconds (``*_unix_s``) so they stay valid across processes and hosts.
 
-Public API (send these from your own actor, or let ``snakepit_actors.Pool`` do it)::
+One module per subsystem, each with its flow drawn in its docstring; this package re-exports
+them all:
 
-    you  --StartPool------------>  PoolRoot   -> PoolStarted(pool) | PoolStartFailed(error)
-    you  --Execute-------------->  Pool       -> ExecuteResult | ExecuteFailed   (one of them)
-    you  --GetStats / ListWorkers->Pool       -> PoolStats / WorkerList
-    you  --ClosePool------------>  Pool       -> PoolClosed  (queued requests fail PoolClosedError)
-
-Internals (the request path)::
-
-    Pool --RunRequest--> Worker --(gRPC)--> process
-    Worker --ExecuteResult/ExecuteFailed--> reply_to        Worker --Checkin--> Pool
-
-The direct data path (leases; docs/architecture.md, "Two data paths"). A lease is one worker
-slot lent to a client, which then calls the worker's gRPC endpoint itself::
-
-    client --LeaseBatch(requests, withdrawn, returns, usage)--> Pool   (one hop, many items)
-    Pool   --LeaseGranted | LeaseRefused-->  client        (one reply per RequestLease)
-    Pool   --LeaseRevoked-->  client    the worker is gone: stop using the lease (the error
-                                        says how the process died)
-    Pool   --LeaseRecalled--> client    give the lease back when its current call ends
-    Pool   --RecycleWorker--> Worker    a direct call timed out on it / could not reach it
-    Worker --WorkerProcessLost--> Pool  its process died: revoke every lease on it
+* ``api``: the public protocol (``StartPool``, ``Execute``, ``ExecuteResult`` /
+  ``ExecuteFailed`` / ``StreamChunk``, ``GetStats``, ``ListWorkers``, ``ClosePool``,
+  ``RequestRecycle``), importable on its own;
+* ``tree``: set-up (``Init*``), worker facts, process bookkeeping;
+* ``requests``: the actor data path (``RunRequest``, ``Checkin``);
+* ``leases``: the direct data path (``LeaseBatch``, ``LeaseGranted``, ...);
+* ``sessions``: sessions and global programs;
+* ``placement``: workers on member nodes;
+* ``node``: what ``status`` / ``exec`` ask a running node.
 """
 
 from __future__ import annotations
