@@ -322,6 +322,24 @@ def test_the_state_shown_for_a_worker_follows_its_record_by_one_rule() -> None:
             w.worker_id))
 
 
+def test_a_worker_whose_process_or_host_is_gone_shows_no_pid_and_says_why() -> None:
+    core = started()
+    core.worker_exited(WorkerExited("w1", "crashed", -9), 1.0)
+    core.worker_exited(WorkerExited("w2", "node_lost", node_lost="m1"), 1.0)
+    shown = {w.worker_id: w for w in core.worker_list().workers}
+    assert (shown["w1"].state, shown["w1"].pid, shown["w1"].reason) == ("starting", None,
+                                                                        "crashed")
+    assert (shown["w2"].state, shown["w2"].pid) == ("lost", None)
+    core.worker_abandoned(WorkerAbandoned("w2", "no_matching_node"), 2.0)
+    assert {w.worker_id: w.state for w in core.worker_list().workers}["w2"] == "parked"
+    assert core.stats().lost_workers == 1
+    core.pool_degraded("supervisor gave up", 3.0)
+    shown = {w.worker_id: w for w in core.worker_list().workers}
+    assert {w.state for w in shown.values()} == {"abandoned"}
+    assert {w.pid for w in shown.values()} == {None} and core.stats().lost_workers == 2
+    assert core.stats().state == "degraded"
+
+
 # --- sessions ---------------------------------------------------------------------------------
 
 def test_sessions_that_ran_reach_the_store_at_the_next_flush_or_before_a_command() -> None:
@@ -566,15 +584,27 @@ class PoolCoreMachine(RuleBasedStateMachine):
     @precondition(lambda self: any(self.core.scheduler.has_worker(w) for w in WORKERS))
     @rule(data=st.data())
     def worker_actor_killed(self, data: st.DataObject) -> None:
-        """Only its Starter's fact: the core fails what the worker held."""
+        """Only its Starter's fact (with or without its member node lost): the core fails
+        what the worker held."""
         worker_id = data.draw(st.sampled_from(
             [w for w in WORKERS if self.core.scheduler.has_worker(w)]))
         self._crash(self._on(worker_id, "running"))
-        self.worker_exits(worker_id)
+        self.worker_exits(worker_id, node_lost=data.draw(st.sampled_from(["", "m1"])))
 
-    def worker_exits(self, worker_id: str) -> None:
+    def worker_exits(self, worker_id: str, node_lost: str = "") -> None:
         self.recycling.discard(worker_id)
-        self.step(self.core.worker_exited(WorkerExited(worker_id, "crashed", -9), self.now))
+        self.step(self.core.worker_exited(
+            WorkerExited(worker_id, "crashed", -9, node_lost=node_lost), self.now))
+
+    @precondition(lambda self: any(r.phase in ("down", "lost")
+                                   for r in self.core.workers.values()))
+    @rule(data=st.data(), reason=st.sampled_from(["intensity", "no_matching_node"]))
+    def starter_gives_up(self, data: st.DataObject, reason: str) -> None:
+        """A worker with no process is not started again (restarts failed, or no member node
+        matches its placement)."""
+        worker_id = data.draw(st.sampled_from(
+            sorted(w for w, r in self.core.workers.items() if r.phase in ("down", "lost"))))
+        self.step(self.core.worker_abandoned(WorkerAbandoned(worker_id, reason), self.now))
 
     @rule(worker_id=st.sampled_from(WORKERS), reason=st.sampled_from(["manual", "whim"]))
     def recycle_requested(self, worker_id: str, reason: str) -> None:
@@ -720,6 +750,8 @@ class PoolCoreMachine(RuleBasedStateMachine):
         ready = [w for w, r in self.core.workers.items() if r.phase == "ready"]
         assert stats.workers == len(ready)
         assert stats.busy == sum(1 for w in ready if self.core.scheduler.in_flight(w))
+        assert stats.lost_workers == sum(1 for r in self.core.workers.values()
+                                         if r.phase in ("lost", "parked", "abandoned"))
 
     @invariant()
     def the_state_shown_matches_each_record(self) -> None:
@@ -729,7 +761,11 @@ class PoolCoreMachine(RuleBasedStateMachine):
             assert (record.phase == "ready") == in_rotation, (record, in_rotation)
             assert info.state == state_of(record.phase,
                                           self.core.scheduler.in_flight(info.worker_id))
-            assert info.state in ("ready", "busy", "stopping", "starting", "unhealthy")
+            assert info.state in ("ready", "busy", "stopping", "starting", "unhealthy", "lost",
+                                  "parked", "abandoned")
+            no_process = record.phase in ("down", "lost", "parked", "abandoned")
+            assert (info.pid is None) == no_process, (info, record)
+            assert bool(info.reason) == no_process, (info, record)
 
     def teardown(self) -> None:
         """Close the pool, let the holders' deaths be seen, the unreachable workers die and

@@ -119,16 +119,15 @@ class PoolCore:
 
     def worker_exited(self, fact: WorkerExited, now: float) -> Decisions:
         """Its Starter says the worker is gone; a restart is coming (or not)."""
-        out = self._fail_held(fact.worker_id, fact.reason, now, "down", fact.exit_code)
+        out = self._fail_held(fact.worker_id, fact.reason, now,
+                              "lost" if fact.node_lost else "down", fact.exit_code)
         self._recycle_done(fact.worker_id, replaced=False)
-        self._gone(fact.worker_id, "lost" if fact.node_lost else "down", fact.reason)
         return out
 
     def worker_abandoned(self, fact: WorkerAbandoned, now: float) -> Decisions:
         """Its Starter gave up; the WorkerSupervisor may restart the Starter."""
-        out = self._fail_held(fact.worker_id, fact.reason, now, "down")
-        self._gone(fact.worker_id, "parked" if fact.reason == "no_matching_node"
-                   else "abandoned", fact.reason)
+        out = self._fail_held(fact.worker_id, fact.reason, now, "parked"
+                              if fact.reason == "no_matching_node" else "abandoned")
         self.readiness.abandoned(fact.worker_id)
         return out + self._check_degraded()
 
@@ -137,7 +136,7 @@ class PoolCore:
         self.readiness.supervisor_gone()
         out: Decisions = []
         for worker_id in list(self.workers):
-            out += self._fail_held(worker_id, reason, now, "down")
+            out += self._fail_held(worker_id, reason, now, "abandoned")
         return out + self._check_degraded()
 
     def worker_process_lost(self, msg: WorkerProcessLost, now: float) -> Decisions:
@@ -299,7 +298,7 @@ class PoolCore:
         if strict)."""
         record, out = self.workers.get(worker_id), []
         if record is not None:
-            record.phase = phase
+            record.enter(phase, reason)
         for request_id in self.scheduler.remove_worker(worker_id):
             pending = self.desk.running.pop(request_id, None)
             if pending is not None:
@@ -309,10 +308,6 @@ class PoolCore:
             worker_id, error or errs.lease_crash_error(worker_id, reason, exit_code), now,
             defer=error is None and reason != "replaced")
         return out + self.desk.run(self.scheduler.release_held(now), now) + self._fail_stranded()
-
-    def _gone(self, worker_id: str, phase: Phase, reason: str) -> None:
-        if (record := self.workers.get(worker_id)) is not None:
-            record.gone(phase, reason)
 
     def _fail_stranded(self) -> Decisions:
         """Strict requests held for a worker that left rotation fail (its per-session state

@@ -37,6 +37,8 @@ _SHOWN: dict[Phase, str] = {"recycling": "stopping", "leaving": "stopping",
                             "parked": "parked", "abandoned": "abandoned"}
 #: Phases of a worker with no process and none being started (``PoolStats.lost_workers``).
 GONE: frozenset[Phase] = frozenset({"lost", "parked", "abandoned"})
+#: Phases of a worker whose process is gone: its pid is forgotten, the reason kept.
+NO_PROCESS: frozenset[Phase] = GONE | {"down"}
 
 
 def state_of(phase: Phase, held: int) -> str:
@@ -69,9 +71,12 @@ class WorkerRecord:
         return cls(fact.worker_id, fact.address, fact.pid, fact.node, fact.endpoint,
                    fact.restarts, fact.started_at)
 
-    def gone(self, phase: Phase, reason: str) -> None:
-        """Its process (or host) is gone: ``phase`` says what comes next, ``reason`` why."""
-        self.phase, self.pid, self.reason = phase, None, reason
+    def enter(self, phase: Phase, reason: str) -> None:
+        """Move to ``phase``; if its process (or host) is gone there, forget the pid and keep
+        ``reason``, why."""
+        self.phase = phase
+        if phase in NO_PROCESS:
+            self.pid, self.reason = None, reason
 
     def info(self, held: int) -> WorkerInfo:
         """The snapshot ``ListWorkers`` shows, its state derived by ``state_of``."""
