@@ -43,6 +43,7 @@ from snakepit_actors.client.host_tools import HostToolMethods
 from snakepit_actors.client.lease_client import LeaseClient
 from snakepit_actors.client.session_api import SessionMethods
 from snakepit_actors.config import PoolConfig
+from snakepit_actors.core.request_checks import check_call
 from snakepit_actors.errors import PoolClosedError, RequestTimeoutError, SnakepitError
 from snakepit_actors.json_codec import encode_args
 from snakepit_actors.messages import (
@@ -197,8 +198,11 @@ class Pool(SessionMethods, HostToolMethods):
 
         Raises:
             ToolError: the tool raised (python type, message and traceback attached).
-            UnknownToolError, InvalidArgumentsError, SerializationError,
-            PayloadTooLargeError: bad input; nothing ran (or the result could not be sent).
+            InvalidArgumentsError: a parameter of the wrong type or value (``tool``, ``args``,
+                ``session_id``, ``timeout``: finite and > 0, ``idempotent``: a bool); nothing ran.
+            UnknownToolError, SerializationError (NaN/inf, non-str keys, too deep: the path is
+                named), PayloadTooLargeError: bad input, ``reason`` "args" (nothing ran) or
+                "result" (the tool ran; its value could not be sent).
             PoolSaturatedError, QueueTimeoutError: the request never reached a worker.
             RequestTimeoutError: the deadline passed while a worker had it.
             WorkerCrashedError: the worker died under it.
@@ -284,8 +288,7 @@ class Pool(SessionMethods, HostToolMethods):
         argument errors of ``execute``."""
         if self._closed:
             raise PoolClosedError(f"pool {self.config.name!r} is closed")
-        if not isinstance(tool, str) or not tool:
-            raise _invalid_tool(tool)
+        timeout = check_call(tool, args, session_id, timeout, idempotent)
         payload = encode_args(tool, {} if args is None else args, self.config.max_payload_bytes)
         return Execute(request_id=self._gateway.new_id(), tool=tool, session_id=session_id,
                        deadline_unix_s=self._deadline_at(timeout), idempotent=idempotent,
@@ -355,13 +358,6 @@ def _copy_worker_output(pool_name: str, run_dir: str) -> Any:
     from snakepit_actors.tree.log_capture import WorkerLogTailer
 
     return WorkerLogTailer([(pool_name, run_dir)]).start() if wants("info") else None
-
-
-def _invalid_tool(tool: object) -> SnakepitError:
-    from snakepit_actors.errors import InvalidArgumentsError
-
-    return InvalidArgumentsError(f"tool must be a non-empty string, got {tool!r}",
-                                 reason="invalid_tool")
 
 
 def _values_or_end(kind: str, value: Any) -> tuple[Any, ...]:
