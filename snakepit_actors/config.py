@@ -84,6 +84,8 @@ class PoolConfig:
     session_sweep_interval    60 s       more sweeps / expired sessions linger longer
     affinity_wait_s           0.02 s     a session hops workers more / waits longer for its own
     max_payload_bytes         64 MiB     big payloads refused / memory per request
+    worker_log_max_bytes      16 MiB     less worker output kept / disk per worker (2x the
+                                         cap: the log and one rotated copy; None = unbounded)
     startup_batch_size        0          (0 = all at once) / startup CPU spike
     data_path                 "direct"   how the Python handle reaches workers: "direct"
                                          (leases from the Pool, gRPC from the caller's
@@ -127,6 +129,7 @@ class PoolConfig:
     capacity: int = 1
     transport: Transport = "unix"
     max_payload_bytes: int = 64 * 1024 * 1024
+    worker_log_max_bytes: int | None = 16 * 1024 * 1024
     startup_batch_size: int = 0
     retry_idempotent: bool = False
     data_path: DataPath = "direct"
@@ -276,6 +279,10 @@ def _problems(cfg: PoolConfig) -> list[str]:
     need(cfg.transport in ("unix", "tcp"), "transport must be 'unix' or 'tcp'", cfg.transport)
     need(_is_int(cfg.max_payload_bytes) and 1024 <= cfg.max_payload_bytes <= 2**31 - 1,
          "max_payload_bytes must be an int in 1024..2147483647", cfg.max_payload_bytes)
+    need(cfg.worker_log_max_bytes is None or (
+        _is_int(cfg.worker_log_max_bytes) and cfg.worker_log_max_bytes >= 64 * 1024),
+         "worker_log_max_bytes must be None (unbounded) or an int >= 65536, e.g. 16777216",
+         cfg.worker_log_max_bytes)
     need(_is_int(cfg.startup_batch_size) and cfg.startup_batch_size >= 0,
          "startup_batch_size must be an int >= 0 (0 = all at once)", cfg.startup_batch_size)
     need(isinstance(cfg.retry_idempotent, bool), "retry_idempotent must be True or False",
