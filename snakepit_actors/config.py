@@ -8,6 +8,7 @@ down (inside actor messages, so it pickles).
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import re
 import sys
@@ -213,7 +214,21 @@ def _positive_or_none(value: Any) -> bool:
 
 
 def _is_number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
+    """A real, finite number (not a bool): NaN and infinity are no number of seconds."""
+    return (isinstance(value, int | float) and not isinstance(value, bool)
+            and math.isfinite(value))
+
+
+def _json_problem(value: Any) -> str | None:
+    """What keeps a mapping from the wire's JSON (``json_codec``'s rule); None: nothing."""
+    from snakepit_actors.errors import SerializationError
+    from snakepit_actors.json_codec import encode_value
+
+    try:
+        encode_value(dict(value) if isinstance(value, Mapping) else {}, "adapter_config")
+    except SerializationError as exc:
+        return exc.message
+    return None
 
 
 def _is_int(value: Any) -> bool:
@@ -235,6 +250,9 @@ def _problems(cfg: PoolConfig) -> list[str]:
     need(isinstance(cfg.adapter, str) and bool(_ADAPTER_RE.match(cfg.adapter)),
          "adapter must look like 'package.module:Class'", cfg.adapter)
     need(isinstance(cfg.adapter_config, Mapping), "adapter_config must be a mapping",
+         cfg.adapter_config)
+    problem = _json_problem(cfg.adapter_config)
+    need(problem is None, f"adapter_config is sent to the worker as JSON: {problem}",
          cfg.adapter_config)
     need(isinstance(cfg.python, str) and bool(cfg.python), "python must be an interpreter path",
          cfg.python)

@@ -20,6 +20,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from snakepit_actors import (
+    ConfigError,
     InvalidArgumentsError,
     PayloadTooLargeError,
     Pool,
@@ -122,6 +123,23 @@ def test_an_execute_message_with_bad_fields_is_refused_by_the_pool_with_a_typed_
         with pytest.raises(InvalidArgumentsError, match=f"Execute '{bad.request_id}'"):
             future.result(10)
     assert pool.execute("echo", {"x": 1}) == {"x": 1}
+
+
+def test_pool_start_refuses_a_config_that_is_not_a_pool_config() -> None:
+    with pytest.raises(ConfigError, match="config must be a PoolConfig or None, got 'x'"):
+        Pool.start("x")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(("field", "value", "says"), [
+    ("request_timeout", math.inf, "request_timeout must be None or a number of seconds > 0"),
+    ("startup_timeout", math.inf, "startup_timeout must be a number of seconds > 0"),
+    ("adapter_config", {"x": [math.nan]}, "adapter_config.x[0] is nan"),
+    ("adapter_config", {1: 2}, "adapter_config has the key 1 (int)")])
+def test_a_pool_config_refuses_infinite_seconds_and_an_adapter_config_that_is_not_json(
+        field: str, value: Any, says: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        PoolConfig(**{field: value})
+    assert says in caught.value.message
 
 
 # --- results -----------------------------------------------------------------------------------

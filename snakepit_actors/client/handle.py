@@ -44,7 +44,12 @@ from snakepit_actors.client.lease_client import LeaseClient
 from snakepit_actors.client.session_api import SessionMethods
 from snakepit_actors.config import PoolConfig
 from snakepit_actors.core.request_checks import check_call
-from snakepit_actors.errors import PoolClosedError, RequestTimeoutError, SnakepitError
+from snakepit_actors.errors import (
+    ConfigError,
+    PoolClosedError,
+    RequestTimeoutError,
+    SnakepitError,
+)
 from snakepit_actors.json_codec import encode_args
 from snakepit_actors.messages import (
     CancelRequest,
@@ -113,10 +118,15 @@ class Pool(SessionMethods, HostToolMethods):
         is ignored.
 
         Raises:
-            ConfigError: an invalid field (all of them are named).
+            ConfigError: an invalid field (all of them are named), or ``config`` is not a
+                ``PoolConfig``.
             PoolNotReadyError: a worker failed to start (its error, e.g. the adapter's import
                 error, is in the message) or startup timed out. Nothing is left running.
         """
+        if config is not None and not isinstance(config, PoolConfig):
+            raise ConfigError(f"config must be a PoolConfig or None, got {config!r:.80} "
+                              f"({type(config).__name__}): e.g. Pool.start(PoolConfig("
+                              "pool_size=2)) or Pool.start(pool_size=2)")
         cfg = (config or PoolConfig()).with_overrides(**overrides) if overrides else (
             config or PoolConfig())
         process_db = process_db_path(default_data_dir(os.environ))
