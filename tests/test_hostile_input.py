@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import math
 import os
+import re
 import signal
 import time
 from collections.abc import Iterator
@@ -140,6 +141,20 @@ def test_a_pool_config_refuses_infinite_seconds_and_an_adapter_config_that_is_no
     with pytest.raises(ConfigError) as caught:
         PoolConfig(**{field: value})
     assert says in caught.value.message
+
+
+@pytest.mark.parametrize(("msg", "error", "says"), [
+    (Execute("j1", "echo", {"x": math.nan}), SerializationError, "args.x is nan"),
+    (Execute("j2", "echo", {"x": {1: 2}}), SerializationError, "args.x has the key 1"),
+    (Execute("j3", "echo", {"x": nested(5000)}), SerializationError, "cannot be sent"),
+    (Execute("j4", "echo", {}, args_json=b'{"x": NaN}'), SerializationError, "NaN"),
+    (Execute("j5", "echo", {}, args_json=b"[1]"), InvalidArgumentsError, "JSON object")])
+def test_an_execute_message_whose_args_break_the_json_rule_gets_a_typed_error(
+        pool: Pool, msg: Execute, error: type[SnakepitError], says: str) -> None:
+    with pytest.raises(error, match=re.escape(says)) as caught:
+        pool._gateway.submit(pool._pool, msg).result(10)
+    assert caught.value.reason in ("args", "invalid_arguments")
+    assert pool.execute("echo", {"x": 1}) == {"x": 1}
 
 
 # --- results -----------------------------------------------------------------------------------
