@@ -129,6 +129,18 @@ def test_an_execute_message_with_bad_fields_is_refused_by_the_pool_with_a_typed_
 def test_pool_start_refuses_a_config_that_is_not_a_pool_config() -> None:
     with pytest.raises(ConfigError, match="config must be a PoolConfig or None, got 'x'"):
         Pool.start("x")  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match="on_progress must be a function"):
+        Pool.start(PoolConfig(pool_size=1), on_progress=5)  # type: ignore[arg-type]
+
+
+def test_close_and_recycle_check_their_parameters(pool: Pool) -> None:
+    with pytest.raises(InvalidArgumentsError, match="timeout must be"):
+        pool.close(timeout="x")  # type: ignore[arg-type]
+    assert not pool.closed
+    with pytest.raises(InvalidArgumentsError, match="worker_id must be"):
+        pool.recycle(5)  # type: ignore[arg-type]
+    with pytest.raises(InvalidArgumentsError, match="timeout must be"):
+        pool.recycle(pool.workers()[0].worker_id, timeout=math.nan)
 
 
 @pytest.mark.parametrize(("field", "value", "says"), [

@@ -43,7 +43,7 @@ from snakepit_actors.client.host_tools import HostToolMethods
 from snakepit_actors.client.lease_client import LeaseClient
 from snakepit_actors.client.session_api import SessionMethods
 from snakepit_actors.config import PoolConfig
-from snakepit_actors.core.request_checks import check_call
+from snakepit_actors.core.request_checks import check_call, check_seconds
 from snakepit_actors.errors import (
     ConfigError,
     PoolClosedError,
@@ -118,11 +118,14 @@ class Pool(SessionMethods, HostToolMethods):
         is ignored.
 
         Raises:
-            ConfigError: an invalid field (all of them are named), or ``config`` is not a
-                ``PoolConfig``.
+            ConfigError: an invalid field (all of them are named), ``config`` is not a
+                ``PoolConfig``, or ``on_progress`` is not callable.
             PoolNotReadyError: a worker failed to start (its error, e.g. the adapter's import
                 error, is in the message) or startup timed out. Nothing is left running.
         """
+        if on_progress is not None and not callable(on_progress):
+            raise ConfigError(f"on_progress must be a function (workers_ready, pool_size) or "
+                              f"None, got {on_progress!r:.80}: e.g. on_progress=print")
         if config is not None and not isinstance(config, PoolConfig):
             raise ConfigError(f"config must be a PoolConfig or None, got {config!r:.80} "
                               f"({type(config).__name__}): e.g. Pool.start(PoolConfig("
@@ -161,7 +164,12 @@ class Pool(SessionMethods, HostToolMethods):
     def close(self, timeout: float = 10.0) -> None:
         """Stop the pool: refuse new requests, fail queued ones with ``PoolClosedError``, let
         in-flight requests finish for up to ``timeout`` seconds, then stop every actor and
-        worker process. Idempotent; blocks until everything is gone."""
+        worker process. Idempotent; blocks until everything is gone.
+
+        Raises:
+            InvalidArgumentsError: ``timeout`` is not a finite number > 0 (the pool stays open).
+        """
+        timeout = check_seconds(timeout)
         with self._close_lock:
             if self._closed:
                 return
@@ -341,13 +349,19 @@ class Pool(SessionMethods, HostToolMethods):
         ``workers()`` for the new pid, ``stats().recycled`` for the count).
 
         Raises:
-            InvalidArgumentsError: unknown worker, not ready, or already being recycled.
+            InvalidArgumentsError: unknown worker, not ready, already being recycled, or
+                ``worker_id`` / ``timeout`` of the wrong type or value.
             PoolClosedError: the pool is closed.
         """
         from snakepit_actors.errors import InvalidArgumentsError
 
         if self._closed:
             raise PoolClosedError(f"pool {self.config.name!r} is closed")
+        if type(worker_id) is not str or not worker_id:
+            raise InvalidArgumentsError(
+                f"worker_id must be a worker's id (a str), got {worker_id!r}: e.g. "
+                "pool.recycle(pool.workers()[0].worker_id)", reason="invalid_worker_id")
+        timeout = check_seconds(timeout)
         request_id = self._gateway.new_id()
         reply = self._gateway.call(self._pool, RequestRecycle(worker_id, "manual", request_id),
                                    request_id, timeout)

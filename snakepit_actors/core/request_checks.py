@@ -22,7 +22,8 @@ from typing import Any
 from snakepit_actors.errors import InvalidArgumentsError
 from snakepit_actors.messages import Execute
 
-__all__ = ["check_call", "check_session_id", "check_timeout", "execute_problem"]
+__all__ = ["check_call", "check_seconds", "check_session_call", "check_session_id",
+           "check_timeout", "execute_problem"]
 
 _SHOWN = 60
 
@@ -49,6 +50,15 @@ def check_timeout(timeout: Any, name: str = "timeout") -> float | None:
         raise _bad(name, timeout, "finite and > 0 (None means the pool's request_timeout)",
                    f"{name}=5.0")
     return float(timeout)
+
+
+def check_seconds(value: Any, name: str = "timeout") -> float:
+    """A required number of seconds, finite and > 0. Raises InvalidArgumentsError."""
+    if value is None:
+        raise _bad(name, value, "a number of seconds", f"{name}=5.0")
+    seconds = check_timeout(value, name)
+    assert seconds is not None
+    return seconds
 
 
 def check_session_id(session_id: Any, name: str = "session_id") -> None:
@@ -123,6 +133,4 @@ def check_session_call(session_id: Any = None, *, required: bool = True, ttl: An
         raise _bad("data", data, "a mapping, or None", "data={'step': 1}")
     if type(name) is not str or not name:
         raise _bad("name", name, "a non-empty str", "set_program('prompt', value)")
-    if timeout is None:
-        raise _bad("timeout", timeout, "a number of seconds", "timeout=5.0")
-    check_timeout(timeout)
+    check_seconds(timeout)
