@@ -14,7 +14,9 @@ A refusal is a ``SerializationError`` whose ``reason`` says the direction ("args
 and whose message names the path (``args.x[3]``), the offending value and the fix. The hot path
 stays one C encode: ``allow_nan=False`` and ``RecursionError`` are caught around it, and the
 structure is walked only to name the path of a failure, or to check keys when the encoding shows
-a nested object (an ``{`` after the first byte).
+a nested object (an ``{`` after the first byte): free for flat arguments and arrays of numbers,
+about the C encoder's own time again for values made of many small objects (100,000 records:
+~90 ms on top of ~90 ms).
 """
 
 from __future__ import annotations
@@ -70,10 +72,13 @@ def encode_value(value: Any, root: str) -> bytes:
         data = _ENCODE(value).encode()
     except (TypeError, ValueError, RecursionError) as exc:
         raise _refusal(value, root, exc) from None
-    if data.find(b"{", 1) != -1 or type(value) is dict:
-        problem = _first_problem(value, root, keys_only=True)
-        if problem is not None:
-            raise _error(root, problem)
+    if data.find(b"{", 1) != -1:  # a nested object: check every key
+        keys_ok = _str_keys(value)
+    else:  # at most the top level is an object
+        keys_ok = type(value) is not dict or all(type(k) is str for k in value)
+    if not keys_ok:
+        raise _error(root, _first_problem(value, root, keys_only=True) or f"{root}: a key is "
+                     "not a str")
     return data
 
 
@@ -150,6 +155,26 @@ def _refusal(value: Any, root: str, exc: BaseException) -> SerializationError:
                       "levels): flatten the structure")
     problem = _first_problem(value, root, keys_only=False)
     return _error(root, problem or f"{root} cannot be encoded as JSON: {exc}")
+
+
+_CONTAINERS = (dict, list, tuple)
+
+
+def _str_keys(value: Any) -> bool:
+    """Whether every object key in ``value`` (already known to encode) is a str: the fast
+    check, without paths (about as long as the C encoder on object-heavy values)."""
+    stack = [value]
+    pop, push = stack.pop, stack.extend
+    while stack:
+        item = pop()
+        if isinstance(item, dict):
+            for key in item:
+                if type(key) is not str:
+                    return False
+            push([v for v in item.values() if isinstance(v, _CONTAINERS)])
+        elif isinstance(item, list | tuple):
+            push([v for v in item if isinstance(v, _CONTAINERS)])
+    return True
 
 
 def _first_problem(value: Any, root: str, *, keys_only: bool) -> str | None:
