@@ -48,6 +48,9 @@ class StreamPump:
 
             self.failure = bridge_pb2.ToolFailure(category="serialization", type=type(exc).__name__,
                                                   message=exc.message)
+            cancel = getattr(self._call, "cancel", None)
+            if cancel is not None:
+                cancel()  # the tool stops: nobody reads the rest
         except Exception as exc:  # grpc.RpcError
             self.rpc_error = exc
         self.finished = True
