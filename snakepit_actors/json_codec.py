@@ -192,6 +192,12 @@ def _first_problem(value: Any, root: str, *, keys_only: bool) -> str | None:
                 stack.append((sub, (path, "." + key if key.isidentifier() else f"[{key!r}]")))
         elif kind is list or kind is tuple:
             stack.extend((sub, (path, f"[{i}]")) for i, sub in enumerate(item))
+        elif kind is str and not keys_only:
+            try:
+                item.encode()
+            except UnicodeEncodeError:
+                return (f"{_path(path)} is {_show(item)}, which is not UTF-8 (a lone surrogate):"
+                        " decode your bytes with errors='replace' or send base64 text")
         elif keys_only or kind in (str, int, bool) or item is None:
             continue
         elif kind is float or isinstance(item, float):

@@ -95,3 +95,8 @@ def test_a_workers_failure_says_its_direction_by_the_start_of_its_message() -> N
     assert failure_to_error(Failure(), "w1").reason == "result"
     Failure.message = "args of tool 'big' are 9 bytes, over the limit of 8 bytes"
     assert failure_to_error(Failure(), "w1").reason == "args"
+
+
+def test_a_string_that_is_not_utf8_is_refused_with_its_path() -> None:
+    with pytest.raises(SerializationError, match=r"args\.x\[1\] is '\\ud800', which is not UTF-8"):
+        encode_value({"x": ["ok", "\ud800"]}, "args")
