@@ -8,6 +8,7 @@ down (inside actor messages, so it pickles).
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import re
 import sys
@@ -84,6 +85,8 @@ class PoolConfig:
     session_sweep_interval    60 s       more sweeps / expired sessions linger longer
     affinity_wait_s           0.02 s     a session hops workers more / waits longer for its own
     max_payload_bytes         64 MiB     big payloads refused / memory per request
+    worker_log_max_bytes      16 MiB     less worker output kept / disk per worker (2x the
+                                         cap: the log and one rotated copy; None = unbounded)
     startup_batch_size        0          (0 = all at once) / startup CPU spike
     data_path                 "direct"   how the Python handle reaches workers: "direct"
                                          (leases from the Pool, gRPC from the caller's
@@ -127,6 +130,7 @@ class PoolConfig:
     capacity: int = 1
     transport: Transport = "unix"
     max_payload_bytes: int = 64 * 1024 * 1024
+    worker_log_max_bytes: int | None = 16 * 1024 * 1024
     startup_batch_size: int = 0
     retry_idempotent: bool = False
     data_path: DataPath = "direct"
@@ -210,7 +214,21 @@ def _positive_or_none(value: Any) -> bool:
 
 
 def _is_number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
+    """A real, finite number (not a bool): NaN and infinity are no number of seconds."""
+    return (isinstance(value, int | float) and not isinstance(value, bool)
+            and math.isfinite(value))
+
+
+def _json_problem(value: Any) -> str | None:
+    """What keeps a mapping from the wire's JSON (``json_codec``'s rule); None: nothing."""
+    from snakepit_actors.errors import SerializationError
+    from snakepit_actors.json_codec import encode_value
+
+    try:
+        encode_value(dict(value) if isinstance(value, Mapping) else {}, "adapter_config")
+    except SerializationError as exc:
+        return exc.message
+    return None
 
 
 def _is_int(value: Any) -> bool:
@@ -232,6 +250,9 @@ def _problems(cfg: PoolConfig) -> list[str]:
     need(isinstance(cfg.adapter, str) and bool(_ADAPTER_RE.match(cfg.adapter)),
          "adapter must look like 'package.module:Class'", cfg.adapter)
     need(isinstance(cfg.adapter_config, Mapping), "adapter_config must be a mapping",
+         cfg.adapter_config)
+    problem = _json_problem(cfg.adapter_config)
+    need(problem is None, f"adapter_config is sent to the worker as JSON: {problem}",
          cfg.adapter_config)
     need(isinstance(cfg.python, str) and bool(cfg.python), "python must be an interpreter path",
          cfg.python)
@@ -276,6 +297,10 @@ def _problems(cfg: PoolConfig) -> list[str]:
     need(cfg.transport in ("unix", "tcp"), "transport must be 'unix' or 'tcp'", cfg.transport)
     need(_is_int(cfg.max_payload_bytes) and 1024 <= cfg.max_payload_bytes <= 2**31 - 1,
          "max_payload_bytes must be an int in 1024..2147483647", cfg.max_payload_bytes)
+    need(cfg.worker_log_max_bytes is None or (
+        _is_int(cfg.worker_log_max_bytes) and cfg.worker_log_max_bytes >= 64 * 1024),
+         "worker_log_max_bytes must be None (unbounded) or an int >= 65536, e.g. 16777216",
+         cfg.worker_log_max_bytes)
     need(_is_int(cfg.startup_batch_size) and cfg.startup_batch_size >= 0,
          "startup_batch_size must be an int >= 0 (0 = all at once)", cfg.startup_batch_size)
     need(isinstance(cfg.retry_idempotent, bool), "retry_idempotent must be True or False",

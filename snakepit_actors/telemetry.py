@@ -37,7 +37,7 @@ EVENTS = frozenset({
     "worker.spawning", "worker.ready", "worker.start_failed", "worker.exited",
     "worker.restarting", "worker.unhealthy", "worker.stopping", "worker.abandoned",
     "worker.restarted", "worker.recycling", "worker.recycled", "worker.recycle_failed",
-    "worker.output", "worker.output_dropped",
+    "worker.output", "worker.output_dropped", "worker.output_rotated",
     "request.queued", "request.completed", "request.rejected", "request.queue_timeout",
     "request.failed", "request.timeout", "request.retried", "lease.holder_died",
     "session.expired",

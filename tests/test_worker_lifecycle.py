@@ -241,23 +241,34 @@ def test_a_moving_worker_exits_once_drained_and_idle_and_drops_a_swap() -> None:
         CheckIn("r1", True, 1.0, False), StopProcess(), Exit("moving"))
 
 
-def test_missed_heartbeats_give_the_process_up() -> None:
+def test_missed_heartbeats_give_the_process_up_interval_times_misses_after_the_last_answer(
+        ) -> None:
     core = running(ready_worker(), "r1")
     assert core.heartbeat_due() == (SendHeartbeat(6.0), ScheduleTimer(2.0, HeartbeatDue()))
-    assert core.heartbeat_due() == (ScheduleTimer(2.0, HeartbeatDue()),)
+    assert core.heartbeat_answered(True) == ()  # the last answer: its beat left at tick 1
+    assert core.heartbeat_due() == (SendHeartbeat(6.0), ScheduleTimer(2.0, HeartbeatDue()))
     assert core.heartbeat_due() == (ScheduleTimer(2.0, HeartbeatDue()),)
     assert core.heartbeat_due() == (ReportProcessLost("heartbeat_missed", ("r1",)),
                                     StopProcess(), Exit("process_lost"))
     assert core.heartbeat_due() == ()
 
 
-def test_an_answered_heartbeat_resets_the_misses() -> None:
+def test_a_failed_heartbeat_call_does_not_reset_the_count_and_a_new_beat_is_sent() -> None:
     core = ready_worker()
     core.heartbeat_due()
     core.heartbeat_due()
-    assert core.missed_beats == 1
+    assert core.heartbeat_answered(False) == () and core.missed_beats == 2
+    assert core.heartbeat_due() == (ReportProcessLost("heartbeat_missed", ()), StopProcess(),
+                                    Exit("process_lost"))
+
+
+def test_an_answered_heartbeat_resets_the_misses_to_its_age() -> None:
+    core = ready_worker()
+    core.heartbeat_due()
+    core.heartbeat_due()
+    assert core.missed_beats == 2
     assert core.heartbeat_answered(True) == ()
-    assert core.missed_beats == 0
+    assert core.missed_beats == 1  # it left one tick ago
     assert core.heartbeat_due() == (SendHeartbeat(6.0), ScheduleTimer(2.0, HeartbeatDue()))
 
 

@@ -9,13 +9,14 @@ unknown: ``category`` says which), ``TimeoutError`` (no answer within the timeou
 
 from __future__ import annotations
 
-import json
 import threading
 from typing import Any
 
 import grpc
 
 from snakepit_actors._proto import bridge_pb2, bridge_pb2_grpc
+from snakepit_actors.errors import SerializationError
+from snakepit_actors.json_codec import decode_value, encode_value
 
 __all__ = ["HostToolClient", "HostToolError"]
 
@@ -53,11 +54,10 @@ class HostToolClient:
             ConnectionError: the host serves no host tools.
         """
         try:
-            args = json.dumps(kwargs, ensure_ascii=False, separators=(",", ":")).encode()
-        except (TypeError, ValueError) as exc:
+            args = encode_value(kwargs, "args")
+        except SerializationError as exc:
             raise HostToolError("invalid_arguments", type(exc).__name__,
-                                f"the args of host tool {name!r} cannot be encoded as JSON: "
-                                f"{exc}") from None
+                                f"{exc.message} (host tool {name!r})") from None
         request = bridge_pb2.HostToolRequest(name=name, args_json=args, session_id=session_id,
                                              request_id=request_id)
         try:
@@ -73,7 +73,11 @@ class HostToolClient:
         if response.WhichOneof("outcome") == "error":
             err = response.error
             raise HostToolError(err.category, err.type, err.message, err.traceback)
-        return json.loads(response.result_json)
+        try:
+            return decode_value(response.result_json, "result")
+        except SerializationError as exc:
+            raise HostToolError("serialization", type(exc).__name__,
+                                f"{exc.message} (host tool {name!r})") from None
 
     def _get_stub(self) -> Any:
         with self._lock:

@@ -21,7 +21,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import inspect
-import json
 import os
 import threading
 import time
@@ -32,6 +31,8 @@ from typing import Any
 import grpc
 
 from snakepit_actors._proto import bridge_pb2, bridge_pb2_grpc
+from snakepit_actors.errors import SerializationError
+from snakepit_actors.json_codec import decode_value, encode_value
 
 from .adapter import (
     CTX_PARAM,
@@ -49,7 +50,6 @@ __all__ = ["DEFAULT_MAX_PAYLOAD_BYTES", "PAYLOAD_OVERHEAD_BYTES", "BridgeService
 #: oversized payload is refused by the bridge with a clear error rather than by gRPC.
 PAYLOAD_OVERHEAD_BYTES = 1024 * 1024
 DEFAULT_MAX_PAYLOAD_BYTES = 64 * 1024 * 1024
-_ENCODE = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 _PAGE_SIZE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 _NO_DEADLINE_S = 1e7
 
@@ -213,13 +213,13 @@ class BridgeServicer(bridge_pb2_grpc.BridgeServiceServicer):
         raw = request.args_json
         if len(raw) > self._max_payload:
             raise _Refused("payload_too_large", "ValueError",
-                           f"the args of tool {name!r} are {len(raw)} bytes, over the limit of "
+                           f"args of tool {name!r} are {len(raw)} bytes, over the limit of "
                            f"{self._max_payload} bytes (max_payload_bytes)")
         try:
-            args = json.loads(raw) if raw else {}
-        except ValueError as exc:
-            raise _Refused("invalid_arguments", type(exc).__name__,
-                           f"the args of tool {name!r} are not valid UTF-8 JSON: {exc}") from None
+            args = decode_value(raw, "args") if raw else {}
+        except SerializationError as exc:
+            raise _Refused("invalid_arguments" if exc.details.get("not_json") else "serialization",
+                           "SerializationError", f"{exc.message} (tool {name!r})") from None
         if type(args) is not dict:
             raise _Refused("invalid_arguments", "TypeError",
                            f"the args of tool {name!r} must be a JSON object, "
@@ -262,16 +262,18 @@ class BridgeServicer(bridge_pb2_grpc.BridgeServiceServicer):
                 yield from tool.func(**kwargs)
 
     def _encode(self, value: Any, name: str, what: str) -> bytes:
+        """``value`` as JSON (``json_codec``'s rule); failures start with ``what`` ("result",
+        "chunk"): the host reads the direction from it (``failure_to_error``)."""
         try:
-            data = _ENCODE(value).encode("utf-8")
-        except (TypeError, ValueError, RecursionError) as exc:
-            raise _Refused("serialization", type(exc).__name__,
-                           f"the {what} of tool {name!r} cannot be encoded as JSON: {exc}",
-                           ) from None
+            data = encode_value(value, what)
+        except SerializationError as exc:
+            raise _Refused("serialization", "SerializationError",
+                           f"{exc.message} (tool {name!r})") from None
         if len(data) > self._max_payload:
             raise _Refused("payload_too_large", "ValueError",
-                           f"the {what} of tool {name!r} is {len(data)} bytes, over the limit "
-                           f"of {self._max_payload} bytes (max_payload_bytes)")
+                           f"{what} of tool {name!r} is {len(data)} bytes, over the limit of "
+                           f"{self._max_payload} bytes (max_payload_bytes): return less, or "
+                           "raise max_payload_bytes in the PoolConfig")
         return data
 
     # --- sessions and health of the process -----------------------------------------------

@@ -155,6 +155,27 @@ class ShowcaseAdapter(BaseAdapter):
         return {1, 2, 3}
 
     @tool
+    def odd_result(self, kind: str, n: int = 10_000) -> Any:
+        """Return a value against the wire's JSON rule (``json_codec``): "nan", "inf", "int_keys"
+        (``{1: 2}``), or "deep" (a list nested ``n`` levels); the host must get a typed error."""
+        if kind == "deep":
+            value: Any = []
+            for _ in range(n):
+                value = [value]
+            return value
+        return {"nan": float("nan"), "inf": [0.0, float("inf")], "int_keys": {1: 2}}[kind]
+
+    @tool
+    def shout(self, mb: float, line: int = 1000) -> int:
+        """Write ``mb`` MiB to stdout in lines of ``line`` bytes; returns the bytes written."""
+        chunk = ("y" * (line - 1) + "\n") * max(1, 65536 // line)
+        total, want = 0, int(mb * 1024 * 1024)
+        while total < want:
+            total += sys.stdout.write(chunk)
+        sys.stdout.flush()
+        return total
+
+    @tool
     async def async_echo(self, **kwargs: Any) -> dict[str, Any]:
         """Like ``echo``, as a coroutine run on the worker's asyncio loop."""
         await asyncio.sleep(0)

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import threading
 import time
 from collections.abc import Callable
@@ -41,10 +40,11 @@ from snakepit_actors.core.scheduling_decisions import queue_expiry
 from snakepit_actors.errors import (
     QueueTimeoutError,
     RequestTimeoutError,
+    SerializationError,
     SnakepitError,
     WorkerCrashedError,
 )
-from snakepit_actors.json_codec import failure_to_error
+from snakepit_actors.json_codec import decode_value, failure_to_error
 from snakepit_actors.messages import Execute
 from snakepit_actors.telemetry import get_logger, wants
 
@@ -244,7 +244,10 @@ class DirectPath:
                       duration_ms=(time.perf_counter() - started) * 1e3,
                       session_id=request.session_id)
         if outcome == "result_json":
-            return _Call(json.loads(response.result_json))
+            try:
+                return _Call(decode_value(response.result_json, "result"))
+            except SerializationError as exc:
+                return _Call(error=exc)
         if outcome == "binary_result":
             return _Call(bytes(response.binary_result))
         return _Call(error=failure_to_error(response.error, lease.worker_id))

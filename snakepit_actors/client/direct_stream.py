@@ -12,7 +12,6 @@ retried (values were already delivered).
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -20,7 +19,7 @@ from typing import Any
 from snakepit_actors.client import direct
 from snakepit_actors.client.direct import DirectPath
 from snakepit_actors.core.scheduling_decisions import queue_expiry
-from snakepit_actors.json_codec import failure_to_error
+from snakepit_actors.json_codec import decode_value, failure_to_error
 from snakepit_actors.messages import Execute
 
 
@@ -47,7 +46,7 @@ def stream(path: DirectPath, request: Execute) -> Iterator[Any]:
                 if failed:
                     raise failure_to_error(chunk.error, lease.worker_id)
                 return
-            yield json.loads(chunk.data_json)
+            yield decode_value(chunk.data_json, "chunk")
     except direct._grpc.RpcError as exc:
         settled = True
         outcome = path._settle_error(lease, request, exc, started)

@@ -32,7 +32,12 @@ from typing import Any
 
 from snakepit_actors.client.lease_client import LeaseClient
 from snakepit_actors.client.session_api import SESSION_REPLIES
-from snakepit_actors.errors import PoolClosedError, PoolNotReadyError, RequestTimeoutError
+from snakepit_actors.errors import (
+    PoolClosedError,
+    PoolNotReadyError,
+    RequestTimeoutError,
+    SerializationError,
+)
 from snakepit_actors.messages import (
     Execute,
     ExecuteBatch,
@@ -242,12 +247,26 @@ class Gateway:
         for target, messages in batches.values():
             executes = [m for m in messages if isinstance(m, Execute)]
             others = [m for m in messages if not isinstance(m, Execute)]
-            if len(executes) > 1:
-                self._asys.tell(target, ExecuteBatch(tuple(executes)))
-            elif executes:
-                self._asys.tell(target, executes[0])
-            for message in others:
-                self._asys.tell(target, message)
+            if len(executes) > 1 and self._tell(target, ExecuteBatch(tuple(executes)), ()):
+                executes = []
+            for message in executes + others:
+                self._tell(target, message, (message,))
+
+    def _tell(self, target: Any, message: Any, owners: tuple[Any, ...]) -> bool:
+        """Send ``message``; if it cannot be sent (it does not pickle: a value nested too
+        deeply, an unpicklable object), fail the futures of ``owners`` and return False."""
+        try:
+            self._asys.tell(target, message)
+        except Exception as exc:
+            for owner in owners:
+                future = self._pending.pop(getattr(owner, "request_id", ""), None)
+                if future is not None and not future.done():
+                    future.set_exception(SerializationError(
+                        f"{type(owner).__name__} {owner.request_id!r} cannot be sent to the "
+                        f"pool ({type(exc).__name__}: {exc}): send plain, shallow values",
+                        reason="args"))
+            return False
+        return True
 
     def _send_leases(self, force_usage: bool) -> None:
         if self._leases is not None:

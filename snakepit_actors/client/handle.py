@@ -43,7 +43,13 @@ from snakepit_actors.client.host_tools import HostToolMethods
 from snakepit_actors.client.lease_client import LeaseClient
 from snakepit_actors.client.session_api import SessionMethods
 from snakepit_actors.config import PoolConfig
-from snakepit_actors.errors import PoolClosedError, RequestTimeoutError, SnakepitError
+from snakepit_actors.core.request_checks import check_call, check_seconds
+from snakepit_actors.errors import (
+    ConfigError,
+    PoolClosedError,
+    RequestTimeoutError,
+    SnakepitError,
+)
 from snakepit_actors.json_codec import encode_args
 from snakepit_actors.messages import (
     CancelRequest,
@@ -112,10 +118,18 @@ class Pool(SessionMethods, HostToolMethods):
         is ignored.
 
         Raises:
-            ConfigError: an invalid field (all of them are named).
+            ConfigError: an invalid field (all of them are named), ``config`` is not a
+                ``PoolConfig``, or ``on_progress`` is not callable.
             PoolNotReadyError: a worker failed to start (its error, e.g. the adapter's import
                 error, is in the message) or startup timed out. Nothing is left running.
         """
+        if on_progress is not None and not callable(on_progress):
+            raise ConfigError(f"on_progress must be a function (workers_ready, pool_size) or "
+                              f"None, got {on_progress!r:.80}: e.g. on_progress=print")
+        if config is not None and not isinstance(config, PoolConfig):
+            raise ConfigError(f"config must be a PoolConfig or None, got {config!r:.80} "
+                              f"({type(config).__name__}): e.g. Pool.start(PoolConfig("
+                              "pool_size=2)) or Pool.start(pool_size=2)")
         cfg = (config or PoolConfig()).with_overrides(**overrides) if overrides else (
             config or PoolConfig())
         process_db = process_db_path(default_data_dir(os.environ))
@@ -150,7 +164,12 @@ class Pool(SessionMethods, HostToolMethods):
     def close(self, timeout: float = 10.0) -> None:
         """Stop the pool: refuse new requests, fail queued ones with ``PoolClosedError``, let
         in-flight requests finish for up to ``timeout`` seconds, then stop every actor and
-        worker process. Idempotent; blocks until everything is gone."""
+        worker process. Idempotent; blocks until everything is gone.
+
+        Raises:
+            InvalidArgumentsError: ``timeout`` is not a finite number > 0 (the pool stays open).
+        """
+        timeout = check_seconds(timeout)
         with self._close_lock:
             if self._closed:
                 return
@@ -197,8 +216,11 @@ class Pool(SessionMethods, HostToolMethods):
 
         Raises:
             ToolError: the tool raised (python type, message and traceback attached).
-            UnknownToolError, InvalidArgumentsError, SerializationError,
-            PayloadTooLargeError: bad input; nothing ran (or the result could not be sent).
+            InvalidArgumentsError: a parameter of the wrong type or value (``tool``, ``args``,
+                ``session_id``, ``timeout``: finite and > 0, ``idempotent``: a bool); nothing ran.
+            UnknownToolError, SerializationError (NaN/inf, non-str keys, too deep: the path is
+                named), PayloadTooLargeError: bad input, ``reason`` "args" (nothing ran) or
+                "result" (the tool ran; its value could not be sent).
             PoolSaturatedError, QueueTimeoutError: the request never reached a worker.
             RequestTimeoutError: the deadline passed while a worker had it.
             WorkerCrashedError: the worker died under it.
@@ -284,8 +306,7 @@ class Pool(SessionMethods, HostToolMethods):
         argument errors of ``execute``."""
         if self._closed:
             raise PoolClosedError(f"pool {self.config.name!r} is closed")
-        if not isinstance(tool, str) or not tool:
-            raise _invalid_tool(tool)
+        timeout = check_call(tool, args, session_id, timeout, idempotent)
         payload = encode_args(tool, {} if args is None else args, self.config.max_payload_bytes)
         return Execute(request_id=self._gateway.new_id(), tool=tool, session_id=session_id,
                        deadline_unix_s=self._deadline_at(timeout), idempotent=idempotent,
@@ -328,13 +349,19 @@ class Pool(SessionMethods, HostToolMethods):
         ``workers()`` for the new pid, ``stats().recycled`` for the count).
 
         Raises:
-            InvalidArgumentsError: unknown worker, not ready, or already being recycled.
+            InvalidArgumentsError: unknown worker, not ready, already being recycled, or
+                ``worker_id`` / ``timeout`` of the wrong type or value.
             PoolClosedError: the pool is closed.
         """
         from snakepit_actors.errors import InvalidArgumentsError
 
         if self._closed:
             raise PoolClosedError(f"pool {self.config.name!r} is closed")
+        if type(worker_id) is not str or not worker_id:
+            raise InvalidArgumentsError(
+                f"worker_id must be a worker's id (a str), got {worker_id!r}: e.g. "
+                "pool.recycle(pool.workers()[0].worker_id)", reason="invalid_worker_id")
+        timeout = check_seconds(timeout)
         request_id = self._gateway.new_id()
         reply = self._gateway.call(self._pool, RequestRecycle(worker_id, "manual", request_id),
                                    request_id, timeout)
@@ -355,13 +382,6 @@ def _copy_worker_output(pool_name: str, run_dir: str) -> Any:
     from snakepit_actors.tree.log_capture import WorkerLogTailer
 
     return WorkerLogTailer([(pool_name, run_dir)]).start() if wants("info") else None
-
-
-def _invalid_tool(tool: object) -> SnakepitError:
-    from snakepit_actors.errors import InvalidArgumentsError
-
-    return InvalidArgumentsError(f"tool must be a non-empty string, got {tool!r}",
-                                 reason="invalid_tool")
 
 
 def _values_or_end(kind: str, value: Any) -> tuple[Any, ...]:

@@ -16,7 +16,6 @@ started.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import threading
 import traceback
@@ -24,6 +23,8 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+from snakepit_actors.errors import SerializationError
+from snakepit_actors.json_codec import decode_value, encode_value
 from snakepit_actors.tree.worker_process import HOST_TOOLS_SOCKET, host_tools_address
 
 #: Host tools that may run at once (calls beyond it wait for a thread).
@@ -110,20 +111,22 @@ class HostToolServer:
             return failure("unknown_tool", "LookupError",
                            f"unknown host tool {request.name!r}; registered host tools: {known}")
         try:
-            kwargs = json.loads(request.args_json or b"{}")
-        except ValueError as exc:
-            return failure("invalid_arguments", type(exc).__name__, str(exc))
+            kwargs = decode_value(request.args_json, "args") if request.args_json else {}
+        except SerializationError as exc:
+            return failure("invalid_arguments", type(exc).__name__, exc.message)
+        if type(kwargs) is not dict:
+            return failure("invalid_arguments", "TypeError",
+                           f"args of host tool {request.name!r} must be a JSON object")
         try:
             result = fn(**kwargs)
         except Exception as exc:
             return failure("tool", type(exc).__name__, str(exc),
                            "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)))
         try:
-            data = json.dumps(result, ensure_ascii=False, separators=(",", ":")).encode()
-        except (TypeError, ValueError) as exc:
+            data = encode_value(result, "result")
+        except SerializationError as exc:
             return failure("serialization", type(exc).__name__,
-                           f"the result of host tool {request.name!r} cannot be encoded as "
-                           f"JSON: {exc}")
+                           f"{exc.message} (host tool {request.name!r})")
         return bridge_pb2.HostToolResponse(result_json=data)
 
 

@@ -17,6 +17,7 @@ import uuid
 from collections.abc import AsyncIterator, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
+from snakepit_actors.core.request_checks import check_session_call
 from snakepit_actors.errors import PoolClosedError
 from snakepit_actors.messages import (
     CreateSession,
@@ -76,7 +77,10 @@ class SessionMethods:
 
         Raises:
             SessionQuotaError: ``max_sessions`` sessions exist already.
+            InvalidArgumentsError: a parameter of the wrong type or value (named in the message).
         """
+        check_session_call(session_id, required=False, ttl=ttl, metadata=metadata, data=data,
+                           timeout=timeout)
         sid = session_id if session_id is not None else uuid.uuid4().hex
         return self._session_call(lambda rid: CreateSession(  # type: ignore[no-any-return]
             rid, sid, ttl, dict(metadata or {}), dict(data or {})), timeout)
@@ -88,6 +92,7 @@ class SessionMethods:
         Raises:
             SessionNotFoundError: never created, deleted, or expired.
         """
+        check_session_call(session_id, timeout=timeout)
         return self._session_call(lambda rid: GetSession(rid, session_id), timeout)  # type: ignore[no-any-return]
 
     def update_session(self, session_id: str, data: Mapping[str, Any], *,
@@ -97,18 +102,21 @@ class SessionMethods:
         Raises:
             SessionNotFoundError: no such session.
         """
+        check_session_call(session_id, data=data, timeout=timeout)
         return self._session_call(  # type: ignore[no-any-return]
             lambda rid: UpdateSessionData(rid, session_id, dict(data)), timeout)
 
     def delete_session(self, session_id: str, *, timeout: float = _SESSION_TIMEOUT_S) -> bool:
         """Forget the session; its worker frees its per-session state (``CleanupSession``).
         Returns False if there was no such session."""
+        check_session_call(session_id, timeout=timeout)
         reply = self._session_call(lambda rid: DeleteSession(rid, session_id), timeout)
         assert isinstance(reply, SessionDeleted)
         return reply.existed
 
     def list_sessions(self, *, timeout: float = _SESSION_TIMEOUT_S) -> list[SessionInfo]:
         """Every live session, oldest first."""
+        check_session_call(required=False, timeout=timeout)
         reply = self._session_call(lambda rid: ListSessions(rid), timeout)
         assert isinstance(reply, SessionList)
         return list(reply.sessions)
@@ -117,17 +125,20 @@ class SessionMethods:
                     timeout: float = _SESSION_TIMEOUT_S) -> None:
         """Store the global program ``name``: a value shared by every session of the pool
         (kept in the SessionStore actor; it must pickle)."""
+        check_session_call(required=False, name=name, timeout=timeout)
         self._session_call(lambda rid: SetProgram(rid, name, value), timeout)
 
     def get_program(self, name: str, default: Any = None, *,
                     timeout: float = _SESSION_TIMEOUT_S) -> Any:
         """The global program ``name``, or ``default`` when there is none."""
+        check_session_call(required=False, name=name, timeout=timeout)
         reply = self._session_call(lambda rid: GetProgram(rid, name), timeout)
         assert isinstance(reply, ProgramValue)
         return reply.value if reply.found else default
 
     def delete_program(self, name: str, *, timeout: float = _SESSION_TIMEOUT_S) -> bool:
         """Remove the global program ``name``; False if there was none."""
+        check_session_call(required=False, name=name, timeout=timeout)
         reply = self._session_call(lambda rid: DeleteProgram(rid, name), timeout)
         assert isinstance(reply, ProgramValue)
         return reply.found

@@ -23,6 +23,7 @@ from snakepit_actors.core.lease_book import LeaseBook, recalls
 from snakepit_actors.core.pool_decisions import Decision, Forward, GrantLease, Reply, Run, WakeAt
 from snakepit_actors.core.pool_records import GONE, Counters, Pending, WorkerRecord
 from snakepit_actors.core.readiness import Readiness
+from snakepit_actors.core.request_checks import execute_problem
 from snakepit_actors.core.scheduling import Scheduler
 from snakepit_actors.core.scheduling_decisions import Dispatch, Queued
 from snakepit_actors.core.session_pins import SessionPins
@@ -77,6 +78,9 @@ class RequestDesk:
 
     def execute(self, msg: Execute, sender: Any, now: float) -> Decisions:
         self.counters.requests += 1
+        problem = execute_problem(msg)
+        if problem is not None:
+            return self.refuse(Pending(msg, msg.reply_to or sender, None, now), problem)
         deadline = request_deadline(msg, now, self._config.request_timeout)
         return self.submit(Pending(msg, msg.reply_to or sender, deadline, now), now)
 

@@ -17,10 +17,9 @@ reach it) fails what runs, reports the loss and exits; ``stopping`` is terminal.
 After a timeout the worker drains, then probes: a Heartbeat call counts the tool calls still
 running in the process; none within ``cancel_grace_s`` (from the first probe) keeps the warm
 process, else it is recycled (the only way to stop a running tool). A swap supersedes a pending
-probe (the new process runs nothing), and a move supersedes both. Each input returns a tuple of
-``worker_effects`` for the Worker actor to execute in order; an input that does not apply in the
-current state (a late timer, a stale answer) returns ``()``; an input impossible by construction
-(the actor reporting an outcome nobody asked for) raises ``LifecycleError``.
+probe (the new process runs nothing), a move supersedes both. Each input returns a tuple of
+``worker_effects`` for the Worker actor to run in order; one that does not apply now (a late
+timer, a stale answer) returns ``()``; one impossible by construction raises ``LifecycleError``.
 """
 
 from __future__ import annotations
@@ -89,9 +88,8 @@ class LifecycleTimings:
     probe_retry_s: float = 0.05
 
     @classmethod
-    def from_config(cls, config: PoolConfig) -> LifecycleTimings:
-        return cls(config.startup_timeout, config.heartbeat_interval, config.heartbeat_misses,
-                   config.cancel_grace_s)
+    def from_config(cls, c: PoolConfig) -> LifecycleTimings:
+        return cls(c.startup_timeout, c.heartbeat_interval, c.heartbeat_misses, c.cancel_grace_s)
 
 
 @dataclass(slots=True)
@@ -116,7 +114,8 @@ class WorkerLifecycle:
         self.process_live = False
         self._started = False
         self._connecting = False
-        self._beat_pending = False
+        self._beat_pending = self._beat_unanswered = False  # in flight / not answered ok
+        self._beat_age = 0  # ticks since the last beat left
         self._probe_pending = False
         self._probe_until: float | None = None
         self._leave_drained = False
@@ -208,31 +207,33 @@ class WorkerLifecycle:
     # --- health --------------------------------------------------------------------------------
 
     def heartbeat_due(self) -> Effects:
-        """Timer ``HeartbeatDue``: send one, or count a miss if the last is unanswered."""
+        """Timer ``HeartbeatDue``: ``missed_beats`` counts intervals since the last answered beat
+        was sent; at ``heartbeat_misses`` with one pending the process is given up (at most
+        ``interval x misses`` after it went silent); else a beat is sent unless one is pending."""
         if not self.serving:
             return ()  # the timer chain ends
-        again = ScheduleTimer(self.timings.heartbeat_interval_s, HeartbeatDue())
-        if not self._beat_pending:
-            self._beat_pending = True
-            interval, misses = self.timings.heartbeat_interval_s, self.timings.heartbeat_misses
-            return (SendHeartbeat(interval * misses), again)
-        self.missed_beats += 1
-        if self.missed_beats >= self.timings.heartbeat_misses:
+        self.missed_beats, self._beat_age = self.missed_beats + 1, self._beat_age + 1
+        misses = self.timings.heartbeat_misses
+        if self._beat_unanswered and self.missed_beats >= misses:
             return self.process_died("heartbeat_missed")
-        return (again,)
+        again = ScheduleTimer(self.timings.heartbeat_interval_s, HeartbeatDue())
+        if self._beat_pending:
+            return (again,)
+        self._beat_pending, self._beat_unanswered, self._beat_age = True, True, 0
+        return (SendHeartbeat(self.timings.heartbeat_interval_s * misses), again)
 
     def heartbeat_answered(self, ok: bool) -> Effects:
+        """A beat answered (the count restarts from its sending) or failed (the count goes on)."""
         if self._beat_pending:
-            self._beat_pending = False
-            self.missed_beats = 0 if ok else self.missed_beats + 1
+            self._beat_pending, self._beat_unanswered = False, not ok
+            self.missed_beats = self._beat_age if ok else self.missed_beats
         return ()
 
     def process_died(self, reason: str) -> Effects:
         """The process exited, missed its heartbeats, or failed a call: give it up."""
         if self.state is WorkerState.STOPPING:
             return ()
-        lost = tuple(sorted(self.in_flight))
-        self.in_flight.clear()
+        lost, self.in_flight = tuple(sorted(self.in_flight)), set()
         return (ReportProcessLost(reason, lost), *self._stop("process_lost"))
 
     # --- timeouts and the probe ----------------------------------------------------------------
@@ -306,8 +307,7 @@ class WorkerLifecycle:
         stop the processes without telling peers (they may be exiting too)."""
         if self.state is WorkerState.STOPPING:
             return ()
-        abandoned = tuple(sorted(self.in_flight))
-        self.in_flight.clear()
+        abandoned, self.in_flight = tuple(sorted(self.in_flight)), set()
         out = self._stop_processes(notify=False)
         self.state = WorkerState.STOPPING
         return ((AbandonInFlight(abandoned),) if abandoned else ()) + out
@@ -370,7 +370,8 @@ class WorkerLifecycle:
         if swap.address is None or swap.swapping_in:
             return ()
         swap.swapping_in, swap.spawned = True, False  # the replacement becomes the process
-        self._beat_pending, self.missed_beats = False, 0
+        self._beat_pending = self._beat_unanswered = False
+        self.missed_beats = self._beat_age = 0
         return (SwapIn(), Connect(swap.address, swapped_in=True))
 
     def _stop(self, reason: str) -> Effects:

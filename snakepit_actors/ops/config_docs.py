@@ -60,6 +60,11 @@ FIELD_HELP: dict[str, str] = {
                  "127.0.0.1.",
     "max_payload_bytes": "Largest args / result accepted, in bytes "
                          "(`PayloadTooLargeError` beyond).",
+    "worker_log_max_bytes": "Cap of each worker's output file (`<run_dir>/<worker_id>.log`, "
+                            "its stdout and stderr), in bytes (None: unbounded). Checked every "
+                            "heartbeat interval: over the cap, the last `worker_log_max_bytes` "
+                            "are kept in `<worker_id>.log.1` and the log starts afresh, so a "
+                            "worker uses at most twice the cap on disk once checked.",
     "startup_batch_size": "Workers started at once (0: all at once).",
     "retry_idempotent": "Treat every request as idempotent: re-run once on another worker if "
                         "its worker dies under it.",

@@ -1,6 +1,11 @@
-"""Worker processes' stdout/stderr, copied into the host's log with their worker id.
+"""Worker processes' stdout/stderr: bounded on disk, copied into the host's log with their
+worker id.
 
     worker process --stdout+stderr (append)--> <run_dir>/<worker_id>.log
+    Worker actor, every heartbeat interval: cap_log (over worker_log_max_bytes: the last
+        worker_log_max_bytes go to <worker_id>.log.1, the file is truncated: at most twice
+        the cap on disk once the check has run; between two checks the file grows by what the
+        worker writes in one interval)
     WorkerLogTailer thread (node process) --reads new bytes--> ``worker.output`` events
 
 Each worker process writes to its own file (``processes.spawn_bridge``), so a slow or absent
@@ -16,10 +21,35 @@ import contextlib
 import os
 import threading
 from collections.abc import Iterable
+from typing import Any
 
 from snakepit_actors.telemetry import get_logger
 
 log = get_logger("worker_output")
+
+
+def cap_log(proc: Any, max_bytes: int | None) -> int:
+    """Rotate ``proc.log_path`` (a ``processes.BridgeProcess``; None: nothing) when it is over
+    ``max_bytes`` (None: unbounded). The process keeps writing to the same file (it appends),
+    so this copies and truncates (logrotate's ``copytruncate``): bytes written between the copy
+    and the truncation are lost. Returns the bytes removed from the log (0: under the cap);
+    an OSError (the file gone) counts as 0. Never raises."""
+    path = getattr(proc, "log_path", None)
+    if path is None or max_bytes is None:
+        return 0
+    try:
+        size = os.path.getsize(path)
+        if size <= max_bytes:
+            return 0
+        with open(path, "rb") as src, open(path + ".1", "wb") as dst:
+            src.seek(size - max_bytes)
+            dst.write(src.read(max_bytes))
+        os.truncate(path, 0)
+    except OSError:
+        return 0
+    log.info("worker.output_rotated", worker_id=getattr(proc, "worker_id", None), bytes=size,
+             kept_bytes=max_bytes, rotated_to=path + ".1")
+    return size
 
 
 class WorkerLogTailer:

@@ -300,6 +300,7 @@ def stop_bridge(proc: BridgeProcess, grace_s: float = 2.0) -> int | None:
         return proc.popen.returncode
     if process_exit_code(proc) is None and grace_s > 0:
         kill_process_group(proc.pgid, signal.SIGTERM)
+        kill_process_group(proc.pgid, signal.SIGCONT)  # a stopped process handles it too
         _wait_exit(proc, grace_s)
     # Before reaping: an unreaped leader keeps the pgid from being reused by someone else.
     kill_process_group(proc.pgid, signal.SIGKILL)

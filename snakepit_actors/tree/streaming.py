@@ -7,11 +7,13 @@ to the Worker's wake pipe; the Worker drains the deque between messages.
 
 from __future__ import annotations
 
-import json
 import threading
 from collections import deque
 from collections.abc import Callable
 from typing import Any
+
+from snakepit_actors.errors import SerializationError
+from snakepit_actors.json_codec import decode_value
 
 
 class StreamPump:
@@ -39,9 +41,17 @@ class StreamPump:
                     if chunk.HasField("error"):
                         self.failure = chunk.error
                     break
-                self._values.append(json.loads(chunk.data_json))
+                self._values.append(decode_value(chunk.data_json, "chunk"))
                 self._wake(None)
-        except Exception as exc:  # grpc.RpcError, or a chunk that is not JSON
+        except SerializationError as exc:  # a chunk against json_codec's rule
+            from snakepit_actors._proto import bridge_pb2
+
+            self.failure = bridge_pb2.ToolFailure(category="serialization", type=type(exc).__name__,
+                                                  message=exc.message)
+            cancel = getattr(self._call, "cancel", None)
+            if cancel is not None:
+                cancel()  # the tool stops: nobody reads the rest
+        except Exception as exc:  # grpc.RpcError
             self.rpc_error = exc
         self.finished = True
         self._wake(None)

@@ -64,7 +64,7 @@ from snakepit_actors.messages import (
     WorkerStartFailed,
 )
 from snakepit_actors.telemetry import bind_context, get_logger
-from snakepit_actors.tree import processes, worker_link
+from snakepit_actors.tree import log_capture, processes, worker_link
 from snakepit_actors.tree.member_env import MemberEnv
 from snakepit_actors.tree.process_swap import Swapper
 from snakepit_actors.tree.worker_link import InFlight, WorkerLink
@@ -171,6 +171,7 @@ class Worker(ActorTypeDispatcher):
                 self._run(self._core.startup_timed_out())
             case fx.HeartbeatDue():
                 self._collect_heartbeat()
+                log_capture.cap_log(self._process.proc, self._context().config.worker_log_max_bytes)
                 self._run(self._core.heartbeat_due())
             case fx.ProbeDue():
                 self._run(self._core.probe_due(time.monotonic()))

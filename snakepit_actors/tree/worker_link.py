@@ -15,7 +15,6 @@ actors that fork children must stay free of grpc.
 from __future__ import annotations
 
 import contextlib
-import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -27,9 +26,10 @@ from snakepit_actors.errors import (
     PoolNotReadyError,
     RequestCancelledError,
     RequestTimeoutError,
+    SerializationError,
     WorkerCrashedError,
 )
-from snakepit_actors.json_codec import encode_args, failure_to_error
+from snakepit_actors.json_codec import decode_value, encode_args, failure_to_error
 from snakepit_actors.messages import ExecuteFailed, ExecuteResult, RunRequest, StreamChunk
 from snakepit_actors.tree import processes
 from snakepit_actors.tree.streaming import StreamPump
@@ -170,8 +170,11 @@ class WorkerLink:
                 elapsed_ms: float) -> ExecuteResult | ExecuteFailed:
         outcome = response.WhichOneof("outcome")
         if outcome == "result_json":
-            return ExecuteResult(rid, json.loads(response.result_json), self.worker_id,
-                                 elapsed_ms)
+            try:
+                value = decode_value(response.result_json, "result")
+            except SerializationError as exc:
+                return ExecuteFailed(rid, exc)
+            return ExecuteResult(rid, value, self.worker_id, elapsed_ms)
         if outcome == "binary_result":
             return ExecuteResult(rid, bytes(response.binary_result), self.worker_id, elapsed_ms)
         return ExecuteFailed(rid, failure_to_error(response.error, self.worker_id))
