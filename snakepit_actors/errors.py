@@ -89,7 +89,11 @@ class PoolNotReadyError(SnakepitError):
 
 
 class PoolClosedError(SnakepitError):
-    """You closed the pool (or it is closing). The request never ran; do not retry on this pool."""
+    """You closed the pool (or it is closing). The request never ran; do not retry on this pool.
+
+    With ``reason="actor_system_gone"`` the pool ended on its own: its actor system died (the
+    Thespian admin or logger process exited, e.g. killed). A request that had reached a worker
+    may have run; one still queued did not. Start a new pool."""
 
     category = "pool"
     default_reason = "closed"

@@ -11,6 +11,12 @@
         ▼
     replies: matched to Futures by request id; ``StreamChunk`` values go to their sink
 
+The gateway also watches the actor system itself (``watch_system``): a pidfd of the admin and
+one of the logger sit in the same select(). When either dies (kill -9 of the admin, or of the
+logger, which the admin follows within 0.2 s), the system is gone for good: every pending
+Future and every later ``submit`` fails at once with ``PoolClosedError(reason=
+"actor_system_gone")`` and the handle's ``on_gone`` cleans up what is left.
+
 Thespian endpoints are not shared safely between threads, hence one thread. A caller never
 waits here without a bound derived from its request's deadline (``reply_wait_s``).
 """
@@ -26,7 +32,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
-from concurrent.futures import Future
+from concurrent.futures import Future, InvalidStateError
 from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any
 
@@ -140,9 +146,28 @@ class Gateway:
         self._leases: LeaseClient | None = None
         self._transport = actor_system._systemBase.transport
         self._transport.set_watch([self._wake_r])
+        self._system_fds: dict[int, int] = {}  # pidfd -> pid, for the admin and the logger
+        self._polled_pids: tuple[int, ...] = ()  # no pidfd for these: checked every loop
+        self.on_gone: Callable[[], None] | None = None
+        self.gone_error: PoolClosedError | None = None
         self._thread = threading.Thread(target=self._run, name=f"snakepit-gateway-{name}",
                                         daemon=True)
         self._thread.start()
+
+    def watch_system(self, pids: tuple[int, ...], on_gone: Callable[[], None]) -> None:
+        """Treat the death of any of ``pids`` (the admin and the logger) as the end of the
+        actor system: fail everything (``gone_error``), then call ``on_gone`` once, on the
+        gateway thread. Call before any request; a pid already gone counts at once."""
+        self.on_gone = on_gone
+        polled = []
+        for pid in (p for p in pids if p > 0):
+            try:
+                self._system_fds[os.pidfd_open(pid)] = pid
+            except (OSError, AttributeError):  # gone already (ESRCH), or no pidfds here
+                polled.append(pid)
+        self._polled_pids = tuple(polled)
+        self._transport.set_watch([self._wake_r, *self._system_fds])
+        self.wake()
 
     def new_id(self) -> str:
         return f"{self._prefix}-{next(self._ids)}"
@@ -162,6 +187,9 @@ class Gateway:
         """Send ``message``; the returned Future gets the reply matched by ``key`` (default
         the message's request id; "" expects no reply)."""
         future: Future[Any] = sink if sink is not None else Future()
+        if self.gone_error is not None:
+            future.set_exception(self.gone_error)
+            return future
         if not self._running:
             future.set_exception(PoolClosedError("the pool's gateway is stopped"))
             return future
@@ -169,6 +197,9 @@ class Gateway:
         self._outbox.put((target, message, future))
         with contextlib.suppress(OSError):
             os.write(self._wake_w, b"x")
+        if self.gone_error is not None and not future.done():  # lost a race with _system_gone
+            with contextlib.suppress(InvalidStateError):
+                future.set_exception(self.gone_error)
         return future
 
     def call(self, target: Any, message: Any, key: str, timeout_s: float) -> Any:
@@ -200,12 +231,12 @@ class Gateway:
             os.write(self._wake_w, b"x")
         self._thread.join(5.0)
         self._transport.set_watch([])
-        for fd in (self._wake_r, self._wake_w):
+        for fd in (self._wake_r, self._wake_w, *self._system_fds):
             with contextlib.suppress(OSError):
                 os.close(fd)
-        error = PoolClosedError("the pool was closed before the reply arrived",
-                                reason="closed_in_flight")
-        for future in self._pending.values():
+        error = self.gone_error or PoolClosedError(
+            "the pool was closed before the reply arrived", reason="closed_in_flight")
+        for future in list(self._pending.values()):
             if not future.done():
                 future.set_exception(error)
         self._pending.clear()
@@ -214,11 +245,16 @@ class Gateway:
 
     def _run(self) -> None:
         while self._running:
+            if self._polled_pids and not all(_alive(pid) for pid in self._polled_pids):
+                self._system_gone()
+                return
             self._send_outbox()
             self._receive(self._wait_s())
 
     def _wait_s(self) -> float | None:
         wait = None if not self._pending else 1.0
+        if self._polled_pids:
+            wait = 0.2 if wait is None else min(wait, 0.2)
         due = self._leases.next_wait_s() if self._leases is not None else None
         return due if wait is None or (due is not None and due < wait) else wait
 
@@ -267,10 +303,40 @@ class Gateway:
                 return
             message = envelope.message
             if type(message).__name__ == "WatchMessage":
+                if any(fd in self._system_fds for fd in message.ready):
+                    self._system_gone()
+                    return
                 with contextlib.suppress(BlockingIOError):
                     os.read(self._wake_r, 4096)
                 return
             self._dispatch(message)
+
+    def _system_gone(self) -> None:
+        """The admin or the logger died: nothing will answer again. Stop the loop, fail every
+        pending Future and every lease waiter, then let the handle clean up (``on_gone``)."""
+        self._running = False
+        self.gone_error = PoolClosedError(
+            "the pool's actor system died (its admin or logger process exited); a request "
+            "that had reached a worker may have run; start a new pool",
+            reason="actor_system_gone")
+        for future in list(self._pending.values()):
+            if not future.done():
+                with contextlib.suppress(InvalidStateError):
+                    future.set_exception(self.gone_error)
+        self._pending.clear()
+        while True:  # requests submitted before gone_error was set
+            try:
+                item = self._outbox.get_nowait()
+            except queue.Empty:
+                break
+            if item is not None and not item[2].done():
+                with contextlib.suppress(InvalidStateError):
+                    item[2].set_exception(self.gone_error)
+        if self._leases is not None:
+            self._leases.close(self.gone_error)
+        if self.on_gone is not None:
+            with contextlib.suppress(Exception):
+                self.on_gone()
 
     def _dispatch(self, message: Any) -> None:
         if self._leases is not None and self._leases.handle(message):
@@ -297,6 +363,16 @@ class Gateway:
             future.set_exception(message.error)
         else:
             future.set_result(message)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True
+    return True
 
 
 def _reply_key(message: Any) -> str | None:

@@ -42,6 +42,7 @@ from snakepit_actors.client.gateway import REPLY_GRACE_S, Gateway, StreamSink, r
 from snakepit_actors.client.host_tools import HostToolMethods
 from snakepit_actors.client.lease_client import LeaseClient
 from snakepit_actors.client.session_api import SessionMethods
+from snakepit_actors.client.system_watch import close_lost_system, watch_system
 from snakepit_actors.config import PoolConfig
 from snakepit_actors.errors import PoolClosedError, RequestTimeoutError, SnakepitError
 from snakepit_actors.json_codec import encode_args
@@ -62,6 +63,7 @@ from snakepit_actors.system import (
     remove_run_dir,
     shutdown_actor_system,
     start_actor_system,
+    system_pids,
 )
 from snakepit_actors.tree.process_table import default_data_dir, process_db_path
 from snakepit_actors.tree.reaper import sweep_orphans
@@ -131,8 +133,10 @@ class Pool(SessionMethods, HostToolMethods):
 
             asys = system.actor_system
             admin_pid = watch_launcher(asys, _CONTROL_TIMEOUT_S)
+            pids = system_pids(admin_pid)  # before PoolRoot: the logger is the oldest child
             root = asys.createActor(PoolRoot)
             gateway = Gateway(asys, cfg.name, on_progress)
+            watch_system(gateway, pids, cfg.name, process_db, run_id)
             started = gateway.call(root, StartPool(cfg, run_id, run_dir, process_db, os.getpid(),
                                                    report_progress=on_progress is not None),
                                    "start", cfg.startup_timeout + REPLY_GRACE_S)
@@ -156,16 +160,23 @@ class Pool(SessionMethods, HostToolMethods):
                 return
             self._closed = True
         deadline = time.monotonic() + timeout
-        with contextlib.suppress(SnakepitError):
-            self._gateway.call(self._pool, ClosePool(), "close", min(timeout, _CONTROL_TIMEOUT_S))
+        lost = self._gateway.gone_error is not None
+        if not lost:
+            with contextlib.suppress(SnakepitError):
+                self._gateway.call(self._pool, ClosePool(), "close",
+                                   min(timeout, _CONTROL_TIMEOUT_S))
         if self._direct is not None:
-            self._direct.leases.close()
-        self._gateway.wait_idle(deadline)
+            self._direct.leases.close(self._gateway.gone_error)
+        if not lost:
+            self._gateway.wait_idle(deadline)
         self._gateway.stop()
         if self._direct is not None:
             self._direct.close_channels()
         self._stop_host_tools()
-        shutdown_actor_system(self._system, self.admin_pid)
+        if self._gateway.gone_error is None:
+            shutdown_actor_system(self._system, self.admin_pid)
+        else:  # nobody answers a shutdown: close our endpoint, kill what is left
+            close_lost_system(self._system, self._gateway)
         if self._output is not None:
             self._output.stop()
         if self._process_db:
@@ -282,8 +293,7 @@ class Pool(SessionMethods, HostToolMethods):
                  timeout: float | None, idempotent: bool, stream: bool = False) -> Execute:
         """The ``Execute`` of one call, with its one deadline. Raises PoolClosedError and the
         argument errors of ``execute``."""
-        if self._closed:
-            raise PoolClosedError(f"pool {self.config.name!r} is closed")
+        self._check_open()
         if not isinstance(tool, str) or not tool:
             raise _invalid_tool(tool)
         payload = encode_args(tool, {} if args is None else args, self.config.max_payload_bytes)
@@ -301,6 +311,14 @@ class Pool(SessionMethods, HostToolMethods):
                 timeout: float | None, idempotent: bool) -> tuple[Future[Any], Execute]:
         request = self._request(tool, args, session_id, timeout, idempotent)
         return self._gateway.submit(self._pool, request), request
+
+    def _check_open(self) -> None:
+        """Raises PoolClosedError: closed by ``close``, or its actor system died
+        (reason "actor_system_gone")."""
+        if self._gateway.gone_error is not None:
+            raise self._gateway.gone_error
+        if self._closed:
+            raise PoolClosedError(f"pool {self.config.name!r} is closed")
 
     def _no_reply(self, request: Execute, wait_s: float | None) -> SnakepitError:
         if self._closed:
@@ -333,8 +351,7 @@ class Pool(SessionMethods, HostToolMethods):
         """
         from snakepit_actors.errors import InvalidArgumentsError
 
-        if self._closed:
-            raise PoolClosedError(f"pool {self.config.name!r} is closed")
+        self._check_open()
         request_id = self._gateway.new_id()
         reply = self._gateway.call(self._pool, RequestRecycle(worker_id, "manual", request_id),
                                    request_id, timeout)
@@ -343,8 +360,7 @@ class Pool(SessionMethods, HostToolMethods):
                                         reason="recycle_refused")
 
     def _control(self, msg: GetStats | ListWorkers) -> Any:
-        if self._closed:
-            raise PoolClosedError(f"pool {self.config.name!r} is closed")
+        self._check_open()
         return self._gateway.call(self._pool, msg, msg.request_id, _CONTROL_TIMEOUT_S)
 
 
