@@ -11,11 +11,12 @@
         ▼
     replies: matched to Futures by request id; ``StreamChunk`` values go to their sink
 
-The gateway also watches the actor system itself (``watch_system``): a pidfd of the admin and
-one of the logger sit in the same select(). When either dies (kill -9 of the admin, or of the
-logger, which the admin follows within 0.2 s), the system is gone for good: every pending
-Future and every later ``submit`` fails at once with ``PoolClosedError(reason=
-"actor_system_gone")`` and the handle's ``on_gone`` cleans up what is left.
+The gateway also watches the actor system itself (``watch_system``): pidfds of the admin, the
+logger and the pool's PoolRoot sit in the same select(). When one dies (kill -9 of the admin;
+of the logger, which the admin follows within 0.2 s; of the PoolRoot, which takes the pool's
+tree along), the pool is gone for good: every pending Future and every later ``submit`` fails
+at once with ``PoolClosedError`` (reason "actor_system_gone", or "pool_tree_gone" for the
+PoolRoot) and the handle's ``on_gone`` cleans up what is left.
 
 Thespian endpoints are not shared safely between threads, hence one thread. A caller never
 waits here without a bound derived from its request's deadline (``reply_wait_s``).
@@ -146,26 +147,27 @@ class Gateway:
         self._leases: LeaseClient | None = None
         self._transport = actor_system._systemBase.transport
         self._transport.set_watch([self._wake_r])
-        self._system_fds: dict[int, int] = {}  # pidfd -> pid, for the admin and the logger
-        self._polled_pids: tuple[int, ...] = ()  # no pidfd for these: checked every loop
+        self._system_fds: dict[int, str] = {}  # pidfd -> what it is ("admin", "logger", ...)
+        self._polled_pids: dict[int, str] = {}  # no pidfd for these: checked every loop
         self.on_gone: Callable[[], None] | None = None
         self.gone_error: PoolClosedError | None = None
         self._thread = threading.Thread(target=self._run, name=f"snakepit-gateway-{name}",
                                         daemon=True)
         self._thread.start()
 
-    def watch_system(self, pids: tuple[int, ...], on_gone: Callable[[], None]) -> None:
-        """Treat the death of any of ``pids`` (the admin and the logger) as the end of the
-        actor system: fail everything (``gone_error``), then call ``on_gone`` once, on the
-        gateway thread. Call before any request; a pid already gone counts at once."""
+    def watch_system(self, pids: dict[int, str], on_gone: Callable[[], None]) -> None:
+        """Treat the death of any of ``pids`` (pid -> "admin", "logger" or "PoolRoot"; 0 is
+        skipped) as the end of the pool: fail everything (``gone_error``), then call
+        ``on_gone`` once, on the gateway thread. Call before any request; a pid already gone
+        counts at once."""
         self.on_gone = on_gone
-        polled = []
-        for pid in (p for p in pids if p > 0):
+        for pid, what in pids.items():
+            if pid <= 0:
+                continue
             try:
-                self._system_fds[os.pidfd_open(pid)] = pid
+                self._system_fds[os.pidfd_open(pid)] = what
             except (OSError, AttributeError):  # gone already (ESRCH), or no pidfds here
-                polled.append(pid)
-        self._polled_pids = tuple(polled)
+                self._polled_pids[pid] = what
         self._transport.set_watch([self._wake_r, *self._system_fds])
         self.wake()
 
@@ -245,8 +247,9 @@ class Gateway:
 
     def _run(self) -> None:
         while self._running:
-            if self._polled_pids and not all(_alive(pid) for pid in self._polled_pids):
-                self._system_gone()
+            dead = [what for pid, what in self._polled_pids.items() if not _alive(pid)]
+            if dead:
+                self._system_gone(dead[0])
                 return
             self._send_outbox()
             self._receive(self._wait_s())
@@ -303,22 +306,25 @@ class Gateway:
                 return
             message = envelope.message
             if type(message).__name__ == "WatchMessage":
-                if any(fd in self._system_fds for fd in message.ready):
-                    self._system_gone()
+                dead = [self._system_fds[fd] for fd in message.ready if fd in self._system_fds]
+                if dead:
+                    self._system_gone(dead[0])
                     return
                 with contextlib.suppress(BlockingIOError):
                     os.read(self._wake_r, 4096)
                 return
             self._dispatch(message)
 
-    def _system_gone(self) -> None:
-        """The admin or the logger died: nothing will answer again. Stop the loop, fail every
-        pending Future and every lease waiter, then let the handle clean up (``on_gone``)."""
+    def _system_gone(self, what: str) -> None:
+        """``what`` (the admin, the logger or the PoolRoot) died: nothing will answer again.
+        Stop the loop, fail every pending Future and every lease waiter, then let the handle
+        clean up (``on_gone``)."""
         self._running = False
+        tree = what == "PoolRoot"
         self.gone_error = PoolClosedError(
-            "the pool's actor system died (its admin or logger process exited); a request "
-            "that had reached a worker may have run; start a new pool",
-            reason="actor_system_gone")
+            f"the pool's {'actor tree' if tree else 'actor system'} died (its {what} process "
+            f"exited); a request that had reached a worker may have run; start a new pool",
+            reason="pool_tree_gone" if tree else "actor_system_gone", details={"exited": what})
         for future in list(self._pending.values()):
             if not future.done():
                 with contextlib.suppress(InvalidStateError):

@@ -42,7 +42,7 @@ from snakepit_actors.client.gateway import REPLY_GRACE_S, Gateway, StreamSink, r
 from snakepit_actors.client.host_tools import HostToolMethods
 from snakepit_actors.client.lease_client import LeaseClient
 from snakepit_actors.client.session_api import SessionMethods
-from snakepit_actors.client.system_watch import close_lost_system, watch_system
+from snakepit_actors.client.system_watch import admin_children, close_lost_system, watch_system
 from snakepit_actors.config import PoolConfig
 from snakepit_actors.errors import PoolClosedError, RequestTimeoutError, SnakepitError
 from snakepit_actors.json_codec import encode_args
@@ -134,9 +134,12 @@ class Pool(SessionMethods, HostToolMethods):
             asys = system.actor_system
             admin_pid = watch_launcher(asys, _CONTROL_TIMEOUT_S)
             pids = system_pids(admin_pid)  # before PoolRoot: the logger is the oldest child
+            before = admin_children(admin_pid)
             root = asys.createActor(PoolRoot)
+            root_pids = admin_children(admin_pid) - before
             gateway = Gateway(asys, cfg.name, on_progress)
-            watch_system(gateway, pids, cfg.name, process_db, run_id)
+            watch_system(gateway, pids, min(root_pids) if len(root_pids) == 1 else 0,
+                         cfg.name, process_db, run_id)
             started = gateway.call(root, StartPool(cfg, run_id, run_dir, process_db, os.getpid(),
                                                    report_progress=on_progress is not None),
                                    "start", cfg.startup_timeout + REPLY_GRACE_S)

@@ -1,14 +1,18 @@
 """The handle's watch on its own actor system: what happens when the system itself dies.
 
-    Pool.start: system_pids(admin) -> (admin, logger, session)
-        │  gateway.watch_system((admin, logger), reaper): pidfds in the gateway's select()
+    Pool.start: system_pids(admin) -> (admin, logger, session); the PoolRoot's pid
+        │  gateway.watch_system(those three, reaper): pidfds in the gateway's select()
         ▼
-    admin or logger exits (kill -9; the admin also follows its logger within 0.2 s)
+    admin, logger or PoolRoot exits (kill -9; the admin also follows its logger in 0.2 s)
         │  gateway: every pending Future, lease waiter and later call fails at once with
-        │  PoolClosedError(reason="actor_system_gone")
+        │  PoolClosedError(reason="actor_system_gone" / "pool_tree_gone")
         ▼
     reaper (gateway thread): SIGKILL the system's session and descendants (actors,
     LauncherWatch, logger, worker processes), then sweep the run's recorded processes
+
+The PoolRoot is watched too: it restarts what it can below it; when it exits, the pool's tree
+is gone with it (every actor below dies with its parent), and the same happens (reason
+"pool_tree_gone").
 
 ``close()`` of such a pool sends nothing (nobody would answer): ``close_lost_system`` closes
 the handle's endpoint and kills whatever is still there.
@@ -24,12 +28,21 @@ from snakepit_actors.system import StartedSystem, SystemPids, kill_lost_system
 from snakepit_actors.tree.reaper import sweep_orphans
 
 
-def watch_system(gateway: Any, pids: SystemPids, pool_name: str, process_db: str,
-                 run_id: str) -> None:
+def watch_system(gateway: Any, pids: SystemPids, root_pid: int, pool_name: str,
+                 process_db: str, run_id: str) -> None:
     """Have ``gateway`` (a ``Gateway``) fail everything and clean up once the admin or the
-    logger of ``pids`` exits. Never blocks."""
-    gateway.watch_system((pids.admin, pids.logger),
+    logger of ``pids``, or the PoolRoot (``root_pid``; 0: unknown), exits. Never blocks."""
+    gateway.watch_system({pids.admin: "admin", pids.logger: "logger", root_pid: "PoolRoot"},
                          _reaper(pool_name, pids, process_db, run_id))
+
+
+def admin_children(admin_pid: int) -> set[int]:
+    """The pids of the admin's children now (the logger and the top-level actors)."""
+    import psutil
+
+    with contextlib.suppress(psutil.Error):
+        return {child.pid for child in psutil.Process(admin_pid).children()}
+    return set()
 
 
 def _reaper(pool_name: str, pids: SystemPids, process_db: str,

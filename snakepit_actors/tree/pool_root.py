@@ -10,6 +10,13 @@
 ``StartPool`` creates the children, wires them with ``Init…`` messages and lets the Pool answer
 the requester (``PoolStarted`` / ``PoolStartFailed``). ``ActorExitRequest`` to the PoolRoot stops
 the whole tree (Thespian stops children recursively; Workers stop their processes).
+
+When a child dies: the WorkerSupervisor (it escalated: its restart intensity was exceeded, or
+it was killed) makes the Pool report ``degraded`` (callers get ``PoolNotReadyError``). Any other
+child (a registry, the SessionStore, the Pool, the Recycler, the NodeWatch) makes the PoolRoot
+stop the whole tree at once (``pool.failed``): its state is not rebuilt yet, and a tree missing
+it would hang callers. The Python handle watches this process: its callers then fail at once
+with ``PoolClosedError(reason="pool_tree_gone")`` and it removes every process left.
 """
 
 from __future__ import annotations
@@ -100,9 +107,13 @@ class PoolRoot(ActorTypeDispatcher):
         if self._stopping:
             return
         role = roles[0] if roles else "unknown"
-        log.warning("pool.degraded", child=role)
         if role == "worker_supervisor" and self._pool is not None:
+            log.warning("pool.degraded", child=role)
             self.send(self._pool, PoolDegraded("the worker supervisor gave up restarting"))
+        else:  # its state cannot be rebuilt here: fail fast (the handle watches this process)
+            log.error("pool.failed", child=role)
+            self._stopping = True
+            self.send(self.myAddress, ActorExitRequest())
 
     def receiveMsg_SupervisorStarted(self, msg: Any, sender: Any) -> None:
         """The WorkerSupervisor's start acknowledgement: the Pool reports readiness instead."""

@@ -1,0 +1,97 @@
+"""Chaos in the pool's own actor tree: kill -9 of each kind of actor under 16 callers, with no
+queue timeout and no request timeout, on both data paths. Every request gets exactly one
+outcome, a typed error or its result, within seconds of the kill; the pool either fails fast as
+a whole (``PoolClosedError``, every process gone) or reports itself degraded; nothing is left
+afterwards."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from concurrent.futures import Future, ThreadPoolExecutor
+
+import psutil
+import pytest
+
+from snakepit_actors import Pool, PoolClosedError, PoolConfig, SnakepitError
+from snakepit_actors.config import DataPath
+from snakepit_actors.system import system_pids
+
+from .conftest import _LIVE_POOLS, wait_gone
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(60)]
+
+CALLERS = 16
+#: PoolRoot's children, in the order it creates them (their pids ascend in that order).
+ROLES = ("worker_registry", "process_registry", "starter_registry", "session_store", "pool",
+         "worker_supervisor")
+
+
+def actor_pid(pool: Pool, role: str) -> int:
+    """The pid of the actor playing ``role`` in ``pool``'s tree (or "pool_root")."""
+    pids = system_pids(pool.admin_pid)
+    admin = psutil.Process(pool.admin_pid)
+    tops = [c for c in admin.children() if c.pid != pids.logger and c.children()]
+    root = max(tops, key=lambda proc: proc.create_time())  # LauncherWatch has no children
+    if role == "pool_root":
+        return root.pid
+    children = sorted(child.pid for child in root.children())
+    return children[ROLES.index(role)]
+
+
+def pool_processes(pool: Pool) -> set[int]:
+    admin = psutil.Process(pool.admin_pid)
+    return {admin.pid} | {child.pid for child in admin.children(recursive=True)}
+
+
+def outcomes(futures: list[Future[object]], timeout_s: float) -> tuple[int, list[BaseException]]:
+    ok, errors = 0, []
+    deadline = time.monotonic() + timeout_s
+    for future in futures:
+        try:
+            future.result(max(0.0, deadline - time.monotonic()))
+            ok += 1
+        except BaseException as exc:
+            errors.append(exc)
+    return ok, errors
+
+
+@pytest.mark.parametrize("role", ["pool_root", "worker_registry", "process_registry",
+                                  "starter_registry", "session_store", "pool"])
+@pytest.mark.parametrize("path", ["direct", "actor"])
+def test_killing_an_actor_the_tree_cannot_rebuild_fails_the_pool_fast_and_leaves_nothing(
+        role: str, path: DataPath) -> None:
+    pool = Pool.start(PoolConfig(name=f"tree-{role}"[:16], pool_size=4, queue_timeout=None,
+                                 request_timeout=None, data_path=path))
+    _LIVE_POOLS.append(pool)
+    try:
+        victim = actor_pid(pool, role)
+        processes = pool_processes(pool)
+        with ThreadPoolExecutor(CALLERS) as callers:
+            futures = [callers.submit(pool.execute, "sleep", {"seconds": 0.3})
+                       for _ in range(4 * CALLERS)]
+            time.sleep(0.5)
+            killed_at = time.monotonic()
+            os.kill(victim, signal.SIGKILL)
+            ok, errors = outcomes(futures, timeout_s=15.0)
+            all_outcomes_s = time.monotonic() - killed_at
+        assert ok + len(errors) == len(futures)
+        assert all(isinstance(e, SnakepitError) for e in errors), {repr(e) for e in errors}
+        assert all_outcomes_s < 10.0
+        with pytest.raises(PoolClosedError) as later:
+            pool.execute("ping")
+        assert later.value.reason in ("pool_tree_gone", "actor_system_gone")
+        left = wait_gone(processes, timeout_s=5.0)
+        gone_s = time.monotonic() - killed_at
+        assert not left, left
+        started = time.monotonic()
+        pool.close()
+        close_s = time.monotonic() - started
+        assert close_s < 2.0
+        print(f"\n{role}/{path}: ok={ok} failed={len(errors)} "
+              f"reasons={sorted({getattr(e, 'reason', '?') for e in errors})} all outcomes in "
+              f"{all_outcomes_s:.3f}s, processes gone in {gone_s:.3f}s, close {close_s:.3f}s")
+    finally:
+        _LIVE_POOLS.remove(pool)
+        pool.close()
