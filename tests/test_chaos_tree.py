@@ -14,7 +14,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 import psutil
 import pytest
 
-from snakepit_actors import Pool, PoolClosedError, PoolConfig, SnakepitError
+from snakepit_actors import Pool, PoolClosedError, PoolConfig, PoolNotReadyError, SnakepitError
 from snakepit_actors.config import DataPath
 from snakepit_actors.system import system_pids
 
@@ -58,7 +58,7 @@ def outcomes(futures: list[Future[object]], timeout_s: float) -> tuple[int, list
 
 
 @pytest.mark.parametrize("role", ["pool_root", "worker_registry", "process_registry",
-                                  "starter_registry", "session_store", "pool"])
+                                  "starter_registry", "session_store"])
 @pytest.mark.parametrize("path", ["direct", "actor"])
 def test_killing_an_actor_the_tree_cannot_rebuild_fails_the_pool_fast_and_leaves_nothing(
         role: str, path: DataPath) -> None:
@@ -95,3 +95,60 @@ def test_killing_an_actor_the_tree_cannot_rebuild_fails_the_pool_fast_and_leaves
     finally:
         _LIVE_POOLS.remove(pool)
         pool.close()
+
+
+@pytest.mark.parametrize("path", ["direct", "actor"])
+def test_a_killed_pool_actor_is_restarted_and_every_caller_gets_one_outcome(
+        path: DataPath) -> None:
+    pool = Pool.start(PoolConfig(name="tree-pool", pool_size=4, queue_timeout=None,
+                                 request_timeout=None, data_path=path))
+    _LIVE_POOLS.append(pool)
+    try:
+        victim = actor_pid(pool, "pool")
+        with ThreadPoolExecutor(CALLERS) as callers:
+            futures = [callers.submit(pool.execute, "sleep", {"seconds": 0.3})
+                       for _ in range(4 * CALLERS)]
+            time.sleep(0.5)
+            old_pool = pool._pool
+            failed_at: list[float] = []
+            for future in futures:
+                future.add_done_callback(
+                    lambda f: f.exception() is not None and failed_at.append(time.monotonic()))
+            killed_at = time.monotonic()
+            os.kill(victim, signal.SIGKILL)
+            while pool._pool == old_pool and time.monotonic() - killed_at < 10.0:
+                time.sleep(0.005)
+            restarted_s = time.monotonic() - killed_at
+            ok, errors = outcomes(futures, timeout_s=15.0)
+            all_outcomes_s = time.monotonic() - killed_at
+        typed_error_s = max(failed_at) - killed_at if failed_at else 0.0
+        assert ok + len(errors) == len(futures)
+        assert typed_error_s < 5.0
+        assert all(isinstance(e, PoolNotReadyError) and e.reason == "pool_restarted"
+                   for e in errors), {repr(e) for e in errors}
+        assert all_outcomes_s < 10.0
+        serving_s = None
+        while time.monotonic() - killed_at < 10.0:
+            try:
+                assert pool.execute("ping") == "pong"
+                serving_s = time.monotonic() - killed_at
+                break
+            except PoolNotReadyError:
+                time.sleep(0.05)
+        assert serving_s is not None, "the pool did not serve again"
+        with ThreadPoolExecutor(CALLERS) as callers:
+            again = [callers.submit(pool.execute, "sleep", {"seconds": 0.05})
+                     for _ in range(2 * CALLERS)]
+            ok_after, errors_after = outcomes(again, timeout_s=15.0)
+        assert not errors_after and ok_after == len(again), errors_after
+        stats = pool.stats()
+        assert stats.workers == 4
+        processes = pool_processes(pool)
+        print(f"\npool/{path}: ok={ok} failed={len(errors)} (typed errors within "
+              f"{typed_error_s:.3f}s) new Pool known to the handle in {restarted_s:.3f}s, all "
+              f"outcomes in {all_outcomes_s:.3f}s, ping ok at {serving_s:.3f}s, "
+              f"state={stats.state}")
+    finally:
+        _LIVE_POOLS.remove(pool)
+        pool.close()
+    assert not wait_gone(processes, timeout_s=5.0)

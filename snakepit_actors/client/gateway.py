@@ -18,13 +18,13 @@ tree along), the pool is gone for good: every pending Future and every later ``s
 at once with ``PoolClosedError`` (reason "actor_system_gone", or "pool_tree_gone" for the
 PoolRoot) and the handle's ``on_gone`` cleans up what is left.
 
-Thespian endpoints are not shared safely between threads, hence one thread. A caller never
+(How long a caller waits, and the receiving end of a stream: ``replies.py``.) Thespian
+endpoints are not shared safely between threads, hence one thread. A caller never
 waits here without a bound derived from its request's deadline (``reply_wait_s``).
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import itertools
 import os
@@ -38,14 +38,16 @@ from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any
 
 from snakepit_actors.client.lease_client import LeaseClient
+from snakepit_actors.client.replies import StreamSink
 from snakepit_actors.client.session_api import SESSION_REPLIES
-from snakepit_actors.errors import PoolClosedError, PoolNotReadyError, RequestTimeoutError
+from snakepit_actors.errors import PoolClosedError, PoolNotReadyError
 from snakepit_actors.messages import (
     Execute,
     ExecuteBatch,
     ExecuteFailed,
     ExecuteResult,
     PoolClosed,
+    PoolReplaced,
     PoolStarted,
     PoolStartFailed,
     PoolStats,
@@ -54,74 +56,6 @@ from snakepit_actors.messages import (
     StreamChunk,
     WorkerList,
 )
-
-#: How long past a request's deadline a caller still waits for the pool's own answer (its
-#: ``RequestTimeoutError`` is sent at the deadline and must travel back through the actors).
-REPLY_GRACE_S = 5.0
-
-
-def reply_wait_s(deadline_unix_s: float | None) -> float | None:
-    """How long to wait now for an answer to a request with ``deadline_unix_s``: the time
-    left to the deadline plus ``REPLY_GRACE_S`` (never negative); None: no deadline, no limit.
-    Recomputed before every wait, so a stream's waits never reset the deadline."""
-    if deadline_unix_s is None:
-        return None
-    return max(0.0, deadline_unix_s - time.time()) + REPLY_GRACE_S
-
-
-class StreamSink(Future[Any]):
-    """The receiving end of one stream: chunks and the final reply, in order. Fed by the
-    gateway thread; read by one consumer (a thread, or a coroutine on ``loop``)."""
-
-    def __init__(self, loop: asyncio.AbstractEventLoop | None = None) -> None:
-        super().__init__()
-        self._loop = loop
-        self._items: queue.SimpleQueue[tuple[str, Any]] = queue.SimpleQueue()
-        self._async_items: asyncio.Queue[tuple[str, Any]] | None = (
-            asyncio.Queue() if loop is not None else None)
-
-    def _deliver(self, item: tuple[str, Any]) -> None:
-        if self._loop is not None and self._async_items is not None:
-            with contextlib.suppress(RuntimeError):  # the loop is closed: nobody is reading
-                self._loop.call_soon_threadsafe(self._async_items.put_nowait, item)
-        else:
-            self._items.put(item)
-
-    def add_values(self, values: tuple[Any, ...]) -> None:
-        self._deliver(("values", values))
-
-    def set_result(self, result: Any) -> None:
-        super().set_result(result)
-        self._deliver(("end", result))
-
-    def set_exception(self, exception: BaseException | None) -> None:
-        super().set_exception(exception)
-        self._deliver(("error", exception))
-
-    def take_at(self, deadline_unix_s: float | None) -> tuple[str, Any]:
-        """The next item: ("values", tuple), ("end", result) or ("error", exception). Blocks
-        until one arrives or ``deadline_unix_s`` (+ ``REPLY_GRACE_S``) passes, then returns a
-        ``RequestTimeoutError``; None: no limit."""
-        wait_s = reply_wait_s(deadline_unix_s)
-        try:
-            return self._items.get(timeout=wait_s)
-        except queue.Empty:
-            return "error", _stream_timeout(wait_s)
-
-    async def take_at_async(self, deadline_unix_s: float | None) -> tuple[str, Any]:
-        """``take_at`` for the sink's event loop."""
-        assert self._async_items is not None
-        wait_s = reply_wait_s(deadline_unix_s)
-        try:
-            return await asyncio.wait_for(self._async_items.get(), wait_s)
-        except TimeoutError:
-            return "error", _stream_timeout(wait_s)
-
-
-def _stream_timeout(wait_s: float | None) -> RequestTimeoutError:
-    return RequestTimeoutError(
-        f"the stream passed its deadline: no data, nor the pool's answer, within the last "
-        f"{wait_s:.3f}s (deadline + {REPLY_GRACE_S}s grace)", reason="no_reply")
 
 
 class Gateway:
@@ -151,6 +85,9 @@ class Gateway:
         self._polled_pids: dict[int, str] = {}  # no pidfd for these: checked every loop
         self.on_gone: Callable[[], None] | None = None
         self.gone_error: PoolClosedError | None = None
+        self.pool: Any = None  # the Pool actor now (``PoolReplaced`` moves it)
+        self.on_pool_replaced: Callable[[Any], None] | None = None
+        self._retired: list[Any] = []  # earlier Pool addresses: what is sent there goes to pool
         self._thread = threading.Thread(target=self._run, name=f"snakepit-gateway-{name}",
                                         daemon=True)
         self._thread.start()
@@ -196,6 +133,7 @@ class Gateway:
             future.set_exception(PoolClosedError("the pool's gateway is stopped"))
             return future
         future.key = key or message.request_id  # type: ignore[attr-defined]
+        future.target = target  # type: ignore[attr-defined]
         self._outbox.put((target, message, future))
         with contextlib.suppress(OSError):
             os.write(self._wake_w, b"x")
@@ -273,6 +211,8 @@ class Gateway:
                 self._running = False
                 return
             target, message, future = item
+            if any(target == old for old in self._retired):
+                target = future.target = self.pool  # type: ignore[attr-defined]
             if future.key:  # type: ignore[attr-defined]
                 self._pending[future.key] = future  # type: ignore[attr-defined]
             batches.setdefault(str(target), (target, []))[1].append(message)
@@ -315,6 +255,24 @@ class Gateway:
                 return
             self._dispatch(message)
 
+    def _pool_replaced(self, pool: Any) -> None:
+        """The PoolRoot restarted the Pool at ``pool``: fail what the old one never answered
+        (``PoolNotReadyError(reason="pool_restarted")``, it may have run), send everything
+        later to ``pool``; the lease client re-sends its lease requests there."""
+        old, self.pool = self.pool, pool
+        self._retired.append(old)
+        error = _pool_restarted(sent=True)
+        for key, future in list(self._pending.items()):
+            if future.target == old and not future.done():  # type: ignore[attr-defined]
+                del self._pending[key]
+                with contextlib.suppress(InvalidStateError):
+                    future.set_exception(error)
+        if self._leases is not None:
+            self._leases.pool_replaced(pool, _pool_restarted(sent=False))
+        if self.on_pool_replaced is not None:
+            with contextlib.suppress(Exception):
+                self.on_pool_replaced(pool)
+
     def _system_gone(self, what: str) -> None:
         """``what`` (the admin, the logger or the PoolRoot) died: nothing will answer again.
         Stop the loop, fail every pending Future and every lease waiter, then let the handle
@@ -347,6 +305,9 @@ class Gateway:
     def _dispatch(self, message: Any) -> None:
         if self._leases is not None and self._leases.handle(message):
             return
+        if isinstance(message, PoolReplaced):
+            self._pool_replaced(message.pool)
+            return
         if isinstance(message, StartProgress):
             if self._on_progress is not None:
                 with contextlib.suppress(Exception):
@@ -369,6 +330,14 @@ class Gateway:
             future.set_exception(message.error)
         else:
             future.set_result(message)
+
+
+def _pool_restarted(sent: bool) -> PoolNotReadyError:
+    return PoolNotReadyError(
+        "the pool's Pool actor died and was restarted before this "
+        + ("request was answered: it may have run (a worker may have had it); retry only if it "
+           "is idempotent" if sent else "lease reached a worker: nothing ran; retry"),
+        reason="pool_restarted", details={"may_have_run": sent})
 
 
 def _alive(pid: int) -> bool:

@@ -38,9 +38,10 @@ from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any
 
 from snakepit_actors.client.direct import DirectPath
-from snakepit_actors.client.gateway import REPLY_GRACE_S, Gateway, StreamSink, reply_wait_s
+from snakepit_actors.client.gateway import Gateway
 from snakepit_actors.client.host_tools import HostToolMethods
 from snakepit_actors.client.lease_client import LeaseClient
+from snakepit_actors.client.replies import REPLY_GRACE_S, StreamSink, reply_wait_s
 from snakepit_actors.client.session_api import SessionMethods
 from snakepit_actors.client.system_watch import admin_children, close_lost_system, watch_system
 from snakepit_actors.config import PoolConfig
@@ -87,6 +88,8 @@ class Pool(SessionMethods, HostToolMethods):
         self._run_dir = run_dir
         self._gateway = gateway
         self._pool = pool_address
+        gateway.pool = pool_address
+        gateway.on_pool_replaced = self._pool_replaced
         self._direct: DirectPath | None = None
         if config.data_path == "direct":
             leases = LeaseClient(pool_address, gateway.new_id, gateway.wake,
@@ -314,6 +317,10 @@ class Pool(SessionMethods, HostToolMethods):
                 timeout: float | None, idempotent: bool) -> tuple[Future[Any], Execute]:
         request = self._request(tool, args, session_id, timeout, idempotent)
         return self._gateway.submit(self._pool, request), request
+
+    def _pool_replaced(self, pool: Any) -> None:
+        """Gateway thread: the PoolRoot restarted the Pool actor; send to the new one."""
+        self._pool = pool
 
     def _check_open(self) -> None:
         """Raises PoolClosedError: closed by ``close``, or its actor system died

@@ -296,6 +296,16 @@ class LeaseClient:
                 gone.set_result(message.error)
         return True
 
+    def pool_replaced(self, pool: Any, error: SnakepitError) -> None:
+        """Gateway thread: the Pool was restarted at ``pool``. Our leases are revoked with
+        ``error`` (calls running on them go on; idle ones are dropped), our lease requests go
+        to ``pool`` again: waiting callers keep waiting, none of them ran."""
+        with self._lock:
+            self.pool = pool
+            self._broker.pool_replaced(error)
+            self._wake_at = None
+        self._wake()
+
     def close(self, error: PoolClosedError | None = None) -> None:
         """Refuse new requests: waiting callers fail with ``PoolClosedError`` (``error`` if
         given, for every waiter and running call: the actor system is gone); leases come back

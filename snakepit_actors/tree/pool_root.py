@@ -11,9 +11,11 @@
 the requester (``PoolStarted`` / ``PoolStartFailed``). ``ActorExitRequest`` to the PoolRoot stops
 the whole tree (Thespian stops children recursively; Workers stop their processes).
 
-When a child dies: the WorkerSupervisor (it escalated: its restart intensity was exceeded, or
-it was killed) makes the Pool report ``degraded`` (callers get ``PoolNotReadyError``). Any other
-child (a registry, the SessionStore, the Pool, the Recycler, the NodeWatch) makes the PoolRoot
+When a child dies: the Pool is restarted (``_restart_pool``; more than ``POOL_MAX_RESTARTS``
+within ``POOL_MAX_SECONDS`` fails the pool as below). The WorkerSupervisor (it escalated: its
+restart intensity was exceeded, or it was killed) makes the Pool report ``degraded`` (callers
+get ``PoolNotReadyError``). Any other child (a registry, the SessionStore, the Recycler, the
+NodeWatch), or a Pool dying too often, makes the PoolRoot
 stop the whole tree at once (``pool.failed``): its state is not rebuilt yet, and a tree missing
 it would hang callers. The Python handle watches this process: its callers then fail at once
 with ``PoolClosedError(reason="pool_tree_gone")`` and it removes every process left.
@@ -21,7 +23,9 @@ with ``PoolClosedError(reason="pool_tree_gone")`` and it removes every process l
 
 from __future__ import annotations
 
+import time
 import uuid
+from dataclasses import replace
 from typing import Any
 
 from thespian.actors import ActorExitRequest, ActorTypeDispatcher, ChildActorExited
@@ -39,8 +43,13 @@ from snakepit_actors.messages import (
     WorkerContext,
 )
 from snakepit_actors.telemetry import bind_context, get_logger
+from snakepit_supervision.intensity import RestartIntensity
 
 log = get_logger("pool_root")
+
+#: A Pool that dies more than this often within POOL_MAX_SECONDS fails the pool (fail fast).
+POOL_MAX_RESTARTS = 3
+POOL_MAX_SECONDS = 10.0
 
 
 class PoolRoot(ActorTypeDispatcher):
@@ -52,6 +61,10 @@ class PoolRoot(ActorTypeDispatcher):
         self._pool: Any = None
         self._stopping = False
         self._own_run_dir = ""
+        self._init_pool: InitPool | None = None  # what a restarted Pool is sent
+        self._requester: Any = None  # the handle: told PoolReplaced
+        self._pool_restarts = RestartIntensity(POOL_MAX_RESTARTS, POOL_MAX_SECONDS)
+        self._restarts = 0
 
     def receiveMsg_StartPool(self, msg: StartPool, sender: Any) -> None:
         from snakepit_supervision.lifetime import die_with_parent
@@ -69,9 +82,11 @@ class PoolRoot(ActorTypeDispatcher):
             self.send(address, InitRegistry(cfg.name, msg.process_db, msg.owner_pid))
         self._pool = self._child("snakepit_actors.tree.pool.Pool", "pool")
         self.send(registries["session_store"], InitSessionStore(cfg, self._pool))
-        self.send(self._pool, InitPool(cfg, registries["worker_registry"], sender,
-                                       report_progress=msg.report_progress,
-                                       session_store=registries["session_store"]))
+        self._init_pool = InitPool(cfg, registries["worker_registry"], sender,
+                                   report_progress=msg.report_progress,
+                                   session_store=registries["session_store"])
+        self._requester = sender
+        self.send(self._pool, self._init_pool)
         node_watch = None
         if cfg.placement:
             node_watch = self._child("snakepit_actors.multihost.node_watch.NodeWatch", "node_watch")
@@ -107,13 +122,27 @@ class PoolRoot(ActorTypeDispatcher):
         if self._stopping:
             return
         role = roles[0] if roles else "unknown"
-        if role == "worker_supervisor" and self._pool is not None:
+        if role == "pool" and self._pool_restarts.record(time.monotonic()):
+            self._restart_pool()
+        elif role == "worker_supervisor" and self._pool is not None:
             log.warning("pool.degraded", child=role)
             self.send(self._pool, PoolDegraded("the worker supervisor gave up restarting"))
         else:  # its state cannot be rebuilt here: fail fast (the handle watches this process)
             log.error("pool.failed", child=role)
             self._stopping = True
             self.send(self.myAddress, ActorExitRequest())
+
+    def _restart_pool(self) -> None:
+        """A new Pool, rebuilt from the WorkerRegistry's facts; everyone who sends to the Pool
+        learns its address (Workers from their next ``RunRequest``)."""
+        assert self._init_pool is not None
+        self._restarts += 1
+        self._pool = self._child("snakepit_actors.tree.pool.Pool", "pool")
+        told = (self._requester, *(address for address, role in self._children
+                                   if role in ("session_store", "recycler", "node_watch")))
+        self.send(self._pool, replace(self._init_pool, start_reply_to=None,
+                                      restarts=self._restarts, announce_to=told))
+        log.warning("pool.restarted", restarts=self._restarts)
 
     def receiveMsg_SupervisorStarted(self, msg: Any, sender: Any) -> None:
         """The WorkerSupervisor's start acknowledgement: the Pool reports readiness instead."""
