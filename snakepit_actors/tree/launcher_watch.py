@@ -1,7 +1,9 @@
 """LauncherWatch actor: ends the whole actor system when the launching process dies.
 
     ActorSystem admin
-     └─ LauncherWatch (this; top level, one per system)
+     ├─ LauncherWatch (this; top level, one per system; not restarted)
+     └─ PoolRoot
+         └─ LauncherWatch (this again, the pool's own; PoolRoot restarts it if it dies)
 
 Thespian's admin is a daemon (ppid 1, own session), so a SIGKILLed launcher would leave the
 system and every worker running. This actor holds a pidfd of the launcher (readable the moment

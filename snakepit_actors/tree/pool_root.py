@@ -5,20 +5,21 @@
      ├─ WorkerSupervisor (one_for_one)  -> Starter_i -> Worker_i -> external process_i
      ├─ Pool
      ├─ Recycler (only with worker_ttl / worker_memory_mb)
+     ├─ LauncherWatch (when the launcher's pid is known; restarted if it dies)
      └─ NodeWatch (only with a placement: workers run on convention members)
 
 ``StartPool`` creates the children, wires them with ``Init…`` messages and lets the Pool answer
 the requester (``PoolStarted`` / ``PoolStartFailed``). ``ActorExitRequest`` to the PoolRoot stops
 the whole tree (Thespian stops children recursively; Workers stop their processes).
 
-When a child dies: the Pool is restarted (``_restart_pool``; more than ``POOL_MAX_RESTARTS``
-within ``POOL_MAX_SECONDS`` fails the pool as below). The WorkerSupervisor (it escalated: its
-restart intensity was exceeded, or it was killed) makes the Pool report ``degraded`` (callers
-get ``PoolNotReadyError``). Any other child (a registry, the SessionStore, the Recycler, the
-NodeWatch), or a Pool dying too often, makes the PoolRoot
-stop the whole tree at once (``pool.failed``): its state is not rebuilt yet, and a tree missing
-it would hang callers. The Python handle watches this process: its callers then fail at once
-with ``PoolClosedError(reason="pool_tree_gone")`` and it removes every process left.
+When a child dies: the Pool (``_restart_pool``) and the PoolRoot's own LauncherWatch are
+restarted; more than ``POOL_MAX_RESTARTS`` deaths within ``POOL_MAX_SECONDS`` fail the pool as
+below. The WorkerSupervisor (it escalated: its restart intensity was exceeded, or it was
+killed) makes the Pool report ``degraded`` (callers get ``PoolNotReadyError``). Any other child
+(a registry, the SessionStore, the Recycler, the NodeWatch), or a Pool dying too often, makes
+the PoolRoot stop the whole tree at once (``pool.failed``): its state is not rebuilt yet, and a
+tree missing it would hang callers. The Python handle watches this process: its callers then
+fail at once with ``PoolClosedError(reason="pool_tree_gone")`` and it removes every process left.
 """
 
 from __future__ import annotations
@@ -40,6 +41,8 @@ from snakepit_actors.messages import (
     InitWorkerSupervisor,
     PoolDegraded,
     StartPool,
+    WatchingLauncher,
+    WatchLauncher,
     WorkerContext,
 )
 from snakepit_actors.telemetry import bind_context, get_logger
@@ -47,7 +50,8 @@ from snakepit_supervision.intensity import RestartIntensity
 
 log = get_logger("pool_root")
 
-#: A Pool that dies more than this often within POOL_MAX_SECONDS fails the pool (fail fast).
+#: A Pool (or LauncherWatch) that dies more than this often within POOL_MAX_SECONDS fails the
+#: pool (fail fast).
 POOL_MAX_RESTARTS = 3
 POOL_MAX_SECONDS = 10.0
 
@@ -63,8 +67,10 @@ class PoolRoot(ActorTypeDispatcher):
         self._own_run_dir = ""
         self._init_pool: InitPool | None = None  # what a restarted Pool is sent
         self._requester: Any = None  # the handle: told PoolReplaced
-        self._pool_restarts = RestartIntensity(POOL_MAX_RESTARTS, POOL_MAX_SECONDS)
+        self._intensity = {role: RestartIntensity(POOL_MAX_RESTARTS, POOL_MAX_SECONDS)
+                           for role in ("pool", "launcher_watch")}
         self._restarts = 0
+        self._owner_pid = 0  # the launcher: its own LauncherWatch below this one ends the system
 
     def receiveMsg_StartPool(self, msg: StartPool, sender: Any) -> None:
         from snakepit_supervision.lifetime import die_with_parent
@@ -103,6 +109,18 @@ class PoolRoot(ActorTypeDispatcher):
         if RecyclePolicy.from_config(cfg).needs_sampling:
             recycler = self._child("snakepit_actors.tree.recycler.Recycler", "recycler")
             self.send(recycler, InitRecycler(cfg, self._pool, registries["worker_registry"]))
+        self._owner_pid = msg.owner_pid
+        if self._owner_pid:
+            self._watch_launcher()
+
+    def _watch_launcher(self) -> None:
+        """A LauncherWatch of our own (restarted if killed): the top-level one is not
+        supervised, and one of them is enough to end the system when the launcher dies."""
+        watch = self._child("snakepit_actors.tree.launcher_watch.LauncherWatch", "launcher_watch")
+        self.send(watch, WatchLauncher(self._owner_pid))
+
+    def receiveMsg_WatchingLauncher(self, msg: WatchingLauncher, sender: Any) -> None:
+        """Our LauncherWatch's acknowledgement: nothing to do."""
 
     def _make_run_dir(self, pool_name: str) -> str:
         from snakepit_actors.system import make_run_dir
@@ -122,8 +140,10 @@ class PoolRoot(ActorTypeDispatcher):
         if self._stopping:
             return
         role = roles[0] if roles else "unknown"
-        if role == "pool" and self._pool_restarts.record(time.monotonic()):
+        if role == "pool" and self._intensity[role].record(time.monotonic()):
             self._restart_pool()
+        elif role == "launcher_watch" and self._intensity[role].record(time.monotonic()):
+            self._watch_launcher()
         elif role == "worker_supervisor" and self._pool is not None:
             log.warning("pool.degraded", child=role)
             self.send(self._pool, PoolDegraded("the worker supervisor gave up restarting"))
