@@ -152,3 +152,37 @@ def test_a_killed_pool_actor_is_restarted_and_every_caller_gets_one_outcome(
         _LIVE_POOLS.remove(pool)
         pool.close()
     assert not wait_gone(processes, timeout_s=5.0)
+
+
+@pytest.mark.parametrize("path", ["direct", "actor"])
+def test_a_killed_worker_supervisor_degrades_the_pool_with_typed_errors_for_every_caller(
+        path: DataPath) -> None:
+    pool = Pool.start(PoolConfig(name="tree-sup", pool_size=4, queue_timeout=None,
+                                 request_timeout=None, data_path=path))
+    _LIVE_POOLS.append(pool)
+    try:
+        victim = actor_pid(pool, "worker_supervisor")
+        with ThreadPoolExecutor(CALLERS) as callers:
+            futures = [callers.submit(pool.execute, "sleep", {"seconds": 0.3})
+                       for _ in range(4 * CALLERS)]
+            time.sleep(0.5)
+            killed_at = time.monotonic()
+            os.kill(victim, signal.SIGKILL)
+            ok, errors = outcomes(futures, timeout_s=15.0)
+            all_outcomes_s = time.monotonic() - killed_at
+        assert ok + len(errors) == len(futures)
+        assert all(isinstance(e, SnakepitError) for e in errors), {repr(e) for e in errors}
+        assert all_outcomes_s < 10.0
+        stats = pool.stats()
+        assert stats.state == "degraded"
+        with pytest.raises(PoolNotReadyError) as later:
+            pool.execute("ping")
+        assert later.value.reason == "degraded"
+        processes = pool_processes(pool)
+        print(f"\nworker_supervisor/{path}: ok={ok} failed={len(errors)} reasons="
+              f"{sorted({(type(e).__name__, getattr(e, 'reason', '?')) for e in errors})} "
+              f"all outcomes in {all_outcomes_s:.3f}s, state={stats.state}")
+    finally:
+        _LIVE_POOLS.remove(pool)
+        pool.close()
+    assert not wait_gone(processes, timeout_s=5.0)
