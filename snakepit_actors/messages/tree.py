@@ -160,9 +160,12 @@ class WorkerAbandoned:
 
 @dataclass(frozen=True, slots=True)
 class PoolDegraded:
-    """PoolRoot -> Pool: the WorkerSupervisor gave up; no worker will come back."""
+    """PoolRoot -> Pool: the WorkerSupervisor gave up; no worker will come back. With
+    ``restarting``, it was killed instead and a new one starts every worker afresh: requests
+    on the old workers fail, queued ones wait for the new workers."""
 
     reason: str
+    restarting: bool = False
 
 
 # --- internal: process bookkeeping ------------------------------------------------------------

@@ -133,7 +133,12 @@ class Pool(ActorTypeDispatcher):
 
     def receiveMsg_PoolDegraded(self, msg: PoolDegraded, sender: Any) -> None:
         now = time.time()
-        self._execute(self.core.pool_degraded(msg.reason, now), now)
+        if not msg.restarting:
+            self._execute(self.core.pool_degraded(msg.reason, now), now)
+            return
+        for worker_id in list(self.core.workers):  # each died with the old supervisor
+            fact = WorkerExited(worker_id, reason="supervisor_restarting")
+            self._execute(self.core.worker_exited(fact, now), now)
 
     def receiveMsg_WorkerProcessLost(self, msg: WorkerProcessLost, sender: Any) -> None:
         now = time.time()

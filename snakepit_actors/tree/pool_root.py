@@ -12,10 +12,12 @@
 the requester (``PoolStarted`` / ``PoolStartFailed``). ``ActorExitRequest`` to the PoolRoot stops
 the whole tree (Thespian stops children recursively; Workers stop their processes).
 
-When a child dies: the Pool (``_restart_pool``) and the PoolRoot's own LauncherWatch are
-restarted; more than ``POOL_MAX_RESTARTS`` deaths within ``POOL_MAX_SECONDS`` fail the pool as
-below. The WorkerSupervisor (it escalated: its restart intensity was exceeded, or it was
-killed) makes the Pool report ``degraded`` (callers get ``PoolNotReadyError``). Any other child
+When a child dies: the Pool (``_restart_pool``), the PoolRoot's own LauncherWatch and a killed
+WorkerSupervisor (every worker starts afresh; the Pool fails what ran on the old ones and keeps
+the queue) are restarted; more than ``POOL_MAX_RESTARTS`` deaths within ``POOL_MAX_SECONDS``
+fail the pool as below. A WorkerSupervisor that escalated (its restart intensity was exceeded:
+it says so first, ``SupervisorEscalated``), or died too often, makes the Pool report
+``degraded`` (callers get ``PoolNotReadyError``). Any other child
 (a registry, the SessionStore, the Recycler, the NodeWatch), or a Pool dying too often, makes
 the PoolRoot stop the whole tree at once (``pool.failed``): its state is not rebuilt yet, and a
 tree missing it would hang callers. The Python handle watches this process: its callers then
@@ -47,6 +49,7 @@ from snakepit_actors.messages import (
 )
 from snakepit_actors.telemetry import bind_context, get_logger
 from snakepit_supervision.intensity import RestartIntensity
+from snakepit_supervision.messages import SupervisorEscalated
 
 log = get_logger("pool_root")
 
@@ -68,7 +71,9 @@ class PoolRoot(ActorTypeDispatcher):
         self._init_pool: InitPool | None = None  # what a restarted Pool is sent
         self._requester: Any = None  # the handle: told PoolReplaced
         self._intensity = {role: RestartIntensity(POOL_MAX_RESTARTS, POOL_MAX_SECONDS)
-                           for role in ("pool", "launcher_watch")}
+                           for role in ("pool", "launcher_watch", "worker_supervisor")}
+        self._worker_context: WorkerContext | None = None  # what a new WorkerSupervisor gets
+        self._supervisor_gave_up = False  # it escalated (SupervisorEscalated), was not killed
         self._restarts = 0
         self._owner_pid = 0  # the launcher: its own LauncherWatch below this one ends the system
 
@@ -103,15 +108,25 @@ class PoolRoot(ActorTypeDispatcher):
             pool=self._pool, worker_registry=registries["worker_registry"],
             process_registry=registries["process_registry"],
             starter_registry=registries["starter_registry"], node_watch=node_watch)
-        supervisor = self._child("snakepit_actors.tree.worker_supervisor.WorkerSupervisor",
-                                 "worker_supervisor")
-        self.send(supervisor, InitWorkerSupervisor(context))
+        self._worker_context = context
+        self._start_worker_supervisor()
         if RecyclePolicy.from_config(cfg).needs_sampling:
             recycler = self._child("snakepit_actors.tree.recycler.Recycler", "recycler")
             self.send(recycler, InitRecycler(cfg, self._pool, registries["worker_registry"]))
         self._owner_pid = msg.owner_pid
         if self._owner_pid:
             self._watch_launcher()
+
+    def _start_worker_supervisor(self) -> None:
+        assert self._worker_context is not None
+        supervisor = self._child("snakepit_actors.tree.worker_supervisor.WorkerSupervisor",
+                                 "worker_supervisor")
+        context = replace(self._worker_context, pool=self._pool)  # the Pool may be new
+        self.send(supervisor, InitWorkerSupervisor(context))
+
+    def receiveMsg_SupervisorEscalated(self, msg: SupervisorEscalated, sender: Any) -> None:
+        """The WorkerSupervisor gave up (too many Starter restarts): do not restart it."""
+        self._supervisor_gave_up = True
 
     def _watch_launcher(self) -> None:
         """A LauncherWatch of our own (restarted if killed): the top-level one is not
@@ -137,13 +152,18 @@ class PoolRoot(ActorTypeDispatcher):
         # str() of a child's address changes once it is realised; == knows both forms.
         roles = [role for address, role in self._children if address == msg.childAddress]
         self._children = [(a, r) for a, r in self._children if a != msg.childAddress]
-        if self._stopping:
+        if self._stopping or not roles:  # not ours any more (a second notice for one child)
             return
-        role = roles[0] if roles else "unknown"
+        role = roles[0]
         if role == "pool" and self._intensity[role].record(time.monotonic()):
             self._restart_pool()
         elif role == "launcher_watch" and self._intensity[role].record(time.monotonic()):
             self._watch_launcher()
+        elif role == "worker_supervisor" and not self._supervisor_gave_up \
+                and self._intensity[role].record(time.monotonic()):
+            log.warning("pool.degraded", child=role, restarting=True)
+            self.send(self._pool, PoolDegraded("the worker supervisor died", restarting=True))
+            self._start_worker_supervisor()
         elif role == "worker_supervisor" and self._pool is not None:
             log.warning("pool.degraded", child=role)
             self.send(self._pool, PoolDegraded("the worker supervisor gave up restarting"))
