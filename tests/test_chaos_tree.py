@@ -40,6 +40,14 @@ def actor_pid(pool: Pool, role: str) -> int:
     return children[ROLES.index(role)]
 
 
+def pool_actor_pid(pool: Pool) -> int:
+    """The pid of the Pool actor the handle sends to now (by its Thespian port)."""
+    from snakepit_actors.ops.status import listening_pids
+
+    port = int(str(pool._pool).rstrip(")").rsplit(":", 1)[1])
+    return listening_pids()[port]
+
+
 def pool_processes(pool: Pool) -> set[int]:
     admin = psutil.Process(pool.admin_pid)
     return {admin.pid} | {child.pid for child in admin.children(recursive=True)}
@@ -222,3 +230,25 @@ def test_a_worker_supervisor_that_gives_up_is_not_restarted_and_the_pool_reports
         _LIVE_POOLS.remove(pool)
         pool.close()
     assert not wait_gone(processes, timeout_s=5.0)
+
+
+def test_a_pool_actor_that_dies_too_often_fails_the_pool_fast() -> None:
+    pool = Pool.start(PoolConfig(name="tree-often", pool_size=2, queue_timeout=None,
+                                 data_path="actor"))
+    _LIVE_POOLS.append(pool)
+    try:
+        processes = pool_processes(pool)
+        for _ in range(4):  # 3 restarts in 10 s are allowed; the 4th death fails the pool
+            address = pool._pool
+            os.kill(pool_actor_pid(pool), signal.SIGKILL)
+            deadline = time.monotonic() + 5.0
+            while pool._pool == address and not pool._gateway.gone_error \
+                    and time.monotonic() < deadline:
+                time.sleep(0.01)
+        with pytest.raises(PoolClosedError) as refused:
+            pool.execute("ping")
+        assert refused.value.reason == "pool_tree_gone"
+        assert not wait_gone(processes, timeout_s=5.0)
+    finally:
+        _LIVE_POOLS.remove(pool)
+        pool.close()
