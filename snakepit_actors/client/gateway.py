@@ -222,17 +222,29 @@ class Gateway:
             executes = [m for m in messages if isinstance(m, Execute)]
             others = [m for m in messages if not isinstance(m, Execute)]
             if len(executes) > 1:
-                self._asys.tell(target, ExecuteBatch(tuple(executes)))
+                self._tell(target, ExecuteBatch(tuple(executes)))
             elif executes:
-                self._asys.tell(target, executes[0])
+                self._tell(target, executes[0])
             for message in others:
-                self._asys.tell(target, message)
+                self._tell(target, message)
 
     def _send_leases(self, force_usage: bool) -> None:
         if self._leases is not None:
             batch = self._leases.flush(force_usage)
             if batch is not None:
-                self._asys.tell(self._leases.pool, batch)
+                self._tell(self._leases.pool, batch)
+
+    def _tell(self, target: Any, message: Any) -> None:
+        """Send; a dead target (Thespian raises ``ActorSystemFailure``) loses the message
+        only: its Future is failed by what follows that death (``PoolReplaced``, or the
+        system watch), so this thread must live on."""
+        try:
+            self._asys.tell(target, message)
+        except Exception as exc:  # Thespian's send failures share no narrower base
+            from snakepit_actors.telemetry import get_logger
+
+            get_logger("pool").warning("request.undeliverable", target=str(target),
+                                       message=type(message).__name__, error=str(exc))
 
     def _receive(self, timeout_s: float | None) -> None:
         """Block in Thespian's select until a reply or the wake pipe; dispatch replies."""
