@@ -82,6 +82,10 @@ class PoolNotReadyError(SnakepitError):
     """The pool could not start (a worker failed to start, or startup timed out) or is degraded.
 
     The request never ran. ``details`` may carry the worker's start error.
+
+    With ``reason="pool_restarted"`` the pool's Pool actor died and was restarted while the
+    request waited for its answer: ``details["may_have_run"]`` says whether it may have run
+    (it had been sent; retry only if idempotent) or not (a lease request: retry).
     """
 
     category = "pool"
@@ -89,7 +93,13 @@ class PoolNotReadyError(SnakepitError):
 
 
 class PoolClosedError(SnakepitError):
-    """You closed the pool (or it is closing). The request never ran; do not retry on this pool."""
+    """You closed the pool (or it is closing). The request never ran; do not retry on this pool.
+
+    With ``reason="actor_system_gone"`` the pool ended on its own: its actor system died (the
+    Thespian admin or logger process exited, e.g. killed); with ``"pool_tree_gone"`` its actor
+    tree did (its PoolRoot exited, or stopped the tree because a child it cannot rebuild died).
+    A request that had reached a worker may have run; one still queued did not. Start a new
+    pool."""
 
     category = "pool"
     default_reason = "closed"

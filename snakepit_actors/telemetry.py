@@ -33,13 +33,15 @@ import structlog
 #: Every event name the library emits. Tests assert nothing outside this set is logged.
 EVENTS = frozenset({
     "pool.init_started", "pool.init_complete", "pool.start_failed", "pool.closing",
-    "pool.closed", "pool.degraded", "pool.saturated",
+    "pool.closed", "pool.degraded", "pool.saturated", "pool.failed", "pool.system_gone",
+    "pool.restarted",
     "worker.spawning", "worker.ready", "worker.start_failed", "worker.exited",
     "worker.restarting", "worker.unhealthy", "worker.stopping", "worker.abandoned",
     "worker.restarted", "worker.recycling", "worker.recycled", "worker.recycle_failed",
     "worker.output", "worker.output_dropped", "worker.output_rotated",
     "request.queued", "request.completed", "request.rejected", "request.queue_timeout",
-    "request.failed", "request.timeout", "request.retried", "lease.holder_died",
+    "request.failed", "request.undeliverable", "request.timeout", "request.retried",
+    "lease.holder_died",
     "session.expired",
     "session.ended", "session.quota_exceeded", "session.affinity_lost", "session.moved",
     "system.started", "system.stopped", "system.stragglers_killed", "launcher.gone",

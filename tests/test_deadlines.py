@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from snakepit_actors import Pool, PoolConfig, RequestTimeoutError
-from snakepit_actors.client.gateway import REPLY_GRACE_S, reply_wait_s
+from snakepit_actors.client.replies import REPLY_GRACE_S, reply_wait_s
 from snakepit_actors.config import DataPath
 
 #: How late past its deadline a request may end and still count as "near the deadline": the

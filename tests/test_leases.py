@@ -91,6 +91,21 @@ def test_the_sessions_last_worker_is_preferred_among_idle_leases() -> None:
     assert got is not None and got.worker_id == "w1"
 
 
+def test_after_a_pool_restart_leases_are_dropped_and_every_lease_request_goes_out_again(
+        ) -> None:
+    b = broker()
+    for caller in ("c1", "c2", "c3"):
+        b.acquire(caller, None, 0.0)
+    lease, served = grant(b, 0.0)  # c1 runs on it; c2 and c3 wait, two requests are out
+    assert served == ["c1"] and b.requested == 2
+    b.pool_replaced(PoolClosedError("restarted"))
+    out = b.take_outgoing()
+    assert len(out.requests) == 2 and not out.withdrawn and not out.returns
+    assert b.waiting == 2 and lease.gone is not None
+    assert b.release(lease, 0.1) == [] and b.held == 0  # no return to a Pool that never knew it
+    assert not b.take_outgoing()
+
+
 def test_a_refused_request_fails_the_newest_uncovered_caller() -> None:
     b = broker()
     for c in ("c1", "c2", "c3"):

@@ -28,20 +28,21 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import threading
 import time
-import uuid
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any
 
 from snakepit_actors.client.direct import DirectPath
-from snakepit_actors.client.gateway import REPLY_GRACE_S, Gateway, StreamSink, reply_wait_s
+from snakepit_actors.client.gateway import Gateway
 from snakepit_actors.client.host_tools import HostToolMethods
+from snakepit_actors.client.launch import launch
 from snakepit_actors.client.lease_client import LeaseClient
+from snakepit_actors.client.replies import REPLY_GRACE_S, StreamSink, reply_wait_s
 from snakepit_actors.client.session_api import SessionMethods
+from snakepit_actors.client.system_watch import close_lost_system
 from snakepit_actors.config import PoolConfig
 from snakepit_actors.core.request_checks import check_call, check_seconds
 from snakepit_actors.errors import (
@@ -59,17 +60,13 @@ from snakepit_actors.messages import (
     ListWorkers,
     PoolStats,
     RequestRecycle,
-    StartPool,
     WorkerInfo,
 )
 from snakepit_actors.system import (
     StartedSystem,
-    make_run_dir,
     remove_run_dir,
     shutdown_actor_system,
-    start_actor_system,
 )
-from snakepit_actors.tree.process_table import default_data_dir, process_db_path
 from snakepit_actors.tree.reaper import sweep_orphans
 
 _CONTROL_TIMEOUT_S = 10.0
@@ -91,6 +88,8 @@ class Pool(SessionMethods, HostToolMethods):
         self._run_dir = run_dir
         self._gateway = gateway
         self._pool = pool_address
+        gateway.pool = pool_address
+        gateway.on_pool_replaced = self._pool_replaced
         self._direct: DirectPath | None = None
         if config.data_path == "direct":
             leases = LeaseClient(pool_address, gateway.new_id, gateway.wake,
@@ -132,34 +131,9 @@ class Pool(SessionMethods, HostToolMethods):
                               "pool_size=2)) or Pool.start(pool_size=2)")
         cfg = (config or PoolConfig()).with_overrides(**overrides) if overrides else (
             config or PoolConfig())
-        process_db = process_db_path(default_data_dir(os.environ))
-        sweep_orphans(process_db)  # what SIGKILLed runs left behind, verified before killing
-        run_id = uuid.uuid4().hex[:12]
-        run_dir = make_run_dir(cfg.name)
-        system = start_actor_system(cfg.system, run_dir)
-        gateway: Gateway | None = None
-        admin_pid = 0
-        try:
-            from snakepit_actors.tree.launcher_watch import watch_launcher
-            from snakepit_actors.tree.pool_root import PoolRoot
-
-            asys = system.actor_system
-            admin_pid = watch_launcher(asys, _CONTROL_TIMEOUT_S)
-            root = asys.createActor(PoolRoot)
-            gateway = Gateway(asys, cfg.name, on_progress)
-            started = gateway.call(root, StartPool(cfg, run_id, run_dir, process_db, os.getpid(),
-                                                   report_progress=on_progress is not None),
-                                   "start", cfg.startup_timeout + REPLY_GRACE_S)
-        except BaseException as exc:
-            if gateway is not None:
-                gateway.stop()
-            shutdown_actor_system(system, admin_pid)
-            sweep_orphans(process_db, ended_runs={run_id})
-            remove_run_dir(run_dir)
-            if isinstance(exc, SnakepitError):
-                raise exc from None
-            raise
-        return cls(cfg, system, run_dir, gateway, started.pool, admin_pid, run_id, process_db)
+        up = launch(cfg, on_progress, _CONTROL_TIMEOUT_S)
+        return cls(cfg, up.system, up.run_dir, up.gateway, up.pool, up.admin_pid, up.run_id,
+                   up.process_db)
 
     def close(self, timeout: float = 10.0) -> None:
         """Stop the pool: refuse new requests, fail queued ones with ``PoolClosedError``, let
@@ -175,16 +149,23 @@ class Pool(SessionMethods, HostToolMethods):
                 return
             self._closed = True
         deadline = time.monotonic() + timeout
-        with contextlib.suppress(SnakepitError):
-            self._gateway.call(self._pool, ClosePool(), "close", min(timeout, _CONTROL_TIMEOUT_S))
+        lost = self._gateway.gone_error is not None
+        if not lost:
+            with contextlib.suppress(SnakepitError):
+                self._gateway.call(self._pool, ClosePool(), "close",
+                                   min(timeout, _CONTROL_TIMEOUT_S))
         if self._direct is not None:
-            self._direct.leases.close()
-        self._gateway.wait_idle(deadline)
+            self._direct.leases.close(self._gateway.gone_error)
+        if not lost:
+            self._gateway.wait_idle(deadline)
         self._gateway.stop()
         if self._direct is not None:
             self._direct.close_channels()
         self._stop_host_tools()
-        shutdown_actor_system(self._system, self.admin_pid)
+        if self._gateway.gone_error is None:
+            shutdown_actor_system(self._system, self.admin_pid)
+        else:  # nobody answers a shutdown: close our endpoint, kill what is left
+            close_lost_system(self._system, self._gateway)
         if self._output is not None:
             self._output.stop()
         if self._process_db:
@@ -304,8 +285,7 @@ class Pool(SessionMethods, HostToolMethods):
                  timeout: float | None, idempotent: bool, stream: bool = False) -> Execute:
         """The ``Execute`` of one call, with its one deadline. Raises PoolClosedError and the
         argument errors of ``execute``."""
-        if self._closed:
-            raise PoolClosedError(f"pool {self.config.name!r} is closed")
+        self._check_open()
         timeout = check_call(tool, args, session_id, timeout, idempotent)
         payload = encode_args(tool, {} if args is None else args, self.config.max_payload_bytes)
         return Execute(request_id=self._gateway.new_id(), tool=tool, session_id=session_id,
@@ -322,6 +302,18 @@ class Pool(SessionMethods, HostToolMethods):
                 timeout: float | None, idempotent: bool) -> tuple[Future[Any], Execute]:
         request = self._request(tool, args, session_id, timeout, idempotent)
         return self._gateway.submit(self._pool, request), request
+
+    def _pool_replaced(self, pool: Any) -> None:
+        """Gateway thread: the PoolRoot restarted the Pool actor; send to the new one."""
+        self._pool = pool
+
+    def _check_open(self) -> None:
+        """Raises PoolClosedError: closed by ``close``, or its actor system died
+        (reason "actor_system_gone")."""
+        if self._gateway.gone_error is not None:
+            raise self._gateway.gone_error
+        if self._closed:
+            raise PoolClosedError(f"pool {self.config.name!r} is closed")
 
     def _no_reply(self, request: Execute, wait_s: float | None) -> SnakepitError:
         if self._closed:
@@ -355,8 +347,7 @@ class Pool(SessionMethods, HostToolMethods):
         """
         from snakepit_actors.errors import InvalidArgumentsError
 
-        if self._closed:
-            raise PoolClosedError(f"pool {self.config.name!r} is closed")
+        self._check_open()
         if type(worker_id) is not str or not worker_id:
             raise InvalidArgumentsError(
                 f"worker_id must be a worker's id (a str), got {worker_id!r}: e.g. "
@@ -370,8 +361,7 @@ class Pool(SessionMethods, HostToolMethods):
                                         reason="recycle_refused")
 
     def _control(self, msg: GetStats | ListWorkers) -> Any:
-        if self._closed:
-            raise PoolClosedError(f"pool {self.config.name!r} is closed")
+        self._check_open()
         return self._gateway.call(self._pool, msg, msg.request_id, _CONTROL_TIMEOUT_S)
 
 

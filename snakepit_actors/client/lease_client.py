@@ -136,6 +136,7 @@ class LeaseClient:
         self._wake_at: float | None = None  # when the gateway will call flush next
         self._reported_at = clock()
         self.closed = False
+        self._close_error: PoolClosedError | None = None  # the actor system died
 
     @property
     def busy(self) -> int:
@@ -221,7 +222,7 @@ class LeaseClient:
         future: Future[SnakepitError] = Future()
         with self._lock:
             if self.closed:
-                future.set_result(PoolClosedError(
+                future.set_result(self._close_error or PoolClosedError(
                     "the pool was closed while the request ran", reason="closed_in_flight"))
             elif lease.gone is not None:
                 future.set_result(lease.gone)
@@ -295,17 +296,32 @@ class LeaseClient:
                 gone.set_result(message.error)
         return True
 
-    def close(self) -> None:
-        """Refuse new requests: waiting callers fail with ``PoolClosedError``; leases come back
+    def pool_replaced(self, pool: Any, error: SnakepitError) -> None:
+        """Gateway thread: the Pool was restarted at ``pool``. Our leases are revoked with
+        ``error`` (calls running on them go on; idle ones are dropped), our lease requests go
+        to ``pool`` again: waiting callers keep waiting, none of them ran."""
+        with self._lock:
+            self.pool = pool
+            self._broker.pool_replaced(error)
+            self._wake_at = None
+        self._wake()
+
+    def close(self, error: PoolClosedError | None = None) -> None:
+        """Refuse new requests: waiting callers fail with ``PoolClosedError`` (``error`` if
+        given, for every waiter and running call: the actor system is gone); leases come back
         as their calls end (the gateway sends them while it runs). Idempotent."""
         with self._lock:
             self.closed = True
+            self._close_error = self._close_error or error
             refusals = self._broker.close()
             gone = list(self._gone.values())
             self._gone.clear()
+        error = self._close_error
+        if error is not None:
+            refusals = [Refusal(refusal.item, error) for refusal in refusals]
         self._deliver([], refusals)
         for future in gone:
             with contextlib.suppress(InvalidStateError):
-                future.set_result(PoolClosedError("the pool was closed while the request ran",
-                                                  reason="closed_in_flight"))
+                future.set_result(error or PoolClosedError(
+                    "the pool was closed while the request ran", reason="closed_in_flight"))
         self._wake()

@@ -18,7 +18,6 @@ from collections.abc import AsyncIterator, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 from snakepit_actors.core.request_checks import check_session_call
-from snakepit_actors.errors import PoolClosedError
 from snakepit_actors.messages import (
     CreateSession,
     DeleteProgram,
@@ -51,6 +50,8 @@ class SessionMethods:
         _closed: bool
         _gateway: Any
         _pool: Any
+
+        def _check_open(self) -> None: ...
 
         def execute(self, tool: str, args: Mapping[str, Any] | None = None, *,
                     session_id: str | None = None, timeout: float | None = None,
@@ -162,8 +163,7 @@ class SessionMethods:
         return not session_id or self.config.affinity == "hint"
 
     def _session_call(self, make: Any, timeout: float) -> Any:
-        if self._closed:
-            raise PoolClosedError(f"pool {self.config.name!r} is closed")
+        self._check_open()
         message = make(self._gateway.new_id())
         reply = self._gateway.call(self._pool, message, message.request_id, timeout)
         if isinstance(reply, SessionFailed):

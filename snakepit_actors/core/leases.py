@@ -1,8 +1,7 @@
-"""Leases: the pure state of the direct data path, on both ends (DESIGN §3).
-
-A *lease* is one worker slot the Pool lends to a client, which then calls that worker's gRPC
-endpoint itself. The Pool stays the authority: a lease request is one more entry in its FIFO
-queue (same max_queue, same affinity hint), and it decides which worker each lease gets.
+"""Leases: the pure state of the direct data path, on both ends (DESIGN §3). A *lease* is one
+worker slot the Pool lends to a client, which then calls that worker's gRPC endpoint itself.
+The Pool stays the authority: a lease request is one more entry in its FIFO queue (same
+max_queue, same affinity hint), and it decides which worker each lease gets.
 
 The client's side, ``LeaseBroker`` (one per ``Pool`` handle; its caller holds a lock around it)::
 
@@ -13,23 +12,18 @@ The client's side, ``LeaseBroker`` (one per ``Pool`` handle; its caller holds a 
               goes out for every waiter not yet          else it idles and tick() returns it
               covered by one                             after ``idle_return_s``
 
-One lease serves many requests while local demand lasts, so a busy client sends no messages
-at all in the steady state. Lease requests are not bound to one caller: a grant goes to the
-oldest waiter, and requests left over when demand drops are withdrawn after ``idle_return_s``.
-Each caller keeps its own queue deadline (``scheduling.queue_expiry``, the rule the Pool applies
-to ``Execute``). A lease held longer than ``max_hold_s`` goes back to the Pool at its next
-release, and our lease requests move to the back of its queue in the same message: anything
-another client queued meanwhile gets that slot first, so clients take turns at least every
-``max_hold_s``.
+One lease serves many requests while local demand lasts: a busy client sends no messages in
+the steady state. A grant goes to the oldest waiter; requests left over when demand drops are
+withdrawn. Each caller keeps its own queue deadline (``scheduling.queue_expiry``). A lease held
+longer than ``max_hold_s`` goes back at its next release, and our lease requests move to the
+back of the Pool's queue in the same message: clients take turns at least every ``max_hold_s``.
 
 Session affinity (hint mode, ``affinity_wait_s`` > 0): a caller whose session last ran on worker
 W takes W's idle lease; else it is *held* for W (``holds.Holds``) up to ``affinity_wait_s``, and
-W's next free lease goes to it before the FIFO head. When the hold ends it takes any lease like
-every other caller: the session *moves* (``Lease.session_from`` names the worker it left, for
-the call to tell the worker process).
-
-(``UsageMeter`` is in usage.py; the Pool's side, ``LeaseLedger``, in lease_ledger.py.) Nothing
-here does I/O, threads or actors; time comes in as ``now`` arguments.
+W's next free lease goes to it first. When the hold ends it takes any lease: the session *moves*
+(``Lease.session_from`` names the worker it left, for the call to tell the worker process).
+(``UsageMeter``: usage.py; the Pool's side, ``LeaseLedger``: lease_ledger.py.) No I/O, threads
+or actors here; time comes in as ``now`` arguments.
 """
 
 from __future__ import annotations
@@ -51,8 +45,7 @@ T = TypeVar("T", bound=Hashable)
 IDLE_RETURN_S = 0.005
 #: A lease held this long goes back to the Pool at its next release, even with callers waiting.
 MAX_HOLD_S = 0.5
-#: Lease requests no waiting caller needs are withdrawn once they have been surplus this long
-#: (demand flickers under load: a caller between two requests is briefly not waiting).
+#: Surplus lease requests are withdrawn after this long (demand flickers under load).
 WITHDRAW_AFTER_S = 0.05
 
 
@@ -223,6 +216,14 @@ class LeaseBroker(Generic[T]):
             self._held.pop(lease_id, None)
             self._idle.pop(lease_id, None)
         return lease
+
+    def pool_replaced(self, error: SnakepitError) -> None:
+        """A restarted Pool knows none of our leases: revoke all, send every request again."""
+        for lease_id in list(self._held):
+            self.revoked(lease_id, error)
+        sessions, self._tokens, self._out = list(self._tokens.values()), {}, Outgoing()
+        for session_id in sessions:
+            self._request(session_id)
 
     def recalled(self, lease_id: str) -> None:
         """The Pool wants ``lease_id`` back: now if idle, else when its call ends."""

@@ -21,6 +21,20 @@ class InitPool:
     start_reply_to: ActorAddress
     report_progress: bool = False
     session_store: ActorAddress | None = None
+    restarts: int = 0  # > 0: a Pool restarted under a running pool: rebuild, do not start
+    announce_to: tuple[ActorAddress, ...] = ()  # told PoolReplaced once a restarted Pool runs
+
+
+@dataclass(frozen=True, slots=True)
+class PoolReplaced:
+    """A restarted Pool -> the pool's requester (the handle), SessionStore, Recycler, NodeWatch
+    (``InitPool.announce_to``), once it has its ``InitPool``: the
+    Pool actor died and a new one runs at ``pool`` (restart number ``restarts``). Its core was
+    rebuilt from the WorkerRegistry's facts; what the old Pool queued is lost (the handle
+    fails or re-sends it)."""
+
+    pool: ActorAddress
+    restarts: int = 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,9 +160,12 @@ class WorkerAbandoned:
 
 @dataclass(frozen=True, slots=True)
 class PoolDegraded:
-    """PoolRoot -> Pool: the WorkerSupervisor gave up; no worker will come back."""
+    """PoolRoot -> Pool: the WorkerSupervisor gave up; no worker will come back. With
+    ``restarting``, it was killed instead and a new one starts every worker afresh: requests
+    on the old workers fail, queued ones wait for the new workers."""
 
     reason: str
+    restarting: bool = False
 
 
 # --- internal: process bookkeeping ------------------------------------------------------------

@@ -23,7 +23,7 @@ is reported as failed to start (start-up fails with reason "no_matching_node") a
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from thespian.actors import ActorTypeDispatcher, WakeupMessage
@@ -41,6 +41,7 @@ from snakepit_actors.messages import (
     NodePing,
     NodePong,
     PlaceWorker,
+    PoolReplaced,
     RecycleRequested,
     RequestRecycle,
     WorkerAbandoned,
@@ -83,6 +84,11 @@ class NodeWatch(ActorTypeDispatcher):
         self.notifyOnSystemRegistrationChanges(True)
         self.wakeupAfter(cfg.node_heartbeat_s, payload=HeartbeatTick())
         log.info("placement.watching", pool=cfg.name, placement=dict(cfg.placement))
+
+    def receiveMsg_PoolReplaced(self, msg: PoolReplaced, sender: Any) -> None:
+        """The Pool was restarted (PoolRoot): send to the new one."""
+        if self._init is not None:
+            self._init = replace(self._init, pool=msg.pool)
 
     def receiveMsg_ActorSystemConventionUpdate(self, msg: Any, sender: Any) -> None:
         if self._init is None or self._table is None:

@@ -1,12 +1,16 @@
 """LauncherWatch actor: ends the whole actor system when the launching process dies.
 
     ActorSystem admin
-     └─ LauncherWatch (this; top level, one per system)
+     ├─ LauncherWatch (this; top level, one per system; not restarted)
+     └─ PoolRoot
+         └─ LauncherWatch (this again, the pool's own; PoolRoot restarts it if it dies)
 
 Thespian's admin is a daemon (ppid 1, own session), so a SIGKILLed launcher would leave the
 system and every worker running. This actor holds a pidfd of the launcher (readable the moment
 it exits; watched with ``ThespianWatch``) and also polls every ``interval_s`` as a fallback.
 A recycled pid is not mistaken for the launcher (psutil's ``is_running`` compares identities).
+It dies with the admin (``die_with_parent``): once the admin is gone there is no system to end,
+and a leftover watch would hold the launcher's stdout open.
 """
 
 from __future__ import annotations
@@ -52,6 +56,9 @@ class LauncherWatch(ActorTypeDispatcher):
         return ThespianWatch([self._pidfd] if self._pidfd is not None else [])
 
     def receiveMsg_WatchLauncher(self, msg: WatchLauncher, sender: Any) -> None:
+        from snakepit_supervision.lifetime import die_with_parent
+
+        die_with_parent()  # the admin: without it, a killed admin or logger leaves us running
         self._pid, self._interval_s = msg.pid, msg.interval_s
         try:
             self._launcher = psutil.Process(msg.pid)

@@ -18,9 +18,13 @@ the Pool ``Checkin``. Lease requests of the direct data path queue with ``Execut
 If a worker dies, the requests it held fail with ``WorkerCrashedError`` (by the Worker when it
 can, else here when the registry reports the exit) or run once more elsewhere if idempotent;
 its leases are revoked; queued requests wait for the replacement. If the Pool itself crashes,
-its parent (PoolRoot) logs ``pool.degraded`` and the pool stops serving: callers get no reply
-from a dead Pool, so the Python handle turns its silence into ``PoolClosedError`` on close.
-(``PoolCore`` can be rebuilt from the WorkerRegistry's facts; see its docstring.)
+its parent (PoolRoot) starts a new one (``InitPool(restarts=n)``), which tells everyone who
+sends to it (``PoolReplaced``) once initialised. The new Pool rebuilds its ``PoolCore`` from
+the WorkerRegistry's latest fact per worker (it subscribes; the registry sends them at once;
+see the core's docstring for what cannot be rebuilt). Workers learn the new address from the next
+``RunRequest``'s sender; requests running on the actor path finish normally (the Worker
+replies to the caller); the handle fails the requests it sent that have no reply yet
+(``PoolNotReadyError(reason="pool_restarted")``) and re-sends its lease requests.
 """
 
 from __future__ import annotations
@@ -50,6 +54,7 @@ from snakepit_actors.messages import (
     LeaseBatch,
     ListWorkers,
     PoolDegraded,
+    PoolReplaced,
     RequestLease,
     RequestRecycle,
     ReturnLease,
@@ -103,9 +108,12 @@ class Pool(ActorTypeDispatcher):
         self._core = PoolCore(msg.config, pool=self.myAddress,
                               start_reply_to=msg.start_reply_to,
                               report_progress=msg.report_progress,
-                              session_store=msg.session_store)
-        self.send(msg.worker_registry, SubscribeWorkers(self.myAddress))
-        self._execute(self._core.start(now), now)
+                              session_store=msg.session_store, started=msg.restarts > 0)
+        self.send(msg.worker_registry, SubscribeWorkers(self.myAddress))  # facts come back
+        if not msg.restarts:
+            self._execute(self._core.start(now), now)
+        for address in msg.announce_to:  # only now: a request must not arrive before InitPool
+            self.send(address, PoolReplaced(self.myAddress, msg.restarts))
 
     def receiveMsg_WorkerReady(self, msg: WorkerReady, sender: Any) -> None:
         now = time.time()
@@ -125,7 +133,12 @@ class Pool(ActorTypeDispatcher):
 
     def receiveMsg_PoolDegraded(self, msg: PoolDegraded, sender: Any) -> None:
         now = time.time()
-        self._execute(self.core.pool_degraded(msg.reason, now), now)
+        if not msg.restarting:
+            self._execute(self.core.pool_degraded(msg.reason, now), now)
+            return
+        for worker_id in list(self.core.workers):  # each died with the old supervisor
+            fact = WorkerExited(worker_id, reason="supervisor_restarting")
+            self._execute(self.core.worker_exited(fact, now), now)
 
     def receiveMsg_WorkerProcessLost(self, msg: WorkerProcessLost, sender: Any) -> None:
         now = time.time()

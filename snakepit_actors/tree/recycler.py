@@ -27,6 +27,7 @@ from snakepit_actors.core.lifecycle import RecyclePolicy
 from snakepit_actors.messages import (
     LOCAL_NODE,
     InitRecycler,
+    PoolReplaced,
     RecycleRequested,
     RequestRecycle,
     SubscribeWorkers,
@@ -83,6 +84,10 @@ class Recycler(ActorTypeDispatcher):
         self._interval_s = self._policy.sample_interval_s(msg.config.heartbeat_interval)
         self.send(msg.worker_registry, SubscribeWorkers(self.myAddress))
         self.wakeupAfter(self._interval_s, payload=SampleDue())
+
+    def receiveMsg_PoolReplaced(self, msg: PoolReplaced, sender: Any) -> None:
+        """The Pool was restarted (PoolRoot): send to the new one."""
+        self._pool = msg.pool
 
     def receiveMsg_WorkerReady(self, msg: WorkerReady, sender: Any) -> None:
         self._ready[msg.worker_id] = (msg.pid, msg.started_at, msg.node == LOCAL_NODE)

@@ -36,6 +36,7 @@ from snakepit_actors.messages import (
     InitRegistry,
     InitSessionStore,
     ListSessions,
+    PoolReplaced,
     ProgramValue,
     SessionDeleted,
     SessionFailed,
@@ -76,6 +77,10 @@ class SessionStore(ActorTypeDispatcher):
         self._pool = msg.pool
         self._sweep_s = cfg.session_sweep_interval
         self.wakeupAfter(self._sweep_s, payload=SweepDue())
+
+    def receiveMsg_PoolReplaced(self, msg: PoolReplaced, sender: Any) -> None:
+        """The Pool was restarted (PoolRoot): send to the new one."""
+        self._pool = msg.pool
 
     # --- commands (forwarded by the Pool; replies go to reply_to) ------------------------------
 

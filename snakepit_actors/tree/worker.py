@@ -27,8 +27,8 @@ its process: SIGTERM to the group, then SIGKILL.
 
 On a member node (``InitWorker.node``) the Worker uses that node's run directory and process
 registry, listens on TCP at the member's worker address and advertises it, has no host tools,
-and registers with the pool's NodeAgent there, which stops it if the pool goes silent.
-
+and registers with the pool's NodeAgent there, which stops it if the pool goes silent. The
+Pool it checks in with is the sender of the last ``RunRequest`` (a restarted Pool is new).
 grpc is imported lazily (``worker_link``): this module is imported by processes that fork actors.
 """
 
@@ -71,6 +71,7 @@ from snakepit_actors.tree.worker_link import InFlight, WorkerLink
 from snakepit_actors.tree.worker_process import (
     ProcessHandle,
     bridge_spec,
+    follow_pool,
     member_context,
     ready_fact,
 )
@@ -122,7 +123,7 @@ class Worker(ActorTypeDispatcher):
         self._run(self._core.start())
 
     def receiveMsg_RunRequest(self, msg: RunRequest, sender: Any) -> None:
-        rid = msg.request.request_id
+        self._ctx, rid = follow_pool(self._context(), sender), msg.request.request_id
         match self._core.request_received(rid):
             case fx.RefuseRequest(state=state):
                 error = worker_link.not_ready_error(self._worker_id, state)

@@ -169,3 +169,9 @@ def _open_pidfd(pid: int) -> int | None:
     with contextlib.suppress(OSError, AttributeError):
         return os.pidfd_open(pid)
     return None
+
+
+def follow_pool(context: WorkerContext, pool: Any) -> WorkerContext:
+    """``context`` checking in with ``pool``: the sender of a ``RunRequest`` is the Pool that
+    runs now (a Pool restarted by the PoolRoot has a new address)."""
+    return context if pool == context.pool else dataclasses.replace(context, pool=pool)

@@ -10,8 +10,9 @@ returns at once), so N workers are ready in about one worker's start time. With
 the batch is Ready or failed to start (the WorkerRegistry's facts say so). A Starter that dies
 (killed, or gave up on its worker) is restarted after a backoff that grows to ``max_seconds``;
 its Worker died with it (PR_SET_PDEATHSIG), so the WorkerSupervisor tells the WorkerRegistry.
-Too many Starter restarts and the WorkerSupervisor itself gives up: PoolRoot then marks the pool
-degraded.
+Too many Starter restarts and the WorkerSupervisor itself gives up: it tells PoolRoot
+(``SupervisorEscalated``, from ``on_escalate``), which then marks the pool degraded. Killed
+instead, it is restarted by PoolRoot (every worker starts afresh).
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from snakepit_actors.messages import (
 )
 from snakepit_actors.telemetry import get_logger
 from snakepit_supervision import ChildSpec, InitSupervisor, Supervisor
-from snakepit_supervision.messages import ChildStarted, StartChild
+from snakepit_supervision.messages import ChildStarted, StartChild, SupervisorEscalated
 
 log = get_logger("worker_supervisor")
 
@@ -49,11 +50,13 @@ class WorkerSupervisor(Supervisor):
     def __init__(self) -> None:
         super().__init__()
         self._ctx: WorkerContext | None = None
+        self._parent: Any = None  # PoolRoot: told when we give up (not when we are killed)
         self._batch: set[str] = set()  # workers of the start-up batch not yet settled
         self._later: list[str] = []  # workers still to start, in order
 
     def receiveMsg_InitWorkerSupervisor(self, msg: InitWorkerSupervisor, sender: Any) -> None:
         self._ctx = ctx = msg.context
+        self._parent = sender
         cfg = ctx.config
         ids = worker_ids(cfg.name, cfg.pool_size)
         size = cfg.startup_batch_size or len(ids)
@@ -103,6 +106,10 @@ class WorkerSupervisor(Supervisor):
 
     def receiveMsg_SupervisorStarted(self, msg: Any, sender: Any) -> None:
         """Acknowledgements of our Starters' own starts: nothing to do."""
+
+    def on_escalate(self, reason: str) -> None:
+        if self._parent is not None:
+            self.send(self._parent, SupervisorEscalated(self.name, reason))
 
     def on_child_started(self, child_id: str, address: Any, restarts: int) -> None:
         assert self._ctx is not None

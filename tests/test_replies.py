@@ -1,4 +1,4 @@
-"""The gateway's stream sink: waits for a stream's next value derive from the request's one
+"""The stream sink (replies.py): waits for a stream's next value derive from the request's one
 deadline (time left + ``REPLY_GRACE_S``), so values that each come in time do not extend it."""
 
 from __future__ import annotations
@@ -9,8 +9,8 @@ import time
 
 import pytest
 
-from snakepit_actors.client import gateway
-from snakepit_actors.client.gateway import StreamSink
+from snakepit_actors.client import replies
+from snakepit_actors.client.replies import StreamSink
 from snakepit_actors.errors import RequestTimeoutError
 
 
@@ -28,7 +28,7 @@ def _feed(sink: StreamSink, gaps_s: list[float], stop: threading.Event) -> threa
 
 
 def test_a_sink_past_its_deadline_waits_only_the_grace(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(gateway, "REPLY_GRACE_S", 0.2)
+    monkeypatch.setattr(replies, "REPLY_GRACE_S", 0.2)
     started = time.monotonic()
     kind, error = StreamSink().take_at(time.time() - 5.0)
     assert kind == "error" and isinstance(error, RequestTimeoutError)
@@ -43,7 +43,7 @@ def test_a_sink_without_a_deadline_waits_for_the_end() -> None:
 
 def test_values_each_in_time_do_not_reset_the_deadline(monkeypatch: pytest.MonkeyPatch) -> None:
     # Values 0.5 s apart, a grace of 0.4 s: a wait reset per value would never time out.
-    monkeypatch.setattr(gateway, "REPLY_GRACE_S", 0.4)
+    monkeypatch.setattr(replies, "REPLY_GRACE_S", 0.4)
     sink, stop = StreamSink(), threading.Event()
     feeder = _feed(sink, [0.5] * 10, stop)
     started, deadline = time.monotonic(), time.time() + 0.8
@@ -60,7 +60,7 @@ def test_values_each_in_time_do_not_reset_the_deadline(monkeypatch: pytest.Monke
 
 
 def test_an_async_sink_keeps_the_same_deadline(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(gateway, "REPLY_GRACE_S", 0.4)
+    monkeypatch.setattr(replies, "REPLY_GRACE_S", 0.4)
     stop = threading.Event()
 
     async def consume() -> tuple[list[int], object]:

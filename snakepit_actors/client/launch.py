@@ -1,0 +1,86 @@
+"""Bringing a pool up for the Python handle (``Pool.start``), or leaving nothing behind.
+
+    sweep orphans of killed runs -> a private actor system (system.py) -> LauncherWatch
+    -> watch the admin, logger and PoolRoot (system_watch.py) -> PoolRoot -> StartPool
+    -> PoolStarted (every worker ready) | the error, after everything started is stopped
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from snakepit_actors.client.gateway import Gateway
+from snakepit_actors.client.replies import REPLY_GRACE_S
+from snakepit_actors.client.system_watch import admin_children, watch_system
+from snakepit_actors.config import PoolConfig
+from snakepit_actors.errors import SnakepitError
+from snakepit_actors.messages import StartPool
+from snakepit_actors.system import (
+    StartedSystem,
+    make_run_dir,
+    remove_run_dir,
+    shutdown_actor_system,
+    start_actor_system,
+    system_pids,
+)
+from snakepit_actors.tree.process_table import default_data_dir, process_db_path
+from snakepit_actors.tree.reaper import sweep_orphans
+
+
+@dataclass(frozen=True, slots=True)
+class Launched:
+    """A started pool, as the handle needs it."""
+
+    system: StartedSystem
+    run_dir: str
+    gateway: Gateway
+    pool: Any  # the Pool actor's address
+    admin_pid: int
+    run_id: str
+    process_db: str
+
+
+def launch(cfg: PoolConfig, on_progress: Callable[[int, int], None] | None,
+           control_timeout_s: float) -> Launched:
+    """Start ``cfg``'s pool and block until every worker is ready (``startup_timeout``).
+
+    Raises:
+        PoolNotReadyError: a worker failed to start, or startup timed out; nothing is left.
+    """
+    process_db = process_db_path(default_data_dir(os.environ))
+    sweep_orphans(process_db)  # what SIGKILLed runs left behind, verified before killing
+    run_id = uuid.uuid4().hex[:12]
+    run_dir = make_run_dir(cfg.name)
+    system = start_actor_system(cfg.system, run_dir)
+    gateway: Gateway | None = None
+    admin_pid = 0
+    try:
+        from snakepit_actors.tree.launcher_watch import watch_launcher
+        from snakepit_actors.tree.pool_root import PoolRoot
+
+        asys = system.actor_system
+        admin_pid = watch_launcher(asys, control_timeout_s)
+        pids = system_pids(admin_pid)  # before PoolRoot: the logger is the oldest child
+        before = admin_children(admin_pid)
+        root = asys.createActor(PoolRoot)
+        root_pids = admin_children(admin_pid) - before
+        gateway = Gateway(asys, cfg.name, on_progress)
+        watch_system(gateway, pids, min(root_pids) if len(root_pids) == 1 else 0,
+                     cfg.name, process_db, run_id)
+        started = gateway.call(root, StartPool(cfg, run_id, run_dir, process_db, os.getpid(),
+                                               report_progress=on_progress is not None),
+                               "start", cfg.startup_timeout + REPLY_GRACE_S)
+    except BaseException as exc:
+        if gateway is not None:
+            gateway.stop()
+        shutdown_actor_system(system, admin_pid)
+        sweep_orphans(process_db, ended_runs={run_id})
+        remove_run_dir(run_dir)
+        if isinstance(exc, SnakepitError):
+            raise exc from None
+        raise
+    return Launched(system, run_dir, gateway, started.pool, admin_pid, run_id, process_db)
