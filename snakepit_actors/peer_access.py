@@ -176,6 +176,8 @@ def _allowed(conn: socket.socket, policy: PeerPolicy) -> bool:
     with contextlib.suppress(Exception):
         from snakepit_actors.telemetry import get_logger
 
-        get_logger("access").warning("access.refused", peer=f"{peer[0]}:{peer[1]}",
-                                     port=local[1], peer_uid=uid)
+        log = get_logger("access")
+        # uid None: the peer closed before it could be attributed (a port probe, say)
+        (log.warning if uid is not None else log.info)(
+            "access.refused", peer=f"{peer[0]}:{peer[1]}", port=local[1], peer_uid=uid)
     return False

@@ -8,13 +8,14 @@ pickle, whose unpickling would create a marker file (what ``ActorSystem(...).tel
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import socket
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import psutil
 import pytest
@@ -63,29 +64,36 @@ print(json.dumps({"thespian": {p: thespian(int(p), m) for p, m in targets["ports
 '''
 
 
-def run_as_nobody(tmp: Path, targets: dict[str, object]) -> dict[str, dict[str, str]]:
-    import json
-
+def run_as_nobody(tmp: Path, targets: dict[str, object], argv: list[str] | None = None,
+                  env: dict[str, str] | None = None) -> dict[str, Any]:
+    """Run the attacker (or ``argv``, a script and its arguments) as uid nobody with the
+    system's python3; returns the JSON it prints."""
     script = tmp / "attacker.py"
     script.write_text(_ATTACKER)
     script.chmod(0o644)
     assert _SETPRIV and _OTHER_PYTHON
     done = subprocess.run([_SETPRIV, "--reuid=nobody", "--regid=nogroup", "--clear-groups",
-                           _OTHER_PYTHON, str(script), json.dumps(targets)],
-                          capture_output=True, text=True, timeout=60, cwd="/")
+                           _OTHER_PYTHON, *(argv or [str(script), json.dumps(targets)])],
+                          capture_output=True, text=True, timeout=60, cwd="/",
+                          env={"PATH": "/usr/bin:/bin", **(env or {})})
     assert done.returncode == 0, done.stderr
     return dict(json.loads(done.stdout))
 
 
-@pytest.fixture
-def shared_tmp(tmp_path: Path) -> Iterator[Path]:
-    """A directory the other user can write its marker files to."""
-    tmp_path.chmod(0o1777)
-    for parent in tmp_path.parents:
+def open_to_others(path: Path) -> Path:
+    """Let another user write in ``path`` (and reach it through its pytest parents)."""
+    path.chmod(0o1777)
+    for parent in path.parents:
         if str(parent) in ("/", "/tmp"):
             break
         parent.chmod(parent.stat().st_mode | 0o011)
-    yield tmp_path
+    return path
+
+
+@pytest.fixture
+def shared_tmp(tmp_path: Path) -> Path:
+    """A directory the other user can write its marker files to."""
+    return open_to_others(tmp_path)
 
 
 def listening_ports(pool: Pool) -> list[int]:

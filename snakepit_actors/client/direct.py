@@ -47,6 +47,7 @@ from snakepit_actors.errors import (
 from snakepit_actors.json_codec import failure_to_error
 from snakepit_actors.messages import Execute
 from snakepit_actors.telemetry import get_logger, wants
+from snakepit_actors.worker_token import with_token
 
 log = get_logger("client")
 
@@ -75,10 +76,12 @@ class DirectPath:
     Args:
         config: the pool's configuration (queue_timeout, retry_idempotent, payload limit).
         leases: the handle's lease client (its gateway thread carries the lease traffic).
+        token: the pool's token, sent with every call (``snakepit_actors.worker_token``).
     """
 
-    def __init__(self, config: PoolConfig, leases: LeaseClient) -> None:
+    def __init__(self, config: PoolConfig, leases: LeaseClient, token: str = "") -> None:
         self._cfg = config
+        self._token = token
         self.leases = leases
         self._channels: dict[str, tuple[int, Any, Any]] = {}  # endpoint -> (pid, channel, stub)
         self._channels_lock = threading.Lock()
@@ -311,7 +314,8 @@ class DirectPath:
             # Its own connection: gRPC's global subchannel pool would hand this channel the old
             # process's connection, still in reconnect backoff after that process died.
             ("grpc.use_local_subchannel_pool", 1)])
-        entry = (lease.pid, channel, bridge_pb2_grpc.BridgeServiceStub(channel))
+        entry = (lease.pid, channel,
+                 bridge_pb2_grpc.BridgeServiceStub(with_token(channel, self._token)))
         with self._channels_lock:
             old = self._channels.get(lease.endpoint)
             if old is not None and old[0] == lease.pid:

@@ -65,6 +65,7 @@ from snakepit_actors.system import (
 )
 from snakepit_actors.tree.process_table import default_data_dir, process_db_path
 from snakepit_actors.tree.reaper import sweep_orphans
+from snakepit_actors.worker_token import new_token
 
 _CONTROL_TIMEOUT_S = 10.0
 
@@ -77,7 +78,7 @@ class Pool(SessionMethods, HostToolMethods):
 
     def __init__(self, config: PoolConfig, system: StartedSystem, run_dir: str,
                  gateway: Gateway, pool_address: Any, admin_pid: int, run_id: str = "",
-                 process_db: str = "") -> None:
+                 process_db: str = "", worker_token: str = "") -> None:
         self.config = config
         self.run_id = run_id
         self._process_db = process_db
@@ -90,9 +91,12 @@ class Pool(SessionMethods, HostToolMethods):
             leases = LeaseClient(pool_address, gateway.new_id, gateway.wake,
                                  affinity_wait_s=config.affinity_wait_s
                                  if config.affinity == "hint" else 0.0)
-            self._direct = DirectPath(config, leases)
+            self._direct = DirectPath(config, leases, worker_token)
             gateway.attach(leases)
         self.admin_pid = admin_pid
+        #: The token every gRPC call to this pool's workers must carry, for your own direct
+        #: calls (``snakepit_actors.worker_token.with_token``). A secret: do not log it.
+        self.worker_token = worker_token
         self._closed = False
         self._close_lock = threading.Lock()
         self._output = _copy_worker_output(config.name, run_dir)
@@ -120,7 +124,7 @@ class Pool(SessionMethods, HostToolMethods):
             config or PoolConfig())
         process_db = process_db_path(default_data_dir(os.environ))
         sweep_orphans(process_db)  # what SIGKILLed runs left behind, verified before killing
-        run_id = uuid.uuid4().hex[:12]
+        run_id, token = uuid.uuid4().hex[:12], new_token()
         run_dir = make_run_dir(cfg.name)
         system = start_actor_system(cfg.system, run_dir)
         gateway: Gateway | None = None
@@ -134,7 +138,8 @@ class Pool(SessionMethods, HostToolMethods):
             root = asys.createActor(PoolRoot)
             gateway = Gateway(asys, cfg.name, on_progress)
             started = gateway.call(root, StartPool(cfg, run_id, run_dir, process_db, os.getpid(),
-                                                   report_progress=on_progress is not None),
+                                                   report_progress=on_progress is not None,
+                                                   worker_token=token),
                                    "start", cfg.startup_timeout + REPLY_GRACE_S)
         except BaseException as exc:
             if gateway is not None:
@@ -145,7 +150,8 @@ class Pool(SessionMethods, HostToolMethods):
             if isinstance(exc, SnakepitError):
                 raise exc from None
             raise
-        return cls(cfg, system, run_dir, gateway, started.pool, admin_pid, run_id, process_db)
+        return cls(cfg, system, run_dir, gateway, started.pool, admin_pid, run_id, process_db,
+                   token)
 
     def close(self, timeout: float = 10.0) -> None:
         """Stop the pool: refuse new requests, fail queued ones with ``PoolClosedError``, let

@@ -4,7 +4,7 @@ WorkerRegistry -> subscribers) and process bookkeeping (Worker -> ProcessRegistr
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from snakepit_actors.config import PoolConfig
 from snakepit_actors.errors import SnakepitError
@@ -21,6 +21,7 @@ class InitPool:
     start_reply_to: ActorAddress
     report_progress: bool = False
     session_store: ActorAddress | None = None
+    worker_token: str = field(default="", repr=False)  # put into every LeaseGranted
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +55,7 @@ class WorkerContext:
     process_registry: ActorAddress
     starter_registry: ActorAddress
     node_watch: ActorAddress | None = None  # places workers on member nodes (placement)
+    worker_token: str = field(default="", repr=False)  # the pool's token (worker_token.py)
 
 
 @dataclass(frozen=True, slots=True)

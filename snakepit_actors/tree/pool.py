@@ -25,6 +25,7 @@ from a dead Pool, so the Python handle turns its silence into ``PoolClosedError`
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from typing import Any
 
@@ -48,6 +49,7 @@ from snakepit_actors.messages import (
     GetStats,
     InitPool,
     LeaseBatch,
+    LeaseGranted,
     ListWorkers,
     PoolDegraded,
     RequestLease,
@@ -77,6 +79,7 @@ class Pool(ActorTypeDispatcher):
         super().__init__()
         self._core: PoolCore | None = None
         self._holders = HolderWatch()
+        self._token = ""
 
     @property
     def core(self) -> PoolCore:
@@ -90,6 +93,8 @@ class Pool(ActorTypeDispatcher):
         for d in decisions:
             if isinstance(d, WakeAt):
                 self.wakeupAfter(max(0.0, d.when - now), payload=d.timer)
+            elif isinstance(d.message, LeaseGranted):
+                self.send(d.to, dataclasses.replace(d.message, token=self._token))
             else:
                 self.send(d.to, d.message)
 
@@ -104,6 +109,7 @@ class Pool(ActorTypeDispatcher):
                               start_reply_to=msg.start_reply_to,
                               report_progress=msg.report_progress,
                               session_store=msg.session_store)
+        self._token = msg.worker_token
         self.send(msg.worker_registry, SubscribeWorkers(self.myAddress))
         self._execute(self._core.start(now), now)
 

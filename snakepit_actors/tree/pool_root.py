@@ -32,6 +32,7 @@ from snakepit_actors.messages import (
     WorkerContext,
 )
 from snakepit_actors.telemetry import bind_context, get_logger
+from snakepit_actors.worker_token import new_token
 
 log = get_logger("pool_root")
 
@@ -62,9 +63,11 @@ class PoolRoot(ActorTypeDispatcher):
             self.send(address, InitRegistry(cfg.name, msg.process_db, msg.owner_pid))
         self._pool = self._child("snakepit_actors.tree.pool.Pool", "pool")
         self.send(registries["session_store"], InitSessionStore(cfg, self._pool))
+        token = msg.worker_token or new_token()
         self.send(self._pool, InitPool(cfg, registries["worker_registry"], sender,
                                        report_progress=msg.report_progress,
-                                       session_store=registries["session_store"]))
+                                       session_store=registries["session_store"],
+                                       worker_token=token))
         node_watch = None
         if cfg.placement:
             node_watch = self._child("snakepit_actors.multihost.node_watch.NodeWatch", "node_watch")
@@ -74,7 +77,8 @@ class PoolRoot(ActorTypeDispatcher):
             config=cfg, run_id=msg.run_id or uuid.uuid4().hex[:12], run_dir=run_dir,
             pool=self._pool, worker_registry=registries["worker_registry"],
             process_registry=registries["process_registry"],
-            starter_registry=registries["starter_registry"], node_watch=node_watch)
+            starter_registry=registries["starter_registry"], node_watch=node_watch,
+            worker_token=token)
         supervisor = self._child("snakepit_actors.tree.worker_supervisor.WorkerSupervisor",
                                  "worker_supervisor")
         self.send(supervisor, InitWorkerSupervisor(context))
