@@ -123,7 +123,7 @@ def start_actor_system(cfg: SystemConfig, run_dir: str,
     from thespian.actors import ActorSystem
     from thespian.system import utilis
 
-    prepare_thespian(cfg.bind_address)
+    prepare_thespian(cfg.bind_address, allow_remote=cfg.allow_non_loopback)
     os.environ["THESPLOG_FILE"] = cfg.log_file or os.path.join(run_dir, "thespian.log")
     utilis._thesplog_file = None  # Thespian caches the log path on first use; take ours
     port = cfg.admin_port or free_port(cfg.bind_address)
