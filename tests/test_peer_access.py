@@ -8,6 +8,7 @@ pickle, whose unpickling would create a marker file (what ``ActorSystem(...).tel
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -20,8 +21,8 @@ from typing import Any
 import psutil
 import pytest
 
-from snakepit_actors import Pool, PoolConfig
-from snakepit_actors.peer_access import PeerPolicy, peer_uid
+from snakepit_actors import Pool, PoolConfig, telemetry
+from snakepit_actors.peer_access import PeerPolicy, _allowed, peer_uid
 
 _SETPRIV = shutil.which("setpriv")
 _OTHER_PYTHON = next((p for p in ("/usr/bin/python3", "/usr/local/bin/python3")
@@ -149,3 +150,76 @@ def test_the_policy_refuses_remote_peers_unless_allowed_and_unknown_peers_when_s
     assert PeerPolicy({0}, allow_remote=True, strict=True).decide(
         ("10.0.0.1", 1900), ("10.0.0.2", 40000)) == (True, None)
     assert strict.decide(("127.0.0.1", 1), ("127.0.0.1", 2)) == (False, None)  # no such socket
+
+
+def test_a_refused_connection_is_closed_unread_and_logged_as_access_refused() -> None:
+    events: list[tuple[str, dict[str, Any]]] = []
+    unsubscribe = telemetry.subscribe(lambda event, fields: events.append((event, fields)),
+                                      events=["access.refused"])
+    try:
+        with socket.create_server(("127.0.0.1", 0)) as server, \
+                socket.create_connection(server.getsockname()) as client:
+            accepted, _ = server.accept()
+            port = server.getsockname()[1]
+            nobody_allowed = PeerPolicy(set(), allow_remote=False, strict=True)
+            assert not _allowed(accepted, nobody_allowed)
+            assert accepted.fileno() == -1  # closed
+            client.settimeout(5)
+            assert client.recv(1) == b""
+    finally:
+        unsubscribe()
+    assert [(e, f["peer_uid"], f["port"]) for e, f in events] == [
+        ("access.refused", os.geteuid(), port)]
+
+
+_TELL = """
+import json, os, socket, sys, threading
+os.environ["THESPLOG_FILE"] = os.path.join(sys.argv[2], "nobody-thespian.log")
+from thespian.actors import ActorAddress, ActorSystem
+from thespian.system.transport.IPBase import TCPv4ActorAddress
+
+class Payload:
+    def __reduce__(self):
+        return (open, (os.path.join(sys.argv[2], "marker"), "w"))
+
+with socket.socket() as s:
+    s.bind(("127.0.0.1", 0))
+    own_port = s.getsockname()[1]
+asys = ActorSystem("multiprocTCPBase", {"Admin Port": own_port}, transientUnique=True)
+try:
+    target = ActorAddress(TCPv4ActorAddress("127.0.0.1", int(sys.argv[1]), external=True))
+    told = []
+    sender = threading.Thread(target=lambda: told.append(asys.tell(target, Payload())),
+                              daemon=True)
+    sender.start()
+    sender.join(5)
+    print(json.dumps({"told": bool(told)}))
+finally:
+    asys.shutdown()
+"""
+
+
+@needs_another_user
+def test_another_user_cannot_tell_the_admin_a_message_with_thespian_itself(
+        shared_tmp: Path) -> None:
+    import thespian
+
+    site = shared_tmp / "site"
+    shutil.copytree(os.path.dirname(thespian.__file__), site / "thespian")
+    subprocess.run(["chmod", "-R", "a+rX", str(site)], check=True)
+    script = shared_tmp / "tell.py"
+    script.write_text(_TELL)
+    script.chmod(0o644)
+    try:
+        with Pool.start(PoolConfig(name="tell", pool_size=1)) as pool:
+            report = run_as_nobody(shared_tmp, {}, argv=[
+                str(script), str(pool._system.admin_port), str(shared_tmp)],
+                env={"PYTHONPATH": str(site)})
+            assert report == {"told": False}, report
+            assert not (shared_tmp / "marker").exists()
+            assert pool.execute("echo", {"owner": 1}) == {"owner": 1}
+    finally:  # the attacker's own actor system must be gone too
+        for proc in psutil.process_iter(["pid", "cmdline"]):
+            if str(script) in (proc.info["cmdline"] or []):
+                with contextlib.suppress(psutil.Error):
+                    proc.wait(10)
