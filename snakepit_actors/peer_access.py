@@ -15,7 +15,8 @@ the system, or a CLI client); every actor process is forked from it and inherits
 
 Cost: one netlink request per accepted connection (Thespian opens one connection per message),
 about 10 us, independent of the number of sockets on the host (docs/process-hygiene.md).
-Linux only: elsewhere ``peer_uid`` answers None and nothing is refused (``strict`` is off).
+Linux only: elsewhere ``peer_uid`` answers None and nothing is refused (``strict`` is off);
+the same where neither netlink nor /proc/net/tcp answers (logged once: "access.unchecked").
 Peers off loopback cannot be attributed to a uid: they are refused unless ``allow_remote``.
 """
 
@@ -23,10 +24,12 @@ from __future__ import annotations
 
 import contextlib
 import ipaddress
+import itertools
 import os
 import socket
 import struct
 import sys
+import threading
 from collections.abc import Iterable
 from typing import Any
 
@@ -64,13 +67,16 @@ def _is_loopback(host: str) -> bool:
     return bool((mapped or address).is_loopback)
 
 
-_NETLINK_SOCK_DIAG, _SOCK_DIAG_BY_FAMILY, _NLMSG_ERROR = 4, 20, 2
+_NETLINK_SOCK_DIAG, _SOCK_DIAG_BY_FAMILY = 4, 20
 _NLM_F_REQUEST = 1
 _NO_COOKIE = 0xFFFFFFFF
 _HEADER = struct.Struct("=IHHII")  # nlmsghdr: len, type, flags, seq, pid
 _REQUEST = struct.Struct("=BBBBI2s2s16s16sIII")  # inet_diag_req_v2: ..., sockid (if, cookie x2)
 _REPLY = struct.Struct("=BBBB2s2s16s16sIIIIIIII")  # inet_diag_msg
+_UID_COLUMN, _INODE_COLUMN = 7, 9  # of /proc/net/tcp
+_diag_lock = threading.Lock()  # one request in flight per process (threads of a client)
 _diag: dict[int, socket.socket] = {}  # pid -> its own netlink socket (never shared by a fork)
+_seq = itertools.count(1)
 
 
 def _packed(host: str) -> tuple[int, bytes]:
@@ -84,37 +90,90 @@ def peer_uid(local: tuple[Any, ...], peer: tuple[Any, ...]) -> int | None:
 
     ``local`` and ``peer`` are ``getsockname()`` and ``getpeername()`` of the accepted socket.
     Asks the kernel for exactly that socket (sock_diag netlink, what ``ss`` uses; about
-    20 us). None when unknown: not Linux, no such socket (the peer already closed), or one
-    without an inode (TIME_WAIT or orphaned: its uid reads 0 and must not pass for root).
-    Never blocks.
+    10 us); where netlink is not allowed, reads /proc/net/tcp (or tcp6) instead. None when
+    unknown: not Linux, no such socket (the peer already closed), or one without an inode
+    (TIME_WAIT or orphaned: its uid reads 0 and must not pass for root). Never blocks.
     """
     if not sys.platform.startswith("linux"):
         return None
     try:
         family, src = _packed(str(peer[0]))
         _, dst = _packed(str(local[0]))
-        body = _REQUEST.pack(family, socket.IPPROTO_TCP, 0, 0, 0xFFFFFFFF,
-                             struct.pack("!H", int(peer[1])), struct.pack("!H", int(local[1])),
-                             src, dst, 0, _NO_COOKIE, _NO_COOKIE)
+        sport, dport = struct.pack("!H", int(peer[1])), struct.pack("!H", int(local[1]))
+    except (OSError, ValueError):
+        return None
+    try:
+        return _diag_uid(family, src, dst, sport, dport)
+    except OSError:
+        return _proc_uid(family, src, dst, sport, dport)
+
+
+def _diag_uid(family: int, src: bytes, dst: bytes, sport: bytes, dport: bytes) -> int | None:
+    """sock_diag: the one socket whose local end is (src, sport) and remote (dst, dport)."""
+    body = _REQUEST.pack(family, socket.IPPROTO_TCP, 0, 0, 0xFFFFFFFF, sport, dport, src, dst,
+                         0, _NO_COOKIE, _NO_COOKIE)
+    with _diag_lock:
         sock = _diag.get(os.getpid())
         if sock is None:
-            _diag.clear()  # a parent's socket, inherited by fork: not ours to read
+            for inherited in _diag.values():  # a parent's socket, inherited by fork
+                inherited.close()
+            _diag.clear()
             sock = socket.socket(socket.AF_NETLINK, socket.SOCK_DGRAM, _NETLINK_SOCK_DIAG)
             sock.settimeout(1.0)
             _diag[os.getpid()] = sock
-        sock.send(_HEADER.pack(_HEADER.size + len(body), _SOCK_DIAG_BY_FAMILY,
-                               _NLM_F_REQUEST, 1, 0) + body)
-        reply = sock.recv(8192)
-    except (OSError, ValueError, AttributeError):
-        return None
-    if len(reply) < _HEADER.size + _REPLY.size:
-        return None
-    _, kind, _, _, _ = _HEADER.unpack_from(reply)
-    if kind != _SOCK_DIAG_BY_FAMILY:
+        seq = next(_seq) & 0xFFFFFFFF
+        sock.send(_HEADER.pack(_HEADER.size + len(body), _SOCK_DIAG_BY_FAMILY, _NLM_F_REQUEST,
+                               seq, 0) + body)
+        for _ in range(4):  # skip late answers to an earlier, timed-out request
+            reply = sock.recv(8192)
+            if len(reply) >= _HEADER.size and _HEADER.unpack_from(reply)[3] == seq:
+                break
+        else:
+            return None
+    kind = _HEADER.unpack_from(reply)[1]
+    if kind != _SOCK_DIAG_BY_FAMILY or len(reply) < _HEADER.size + _REPLY.size:
         return None  # NLMSG_ERROR: no such socket
     fields = _REPLY.unpack_from(reply, _HEADER.size)
     uid, inode = fields[-2], fields[-1]
     return None if inode == 0 else int(uid)
+
+
+def _proc_uid(family: int, src: bytes, dst: bytes, sport: bytes, dport: bytes) -> int | None:
+    """The same answer from /proc/net/tcp(6): slower, grows with the host's sockets."""
+    words = 4 if family == socket.AF_INET6 else 1
+
+    def endpoint(address: bytes, port: bytes) -> str:
+        native = struct.unpack(f"={words}I", address[:4 * words])
+        return "".join(f"{w:08X}" for w in native) + f":{struct.unpack('!H', port)[0]:04X}"
+
+    path = "/proc/net/tcp6" if family == socket.AF_INET6 else "/proc/net/tcp"
+    try:
+        with open(path, "rb", buffering=0) as table:
+            text = table.readall()
+    except OSError:
+        return None
+    needle = f" {endpoint(src, sport)} {endpoint(dst, dport)} ".encode()
+    at = text.find(needle)
+    if at < 0:
+        return None
+    end = text.find(b"\n", at)
+    columns = text[text.rfind(b"\n", 0, at) + 1:end if end >= 0 else None].split()
+    try:
+        return None if int(columns[_INODE_COLUMN]) == 0 else int(columns[_UID_COLUMN])
+    except (IndexError, ValueError):
+        return None
+
+
+def works_here() -> bool:
+    """Whether this process can attribute a loopback connection to its user (a self-test)."""
+    try:
+        with socket.create_server(("127.0.0.1", 0)) as server, \
+                socket.create_connection(server.getsockname(), 1.0):
+            accepted, _ = server.accept()
+            with accepted:
+                return peer_uid(accepted.getsockname(), accepted.getpeername()) == os.geteuid()
+    except OSError:
+        return False
 
 
 def install_peer_check(allow_remote: bool = False,
@@ -124,8 +183,16 @@ def install_peer_check(allow_remote: bool = False,
 
     Idempotent: a second call updates the policy. Call before ``ActorSystem()``.
     """
-    policy = PeerPolicy({os.geteuid(), 0, *extra_uids}, allow_remote,
-                        strict=sys.platform.startswith("linux"))
+    strict = _installed[0].strict if _installed else sys.platform.startswith("linux")
+    if strict and not _installed and not works_here():
+        strict = False  # neither netlink nor /proc/net/tcp answers (a sandbox): say so
+        with contextlib.suppress(Exception):
+            from snakepit_actors.telemetry import get_logger
+
+            get_logger("access").warning("access.unchecked", reason="the owner of a loopback "
+                                         "connection cannot be read here (sock_diag, "
+                                         "/proc/net/tcp); other local users are not kept out")
+    policy = PeerPolicy({os.geteuid(), 0, *extra_uids}, allow_remote, strict=strict)
     if _installed:
         _installed[0] = policy
         return policy

@@ -22,7 +22,14 @@ import psutil
 import pytest
 
 from snakepit_actors import Pool, PoolConfig, telemetry
-from snakepit_actors.peer_access import PeerPolicy, _allowed, peer_uid
+from snakepit_actors.peer_access import (
+    PeerPolicy,
+    _allowed,
+    _packed,
+    _proc_uid,
+    peer_uid,
+    works_here,
+)
 
 _SETPRIV = shutil.which("setpriv")
 _OTHER_PYTHON = next((p for p in ("/usr/bin/python3", "/usr/local/bin/python3")
@@ -223,3 +230,17 @@ def test_another_user_cannot_tell_the_admin_a_message_with_thespian_itself(
             if str(script) in (proc.info["cmdline"] or []):
                 with contextlib.suppress(psutil.Error):
                     proc.wait(10)
+
+
+def test_proc_net_tcp_gives_the_same_owner_as_netlink_and_the_self_test_passes() -> None:
+    assert works_here()
+    with socket.create_server(("127.0.0.1", 0)) as server, \
+            socket.create_connection(server.getsockname()):
+        accepted, _ = server.accept()
+        with accepted:
+            (host, port), (peer_host, peer_port) = accepted.getsockname(), accepted.getpeername()
+            family, src = _packed(peer_host)
+            _, dst = _packed(host)
+            by_proc = _proc_uid(family, src, dst, peer_port.to_bytes(2, "big"),
+                                port.to_bytes(2, "big"))
+            assert by_proc == peer_uid((host, port), (peer_host, peer_port)) == os.geteuid()
