@@ -3,9 +3,10 @@
 A worker on TCP (``transport="tcp"``, or on a member node) answers whoever reaches its port,
 and loopback does not keep the host's other users out. Each pool run makes one random token
 (``new_token``); it reaches the worker process on its stdin (never its command line, see
-``tree/processes.py``) and every channel to a worker sends it as the metadata
-``x-snakepit-token`` (``with_token``). The bridge refuses calls without it
-(``UNAUTHENTICATED``; ``bridge/listener.py``). Workers on Unix sockets require it too; their
+``tree/processes.py``) and every call to a worker sends it as the metadata
+``x-snakepit-token`` (a channel wrapped by ``with_token``; or ``token_metadata`` passed to each
+call, cheaper on a hot path). The bridge refuses calls without it (``UNAUTHENTICATED``;
+``bridge/listener.py``). Workers on Unix sockets require it too; their
 socket file (0600 in a 0700 directory) already keeps other users out.
 
 grpc is imported only inside ``with_token``: this module is below every layer, and the
@@ -24,6 +25,11 @@ TOKEN_METADATA_KEY = "x-snakepit-token"
 def new_token() -> str:
     """A fresh random token (32 bytes, URL-safe text)."""
     return secrets.token_urlsafe(32)
+
+
+def token_metadata(token: str) -> tuple[tuple[str, str], ...] | None:
+    """The ``metadata=`` argument of a gRPC call that carries ``token`` (None for "")."""
+    return ((TOKEN_METADATA_KEY, token),) if token else None
 
 
 def with_token(channel: Any, token: str) -> Any:
