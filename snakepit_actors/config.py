@@ -8,6 +8,7 @@ down (inside actor messages, so it pickles).
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import math
 import os
 import re
@@ -46,6 +47,10 @@ class SystemConfig:
         secret: a shared secret member nodes must be started with (``--secret``) to receive
             workers; "" accepts every member. It stops accidental joins, not attackers: the
             transport itself unpickles whatever reaches it.
+        allow_non_loopback: the explicit opt-in a ``bind_address`` off loopback needs (with a
+            ``secret``). Connections from loopback are read only from this system's user or
+            root (``peer_access``); connections from other hosts cannot be attributed to a
+            user and are read only with this opt-in: firewall the port.
     """
 
     base: str = "multiprocTCPBase"
@@ -54,6 +59,15 @@ class SystemConfig:
     log_file: str | None = None
     convention: bool = False
     secret: str = field(default="", repr=False)
+    allow_non_loopback: bool = False
+
+
+def is_loopback(address: str) -> bool:
+    """Whether ``address`` is a loopback IP address (127.0.0.0/8, ::1)."""
+    try:
+        return ipaddress.ip_address(address).is_loopback
+    except ValueError:
+        return False
 
 
 @dataclass(frozen=True, slots=True)
@@ -331,7 +345,14 @@ def _problems(cfg: PoolConfig) -> list[str]:
              "system.bind_address must be an IP address", sysc.bind_address)
         need(isinstance(sysc.convention, bool), "system.convention must be True or False",
              sysc.convention)
-        need(isinstance(sysc.secret, str), "system.secret must be a str", sysc.secret)
+        need(isinstance(sysc.secret, str), "system.secret must be a str", "<hidden>")
+        need(isinstance(sysc.allow_non_loopback, bool),
+             "system.allow_non_loopback must be True or False", sysc.allow_non_loopback)
+        need(not isinstance(sysc.bind_address, str) or is_loopback(sysc.bind_address)
+             or (sysc.allow_non_loopback is True and bool(sysc.secret)),
+             "system.bind_address off loopback exposes Thespian's unpickling port beyond this "
+             "host: bind 127.0.0.1, or set system.allow_non_loopback=True and a system.secret",
+             sysc.bind_address)
     else:
         need(False, "system must be a SystemConfig", cfg.system)
     return p

@@ -3,6 +3,9 @@
 * Thespian's TCP listeners bind ``0.0.0.0`` and unpickle whatever arrives. ``prepare_thespian``
   makes every listener bind the configured address (loopback by default) before the system
   starts; forked actor processes inherit the patch.
+* Binding to loopback keeps the network out, not the host's other users: ``prepare_thespian``
+  also installs ``peer_access``, which closes unread every connection whose peer is not the
+  system's own user (or root).
 * Every pool gets its own free admin port (never the shared default 1900) and a private run
   directory (mode 0700) for Unix sockets, worker logs and Thespian's log.
 * ``GRPC_ENABLE_FORK_SUPPORT=1`` is set as insurance: grpc is kept out of every process that
@@ -27,8 +30,13 @@ from snakepit_actors.config import SystemConfig
 _patched_bind: list[str] = []
 
 
-def prepare_thespian(bind_address: str) -> None:
-    """Make Thespian listen on ``bind_address`` only. Idempotent; call before ``ActorSystem()``."""
+def prepare_thespian(bind_address: str, allow_remote: bool = False) -> None:
+    """Make Thespian listen on ``bind_address`` only, and read connections only from this
+    process's user or root (``peer_access``; peers off loopback only with ``allow_remote``).
+    Idempotent; call before ``ActorSystem()``."""
+    from snakepit_actors.peer_access import install_peer_check
+
+    install_peer_check(allow_remote=allow_remote)
     os.environ["THESPIAN_BASE_IPADDR"] = bind_address
     os.environ["GRPC_ENABLE_FORK_SUPPORT"] = "1"
     if _patched_bind:
@@ -115,7 +123,7 @@ def start_actor_system(cfg: SystemConfig, run_dir: str,
     from thespian.actors import ActorSystem
     from thespian.system import utilis
 
-    prepare_thespian(cfg.bind_address)
+    prepare_thespian(cfg.bind_address, allow_remote=cfg.allow_non_loopback)
     os.environ["THESPLOG_FILE"] = cfg.log_file or os.path.join(run_dir, "thespian.log")
     utilis._thesplog_file = None  # Thespian caches the log path on first use; take ours
     port = cfg.admin_port or free_port(cfg.bind_address)

@@ -53,7 +53,7 @@ EVENTS = frozenset({
     "placement.member_live", "placement.member_ignored", "placement.member_lost",
     "placement.no_member", "worker.placed", "worker.node_lost", "worker.timeout_recovered",
     "worker.moving", "placement.member_draining", "member.draining", "placement.rebalancing",
-    "timer.unknown",
+    "timer.unknown", "access.refused", "access.unchecked",
 })
 
 LogFormat = Literal["json", "console", "keyvalue", "auto"]

@@ -34,6 +34,7 @@ from snakepit_actors.messages import (
     ReturnLease,
 )
 from snakepit_actors.system import prepare_thespian
+from snakepit_actors.worker_token import with_token
 
 WAIT_S = 60.0
 
@@ -54,20 +55,20 @@ def _lease(asys: Any, pool: Any, rid: str) -> LeaseGranted:
     return _await(asys, LeaseGranted, rid)  # type: ignore[no-any-return]
 
 
-def _call(endpoint: str, tool: str, args: dict[str, Any], timeout_s: float) -> Any:
+def _call(endpoint: str, token: str, tool: str, args: dict[str, Any], timeout_s: float) -> Any:
     import grpc
 
     from snakepit_actors._proto import bridge_pb2, bridge_pb2_grpc
 
     with grpc.insecure_channel(endpoint) as channel:
-        reply = bridge_pb2_grpc.BridgeServiceStub(channel).ExecuteTool(
+        reply = bridge_pb2_grpc.BridgeServiceStub(with_token(channel, token)).ExecuteTool(
             bridge_pb2.ExecuteToolRequest(request_id="x", tool=tool,
                                           args_json=json.dumps(args).encode()),
             timeout=timeout_s)
     return json.loads(reply.result_json)
 
 
-def _wait_running(endpoint: str, timeout_s: float = 10.0) -> None:
+def _wait_running(endpoint: str, token: str, timeout_s: float = 10.0) -> None:
     """Until the worker's process reports a call in flight (ours has started)."""
     import grpc
 
@@ -75,7 +76,7 @@ def _wait_running(endpoint: str, timeout_s: float = 10.0) -> None:
 
     deadline = time.monotonic() + timeout_s
     with grpc.insecure_channel(endpoint) as channel:
-        stub = bridge_pb2_grpc.BridgeServiceStub(channel)
+        stub = bridge_pb2_grpc.BridgeServiceStub(with_token(channel, token))
         while time.monotonic() < deadline:
             if stub.Heartbeat(bridge_pb2.HeartbeatRequest(), timeout=5).in_flight:
                 return
@@ -95,9 +96,9 @@ def main(argv: list[str]) -> None:
         granted = _lease(asys, pool, f"{prefix}-0")
         tool, args = (("sleep", {"seconds": 60}) if mode == "hold"
                       else ("cpu", {"ms": 60000}))
-        threading.Thread(target=_call, args=(granted.endpoint, tool, args, 90),
+        threading.Thread(target=_call, args=(granted.endpoint, granted.token, tool, args, 90),
                          daemon=True).start()
-        _wait_running(granted.endpoint)
+        _wait_running(granted.endpoint, granted.token)
         print(f"granted {granted.worker_id} {granted.pid}", flush=True)
         time.sleep(WAIT_S)
         return
@@ -105,7 +106,8 @@ def main(argv: list[str]) -> None:
         rid = f"{prefix}-{i}"
         if mode == "leases":
             granted = _lease(asys, pool, rid)
-            results.append(_call(granted.endpoint, "info", {"hold_s": hold_s}, WAIT_S))
+            results.append(_call(granted.endpoint, granted.token, "info", {"hold_s": hold_s},
+                                 WAIT_S))
             asys.tell(pool, LeaseBatch(returns=(ReturnLease(rid, granted.worker_id),),
                                        holder_pid=os.getpid()))
         else:

@@ -180,16 +180,21 @@ def test_a_secret_is_never_shown_in_the_config_repr() -> None:
     ({"convention": False}, {"placement": {"gpu": 1}}, {"placement": "fail"}),
     ({"convention": True, "bind_address": "127.0.0.1"}, {},
      {"placement": "warn", "bind_address": "warn", "secret": "warn"}),
-    ({"convention": True, "bind_address": "10.1.2.3", "secret": "s"}, {"placement": {"g": 1}},
+    ({"convention": True, "bind_address": "10.1.2.3", "secret": "s",
+      "allow_non_loopback": True}, {"placement": {"g": 1}},
      {"bind_address": "ok"}),
-    ({"convention": True, "bind_address": "0.0.0.0", "secret": "s"}, {"placement": {"g": 1}},
+    ({"convention": True, "bind_address": "0.0.0.0", "secret": "s",
+      "allow_non_loopback": True}, {"placement": {"g": 1}},
      {"bind_address": "fail"}),
-    ({"convention": True, "bind_address": "8.8.8.8", "secret": "s"}, {"placement": {"g": 1}},
+    ({"convention": True, "bind_address": "8.8.8.8", "secret": "s",
+      "allow_non_loopback": True}, {"placement": {"g": 1}},
      {"bind_address": "fail"}),
     ({"convention": False}, {}, {}),
+    ({"bind_address": "0.0.0.0", "secret": "s", "allow_non_loopback": True}, {},
+     {"bind_address": "fail"}),
 ])
-def test_doctor_checks_a_convention_leader(node: dict[str, object], pools: dict[str, object],
-                                           expected: dict[str, str]) -> None:
+def test_doctor_checks_a_convention_leader_and_a_node_off_loopback(
+        node: dict[str, object], pools: dict[str, object], expected: dict[str, str]) -> None:
     from snakepit_actors.ops.config_file import parse_node_config
     from snakepit_actors.ops.doctor import _multihost
 
@@ -259,3 +264,24 @@ def test_a_member_whose_admin_port_is_taken_fails_at_once_with_a_clear_error() -
             capture_output=True, text=True, timeout=60, env=cli_env())
     assert done.returncode == 1
     assert f"--admin-port {port} is in use" in done.stdout + done.stderr
+
+
+@pytest.mark.parametrize("node", [
+    {"bind_address": "0.0.0.0"},
+    {"bind_address": "0.0.0.0", "allow_non_loopback": True},
+    {"bind_address": "10.1.2.3", "secret": "s"},
+])
+def test_a_node_off_loopback_needs_the_opt_in_and_a_secret(node: dict[str, object]) -> None:
+    from snakepit_actors.ops.config_file import parse_node_config
+
+    with pytest.raises(ConfigError, match=r"bind_address off loopback.*allow_non_loopback"):
+        parse_node_config({"node": {"admin_port": 27500, **node}, "pools": {"p": {}}})
+
+
+def test_a_pool_system_off_loopback_needs_the_opt_in_and_a_secret() -> None:
+    from snakepit_actors.config import SystemConfig
+
+    with pytest.raises(ConfigError, match=r"system\.bind_address off loopback"):
+        PoolConfig(system=SystemConfig(bind_address="0.0.0.0"))
+    PoolConfig(system=SystemConfig(bind_address="10.1.2.3", allow_non_loopback=True,
+                                   secret="s"))

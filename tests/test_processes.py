@@ -47,6 +47,7 @@ FAKE_PYTHON = textwrap.dedent('''\
         names = ("EXTRA", "SNAKEPIT_WORKER_ID", "SNAKEPIT_RUN_ID", "PYTHONUNBUFFERED")
         sys.stderr.write(json.dumps({{"env": {{n: os.environ.get(n) for n in names}},
                                       "stdin": os.readlink("/proc/self/fd/0"),
+                                      "secrets": json.loads(sys.stdin.read()),
                                       "argv": sys.argv}}) + "\\n")
         sys.stderr.flush()
         os.write(fd, ok)
@@ -79,18 +80,20 @@ def spawn_fake(tmp_path: Path) -> Iterator[Spawn]:
         processes.stop_bridge(proc, grace_s=0.5)
 
 
-def test_the_command_line_runs_the_bridge_module_with_every_setting() -> None:
+def test_the_command_line_runs_the_bridge_module_with_every_setting_but_no_secret() -> None:
     spec = processes.BridgeSpec(
         python="py", adapter="m:C", adapter_config={"k": [1]}, listen="127.0.0.1:0",
         worker_id="w1", run_id="r1", env={}, log_path="/tmp/x.log", capacity=3,
-        max_payload_bytes=2048, parent_pid=42)
+        max_payload_bytes=2048, parent_pid=42, token="t0k3n")
     argv = spec.argv(9)
     assert argv[:3] == ["py", "-m", "snakepit_actors.bridge"]
+    assert argv.pop(argv.index("--secrets-stdin")) == "--secrets-stdin"
     flags = dict(zip(argv[3::2], argv[4::2], strict=True))
     assert flags == {"--adapter": "m:C", "--listen": "127.0.0.1:0", "--ready-fd": "9",
                      "--worker-id": "w1", "--run-id": "r1", "--parent-pid": "42",
-                     "--adapter-config": '{"k":[1]}', "--capacity": "3",
-                     "--max-payload-bytes": "2048"}
+                     "--capacity": "3", "--max-payload-bytes": "2048"}
+    assert json.loads(spec.secrets()) == {"adapter_config": {"k": [1]}, "token": "t0k3n"}
+    assert "t0k3n" not in repr(spec)
 
 
 def test_parent_pid_defaults_to_this_process() -> None:
@@ -119,7 +122,8 @@ def test_an_interpreter_that_cannot_run_is_a_spawn_failure(tmp_path: Path) -> No
     assert len(os.listdir("/proc/self/fd")) == fds_before
 
 
-def test_the_process_gets_its_own_session_env_log_and_dev_null_stdin(spawn_fake: Spawn) -> None:
+def test_the_process_gets_its_own_session_env_log_and_its_secrets_on_a_stdin_pipe(
+        spawn_fake: Spawn) -> None:
     proc = spawn_fake("report", env={"EXTRA": "yes"}, worker_id="w5")
     ready = processes.wait_ready(proc, 10.0)
     assert ready == processes.ReadyInfo(address="unix:/fake", pid=proc.pid)
@@ -128,7 +132,8 @@ def test_the_process_gets_its_own_session_env_log_and_dev_null_stdin(spawn_fake:
     report = json.loads(Path(proc.log_path).read_text().splitlines()[0])
     assert report["env"] == {"EXTRA": "yes", "SNAKEPIT_WORKER_ID": "w5",
                              "SNAKEPIT_RUN_ID": "run1", "PYTHONUNBUFFERED": "1"}
-    assert report["stdin"] == "/dev/null"
+    assert report["stdin"].startswith("pipe:")
+    assert report["secrets"] == {"adapter_config": {}, "token": ""}
     assert report["argv"][1:3] == ["-m", "snakepit_actors.bridge"]
 
 

@@ -5,7 +5,9 @@ thespian. The steps, in order::
 
     1. die with the parent   PR_SET_PDEATHSIG(SIGKILL); exit if the parent is already gone;
                              a watchdog thread exits when getppid() changes (every 0.2 s)
-    2. load the adapter      import pkg.mod, Class(adapter_config), setup()
+    2. load the adapter      with --secrets-stdin, read adapter_config and the pool's token
+                             from stdin (a pipe the host writes and closes: never argv);
+                             import pkg.mod, Class(adapter_config), setup()
     3. bind                  unix socket (mode 0600) or HOST:PORT (port 0 -> real port)
     4. announce              ONE JSON line on --ready-fd, then close it:
                                {"ok": true, "address": ..., "pid": N}
@@ -67,7 +69,10 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--worker-id", default="")
     p.add_argument("--run-id", default="")
     p.add_argument("--parent-pid", type=int, required=True)
-    p.add_argument("--adapter-config", default="{}", help="a JSON object")
+    p.add_argument("--adapter-config", default="{}", help="a JSON object (visible to every "
+                   "user in /proc/PID/cmdline: prefer --secrets-stdin)")
+    p.add_argument("--secrets-stdin", action="store_true",
+                   help='read {"adapter_config": {...}, "token": "..."} from stdin (until EOF)')
     p.add_argument("--capacity", type=int, default=1)
     p.add_argument("--max-payload-bytes", type=int, default=64 * 1024 * 1024)
     return p.parse_args(argv)
@@ -138,6 +143,21 @@ def _load_adapter(spec: str, config_json: str) -> Any:
     return adapter
 
 
+def _secrets(args: argparse.Namespace) -> tuple[str, str]:
+    """The adapter config (JSON text) and the pool's token: from stdin with --secrets-stdin,
+    else ``--adapter-config`` and no token."""
+    if not args.secrets_stdin:
+        return args.adapter_config, ""
+    secrets = json.loads(sys.stdin.buffer.read() or b"{}")
+    devnull = os.open(os.devnull, os.O_RDONLY)  # the pipe is spent: stdin is /dev/null again
+    os.dup2(devnull, 0)
+    os.close(devnull)
+    if not isinstance(secrets, dict):
+        raise ValueError("--secrets-stdin expects a JSON object on stdin, got "
+                         f"{type(secrets).__name__}")
+    return json.dumps(secrets.get("adapter_config", {})), str(secrets.get("token", ""))
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the worker process; see the module docstring. Returns the exit code."""
     args = _parse_args(argv)
@@ -153,10 +173,12 @@ def main(argv: list[str] | None = None) -> int:
     try:
         from .listener import BridgeServer
 
-        adapter = _load_adapter(args.adapter, args.adapter_config)
+        config_json, token = _secrets(args)
+        adapter = _load_adapter(args.adapter, config_json)
         server = BridgeServer(adapter, worker_id=args.worker_id, capacity=max(1, args.capacity),
                               max_payload_bytes=args.max_payload_bytes,
-                              host_tools=os.environ.get("SNAKEPIT_HOST_TOOLS", ""))
+                              host_tools=os.environ.get("SNAKEPIT_HOST_TOOLS", ""),
+                              token=token)
         address = server.bind(args.listen)
         if server.unix_path:
             socket_paths.append(server.unix_path)

@@ -8,15 +8,18 @@ the calls.
 from __future__ import annotations
 
 import contextlib
+import hmac
 import os
 import stat
 import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import grpc
 
 from snakepit_actors._proto import bridge_pb2_grpc, health_pb2, health_pb2_grpc
+from snakepit_actors.worker_token import TOKEN_METADATA_KEY
 
 from .adapter import BaseAdapter
 from .server import DEFAULT_MAX_PAYLOAD_BYTES, PAYLOAD_OVERHEAD_BYTES, BridgeServicer
@@ -66,6 +69,35 @@ class HealthServicer(health_pb2_grpc.HealthServicer):
                 return
 
 
+class RequireToken(grpc.ServerInterceptor):
+    """Refuses (UNAUTHENTICATED, before the handler runs) every call whose metadata lacks the
+    pool's token (``snakepit_actors.worker_token``)."""
+
+    def __init__(self, token: str) -> None:
+        self._token = token.encode()
+
+    def intercept_service(self, continuation: Any, details: Any) -> Any:
+        handler = continuation(details)
+        for key, value in details.invocation_metadata or ():
+            if key == TOKEN_METADATA_KEY:
+                given = value.encode() if isinstance(value, str) else bytes(value)
+                if hmac.compare_digest(given, self._token):
+                    return handler
+        if handler is None:
+            return None
+
+        def refuse(request: Any, context: Any) -> Any:
+            context.abort(grpc.StatusCode.UNAUTHENTICATED,
+                          f"call {details.method} without the pool's token "
+                          f"(metadata {TOKEN_METADATA_KEY!r}): only the pool may call its workers")
+
+        kind = {(False, False): grpc.unary_unary_rpc_method_handler,
+                (False, True): grpc.unary_stream_rpc_method_handler,
+                (True, False): grpc.stream_unary_rpc_method_handler,
+                (True, True): grpc.stream_stream_rpc_method_handler}
+        return kind[(handler.request_streaming, handler.response_streaming)](refuse)
+
+
 class BridgeServer:
     """A gRPC server for one adapter: build, ``bind``, ``start``, ``stop``.
 
@@ -74,11 +106,12 @@ class BridgeServer:
         worker_id: this worker's id.
         capacity: tool calls expected at once; the server gets ``capacity + 4`` threads.
         max_payload_bytes: the largest args / result; gRPC's limits get 1 MiB more.
+        token: the pool's token every call must carry ("" = none required).
     """
 
     def __init__(self, adapter: BaseAdapter, *, worker_id: str, capacity: int = 1,
                  max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES,
-                 host_tools: str = "") -> None:
+                 host_tools: str = "", token: str = "") -> None:
         limit = max_payload_bytes + PAYLOAD_OVERHEAD_BYTES
         self.stopping = threading.Event()
         self.servicer = BridgeServicer(adapter, worker_id=worker_id,
@@ -90,7 +123,7 @@ class BridgeServer:
             ("grpc.max_receive_message_length", limit),
             ("grpc.max_send_message_length", limit),
             ("grpc.so_reuseport", 0),
-        ])
+        ], interceptors=[RequireToken(token)] if token else None)
         health = HealthServicer(self.stopping)
         bridge_pb2_grpc.add_BridgeServiceServicer_to_server(
             self.servicer, self._server)

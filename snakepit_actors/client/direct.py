@@ -47,6 +47,7 @@ from snakepit_actors.errors import (
 from snakepit_actors.json_codec import decode_value, failure_to_error
 from snakepit_actors.messages import Execute
 from snakepit_actors.telemetry import get_logger, wants
+from snakepit_actors.worker_token import token_metadata
 
 log = get_logger("client")
 
@@ -75,10 +76,14 @@ class DirectPath:
     Args:
         config: the pool's configuration (queue_timeout, retry_idempotent, payload limit).
         leases: the handle's lease client (its gateway thread carries the lease traffic).
+        token: the pool's token, sent with every call (``snakepit_actors.worker_token``).
     """
 
-    def __init__(self, config: PoolConfig, leases: LeaseClient) -> None:
+    def __init__(self, config: PoolConfig, leases: LeaseClient, token: str = "") -> None:
         self._cfg = config
+        #: sent with every call: the pool's token (explicit metadata costs less than a
+        #: client interceptor on this hot path)
+        self.metadata = token_metadata(token)
         self.leases = leases
         self._channels: dict[str, tuple[int, Any, Any]] = {}  # endpoint -> (pid, channel, stub)
         self._channels_lock = threading.Lock()
@@ -205,7 +210,8 @@ class DirectPath:
     def _call(self, lease: Lease, request: Execute, started: float) -> _Call:
         stub = lease.stub or self._stub(lease)
         try:
-            response = stub.ExecuteTool(_proto(request, lease), timeout=_timeout(request))
+            response = stub.ExecuteTool(_proto(request, lease), timeout=_timeout(request),
+                                        metadata=self.metadata)
         except (_grpc.RpcError, ValueError) as exc:  # ValueError: a closed channel
             return self._settle_error(lease, request, exc, started)
         except BaseException:  # interrupted: the tool may still run; the slot is free for us
@@ -228,7 +234,8 @@ class DirectPath:
         stub = lease.stub or self._stub(lease)
         try:
             grpc_future = stub.ExecuteTool.future(_proto(request, lease),
-                                                  timeout=_timeout(request))
+                                                  timeout=_timeout(request),
+                                                  metadata=self.metadata)
         except ValueError as exc:  # a closed channel: its process went
             return self._settle_error(lease, request, exc, started)
         grpc_future.add_done_callback(finished)

@@ -32,7 +32,8 @@ def stream(path: DirectPath, request: Execute) -> Iterator[Any]:
     stub = lease.stub or path._stub(lease)
     try:
         call = stub.ExecuteStreamingTool(direct._proto(request, lease),
-                                         timeout=direct._timeout(request))
+                                         timeout=direct._timeout(request),
+                                         metadata=path.metadata)
     except BaseException:
         path.leases.release_unused(lease)
         raise

@@ -80,7 +80,7 @@ class Pool(SessionMethods, HostToolMethods):
 
     def __init__(self, config: PoolConfig, system: StartedSystem, run_dir: str,
                  gateway: Gateway, pool_address: Any, admin_pid: int, run_id: str = "",
-                 process_db: str = "") -> None:
+                 process_db: str = "", worker_token: str = "") -> None:
         self.config = config
         self.run_id = run_id
         self._process_db = process_db
@@ -95,9 +95,12 @@ class Pool(SessionMethods, HostToolMethods):
             leases = LeaseClient(pool_address, gateway.new_id, gateway.wake,
                                  affinity_wait_s=config.affinity_wait_s
                                  if config.affinity == "hint" else 0.0)
-            self._direct = DirectPath(config, leases)
+            self._direct = DirectPath(config, leases, worker_token)
             gateway.attach(leases)
         self.admin_pid = admin_pid
+        #: The token every gRPC call to this pool's workers must carry, for your own direct
+        #: calls (``snakepit_actors.worker_token.with_token``). A secret: do not log it.
+        self.worker_token = worker_token
         self._closed = False
         self._close_lock = threading.Lock()
         self._output = _copy_worker_output(config.name, run_dir)
@@ -133,7 +136,7 @@ class Pool(SessionMethods, HostToolMethods):
             config or PoolConfig())
         up = launch(cfg, on_progress, _CONTROL_TIMEOUT_S)
         return cls(cfg, up.system, up.run_dir, up.gateway, up.pool, up.admin_pid, up.run_id,
-                   up.process_db)
+                   up.process_db, up.worker_token)
 
     def close(self, timeout: float = 10.0) -> None:
         """Stop the pool: refuse new requests, fail queued ones with ``PoolClosedError``, let

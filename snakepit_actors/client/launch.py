@@ -29,6 +29,7 @@ from snakepit_actors.system import (
 )
 from snakepit_actors.tree.process_table import default_data_dir, process_db_path
 from snakepit_actors.tree.reaper import sweep_orphans
+from snakepit_actors.worker_token import new_token
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +43,7 @@ class Launched:
     admin_pid: int
     run_id: str
     process_db: str
+    worker_token: str  # every gRPC call to the pool's workers carries it (worker_token.py)
 
 
 def launch(cfg: PoolConfig, on_progress: Callable[[int, int], None] | None,
@@ -53,7 +55,7 @@ def launch(cfg: PoolConfig, on_progress: Callable[[int, int], None] | None,
     """
     process_db = process_db_path(default_data_dir(os.environ))
     sweep_orphans(process_db)  # what SIGKILLed runs left behind, verified before killing
-    run_id = uuid.uuid4().hex[:12]
+    run_id, token = uuid.uuid4().hex[:12], new_token()
     run_dir = make_run_dir(cfg.name)
     system = start_actor_system(cfg.system, run_dir)
     gateway: Gateway | None = None
@@ -72,7 +74,8 @@ def launch(cfg: PoolConfig, on_progress: Callable[[int, int], None] | None,
         watch_system(gateway, pids, min(root_pids) if len(root_pids) == 1 else 0,
                      cfg.name, process_db, run_id)
         started = gateway.call(root, StartPool(cfg, run_id, run_dir, process_db, os.getpid(),
-                                               report_progress=on_progress is not None),
+                                               report_progress=on_progress is not None,
+                                               worker_token=token),
                                "start", cfg.startup_timeout + REPLY_GRACE_S)
     except BaseException as exc:
         if gateway is not None:
@@ -83,4 +86,4 @@ def launch(cfg: PoolConfig, on_progress: Callable[[int, int], None] | None,
         if isinstance(exc, SnakepitError):
             raise exc from None
         raise
-    return Launched(system, run_dir, gateway, started.pool, admin_pid, run_id, process_db)
+    return Launched(system, run_dir, gateway, started.pool, admin_pid, run_id, process_db, token)

@@ -37,6 +37,7 @@ class StartPool:
     process_db: str = ""  # sqlite file of the persisted process table; "" = in memory only
     owner_pid: int = 0    # the launching process: the run is over when it is gone (0 = PoolRoot)
     report_progress: bool = False  # also send ``StartProgress`` as each worker becomes Ready
+    worker_token: str = field(default="", repr=False)  # every gRPC call carries it; "" = new
 
 
 @dataclass(frozen=True, slots=True)

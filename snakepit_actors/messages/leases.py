@@ -12,7 +12,7 @@ calls the worker's gRPC endpoint itself::
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from snakepit_actors.errors import SnakepitError
 
@@ -106,12 +106,14 @@ class LeaseBatch:
 class LeaseGranted:
     """Pool -> client: the lease ``request_id`` is one slot of ``worker_id``, served at
     ``endpoint`` by the process ``pid`` (a new pid means a new process behind the same
-    endpoint: open a new channel)."""
+    endpoint: open a new channel). Every call to it must carry ``token`` (the pool's, added by
+    the Pool actor; ``snakepit_actors.worker_token.with_token``)."""
 
     request_id: str
     worker_id: str
     endpoint: str
     pid: int
+    token: str = field(default="", repr=False)
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,7 +4,7 @@ WorkerRegistry -> subscribers) and process bookkeeping (Worker -> ProcessRegistr
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from snakepit_actors.config import PoolConfig
 from snakepit_actors.errors import SnakepitError
@@ -23,6 +23,7 @@ class InitPool:
     session_store: ActorAddress | None = None
     restarts: int = 0  # > 0: a Pool restarted under a running pool: rebuild, do not start
     announce_to: tuple[ActorAddress, ...] = ()  # told PoolReplaced once a restarted Pool runs
+    worker_token: str = field(default="", repr=False)  # put into every LeaseGranted
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +69,7 @@ class WorkerContext:
     process_registry: ActorAddress
     starter_registry: ActorAddress
     node_watch: ActorAddress | None = None  # places workers on member nodes (placement)
+    worker_token: str = field(default="", repr=False)  # the pool's token (worker_token.py)
 
 
 @dataclass(frozen=True, slots=True)

@@ -133,9 +133,10 @@ class MemberNode:
         the leader sees it within about 0.2 s if it is up, else at the next retry).
 
         Raises:
-            ConfigError: the admin port is in use.
+            ConfigError: the admin port is in use, or ``bind_address`` is off loopback
+                without a ``secret``.
         """
-        from snakepit_actors.config import SystemConfig
+        from snakepit_actors.config import SystemConfig, is_loopback
         from snakepit_actors.system import free_port, make_run_dir, port_in_use, start_actor_system
         from snakepit_actors.tree.process_table import default_data_dir, process_db_path
         from snakepit_actors.tree.reaper import sweep_orphans
@@ -144,6 +145,11 @@ class MemberNode:
         for var, default in (("CONVENTION_REREGISTRATION_PERIOD", "0:02"),
                              ("CONVENTION_RESTART_PERIOD", "0:01")):
             os.environ.setdefault(var, default)  # read by Thespian's admin (forked below)
+        remote = not is_loopback(opts.bind_address)  # the leader and pools on other hosts
+        if remote and not opts.secret:
+            raise ConfigError(f"--bind-address {opts.bind_address} is off loopback: Thespian "
+                              f"would read other hosts' connections for a node that checks "
+                              f"no secret; pass --secret (the leader's) or bind 127.0.0.1")
         if opts.admin_port and port_in_use(opts.admin_port, opts.bind_address):
             raise ConfigError(f"--admin-port {opts.admin_port} is in use on "
                               f"{opts.bind_address}")
@@ -162,7 +168,8 @@ class MemberNode:
         if opts.secret:
             capabilities[SECRET_CAPABILITY] = secret_digest(opts.secret, self.name)
         self._system = start_actor_system(
-            SystemConfig(admin_port=self.admin_port, bind_address=opts.bind_address),
+            SystemConfig(admin_port=self.admin_port, bind_address=opts.bind_address,
+                         allow_non_loopback=remote),
             self._env.run_dir, capabilities)
         try:
             self._start_actors()

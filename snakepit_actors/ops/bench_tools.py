@@ -169,13 +169,15 @@ def raw_slots(pool: Pool, tool: str, args: dict[str, Any]) -> Iterator[list[Call
     import grpc
 
     from snakepit_actors._proto import bridge_pb2, bridge_pb2_grpc
+    from snakepit_actors.worker_token import with_token
 
     channels = [grpc.insecure_channel(w.endpoint, options=[("grpc.use_local_subchannel_pool", 1)])
                 for w in pool.workers()]
     request = bridge_pb2.ExecuteToolRequest(tool=tool, args_json=json.dumps(args).encode())
     slots: list[Callable[[], Any]] = []
     for channel in channels:
-        method = bridge_pb2_grpc.BridgeServiceStub(channel).ExecuteTool
+        stub = bridge_pb2_grpc.BridgeServiceStub(with_token(channel, pool.worker_token))
+        method = stub.ExecuteTool
         slots.extend([_unary(method, request)] * pool.config.capacity)
     try:
         for slot in slots:

@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from snakepit_actors.config import PoolConfig
+from snakepit_actors.config import PoolConfig, is_loopback
 from snakepit_actors.errors import ConfigError
 
 ENV_PREFIX = "SNAKEPIT_"
@@ -61,6 +61,9 @@ class NodeConfig:
             ``placement``; False = a standalone node. Trusted networks only.
         secret: members must be started with the same ``--secret`` to receive workers ("" =
             any member); prefer the env override ``SNAKEPIT_NODE__SECRET`` to the file.
+        allow_non_loopback: the explicit opt-in a ``bind_address`` off loopback needs, with a
+            ``secret``: Thespian then reads connections from other hosts, whose user cannot
+            be checked (docs/process-hygiene.md). Firewall the port.
     """
 
     name: str = "node"
@@ -73,6 +76,7 @@ class NodeConfig:
     metrics_port: int = 0
     convention: bool = False
     secret: str = field(default="", repr=False)
+    allow_non_loopback: bool = False
 
     def problems(self) -> list[str]:
         """Every invalid field, each as 'node.field must ..., got value'."""
@@ -103,6 +107,13 @@ class NodeConfig:
         need(isinstance(self.convention, bool), "convention must be true or false",
              self.convention)
         need(isinstance(self.secret, str), "secret must be a string", "<hidden>")
+        need(isinstance(self.allow_non_loopback, bool),
+             "allow_non_loopback must be true or false", self.allow_non_loopback)
+        need(not isinstance(self.bind_address, str) or is_loopback(self.bind_address)
+             or (self.allow_non_loopback is True and bool(self.secret)),
+             "bind_address off loopback exposes Thespian's unpickling port beyond this host: "
+             "bind 127.0.0.1, or set allow_non_loopback = true and a secret "
+             "(SNAKEPIT_NODE__SECRET)", self.bind_address)
         return p
 
 

@@ -5,7 +5,8 @@ pool's interpreter: that it runs, imports grpc and imports the adapter (in a sub
 process never imports grpc); the data directory is writable; the admin (and metrics) port is
 free, or held by a running node; orphans left by dead runs (a dry-run of ``cleanup``); for a
 convention leader or a pool with a ``placement``: where Thespian listens (loopback cannot be
-reached from other hosts; a wildcard or public address exposes an unpickling port).
+reached from other hosts; a wildcard or public address exposes an unpickling port); any node
+off loopback that leads no convention fails.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import tempfile
 from dataclasses import asdict, dataclass
 from typing import Literal
 
-from snakepit_actors.config import PoolConfig
+from snakepit_actors.config import PoolConfig, is_loopback
 from snakepit_actors.ops.config_file import NodeFile
 from snakepit_actors.tree.process_table import ProcessTable, default_data_dir, process_db_path
 
@@ -69,6 +70,11 @@ def _multihost(node_file: NodeFile) -> list[Check]:
                          "[node] convention is false: no member can join",
                          "set convention = true in [node]"))
     if not node.convention:
+        if not is_loopback(node.bind_address):
+            out.append(Check("bind_address", "fail", f"{node.bind_address} is off loopback "
+                             "but this node leads no convention: Thespian reads connections "
+                             "from other hosts, whose user it cannot check",
+                             "bind_address = \"127.0.0.1\" (multi-host: docs/multihost.md)"))
         return out
     if not placed:
         out.append(Check("placement", "warn", "convention = true but no pool has a "

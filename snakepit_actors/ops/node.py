@@ -144,7 +144,8 @@ class Node:
         self._run_dir = make_run_dir(node.name)
         self._system = start_actor_system(
             SystemConfig(admin_port=node.admin_port, bind_address=node.bind_address,
-                         convention=node.convention),
+                         convention=node.convention,
+                         allow_non_loopback=node.allow_non_loopback),
             self._run_dir)
         try:
             self._start_tree(on_pool)

@@ -48,6 +48,7 @@ from snakepit_actors.messages import (
     WorkerContext,
 )
 from snakepit_actors.telemetry import bind_context, get_logger
+from snakepit_actors.worker_token import new_token
 from snakepit_supervision.intensity import RestartIntensity
 from snakepit_supervision.messages import SupervisorEscalated
 
@@ -93,9 +94,11 @@ class PoolRoot(ActorTypeDispatcher):
             self.send(address, InitRegistry(cfg.name, msg.process_db, msg.owner_pid))
         self._pool = self._child("snakepit_actors.tree.pool.Pool", "pool")
         self.send(registries["session_store"], InitSessionStore(cfg, self._pool))
+        token = msg.worker_token or new_token()
         self._init_pool = InitPool(cfg, registries["worker_registry"], sender,
                                    report_progress=msg.report_progress,
-                                   session_store=registries["session_store"])
+                                   session_store=registries["session_store"],
+                                   worker_token=token)
         self._requester = sender
         self.send(self._pool, self._init_pool)
         node_watch = None
@@ -107,7 +110,8 @@ class PoolRoot(ActorTypeDispatcher):
             config=cfg, run_id=msg.run_id or uuid.uuid4().hex[:12], run_dir=run_dir,
             pool=self._pool, worker_registry=registries["worker_registry"],
             process_registry=registries["process_registry"],
-            starter_registry=registries["starter_registry"], node_watch=node_watch)
+            starter_registry=registries["starter_registry"], node_watch=node_watch,
+            worker_token=token)
         self._worker_context = context
         self._start_worker_supervisor()
         if RecyclePolicy.from_config(cfg).needs_sampling:

@@ -58,6 +58,10 @@ class BridgeSpec:
         capacity: concurrent tool calls the process should serve.
         max_payload_bytes: largest args / result the process accepts or sends.
         parent_pid: the pid the bridge watches; it exits when its parent is not this pid.
+        token: the pool's token every call to the process must carry ("" = none).
+
+    ``adapter_config`` and ``token`` are secrets: they reach the process on its stdin
+    (``secrets``), never on its command line, which every user can read in /proc/PID/cmdline.
     """
 
     python: str
@@ -71,6 +75,19 @@ class BridgeSpec:
     capacity: int = 1
     max_payload_bytes: int = 64 * 1024 * 1024
     parent_pid: int = field(default_factory=os.getpid)
+    token: str = field(default="", repr=False)
+
+    def secrets(self) -> bytes:
+        """What the process reads on its stdin: ``adapter_config`` and ``token`` as JSON.
+
+        Raises:
+            ConfigError: ``adapter_config`` is not JSON-serialisable.
+        """
+        try:
+            return json.dumps({"adapter_config": dict(self.adapter_config), "token": self.token},
+                              separators=(",", ":")).encode()
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"adapter_config must be JSON-serialisable: {exc}") from None
 
     def argv(self, ready_fd: int) -> list[str]:
         """The command line of the worker process.
@@ -78,17 +95,12 @@ class BridgeSpec:
         Args:
             ready_fd: the fd (in the child) the bridge writes its ready line to.
 
-        Raises:
-            ConfigError: ``adapter_config`` is not JSON-serialisable.
+        Secrets are not on it: see ``secrets``.
         """
-        try:
-            config_json = json.dumps(dict(self.adapter_config), separators=(",", ":"))
-        except (TypeError, ValueError) as exc:
-            raise ConfigError(f"adapter_config must be JSON-serialisable: {exc}") from None
         return [self.python, "-m", "snakepit_actors.bridge", "--adapter", self.adapter,
                 "--listen", self.listen, "--ready-fd", str(ready_fd),
                 "--worker-id", self.worker_id, "--run-id", self.run_id,
-                "--parent-pid", str(self.parent_pid), "--adapter-config", config_json,
+                "--parent-pid", str(self.parent_pid), "--secrets-stdin",
                 "--capacity", str(self.capacity),
                 "--max-payload-bytes", str(self.max_payload_bytes)]
 
@@ -159,12 +171,13 @@ def spawn_bridge(spec: BridgeSpec) -> BridgeProcess:
     ready_r, ready_w = os.pipe()
     log = None
     try:
-        argv = spec.argv(ready_w)
+        argv, secrets = spec.argv(ready_w), spec.secrets()
         os.makedirs(os.path.dirname(os.path.abspath(spec.log_path)), exist_ok=True)
         log = open(spec.log_path, "ab")  # noqa: SIM115  (closed below, once Popen has it)
-        popen = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+        popen = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=log, stderr=log,
                                  pass_fds=(ready_w,), start_new_session=True, close_fds=True,
                                  env=env)
+        _hand_over(popen, secrets)
     except BaseException as exc:
         os.close(ready_r)
         if not isinstance(exc, OSError):
@@ -185,6 +198,17 @@ def spawn_bridge(spec: BridgeSpec) -> BridgeProcess:
         create_time = 0.0
     return BridgeProcess(popen=popen, pid=popen.pid, pgid=popen.pid, create_time=create_time,
                          ready_fd=ready_r, log_path=spec.log_path, worker_id=spec.worker_id)
+
+
+def _hand_over(popen: subprocess.Popen[bytes], secrets: bytes) -> None:
+    """Write the secrets to the process's stdin and close it. Blocks only while they exceed the
+    pipe's buffer (64 KiB) and the process has not read them yet; a process that died first
+    shows later as one that exited before it was ready."""
+    assert popen.stdin is not None
+    with contextlib.suppress(BrokenPipeError):
+        popen.stdin.write(secrets)
+    with contextlib.suppress(BrokenPipeError):
+        popen.stdin.close()
 
 
 def read_ready(proc: BridgeProcess) -> ReadyInfo | None:

@@ -25,11 +25,9 @@ call, swaps processes for a graceful reason (the replacement starts first), or e
 drained when its member node drains. On ``ActorExitRequest`` it answers its callers and stops
 its process: SIGTERM to the group, then SIGKILL.
 
-On a member node (``InitWorker.node``) the Worker uses that node's run directory and process
-registry, listens on TCP at the member's worker address and advertises it, has no host tools,
-and registers with the pool's NodeAgent there, which stops it if the pool goes silent. The
-Pool it checks in with is the sender of the last ``RunRequest`` (a restarted Pool is new).
-grpc is imported lazily (``worker_link``): this module is imported by processes that fork actors.
+On a member node the Worker uses that node's run directory and process registry, listens on
+TCP at the member's worker address, has no host tools, and registers with the pool's NodeAgent
+there. It checks in with the sender of the last ``RunRequest`` (a restarted Pool is new).
 """
 
 from __future__ import annotations
@@ -116,7 +114,8 @@ class Worker(ActorTypeDispatcher):
         die_with_parent()
         self._ctx, self._worker_id, self._restarts = msg.context, msg.worker_id, msg.restarts
         self._core = WorkerLifecycle(LifecycleTimings.from_config(msg.context.config))
-        self._link = WorkerLink(msg.worker_id, msg.context.config.max_payload_bytes)
+        self._link = WorkerLink(msg.worker_id, msg.context.config.max_payload_bytes,
+                                msg.context.worker_token)
         bind_context(worker_id=msg.worker_id)
         if msg.node:
             self._join_member(msg)

@@ -33,6 +33,7 @@ from snakepit_actors.json_codec import decode_value, encode_args, failure_to_err
 from snakepit_actors.messages import ExecuteFailed, ExecuteResult, RunRequest, StreamChunk
 from snakepit_actors.tree import processes
 from snakepit_actors.tree.streaming import StreamPump
+from snakepit_actors.worker_token import with_token
 
 Wake = Callable[[Any], None]
 
@@ -62,9 +63,10 @@ class Outcome:
 class WorkerLink:
     """The channel to one process (replaced when a swapped-in process takes over)."""
 
-    def __init__(self, worker_id: str, max_payload_bytes: int) -> None:
+    def __init__(self, worker_id: str, max_payload_bytes: int, token: str = "") -> None:
         self.worker_id = worker_id
         self.limit = max_payload_bytes
+        self.token = token
         self._channel: Any = None
         self._stub: Any = None
 
@@ -83,7 +85,7 @@ class WorkerLink:
         self._channel = grpc.insecure_channel(address, options=[
             ("grpc.max_send_message_length", limit), ("grpc.max_receive_message_length", limit),
             ("grpc.enable_http_proxy", 0)])
-        self._stub = bridge_pb2_grpc.BridgeServiceStub(self._channel)
+        self._stub = bridge_pb2_grpc.BridgeServiceStub(with_token(self._channel, self.token))
         try:
             self._stub.Ping(bridge_pb2.PingRequest(message="ready"), timeout=10.0,
                             wait_for_ready=True)

@@ -143,7 +143,7 @@ def bridge_spec(ctx: WorkerContext, worker_id: str,
         listen=listen, worker_id=worker_id, run_id=ctx.run_id,
         env={**cfg.env, "SNAKEPIT_HOST_TOOLS": host_tools},
         log_path=os.path.join(ctx.run_dir, worker_id + ".log"), capacity=cfg.capacity,
-        max_payload_bytes=cfg.max_payload_bytes)
+        max_payload_bytes=cfg.max_payload_bytes, token=ctx.worker_token)
 
 
 def member_context(msg: InitWorker, registry: Any) -> tuple[MemberEnv, WorkerContext]:
