@@ -7,10 +7,13 @@ import os
 import stat
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 from snakepit_actors import Pool, PoolConfig, RequestTimeoutError, ToolError
+from snakepit_actors.client.host_tools import HostToolServer
+from snakepit_actors.errors import InvalidArgumentsError
 
 from .conftest import _LIVE_POOLS
 
@@ -74,3 +77,17 @@ def test_a_host_tool_call_without_timeout_gets_the_rest_of_the_request_deadline(
         host_pool.execute("host", {"name": "slow", "seconds": 3}, timeout=0.8)
     # the host call ends with the request's own deadline: the caller sees the request time out
     assert time.monotonic() - started < 2.5
+
+
+def test_registering_a_host_tool_with_a_bad_name_or_function_is_a_typed_error(
+        tmp_path: Path) -> None:
+    server = HostToolServer(str(tmp_path), 1024)
+    try:
+        with pytest.raises(InvalidArgumentsError, match="non-empty str") as bad_name:
+            server.register("", print)
+        assert bad_name.value.reason == "invalid_name"
+        with pytest.raises(InvalidArgumentsError, match="must be a function") as bad_fn:
+            server.register("lookup", "not callable")  # type: ignore[arg-type]
+        assert bad_fn.value.reason == "invalid_fn"
+    finally:
+        server.stop()

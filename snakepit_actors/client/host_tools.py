@@ -23,7 +23,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from snakepit_actors.errors import SerializationError
+from snakepit_actors.errors import InvalidArgumentsError, SerializationError
 from snakepit_actors.json_codec import decode_value, encode_value
 from snakepit_actors.tree.worker_process import HOST_TOOLS_SOCKET, host_tools_address
 
@@ -50,12 +50,17 @@ class HostToolServer:
         """Make ``fn`` callable by adapters as ``name`` (replacing an earlier one).
 
         Raises:
-            TypeError: ``fn`` is not callable or ``name`` is not a non-empty string.
+            InvalidArgumentsError: ``fn`` is not callable or ``name`` is not a non-empty string
+                (nothing is registered).
         """
         if not isinstance(name, str) or not name:
-            raise TypeError(f"host tool name must be a non-empty string, got {name!r}")
+            raise InvalidArgumentsError(
+                f"host tool name must be a non-empty str, got {name!r:.80}: e.g. "
+                "pool.register_host_tool('lookup', fn)", reason="invalid_name")
         if not callable(fn):
-            raise TypeError(f"host tool {name!r} must be callable, got {fn!r}")
+            raise InvalidArgumentsError(
+                f"host tool {name!r} must be a function, got {fn!r:.80}: e.g. "
+                f"pool.register_host_tool({name!r}, lambda key: ...)", reason="invalid_fn")
         with self._lock:
             self._tools[name] = fn
             if self._server is None:
@@ -156,7 +161,7 @@ class HostToolMethods:
         Returns at once (the first call starts the host-tool service).
 
         Raises:
-            TypeError: ``name`` is empty or ``fn`` is not callable.
+            InvalidArgumentsError: ``name`` is not a non-empty str or ``fn`` is not callable.
         """
         if self._host_tools is None:
             self._host_tools = HostToolServer(self._run_dir, self.config.max_payload_bytes)
