@@ -63,11 +63,21 @@ class SystemConfig:
 
 
 def is_loopback(address: str) -> bool:
-    """Whether ``address`` is a loopback IP address (127.0.0.0/8, ::1)."""
+    """Whether ``address`` is a loopback IP address (127.0.0.0/8, ::1, or IPv4-mapped
+    127.x; a ``%scope`` suffix is ignored)."""
     try:
-        return ipaddress.ip_address(address).is_loopback
+        ip = ipaddress.ip_address(address.split("%", 1)[0])
     except ValueError:
         return False
+    mapped = getattr(ip, "ipv4_mapped", None)
+    return bool((mapped or ip).is_loopback)
+
+
+def exposed_bind(bind_address: object, allow_non_loopback: object, secret: object) -> bool:
+    """Whether ``bind_address`` is off loopback without the opt-in and a secret that make it
+    acceptable (Thespian's port unpickles what reaches it: off loopback, firewall it)."""
+    return (isinstance(bind_address, str) and not is_loopback(bind_address)
+            and not (allow_non_loopback is True and bool(secret)))
 
 
 @dataclass(frozen=True, slots=True)
@@ -348,8 +358,7 @@ def _problems(cfg: PoolConfig) -> list[str]:
         need(isinstance(sysc.secret, str), "system.secret must be a str", "<hidden>")
         need(isinstance(sysc.allow_non_loopback, bool),
              "system.allow_non_loopback must be True or False", sysc.allow_non_loopback)
-        need(not isinstance(sysc.bind_address, str) or is_loopback(sysc.bind_address)
-             or (sysc.allow_non_loopback is True and bool(sysc.secret)),
+        need(not exposed_bind(sysc.bind_address, sysc.allow_non_loopback, sysc.secret),
              "system.bind_address off loopback exposes Thespian's unpickling port beyond this "
              "host: bind 127.0.0.1, or set system.allow_non_loopback=True and a system.secret",
              sysc.bind_address)

@@ -23,7 +23,6 @@ Peers off loopback cannot be attributed to a uid: they are refused unless ``allo
 from __future__ import annotations
 
 import contextlib
-import ipaddress
 import itertools
 import os
 import socket
@@ -32,6 +31,8 @@ import sys
 import threading
 from collections.abc import Iterable
 from typing import Any
+
+from snakepit_actors.config import is_loopback
 
 _installed: list[Any] = []  # [PeerPolicy] once the transport is patched
 
@@ -50,21 +51,12 @@ class PeerPolicy:
 
     def decide(self, local: tuple[Any, ...], peer: tuple[Any, ...]) -> tuple[bool, int | None]:
         """Whether the connection ``peer -> local`` may be read, and the peer's uid if known."""
-        if not _is_loopback(peer[0]):
+        if not is_loopback(peer[0]):
             return self.allow_remote, None
         uid = peer_uid(local, peer)
         if uid is None:
             return not self.strict, None
         return uid in self.allowed_uids, uid
-
-
-def _is_loopback(host: str) -> bool:
-    try:
-        address = ipaddress.ip_address(host.split("%", 1)[0])
-    except ValueError:
-        return False
-    mapped = getattr(address, "ipv4_mapped", None)
-    return bool((mapped or address).is_loopback)
 
 
 _NETLINK_SOCK_DIAG, _SOCK_DIAG_BY_FAMILY = 4, 20

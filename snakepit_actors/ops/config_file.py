@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from snakepit_actors.config import PoolConfig, is_loopback
+from snakepit_actors.config import PoolConfig, exposed_bind
 from snakepit_actors.errors import ConfigError
 
 ENV_PREFIX = "SNAKEPIT_"
@@ -109,8 +109,7 @@ class NodeConfig:
         need(isinstance(self.secret, str), "secret must be a string", "<hidden>")
         need(isinstance(self.allow_non_loopback, bool),
              "allow_non_loopback must be true or false", self.allow_non_loopback)
-        need(not isinstance(self.bind_address, str) or is_loopback(self.bind_address)
-             or (self.allow_non_loopback is True and bool(self.secret)),
+        need(not exposed_bind(self.bind_address, self.allow_non_loopback, self.secret),
              "bind_address off loopback exposes Thespian's unpickling port beyond this host: "
              "bind 127.0.0.1, or set allow_non_loopback = true and a secret "
              "(SNAKEPIT_NODE__SECRET)", self.bind_address)
