@@ -26,6 +26,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from snakepit_actors.config import SystemConfig
+from snakepit_actors.core.process_rows import ProcessIdentity
+from snakepit_actors.core.run_dirs import RUN_DIR_MARKER, RunDirMarker
 
 _patched_bind: list[str] = []
 
@@ -70,8 +72,21 @@ def port_in_use(port: int, host: str = "127.0.0.1", timeout_s: float = 0.5) -> b
 
 
 def make_run_dir(pool_name: str) -> str:
-    """A private (0700) directory for one pool run: sockets, logs. Short, for socket paths."""
-    return tempfile.mkdtemp(prefix=f"sp-{pool_name[:16]}-")
+    """A private (0700) directory for one pool run: sockets, logs. Short, for socket paths.
+
+    It holds a marker file (``core.run_dirs.RUN_DIR_MARKER``) naming this process (pid and
+    create time) and user: once this process is gone, the reaper (``tree/run_dirs.py``) removes
+    the directory, even if nobody called ``remove_run_dir``.
+    """
+    import psutil
+
+    path = tempfile.mkdtemp(prefix=f"sp-{pool_name[:16]}-")
+    me = psutil.Process()
+    marker = RunDirMarker(ProcessIdentity(me.pid, me.create_time()), os.getuid())
+    fd = os.open(os.path.join(path, RUN_DIR_MARKER), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as out:
+        out.write(marker.to_text())
+    return path
 
 
 def remove_run_dir(path: str) -> None:

@@ -46,6 +46,7 @@ EVENTS = frozenset({
     "session.ended", "session.quota_exceeded", "session.affinity_lost", "session.moved",
     "system.started", "system.stopped", "system.stragglers_killed", "launcher.gone",
     "orphan.killed", "orphan.survived", "orphan.sweep_failed",
+    "run_dir.removed", "run_dir.remove_failed",
     "process_table.unavailable", "process_table.write_failed",
     "node.starting", "node.ready", "node.draining", "node.stopped", "node.pool_failed",
     "member.started", "member.stopped", "node.pool_silent", "node.worker_orphaned",

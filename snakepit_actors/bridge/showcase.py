@@ -3,7 +3,8 @@
 Each tool exercises one path of the bridge: plain replies (``ping``, ``echo``, ``add``), time
 (``sleep``, ``cpu``), failures (``fail``, ``crash``, ``bad_result``), session state
 (``session_counter``, ``session_visit``), streaming (``stream_progress``, ``async_count``), asyncio
-(``async_echo``), payload size (``big``), memory (``allocate``) and identity (``info``).
+(``async_echo``), payload size (``big``), memory (``allocate``), identity (``info``) and
+processes that try to outlive the worker (``spawn_strays``).
 
 ``adapter_config``:
     init_delay_s: seconds ``__init__`` sleeps, to simulate loading a model (default 0).
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator, Iterator, Mapping
@@ -90,6 +92,23 @@ class ShowcaseAdapter(BaseAdapter):
         """End the worker process at once with exit code ``code`` (no cleanup, no reply)."""
         sys.stderr.flush()
         os._exit(code)
+
+    @tool
+    def spawn_strays(self, seconds: float = 60.0) -> dict[str, int]:
+        """Start four ``sleep`` processes that try to outlive the worker, and return their
+        pids: "group" (a plain child), "session" (``setsid``: another session), "orphan"
+        (double-forked: its parent ``sh`` exits at once) and "orphan_session" (both). All of
+        them die when the worker process stops (``tree/descendants.py``)."""
+        argv = ["sleep", str(float(seconds))]
+        strays = [subprocess.Popen(argv), subprocess.Popen(argv, start_new_session=True)]
+        self.__dict__.setdefault("_strays", []).extend(strays)  # reaped by whoever outlives
+        pids = {"group": strays[0].pid, "session": strays[1].pid}
+        for name, prefix in (("orphan", ""), ("orphan_session", "setsid ")):
+            shell = f"{prefix}sleep {float(seconds)} >/dev/null 2>&1 </dev/null & echo $!"
+            done = subprocess.run(["sh", "-c", shell], capture_output=True, text=True,
+                                  check=True, timeout=10)
+            pids[name] = int(done.stdout.strip())
+        return pids
 
     @tool
     def session_counter(self, ctx: SessionContext) -> int:

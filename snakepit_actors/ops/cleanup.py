@@ -1,5 +1,6 @@
 """``snakepit-actors cleanup``: reap the orphans recorded in a data directory's process table
-(``tree/reaper.py`` decides and acts) and print what happened, as a table or as JSON."""
+(``tree/reaper.py`` decides and acts), remove the run directories of dead runs
+(``tree/run_dirs.py``) and print what happened, as a table or as JSON."""
 
 from __future__ import annotations
 
@@ -12,12 +13,14 @@ from typing import TextIO
 
 from snakepit_actors.tree.process_table import ProcessTable, process_db_path
 from snakepit_actors.tree.reaper import DEFAULT_GRACE_S, ReapReport, reap_orphans
+from snakepit_actors.tree.run_dirs import reap_run_dirs
 
 
 def cleanup_command(data_dir: str, dry_run: bool, as_json: bool, *,
                     grace_s: float = DEFAULT_GRACE_S, out: TextIO | None = None) -> int:
-    """``snakepit-actors cleanup``: reap orphans recorded under ``data_dir`` and print what
-    happened (a table, or JSON). A missing table means nothing to do; it is not created.
+    """``snakepit-actors cleanup``: reap orphans recorded under ``data_dir``, remove the run
+    directories of dead runs, and print what happened (a table, or JSON). A missing table
+    means no orphaned process to look for; it is not created.
 
     Args:
         data_dir: the data directory (``process_table.default_data_dir(os.environ)``).
@@ -28,7 +31,7 @@ def cleanup_command(data_dir: str, dry_run: bool, as_json: bool, *,
 
     Returns:
         The exit code: 0 done; 1 some verified orphan survived SIGKILL; 2 the table could not
-        be read.
+        be read (run directories are then left alone too).
     """
     out = out or sys.stdout
     path = process_db_path(data_dir)
@@ -41,10 +44,15 @@ def cleanup_command(data_dir: str, dry_run: bool, as_json: bool, *,
         except (sqlite3.Error, OSError) as exc:
             print(f"error: cannot use the process table {path}: {exc}", file=sys.stderr)
             return 2
+    dirs = reap_run_dirs(dry_run=dry_run)
     if as_json:
-        print(json.dumps({"db": path, **report.to_dict()}, indent=2), file=out)
+        print(json.dumps({"db": path, **report.to_dict(), "run_dirs": [
+            {"path": o.path, "action": o.action, "reason": o.reason, "owner_pid": o.owner_pid}
+            for o in dirs.outcomes if o.reason != "not_ours"]}, indent=2), file=out)
     else:
         print(_render(path, report), file=out)
+        verb = "would remove" if dry_run else "removed"
+        print(f"run directories of dead runs: {len(dirs.removed)} {verb}", file=out)
     return 1 if report.survived else 0
 
 

@@ -10,9 +10,10 @@ once except ``wait_ready`` (tests, benchmarks) and ``stop_bridge`` (bounded by i
     stop_bridge(proc)  -> exit code           SIGTERM group, grace, SIGKILL group, reap
 
 The bridge runs in its own session (process group = its pid), so ``stop_bridge`` also ends
-whatever the adapter started. Its stdout and stderr go to ``spec.log_path``; the last 2 KB are
-quoted in start errors. The bridge dies with the *thread* that spawned it (PR_SET_PDEATHSIG),
-so spawn from a thread that lives as long as the worker (an actor's main thread).
+whatever the adapter started (``descendants.py``: also what left the group). Its stdout and
+stderr go to ``spec.log_path``; the last 2 KB are quoted in start errors. The bridge dies with
+the *thread* that spawned it (PR_SET_PDEATHSIG), so spawn from a thread that lives as long as
+the worker (an actor's main thread).
 
 This module imports neither grpc nor thespian.
 """
@@ -32,6 +33,7 @@ from typing import Any
 import psutil
 
 from snakepit_actors.errors import ConfigError, PoolNotReadyError
+from snakepit_actors.tree import descendants
 
 __all__ = [
     "BridgeProcess", "BridgeSpec", "ReadyInfo", "kill_process_group", "process_exit_code",
@@ -133,6 +135,7 @@ class BridgeProcess:
         buffer: bytes read from ``ready_fd`` that do not yet end a line.
         ready: the ``ReadyInfo`` once read.
         stopped: ``stop_bridge`` finished.
+        lineage: the ``SNAKEPIT_LINEAGE`` its tree inherits (``descendants.py``).
     """
 
     popen: subprocess.Popen[bytes]
@@ -145,6 +148,7 @@ class BridgeProcess:
     buffer: bytearray = field(default_factory=bytearray)
     ready: ReadyInfo | None = None
     stopped: bool = False
+    lineage: str = ""  # SNAKEPIT_LINEAGE of its tree (descendants.py)
 
 
 def spawn_bridge(spec: BridgeSpec) -> BridgeProcess:
@@ -166,8 +170,10 @@ def spawn_bridge(spec: BridgeSpec) -> BridgeProcess:
             log file could not be opened (the OSError text is in the message).
         ConfigError: ``spec.adapter_config`` is not JSON-serialisable.
     """
+    lineage = descendants.new_lineage()
     env = {**os.environ, **spec.env, "SNAKEPIT_WORKER_ID": spec.worker_id,
-           "SNAKEPIT_RUN_ID": spec.run_id, "PYTHONUNBUFFERED": "1"}
+           "SNAKEPIT_RUN_ID": spec.run_id, "PYTHONUNBUFFERED": "1",
+           descendants.LINEAGE_VAR: lineage}
     ready_r, ready_w = os.pipe()
     log = None
     try:
@@ -197,7 +203,8 @@ def spawn_bridge(spec: BridgeSpec) -> BridgeProcess:
     except psutil.Error:
         create_time = 0.0
     return BridgeProcess(popen=popen, pid=popen.pid, pgid=popen.pid, create_time=create_time,
-                         ready_fd=ready_r, log_path=spec.log_path, worker_id=spec.worker_id)
+                         ready_fd=ready_r, log_path=spec.log_path, worker_id=spec.worker_id,
+                         lineage=lineage)
 
 
 def _hand_over(popen: subprocess.Popen[bytes], secrets: bytes) -> None:
@@ -308,7 +315,8 @@ def kill_process_group(pgid: int, sig: int) -> bool:
 
 
 def stop_bridge(proc: BridgeProcess, grace_s: float = 2.0) -> int | None:
-    """Stop the process and its group: SIGTERM, up to ``grace_s``, SIGKILL, reap, close fds.
+    """Stop the process and its group: SIGTERM, up to ``grace_s``, SIGKILL, reap, close fds;
+    then SIGKILL every other process its tree left (``descendants.kill_leftovers``).
 
     Blocks at most ``grace_s`` plus a short reap. Safe to call twice and on a dead process (the
     group still gets a SIGKILL for anything the adapter left behind).
@@ -322,6 +330,7 @@ def stop_bridge(proc: BridgeProcess, grace_s: float = 2.0) -> int | None:
     """
     if proc.stopped:
         return proc.popen.returncode
+    tree = descendants.descendants_of(proc.pid)  # setsid ones too, while the bridge holds them
     if process_exit_code(proc) is None and grace_s > 0:
         kill_process_group(proc.pgid, signal.SIGTERM)
         kill_process_group(proc.pgid, signal.SIGCONT)  # a stopped process handles it too
@@ -331,6 +340,7 @@ def stop_bridge(proc: BridgeProcess, grace_s: float = 2.0) -> int | None:
     with contextlib.suppress(subprocess.TimeoutExpired):
         proc.popen.wait(_REAP_TIMEOUT_S)
     _close_ready_fd(proc)
+    descendants.kill_leftovers(tree, proc.lineage, proc.pid)
     proc.stopped = proc.popen.returncode is not None
     return proc.popen.returncode
 

@@ -49,6 +49,7 @@ from snakepit_actors.core.orphans import (
 from snakepit_actors.core.process_rows import ProcessRow
 from snakepit_actors.telemetry import get_logger
 from snakepit_actors.tree.process_table import ProcessTable, identify_process
+from snakepit_actors.tree.run_dirs import reap_run_dirs
 
 __all__ = [
     "CREATE_TIME_TOLERANCE_S", "DEFAULT_GRACE_S", "ProcessFacts", "ReapOutcome", "ReapReport",
@@ -187,7 +188,9 @@ def reap_orphans(table: ProcessTable, *, now: float | None = None,
 def sweep_orphans(db_path: str, *, ended_runs: Collection[str] = (),
                   grace_s: float = DEFAULT_GRACE_S) -> ReapReport | None:
     """``reap_orphans`` on the table at ``db_path`` (created if missing), never raising: a
-    broken table must not keep a pool from starting or closing.
+    broken table must not keep a pool from starting or closing. A sweep for no particular run
+    (``ended_runs`` empty: at a start) then removes the run directories of dead runs
+    (``run_dirs.reap_run_dirs``).
 
     Returns:
         The report, or None if the table could not be used (logged as
@@ -195,10 +198,16 @@ def sweep_orphans(db_path: str, *, ended_runs: Collection[str] = (),
     """
     try:
         with ProcessTable(db_path) as table:
-            return reap_orphans(table, grace_s=grace_s, ended_runs=ended_runs)
+            report = reap_orphans(table, grace_s=grace_s, ended_runs=ended_runs)
     except (sqlite3.Error, OSError, psutil.Error) as exc:
         log.warning("orphan.sweep_failed", path=db_path, error=str(exc))
         return None
+    if not ended_runs:
+        try:
+            reap_run_dirs()
+        except (OSError, psutil.Error) as exc:
+            log.warning("orphan.sweep_failed", path=db_path, error=str(exc))
+    return report
 
 
 # --- observing --------------------------------------------------------------------------------

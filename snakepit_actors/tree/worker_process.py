@@ -29,7 +29,7 @@ from snakepit_actors.messages import (
     WorkerContext,
     WorkerReady,
 )
-from snakepit_actors.tree import processes
+from snakepit_actors.tree import descendants, processes
 from snakepit_actors.tree.member_env import MemberEnv
 
 #: The file name of the socket on which the pool's handle serves host tools, in its run
@@ -57,6 +57,7 @@ class ProcessHandle:
         Raises:
             SnakepitError: it could not be started (``ConfigError``, ``PoolNotReadyError``).
         """
+        descendants.become_subreaper()  # orphans of its tools reparent here, to be killed
         registry, wid = ctx.process_registry, spec.worker_id
         self._send(registry, ProcessSpawning(wid, ctx.run_id, ctx.config.name))
         try:
