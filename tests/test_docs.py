@@ -1,6 +1,6 @@
 """The README and the guides point only to files of this repository: every relative link and
-every backquoted ``docs/...`` path resolves, and nothing refers to design notes users do not
-have."""
+every backquoted ``docs/...`` path resolves, and nothing (guides, docstrings, comments, scripts)
+refers to design notes users do not have."""
 
 from __future__ import annotations
 
@@ -11,6 +11,11 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+#: Everything else a user reads: the code (its docstrings and comments), the scripts, the
+#: examples and the packaging (generated stubs excepted).
+SOURCES = [path for folder in ("snakepit_actors", "supervision", "scripts", "docs/examples")
+           for path in sorted((ROOT / folder).rglob("*.py")) if "_proto" not in path.parts]
+SOURCES += [ROOT / "pyproject.toml", ROOT / ".ci" / "run"]
 _LINK = re.compile(r"\[[^\]]*\]\(([^)\s]+)(?:\s+\"[^\"]*\")?\)")
 _DOCS_PATH = re.compile(r"`((?:docs|examples)/[^`\s]+\.(?:md|py))`")
 _EXTERNAL = ("http://", "https://", "mailto:", "#")
@@ -42,7 +47,7 @@ def test_every_relative_link_resolves_to_a_file_in_the_repository(page: Path) ->
     assert not _broken_links(page), f"{_page_id(page)}: {_broken_links(page)}"
 
 
-@pytest.mark.parametrize("page", PAGES, ids=_page_id)
+@pytest.mark.parametrize("page", PAGES + SOURCES, ids=_page_id)
 def test_nothing_refers_to_design_notes_users_do_not_have(page: Path) -> None:
     text = page.read_text(encoding="utf-8")
     found = [f"line {text.count(chr(10), 0, m.start()) + 1}: {m.group(0)}"

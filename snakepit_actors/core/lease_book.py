@@ -1,4 +1,5 @@
-"""The Pool's side of the direct data path (DESIGN §3), as plain state around ``LeaseLedger``.
+"""The Pool's side of the direct data path (docs/architecture.md, "Two data paths"), as plain state
+around ``LeaseLedger``.
 
     client --LeaseBatch--> Pool --LeaseGranted / Refused / Revoked / Recalled--> client
                             └--RecycleWorker--> Worker --WorkerProcessLost--> Pool

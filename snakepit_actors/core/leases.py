@@ -1,7 +1,7 @@
-"""Leases: the pure state of the direct data path, on both ends (DESIGN §3). A *lease* is one
-worker slot the Pool lends to a client, which then calls that worker's gRPC endpoint itself.
-The Pool stays the authority: a lease request is one more entry in its FIFO queue (same
-max_queue, same affinity hint), and it decides which worker each lease gets.
+"""Leases: the pure state of the direct data path, on both ends (docs/architecture.md, "Two data
+paths"). A *lease* is one worker slot the Pool lends to a client, which then calls that worker's
+gRPC endpoint itself. The Pool stays the authority: a lease request is one more entry in its
+FIFO queue (same max_queue, same affinity hint), and it decides which worker each lease gets.
 
 The client's side, ``LeaseBroker`` (one per ``Pool`` handle; its caller holds a lock around it)::
 
