@@ -22,6 +22,7 @@ import shutil
 import socket
 import tempfile
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -172,7 +173,7 @@ def shutdown_actor_system(started: StartedSystem, admin_pid: int = 0,
             session = os.getsid(admin_pid)
     with contextlib.suppress(Exception):
         started.actor_system.shutdown()
-    alive = _wait_gone(procs, grace_s)
+    alive = wait_gone(procs, grace_s)
     if session > 1 and session != os.getsid(0):
         # An actor forked during the shutdown (a Starter restarting its Worker) was in no list
         # above and, its parent gone before its first message set PR_SET_PDEATHSIG, would
@@ -251,21 +252,24 @@ def _session_strays(session_id: int, known: set[int]) -> list[Any]:
     return strays
 
 
-def _wait_gone(procs: list[Any], timeout_s: float) -> list[Any]:
+def process_running(proc: Any) -> bool:
+    """Whether the ``psutil.Process`` ``proc`` still runs: a zombie or a reused pid counts as
+    gone (``is_running`` checks the create time)."""
+    import psutil
+
+    try:
+        return bool(proc.is_running()) and proc.status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False
+
+
+def wait_gone(procs: Iterable[Any], timeout_s: float) -> list[Any]:
     """The processes of ``procs`` still running after up to ``timeout_s``. A zombie counts as
     gone: the admin's children are reparented when it exits and may wait a while for whoever
     reaps them (``psutil.wait_procs`` would wait for that too: ~1.6 s per pool here)."""
-    import psutil
-
-    def running(proc: psutil.Process) -> bool:
-        try:
-            return proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE
-        except psutil.Error:
-            return False
-
     deadline = time.monotonic() + timeout_s
-    alive = [p for p in procs if running(p)]
+    alive = [p for p in procs if process_running(p)]
     while alive and time.monotonic() < deadline:
         time.sleep(0.01)
-        alive = [p for p in alive if running(p)]
+        alive = [p for p in alive if process_running(p)]
     return alive

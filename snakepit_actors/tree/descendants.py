@@ -33,6 +33,8 @@ from collections.abc import Iterable
 
 import psutil
 
+from snakepit_actors.system import process_running
+
 __all__ = ["LINEAGE_VAR", "adopted_by_me", "become_subreaper", "children_of", "descendants_of",
            "kill_leftovers", "new_lineage"]
 
@@ -146,15 +148,8 @@ def kill_leftovers(snapshot: Iterable[psutil.Process], lineage: str, bridge_pid:
             if pid in mine:
                 with contextlib.suppress(ChildProcessError, OSError):
                     os.waitpid(pid, os.WNOHANG)
-            if not _alive(pending[pid]):
+            if not process_running(pending[pid]):
                 del pending[pid]
         if pending:
             time.sleep(0.01)
     return signalled
-
-
-def _alive(proc: psutil.Process) -> bool:
-    try:
-        return proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE
-    except psutil.Error:
-        return False

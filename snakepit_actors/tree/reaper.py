@@ -32,7 +32,7 @@ import os
 import signal
 import sqlite3
 import time
-from collections.abc import Collection, Iterable
+from collections.abc import Collection
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -47,6 +47,7 @@ from snakepit_actors.core.orphans import (
     run_is_over,
 )
 from snakepit_actors.core.process_rows import ProcessRow
+from snakepit_actors.system import process_running, wait_gone
 from snakepit_actors.telemetry import get_logger
 from snakepit_actors.tree.process_table import ProcessTable, identify_process
 from snakepit_actors.tree.run_dirs import reap_run_dirs
@@ -264,13 +265,6 @@ def _find_unconfirmed(keys: set[tuple[str, str]], uid: int,
 
 # --- killing ----------------------------------------------------------------------------------
 
-def _alive(proc: psutil.Process) -> bool:
-    try:
-        return proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE
-    except psutil.Error:
-        return False
-
-
 def _group_members(pgids: set[int]) -> dict[int, list[psutil.Process]]:
     """The processes of each group, seen while its verified leader holds the group id."""
     members: dict[int, list[psutil.Process]] = {pgid: [] for pgid in pgids}
@@ -286,23 +280,15 @@ def _signal(target: _Target, sig: int) -> None:
     """Signal the target's group while its leader is alive (the group id cannot have been
     reused then); otherwise each process seen in the group, by identity-checked handle."""
     with contextlib.suppress(psutil.Error, OSError):
-        if _alive(target.handle):
+        if process_running(target.handle):
             if target.pgid:
                 os.killpg(target.pgid, sig)
                 return
             target.handle.send_signal(sig)
     for member in target.members:
         with contextlib.suppress(psutil.Error):
-            if _alive(member):
+            if process_running(member):
                 member.send_signal(sig)
-
-
-def _wait_gone(procs: Iterable[psutil.Process], timeout_s: float) -> None:
-    deadline = time.monotonic() + timeout_s
-    pending = [p for p in procs if _alive(p)]
-    while pending and time.monotonic() < deadline:
-        time.sleep(0.01)
-        pending = [p for p in pending if _alive(p)]
 
 
 def _kill(targets: list[_Target], grace_s: float) -> set[int]:
@@ -315,12 +301,12 @@ def _kill(targets: list[_Target], grace_s: float) -> set[int]:
         target.members = members.get(target.pgid, [])
         _signal(target, signal.SIGTERM)
     everyone = [p for t in targets for p in (t.handle, *t.members)]
-    _wait_gone(everyone, grace_s)
+    wait_gone(everyone, grace_s)
     for target in targets:
-        if any(_alive(p) for p in (target.handle, *target.members)):
+        if any(process_running(p) for p in (target.handle, *target.members)):
             _signal(target, signal.SIGKILL)
-    _wait_gone(everyone, _KILL_WAIT_S)
-    return {t.index for t in targets if any(_alive(p) for p in (t.handle, *t.members))}
+    wait_gone(everyone, _KILL_WAIT_S)
+    return {t.index for t in targets if any(process_running(p) for p in (t.handle, *t.members))}
 
 
 def _settle(table: ProcessTable, row: ProcessRow, verdict: Verdict,
