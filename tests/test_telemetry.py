@@ -101,11 +101,15 @@ def test_a_failing_subscriber_does_not_break_logging() -> None:
     def broken(event: str, fields: dict[str, object]) -> None:
         raise RuntimeError("subscriber bug")
 
+    seen: list[str] = []
     unsubscribe = subscribe(broken)
+    unsubscribe_ok = subscribe(lambda event, _fields: seen.append(event))
     try:
-        get_logger("pool").warning("pool.degraded", reason="x")
+        get_logger("pool").warning("pool.degraded", reason="x")  # raises nothing
     finally:
         unsubscribe()
+        unsubscribe_ok()
+    assert seen == ["pool.degraded"], "a broken subscriber kept the others from the event"
 
 
 def test_json_logging_writes_one_object_per_line_with_bound_context() -> None:
