@@ -225,6 +225,15 @@ def test_a_lease_holds_its_slot_until_it_comes_back() -> None:
     assert run.message.request.request_id == "r1"
 
 
+def test_every_lease_carries_the_pools_worker_token() -> None:
+    core = PoolCore(config(pool_size=1), pool="@pool", worker_token="s3cret")
+    core.start(0.0)
+    core.worker_ready(ready("w1", pid=100), 0.0)
+    grant = only(GrantLease, core.request_lease(RequestLease("L1"), "@h", 0.0))
+    assert grant.message.token == "s3cret"
+    assert "s3cret" not in repr(grant.message)
+
+
 def test_a_gone_workers_leases_wait_for_its_exit_status_or_the_grace() -> None:
     core = started()
     core.request_lease(RequestLease("L1"), "@h", 0.0)

@@ -46,9 +46,11 @@ Leases = list[tuple[str, LeaseEntry[Any]]]
 
 class LeaseBook:
     """The ledger of lent slots, the leases parked for an exit status, and which holders died
-    (bounded) and when they are checked next."""
+    (bounded) and when they are checked next. ``token``: what every call on a lease must
+    carry (the pool's worker token), handed out with each ``LeaseGranted``."""
 
-    def __init__(self) -> None:
+    def __init__(self, token: str = "") -> None:
+        self.token = token
         self.ledger: LeaseLedger[Any] = LeaseLedger()
         self._parked: dict[str, tuple[Leases, SnakepitError]] = {}
         self._dead: OrderedDict[str, None] = OrderedDict()

@@ -78,16 +78,17 @@ class PoolCore:
         report_progress: also tell it ``StartProgress`` as each worker becomes ready.
         session_store: the SessionStore's address (None: sessions are not tracked).
         started: the pool had already started (a core rebuilt under a running pool).
+        worker_token: the pool's worker token, handed out with every lease.
     """
 
     def __init__(self, config: PoolConfig, *, pool: Any = None, start_reply_to: Any = None,
                  report_progress: bool = False, session_store: Any = None,
-                 started: bool = False) -> None:
+                 started: bool = False, worker_token: str = "") -> None:
         self.config = config
         self.workers: dict[str, WorkerRecord] = {}
         self.readiness = Readiness(config, pool=pool, start_reply_to=start_reply_to,
                                    report_progress=report_progress, started=started)
-        self.leases = LeaseBook()
+        self.leases = LeaseBook(worker_token)
         self.ledger = self.leases.ledger
         self.sessions = SessionPins(config.affinity, session_store)
         self.desk = RequestDesk(config, self.workers, self.leases, self.sessions, self.readiness)

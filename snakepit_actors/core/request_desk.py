@@ -262,7 +262,7 @@ class RequestDesk:
             return self.run(self.scheduler.checkin(d.worker_id, d.request_id, now), now)
         self._leases.ledger.grant(d.request_id, holder, d.worker_id)
         return [GrantLease(holder, LeaseGranted(d.request_id, d.worker_id, record.endpoint,
-                                                record.pid or 0))]
+                                                record.pid or 0, self._leases.token))]
 
     def _schedule_expiry(self) -> Decisions:
         """Wake at the next queue deadline or hold end, if earlier than the wake-up asked for."""

@@ -106,8 +106,8 @@ class LeaseBatch:
 class LeaseGranted:
     """Pool -> client: the lease ``request_id`` is one slot of ``worker_id``, served at
     ``endpoint`` by the process ``pid`` (a new pid means a new process behind the same
-    endpoint: open a new channel). Every call to it must carry ``token`` (the pool's, added by
-    the Pool actor; ``snakepit_actors.worker_token.with_token``)."""
+    endpoint: open a new channel). Every call to it must carry ``token`` (the pool's;
+    ``snakepit_actors.worker_token.with_token``)."""
 
     request_id: str
     worker_id: str

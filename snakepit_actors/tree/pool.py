@@ -29,7 +29,6 @@ replies to the caller); the handle fails the requests it sent that have no reply
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from typing import Any
 
@@ -53,7 +52,6 @@ from snakepit_actors.messages import (
     GetStats,
     InitPool,
     LeaseBatch,
-    LeaseGranted,
     ListWorkers,
     PoolDegraded,
     PoolReplaced,
@@ -84,7 +82,6 @@ class Pool(ActorTypeDispatcher):
         super().__init__()
         self._core: PoolCore | None = None
         self._holders = HolderWatch()
-        self._token = ""
 
     @property
     def core(self) -> PoolCore:
@@ -98,8 +95,6 @@ class Pool(ActorTypeDispatcher):
         for d in decisions:
             if isinstance(d, WakeAt):
                 self.wakeupAfter(max(0.0, d.when - now), payload=d.timer)
-            elif isinstance(d.message, LeaseGranted):
-                self.send(d.to, dataclasses.replace(d.message, token=self._token))
             else:
                 self.send(d.to, d.message)
 
@@ -113,8 +108,8 @@ class Pool(ActorTypeDispatcher):
         self._core = PoolCore(msg.config, pool=self.myAddress,
                               start_reply_to=msg.start_reply_to,
                               report_progress=msg.report_progress,
-                              session_store=msg.session_store, started=msg.restarts > 0)
-        self._token = msg.worker_token
+                              session_store=msg.session_store, started=msg.restarts > 0,
+                              worker_token=msg.worker_token)
         self.send(msg.worker_registry, SubscribeWorkers(self.myAddress))  # facts come back
         if not msg.restarts:
             self._execute(self._core.start(now), now)
