@@ -51,3 +51,11 @@ def test_python_dash_m_snakepit_actors_runs_the_same_command() -> None:
                           capture_output=True, text=True, timeout=50)
     assert done.returncode == 0, done.stderr
     assert "usage: snakepit-actors cleanup" in done.stdout
+
+
+def test_version_prints_the_package_version() -> None:
+    from snakepit_actors import __version__
+
+    done = subprocess.run([sys.executable, "-m", "snakepit_actors", "--version"],
+                          capture_output=True, text=True, timeout=50)
+    assert done.returncode == 0 and done.stdout.strip() == f"snakepit-actors {__version__}"

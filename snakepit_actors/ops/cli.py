@@ -31,6 +31,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
+from snakepit_actors import __version__
 from snakepit_actors.errors import SnakepitError
 from snakepit_actors.ops.console import Progress, say
 from snakepit_actors.telemetry import configure_logging
@@ -237,6 +238,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``snakepit-actors``."""
     parser = argparse.ArgumentParser(prog="snakepit-actors",
                                      description="Supervised pools of external Python workers")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     parser.add_argument("--log-level", default=None,
                         choices=["debug", "info", "warning", "error"])
     parser.add_argument("--log-format", default=None,
