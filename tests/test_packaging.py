@@ -127,7 +127,7 @@ def test_the_sdist_carries_the_docs_protos_tests_and_license(tmp_path: Path) -> 
     (sdist,) = (tmp_path / "dist").glob("snakepit_actors-*.tar.gz")
     with tarfile.open(sdist) as archive:
         names = {n.split("/", 1)[1] for n in archive.getnames() if "/" in n}
-    wanted = {"LICENSE", "NOTICE", "CHANGELOG.md", "README.md", "pyproject.toml",
+    wanted = {"LICENSE", "NOTICE", "CHANGELOG.md", "README.md", "pyproject.toml", "mkdocs.yml",
               "protos/snakepit/bridge/v1/bridge.proto", "docs/errors.md", "tests/conftest.py",
               "scripts/gen_proto.py", "snakepit_actors/__init__.py",
               "supervision/snakepit_supervision/__init__.py"}
