@@ -125,3 +125,27 @@ def test_usage_errors_exit_2_with_or_without_json() -> None:
     assert bad_args.returncode == 2
     error = json.loads(bad_args.stdout)["error"]
     assert error["category"] == "usage" and "ARGS must be a JSON object" in error["message"]
+
+
+def test_each_error_maps_to_its_documented_exit_code() -> None:
+    from snakepit_actors import errors
+    from snakepit_actors.ops.cli import UsageError, error_report, exit_code
+
+    cases = {
+        errors.ToolError("ValueError: x", details={"type": "ValueError"}): 1,
+        errors.RequestTimeoutError("slow"): 1,
+        errors.WorkerCrashedError("gone"): 1,
+        UsageError("give --port"): 2,
+        errors.InvalidArgumentsError("no pool 'x'", reason="unknown_pool"): 2,
+        errors.ConfigError("pool_size must be >= 1, got 0"): 3,
+        errors.PoolNotReadyError("nothing on 127.0.0.1:1", reason="node_unreachable"): 4,
+    }
+    for error, code in cases.items():
+        assert exit_code(error) == code, error
+        text, same = error_report(error, as_json=False)
+        assert same == code and text == f"error: {type(error).__name__}: {error}"
+        document = json.loads(error_report(error, as_json=True)[0])
+        assert document["exit_code"] == code and document["error"]["message"] == str(error)
+    tool = json.loads(error_report(errors.ToolError("x", details={"type": "E"}), True)[0])
+    assert tool["error"] == {"type": "ToolError", "message": "x", "category": "tool",
+                             "reason": "tool_raised", "details": {"type": "E"}}
