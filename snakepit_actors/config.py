@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from snakepit_actors.config_hints import unknown_key
 from snakepit_actors.errors import ConfigError
 
 Affinity = Literal["hint", "strict_queue", "strict_fail_fast"]
@@ -180,8 +181,8 @@ class PoolConfig:
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(data) - known)
         if unknown:
-            raise ConfigError(f"unknown PoolConfig field(s) {unknown}; known fields: "
-                              f"{sorted(known)}", details={"unknown": unknown})
+            raise ConfigError("; ".join(unknown_key(key, known, "a PoolConfig field")
+                                        for key in unknown), details={"unknown": unknown})
         values = dict(data)
         if isinstance(values.get("system"), Mapping):
             try:

@@ -2,15 +2,17 @@
 
 Each class says whose fault it is, whether the request may have run, and what the caller should
 do. Errors cross process boundaries inside actor messages, so they pickle: every field lives in
-``args`` through ``__reduce__``.
+``args`` through ``__reduce__``. The two timeouts are also builtin ``TimeoutError``s, so
+``except TimeoutError`` catches them (code that waits on a future with a timeout must therefore
+tell its own wait's timeout from a reply that *is* one: ``isinstance(exc, SnakepitError)``).
 
     SnakepitError                       category       may have run?
-    ├── ConfigError                     config         no  (fix the PoolConfig field named)
+    ├── ConfigError (ValueError)        config         no  (fix the PoolConfig field named)
     ├── PoolNotReadyError               pool           no  (the pool could not start)
     ├── PoolClosedError                 pool           no  (you closed the pool)
     ├── PoolSaturatedError              pool           no  (queue full: back off and retry)
-    ├── QueueTimeoutError               pool           no  (never reached a worker)
-    ├── RequestTimeoutError             timeout        yes (a worker had it; it was cancelled)
+    ├── QueueTimeoutError (TimeoutError) pool          no  (never reached a worker)
+    ├── RequestTimeoutError (TimeoutError) timeout     yes (a worker had it; it was cancelled)
     ├── RequestCancelledError           request        maybe (the caller cancelled it)
     ├── WorkerCrashedError              worker         yes (the worker died under it)
     ├── ToolError                       tool           yes (the tool raised)
@@ -18,7 +20,11 @@ do. Errors cross process boundaries inside actor messages, so they pickle: every
     ├── InvalidArgumentsError           tool           no
     ├── SerializationError              serialization  depends on ``reason``
     ├── PayloadTooLargeError            serialization  no
-    └── SessionAffinityError            session        no
+    ├── SessionAffinityError            session        no
+    ├── SessionNotFoundError (KeyError) session        no
+    └── SessionQuotaError               session        no
+
+Every class is exported from ``snakepit_actors``; ``docs/errors.md`` is the user's guide to them.
 """
 
 from __future__ import annotations
@@ -113,17 +119,18 @@ class PoolSaturatedError(SnakepitError):
     default_reason = "queue_full"
 
 
-class QueueTimeoutError(SnakepitError):
+class QueueTimeoutError(SnakepitError, TimeoutError):
     """The request waited ``queue_timeout`` (or its own deadline) in the queue and never reached a
-    worker. It never ran; retrying is safe."""
+    worker. It never ran; retrying is safe. Also a ``TimeoutError``."""
 
     category = "pool"
     default_reason = "queue_timeout"
 
 
-class RequestTimeoutError(SnakepitError):
+class RequestTimeoutError(SnakepitError, TimeoutError):
     """A worker had the request and its deadline passed. The tool may have run partly; its worker
-    process was restarted to cancel it. Retry only if the tool is idempotent."""
+    process was restarted to cancel it. Retry only if the tool is idempotent. Also a
+    ``TimeoutError``."""
 
     category = "timeout"
     default_reason = "deadline_exceeded"

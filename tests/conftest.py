@@ -14,6 +14,7 @@ import psutil
 import pytest
 
 from snakepit_actors import Pool, PoolConfig
+from snakepit_actors.proctitle import TITLE_PREFIX
 
 _ME = psutil.Process()
 _MY_CMDLINE = _ME.cmdline()
@@ -59,16 +60,22 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     shutil.rmtree(os.environ.pop("XDG_DATA_HOME", ""), ignore_errors=True)
 
 
+def _titled(cmdline: list[str]) -> bool:
+    """An actor process renamed by setproctitle (ours, or Thespian's ``Class ActorAddr-...``):
+    its command line and its /proc environ are overwritten, its name too."""
+    return bool(cmdline) and (cmdline[0].startswith(TITLE_PREFIX) or "ActorAddr-" in cmdline[0])
+
+
 def project_processes() -> dict[int, str]:
     """Live processes started by this test run: actor processes and worker processes."""
     found: dict[int, str] = {}
     for proc in psutil.process_iter(["pid", "name", "status", "cmdline"]):
         try:
-            if (proc.pid == _ME.pid or proc.info["status"] == psutil.STATUS_ZOMBIE
-                    or "python" not in (proc.info["name"] or "")):
-                continue
             cmdline = proc.info["cmdline"] or []
-            if (cmdline == _MY_CMDLINE and _ours(proc)) or (
+            if (proc.pid == _ME.pid or proc.info["status"] == psutil.STATUS_ZOMBIE
+                    or ("python" not in (proc.info["name"] or "") and not _titled(cmdline))):
+                continue
+            if ((cmdline == _MY_CMDLINE or _titled(cmdline)) and _ours(proc)) or (
                     "snakepit_actors.bridge" in cmdline
                     and proc.environ().get(_MARKER[0]) == _MARKER[1]):
                 found[proc.pid] = " ".join(cmdline)[:120]

@@ -114,3 +114,25 @@ def test_unknown_top_level_tables_and_broken_toml_are_errors(tmp_path: Path) -> 
         load_node_file(write(tmp_path, "[node\nname="))
     with pytest.raises(ConfigError, match="cannot read node config"):
         load_node_file(tmp_path / "missing.toml")
+
+
+def test_each_unknown_key_gets_one_message_with_the_closest_valid_key() -> None:
+    with pytest.raises(ConfigError) as info:
+        parse_node_config({"node": {"admin_port": 1, "log_levle": "info"}, "pools": {
+            "default": {"pool_sise": 2, "queue_timout": 1.0, "frobnicate": True}}})
+    problems = info.value.details["problems"]
+    assert problems == [
+        "node.log_levle is not a node setting; did you mean 'log_level'?",
+        "pools.default.frobnicate is not a PoolConfig field; every valid key is listed in "
+        "docs/configuration.md",
+        "pools.default.pool_sise is not a PoolConfig field; did you mean 'pool_size'?",
+        "pools.default.queue_timout is not a PoolConfig field; did you mean 'queue_timeout'?"]
+    assert "worker_ttl" not in str(info.value)  # no list of every valid key
+
+
+def test_pool_config_from_a_mapping_suggests_the_field_too() -> None:
+    from snakepit_actors.config import PoolConfig
+
+    with pytest.raises(ConfigError, match=r"^pool_sise is not a PoolConfig field; did you mean "
+                                          r"'pool_size'\?$"):
+        PoolConfig.from_mapping({"pool_sise": 2})

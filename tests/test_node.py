@@ -164,7 +164,7 @@ def test_status_from_another_process_shows_every_pool_actor_and_worker(
     by_name = cli("status", "--name", "testnode")
     assert by_name.returncode == 0 and "default_worker_2" in by_name.stdout
     missing = cli("status", "--name", "nonode")
-    assert missing.returncode == 1 and "no running node named 'nonode'" in missing.stderr
+    assert missing.returncode == 4 and "no running node named 'nonode'" in missing.stderr
     print(f"\nstatus --json of a 2-pool node: {took * 1000:.0f} ms (whole CLI process)")
 
 
@@ -176,8 +176,13 @@ def test_exec_runs_a_tool_on_the_named_pool_and_prints_json(node: RunningNode) -
     assert json.loads(info.stdout)["worker_id"] == "second_worker_1"
     failed = cli("exec", "--config", str(node.config), "fail", '{"message": "nope"}')
     assert failed.returncode == 1 and "ToolError" in failed.stderr
+    as_json = cli("exec", "--config", str(node.config), "--json", "fail", '{"message": "no"}')
+    error = json.loads(as_json.stdout)["error"]
+    assert as_json.returncode == 1 and json.loads(as_json.stdout)["exit_code"] == 1
+    assert (error["type"], error["category"], error["details"]["type"]) == (
+        "ToolError", "tool", "ValueError")
     unknown = cli("exec", "--config", str(node.config), "--pool", "nope", "echo")
-    assert unknown.returncode == 1 and "pools: ['default', 'second']" in unknown.stderr
+    assert unknown.returncode == 2 and "pools: ['default', 'second']" in unknown.stderr
 
 
 def test_recycle_from_the_shell_replaces_the_process_and_status_shows_it(
@@ -262,13 +267,13 @@ def test_a_bad_config_file_fails_start_naming_the_key(tmp_path: Path) -> None:
     config = tmp_path / "pool.toml"
     config.write_text(node_toml(free_port(), extra="[pools.third]\npool_size = 0\n"))
     done = cli("start", "--config", str(config))
-    assert done.returncode == 1
+    assert done.returncode == 3
     assert "pools.third.pool_size must be an int in 1..512, got 0" in done.stderr
 
 
 def test_status_without_a_running_node_says_how_to_start_one(tmp_path: Path) -> None:
     done = cli("status", "--port", str(free_port()))
-    assert done.returncode == 1 and "snakepit-actors start --config" in done.stderr
+    assert done.returncode == 4 and "snakepit-actors start --config" in done.stderr
 
 
 def test_doctor_checks_the_configured_pools_and_suggests_fixes(tmp_path: Path) -> None:

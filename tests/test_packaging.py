@@ -12,15 +12,21 @@ import os
 import shutil
 import subprocess
 import sys
+import tarfile
+import tomllib
 import venv
 import zipfile
+from email.parser import Parser
 from pathlib import Path
 
 import pytest
 
+import snakepit_actors
+
 ROOT = Path(__file__).resolve().parent.parent
-#: What the build needs: pyproject.toml names README.md; the two package roots.
-SOURCES = ("pyproject.toml", "README.md", "snakepit_actors", "supervision")
+#: What the build needs: pyproject.toml names README.md and the license files; the two package
+#: roots.
+SOURCES = ("pyproject.toml", "README.md", "LICENSE", "NOTICE", "snakepit_actors", "supervision")
 SUBPACKAGES = ("core", "tree", "client", "multihost", "ops", "messages", "bridge", "_proto")
 _JUNK = shutil.ignore_patterns("__pycache__", "*.pyc", "build", "*.egg-info", ".mypy_cache",
                                ".ruff_cache", ".pytest_cache")
@@ -82,6 +88,51 @@ def test_the_wheel_holds_every_subpackage_and_the_typing_markers(wheel: Path) ->
                                       "snakepit_supervision/supervisor.py")
                 if marker not in names]
     assert not missing, missing
+
+
+def test_the_wheel_metadata_has_license_version_classifiers_and_urls(wheel: Path) -> None:
+    with zipfile.ZipFile(wheel) as archive:
+        (name,) = [n for n in archive.namelist() if n.endswith(".dist-info/METADATA")]
+        meta = Parser().parsestr(archive.read(name).decode())
+        licenses = {n.rsplit("/", 1)[1] for n in archive.namelist()
+                    if ".dist-info/licenses/" in n}
+    assert meta["Version"] == snakepit_actors.__version__
+    assert meta["License-Expression"] == "MIT" and licenses == {"LICENSE", "NOTICE"}
+    classifiers = meta.get_all("Classifier") or []
+    assert "Typing :: Typed" in classifiers
+    assert not [c for c in classifiers if c.startswith("License ::")], (
+        "PEP 639: the license expression replaces License classifiers")
+    urls = meta.get_all("Project-URL") or []
+    assert urls and all(", https://" in url for url in urls), urls
+    assert meta["Author"] and meta["Requires-Python"] == ">=3.11"
+
+
+def test_the_version_is_written_in_one_place() -> None:
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    assert "version" not in project and "version" in project["dynamic"]
+    assert (ROOT / "CHANGELOG.md").read_text().startswith("# Changelog")
+
+
+@pytest.mark.timeout(120)
+def test_the_sdist_carries_the_docs_protos_tests_and_license(tmp_path: Path) -> None:
+    """Built without isolation from a copy of the checkout (the build writes egg-info)."""
+    src = tmp_path / "src"
+    shutil.copytree(ROOT, src, ignore=shutil.ignore_patterns(
+        ".git", "site", "dist", "__pycache__", "*.pyc", "build", "*.egg-info", ".*_cache",
+        ".hypothesis"))
+    done = subprocess.run([sys.executable, "-m", "build", "--sdist", "--no-isolation",
+                           "--outdir", str(tmp_path / "dist"), str(src)],
+                          capture_output=True, text=True, timeout=110)
+    assert done.returncode == 0, done.stderr[-3000:]
+    (sdist,) = (tmp_path / "dist").glob("snakepit_actors-*.tar.gz")
+    with tarfile.open(sdist) as archive:
+        names = {n.split("/", 1)[1] for n in archive.getnames() if "/" in n}
+    wanted = {"LICENSE", "NOTICE", "CHANGELOG.md", "README.md", "pyproject.toml", "mkdocs.yml",
+              "protos/snakepit/bridge/v1/bridge.proto", "docs/errors.md", "tests/conftest.py",
+              "scripts/gen_proto.py", "snakepit_actors/__init__.py",
+              "supervision/snakepit_supervision/__init__.py"}
+    assert wanted <= names, sorted(wanted - names)
+    assert not [n for n in names if "__pycache__" in n or n.endswith(".pyc")]
 
 
 # --- side by side with Roboflow's supervision, in fresh venvs ------------------------------------

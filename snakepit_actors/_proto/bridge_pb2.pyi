@@ -1,8 +1,7 @@
 from google.protobuf.internal import containers as _containers
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
-from collections.abc import Iterable as _Iterable, Mapping as _Mapping
-from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+from typing import ClassVar as _ClassVar, Iterable as _Iterable, Mapping as _Mapping, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
@@ -38,7 +37,7 @@ class ToolSpec(_message.Message):
     description: str
     streaming: bool
     is_async: bool
-    def __init__(self, name: _Optional[str] = ..., description: _Optional[str] = ..., streaming: _Optional[bool] = ..., is_async: _Optional[bool] = ...) -> None: ...
+    def __init__(self, name: _Optional[str] = ..., description: _Optional[str] = ..., streaming: bool = ..., is_async: bool = ...) -> None: ...
 
 class DescribeResponse(_message.Message):
     __slots__ = ("adapter", "worker_id", "pid", "tools")
@@ -133,7 +132,7 @@ class ToolChunk(_message.Message):
     data_json: bytes
     is_final: bool
     error: ToolFailure
-    def __init__(self, request_id: _Optional[str] = ..., chunk_id: _Optional[int] = ..., data_json: _Optional[bytes] = ..., is_final: _Optional[bool] = ..., error: _Optional[_Union[ToolFailure, _Mapping]] = ...) -> None: ...
+    def __init__(self, request_id: _Optional[str] = ..., chunk_id: _Optional[int] = ..., data_json: _Optional[bytes] = ..., is_final: bool = ..., error: _Optional[_Union[ToolFailure, _Mapping]] = ...) -> None: ...
 
 class InitializeSessionRequest(_message.Message):
     __slots__ = ("session_id", "metadata")
@@ -156,7 +155,7 @@ class InitializeSessionResponse(_message.Message):
     ERROR_MESSAGE_FIELD_NUMBER: _ClassVar[int]
     success: bool
     error_message: str
-    def __init__(self, success: _Optional[bool] = ..., error_message: _Optional[str] = ...) -> None: ...
+    def __init__(self, success: bool = ..., error_message: _Optional[str] = ...) -> None: ...
 
 class CleanupSessionRequest(_message.Message):
     __slots__ = ("session_id", "force")
@@ -164,7 +163,7 @@ class CleanupSessionRequest(_message.Message):
     FORCE_FIELD_NUMBER: _ClassVar[int]
     session_id: str
     force: bool
-    def __init__(self, session_id: _Optional[str] = ..., force: _Optional[bool] = ...) -> None: ...
+    def __init__(self, session_id: _Optional[str] = ..., force: bool = ...) -> None: ...
 
 class CleanupSessionResponse(_message.Message):
     __slots__ = ("success", "resources_cleaned")
@@ -172,7 +171,7 @@ class CleanupSessionResponse(_message.Message):
     RESOURCES_CLEANED_FIELD_NUMBER: _ClassVar[int]
     success: bool
     resources_cleaned: int
-    def __init__(self, success: _Optional[bool] = ..., resources_cleaned: _Optional[int] = ...) -> None: ...
+    def __init__(self, success: bool = ..., resources_cleaned: _Optional[int] = ...) -> None: ...
 
 class HeartbeatRequest(_message.Message):
     __slots__ = ("client_time_ns",)

@@ -5,7 +5,7 @@ import warnings
 
 from . import bridge_pb2 as bridge__pb2
 
-GRPC_GENERATED_VERSION = '1.85.1'
+GRPC_GENERATED_VERSION = '1.70.0'
 GRPC_VERSION = grpc.__version__
 _version_not_supported = False
 
@@ -18,14 +18,14 @@ except ImportError:
 if _version_not_supported:
     raise RuntimeError(
         f'The grpc package installed is at version {GRPC_VERSION},'
-        + ' but the generated code in bridge_pb2_grpc.py depends on'
+        + f' but the generated code in bridge_pb2_grpc.py depends on'
         + f' grpcio>={GRPC_GENERATED_VERSION}.'
         + f' Please upgrade your grpc module to grpcio>={GRPC_GENERATED_VERSION}'
         + f' or downgrade your generated code using grpcio-tools<={GRPC_VERSION}.'
     )
 
 
-class BridgeServiceStub:
+class BridgeServiceStub(object):
     """Missing associated documentation comment in .proto file."""
 
     def __init__(self, channel):
@@ -71,7 +71,7 @@ class BridgeServiceStub:
                 _registered_method=True)
 
 
-class BridgeServiceServicer:
+class BridgeServiceServicer(object):
     """Missing associated documentation comment in .proto file."""
 
     def Ping(self, request, context):
@@ -168,7 +168,7 @@ def add_BridgeServiceServicer_to_server(servicer, server):
 
 
  # This class is part of an EXPERIMENTAL API.
-class BridgeService:
+class BridgeService(object):
     """Missing associated documentation comment in .proto file."""
 
     @staticmethod
@@ -361,7 +361,7 @@ class BridgeService:
             _registered_method=True)
 
 
-class HostToolServiceStub:
+class HostToolServiceStub(object):
     """Served by the host (the process holding the Python `Pool` handle) on a Unix socket (0600)
     in the pool's run directory: tools registered with `pool.register_host_tool(name, fn)`, which
     adapters call from inside a tool with `ctx.call_host_tool(name, **kwargs)`.
@@ -380,7 +380,7 @@ class HostToolServiceStub:
                 _registered_method=True)
 
 
-class HostToolServiceServicer:
+class HostToolServiceServicer(object):
     """Served by the host (the process holding the Python `Pool` handle) on a Unix socket (0600)
     in the pool's run directory: tools registered with `pool.register_host_tool(name, fn)`, which
     adapters call from inside a tool with `ctx.call_host_tool(name, **kwargs)`.
@@ -408,7 +408,7 @@ def add_HostToolServiceServicer_to_server(servicer, server):
 
 
  # This class is part of an EXPERIMENTAL API.
-class HostToolService:
+class HostToolService(object):
     """Served by the host (the process holding the Python `Pool` handle) on a Unix socket (0600)
     in the pool's run directory: tools registered with `pool.register_host_tool(name, fn)`, which
     adapters call from inside a tool with `ctx.call_host_tool(name, **kwargs)`.

@@ -169,7 +169,9 @@ class DirectPath:
                 try:
                     lease = await asyncio.wait_for(asyncio.shield(waiter.future),
                                                    _remaining(expiry))
-                except TimeoutError:
+                except TimeoutError as exc:
+                    if isinstance(exc, SnakepitError):  # the answer: a QueueTimeoutError
+                        raise
                     if self.leases.abandon(waiter):
                         raise self._queue_timeout(request, why, started) from None
                     lease = await waiter.future  # handed over as the wait ended

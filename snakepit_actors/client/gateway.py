@@ -44,6 +44,7 @@ from snakepit_actors.errors import (
     PoolClosedError,
     PoolNotReadyError,
     SerializationError,
+    SnakepitError,
 )
 from snakepit_actors.messages import (
     Execute,
@@ -156,7 +157,9 @@ class Gateway:
         """
         try:
             return self.submit(target, message, key).result(timeout_s)
-        except FutureTimeout:
+        except FutureTimeout as exc:
+            if isinstance(exc, SnakepitError):  # the reply itself: a QueueTimeoutError
+                raise
             raise PoolNotReadyError(f"no answer to {type(message).__name__} within "
                                     f"{timeout_s}s", reason="no_answer") from None
 

@@ -217,7 +217,9 @@ class Pool(SessionMethods, HostToolMethods):
         wait_s = reply_wait_s(request.deadline_unix_s)
         try:
             return future.result(wait_s)
-        except FutureTimeout:
+        except FutureTimeout as exc:
+            if isinstance(exc, SnakepitError):  # the reply itself: a Queue/RequestTimeoutError
+                raise
             raise self._no_reply(request, wait_s) from None
 
     async def execute_async(self, tool: str, args: Mapping[str, Any] | None = None, *,
@@ -231,7 +233,9 @@ class Pool(SessionMethods, HostToolMethods):
         wait_s = reply_wait_s(request.deadline_unix_s)
         try:
             return await asyncio.wait_for(asyncio.wrap_future(future), wait_s)
-        except TimeoutError:
+        except TimeoutError as exc:
+            if isinstance(exc, SnakepitError):  # the reply itself: a Queue/RequestTimeoutError
+                raise
             raise self._no_reply(request, wait_s) from None
 
     def execute_stream(self, tool: str, args: Mapping[str, Any] | None = None, *,

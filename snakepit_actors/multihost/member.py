@@ -269,16 +269,15 @@ class MemberNode:
 
 def run_member(options: MemberOptions, out: Callable[[str], None] = print) -> int:
     """``snakepit-actors node``: run a member node until SIGINT/SIGTERM. Returns the exit
-    code: 0 after a clean stop, 1 if it could not start."""
-    from snakepit_actors.errors import SnakepitError
+    code, 0 after a clean stop.
 
+    Raises:
+        SnakepitError: it could not start (``ConfigError`` for an option such as an
+            ``--admin-port`` in use); the command turns it into its exit code.
+    """
     member = MemberNode(options)
     member.install_signal_handlers()
-    try:
-        member.start()
-    except SnakepitError as exc:
-        out(f"error: {type(exc).__name__}: {exc}")
-        return 1
+    member.start()
     host, port = options.leader
     caps = " ".join(f"{k}={v}" for k, v in options.capabilities.items()) or "(none)"
     out(f"member {member.name} on {options.bind_address}:{member.admin_port} (pid "

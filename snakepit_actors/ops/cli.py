@@ -1,25 +1,15 @@
-"""The ``snakepit-actors`` console script.
+"""The ``snakepit-actors`` console script: runs the verb ``cli_parser.py`` parsed.
 
-    snakepit-actors demo [--workers N] [--json]
-    snakepit-actors bench [--scenario echo|cpu|sleep|startup|crash|all ...] [--workers N]
-                          [--concurrency N] [--duration S] [--dispatch direct|actor|both]
-                          [--capacity N] [--quick] [--json]
-    snakepit-actors start --config pool.toml            (a node, in the foreground)
-    snakepit-actors node --leader HOST:PORT [--admin-port P] [--capability K=V ...]
-                         [--name N] [--bind ADDR] [--worker-host ADDR] [--advertise ADDR]
-                         [--secret S] [--drain-timeout S]  (a member node of a convention)
-    snakepit-actors status (--config F | --name N | --port P) [--pool NAME] [--json]
-    snakepit-actors exec (--config F | --port P) [--pool NAME] [--timeout S] TOOL [JSON]
-    snakepit-actors recycle (--config F | --port P) [--pool NAME] WORKER_ID
-    snakepit-actors doctor [--config F] [--json]
-    snakepit-actors cleanup [--config F | --data-dir DIR] [--dry-run] [--json]
+    snakepit-actors demo | bench | start | node | status | exec | recycle | doctor | cleanup
+
+``snakepit-actors --help`` lists them with the exit codes; ``snakepit-actors VERB --help`` shows
+a verb's options and examples. Each verb lives in its own module (``demo.py``, ``bench.py``,
+``node.py``, ``status.py``, ``doctor.py``, ...); this one dispatches, and turns an exception
+into one error report (text on stderr, or JSON on stdout under ``--json``) and an exit code.
 
 Logging: ``--log-level`` / ``--log-format`` (or ``SNAKEPIT_LOG_LEVEL`` / ``SNAKEPIT_LOG_FORMAT``;
 for ``start`` the ``[node]`` table's ``log_level`` / ``log_format`` are the defaults).
-
 Progress (workers starting, bench steps) goes to stderr, results to stdout (``console.py``).
-Each command lives in its own module (``demo.py``, ``bench.py``, ``node.py``, ``status.py``,
-``doctor.py``, ...); this one parses arguments and dispatches.
 """
 
 from __future__ import annotations
@@ -31,9 +21,23 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from snakepit_actors.errors import SnakepitError
+from snakepit_actors.errors import ConfigError, SnakepitError
+from snakepit_actors.ops.cli_parser import (
+    EXIT_CONFIG,
+    EXIT_ERROR,
+    EXIT_UNREACHABLE,
+    EXIT_USAGE,
+    build_parser,
+)
 from snakepit_actors.ops.console import Progress, say
 from snakepit_actors.telemetry import configure_logging
+
+#: Reasons of a PoolNotReadyError that mean "nothing answered at that address".
+_UNREACHABLE = {"node_unreachable"}
+
+
+class UsageError(Exception):
+    """The command line names something that does not exist or is malformed (exit 2)."""
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -59,50 +63,6 @@ def _bench(args: argparse.Namespace) -> int:
     progress.done()
     print(report(figures, args.json), flush=True)
     return 0
-
-
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
-    return value
-
-
-def _duration(text: str) -> float:
-    from snakepit_actors.ops.bench import MAX_DURATION_S
-
-    value = float(text)
-    if not 0 < value <= MAX_DURATION_S:
-        raise argparse.ArgumentTypeError(f"must be in (0, {MAX_DURATION_S:g}] seconds, "
-                                         f"got {text}")
-    return value
-
-
-def _bench_parser(sub: Any) -> None:
-    bench = sub.add_parser(
-        "bench", help="measure the pool against raw gRPC and ProcessPoolExecutor "
-        "(docs/performance.md)",
-        description="Measure throughput, p50/p99 latency and their ratios to raw gRPC calls to "
-                    "the same worker processes and to ProcessPoolExecutor doing the same work, "
-                    "in the same run. Every measurement is bounded in count and time.")
-    bench.add_argument("--scenario", action="append",
-                       choices=["echo", "cpu", "sleep", "startup", "crash", "all"],
-                       help="what to measure; repeat for several (default: all)")
-    bench.add_argument("--workers", type=_positive_int, default=None,
-                       help="workers per pool (default per scenario: echo 4, cpu 2, sleep 8, "
-                            "startup 8, crash 4)")
-    bench.add_argument("--concurrency", type=_positive_int, default=64,
-                       help="concurrent callers in throughput runs (default 64)")
-    bench.add_argument("--duration", type=_duration, default=None, metavar="SECONDS",
-                       help="time bound of each measurement (default 15, 3 with --quick; "
-                            "max 120)")
-    bench.add_argument("--dispatch", "--data-path", dest="dispatch", default="both",
-                       choices=["direct", "actor", "both"],
-                       help="data path measured: direct (leases), actor, or both (default)")
-    bench.add_argument("--capacity", type=_positive_int, default=None,
-                       help="concurrent requests per worker (default 1; sleep also runs 4)")
-    bench.add_argument("--quick", action="store_true", help="fewer requests (about a minute)")
-    bench.add_argument("--json", action="store_true", help="print the figures as JSON")
 
 
 def _cleanup(args: argparse.Namespace) -> int:
@@ -163,8 +123,8 @@ def _connect(args: argparse.Namespace) -> Any:
     if args.config:
         node = _node_file(args).node
         return NodeClient(node.admin_port, node.bind_address)
-    raise SnakepitError("give --config pool.toml, --name NODE or --port ADMIN_PORT to find "
-                        "the node")
+    raise UsageError("give --config pool.toml, --name NODE or --port ADMIN_PORT to find the "
+                     "node")
 
 
 def _status(args: argparse.Namespace) -> int:
@@ -189,13 +149,9 @@ def _exec(args: argparse.Namespace) -> int:
     try:
         tool_args = json.loads(args.args) if args.args else {}
     except json.JSONDecodeError as exc:
-        print(f"error: JSON arguments must be an object, e.g. '{{\"a\": 1}}': {exc}",
-              file=sys.stderr)
-        return 2
+        raise UsageError(f"ARGS must be a JSON object, e.g. '{{\"a\": 1}}': {exc}") from None
     if not isinstance(tool_args, dict):
-        print(f"error: JSON arguments must be an object, e.g. '{{\"a\": 1}}', got "
-              f"{args.args}", file=sys.stderr)
-        return 2
+        raise UsageError(f"ARGS must be a JSON object, e.g. '{{\"a\": 1}}', got {args.args}")
     client = _connect(args)
     result = client.execute(client.pool(args.pool), args.tool, tool_args, args.timeout,
                             session_id=args.session)
@@ -207,10 +163,11 @@ def _recycle(args: argparse.Namespace) -> int:
     client = _connect(args)
     reply = client.recycle(client.pool(args.pool), args.worker_id)
     if reply is None or not reply.accepted:
-        print(f"error: cannot recycle {args.worker_id}: "
-              f"{reply.detail if reply else 'no answer'}", file=sys.stderr)
-        return 1
-    print(f"recycling {args.worker_id}: a replacement is starting", flush=True)
+        raise SnakepitError(f"cannot recycle {args.worker_id}: "
+                            f"{reply.detail if reply else 'no answer'}",
+                            reason="recycle_refused", details={"worker_id": args.worker_id})
+    print(json.dumps({"recycling": args.worker_id}) if args.json
+          else f"recycling {args.worker_id}: a replacement is starting", flush=True)
     return 0
 
 
@@ -223,89 +180,48 @@ def _doctor(args: argparse.Namespace) -> int:
     return code
 
 
-def _node_args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", default="", help="the node's TOML file (finds its port)")
-    parser.add_argument("--port", type=int, default=0, help="the node's admin port")
-    parser.add_argument("--name", default="", help="a node running on this host, by name")
-    parser.add_argument("--data-dir", default="", help="where running nodes are recorded "
-                        "(with --name; default: $XDG_DATA_HOME/snakepit_actors)")
-    parser.add_argument("--pool", default=None, help="pool name (default: the only pool, or "
-                        "'default')")
+def exit_code(exc: BaseException) -> int:
+    """The documented exit code for ``exc`` (``cli_parser.EXIT_CODES``)."""
+    if isinstance(exc, UsageError) or (isinstance(exc, SnakepitError)
+                                       and exc.reason == "unknown_pool"):
+        return EXIT_USAGE
+    if isinstance(exc, ConfigError):
+        return EXIT_CONFIG
+    if isinstance(exc, SnakepitError) and exc.reason in _UNREACHABLE:
+        return EXIT_UNREACHABLE
+    return EXIT_ERROR
+
+
+def error_report(exc: BaseException, as_json: bool) -> tuple[str, int]:
+    """``(text, exit code)`` for ``exc``: one JSON document, or ``error: Type: message``."""
+    code = exit_code(exc)
+    if not as_json:
+        return f"error: {type(exc).__name__}: {exc}", code
+    error: dict[str, Any] = {"type": type(exc).__name__, "message": str(exc)}
+    if isinstance(exc, SnakepitError):
+        error.update(category=exc.category, reason=exc.reason, details=exc.details)
+    else:
+        error.update(category="usage" if code == EXIT_USAGE else "cli",
+                     reason="invalid_argument", details={})
+    return json.dumps({"error": error, "exit_code": code}, default=str), code
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of ``snakepit-actors``."""
-    parser = argparse.ArgumentParser(prog="snakepit-actors",
-                                     description="Supervised pools of external Python workers")
-    parser.add_argument("--log-level", default=None,
-                        choices=["debug", "info", "warning", "error"])
-    parser.add_argument("--log-format", default=None,
-                        choices=["json", "console", "keyvalue", "auto"])
-    sub = parser.add_subparsers(dest="command", required=True)
-    demo = sub.add_parser("demo", help="start a showcase pool, run a few tools, shut down")
-    demo.add_argument("--workers", type=int, default=4)
-    demo.add_argument("--json", action="store_true", help="also print the results as JSON")
-    _bench_parser(sub)
-    cleanup = sub.add_parser("cleanup", help="kill worker processes left behind by dead runs "
-                             "(verified by pid, create time and run id)")
-    cleanup.add_argument("--dry-run", action="store_true",
-                         help="only show what would be killed or removed")
-    cleanup.add_argument("--json", action="store_true")
-    cleanup.add_argument("--data-dir", default="",
-                         help="where the process table lives (default: the node's data_dir "
-                              "with --config, else $XDG_DATA_HOME/snakepit_actors)")
-    cleanup.add_argument("--config", default="", help="the node's TOML file (its data_dir)")
-    start = sub.add_parser("start", help="run a node (pools from a TOML file) in the foreground")
-    start.add_argument("--config", required=True, help="the node's TOML file")
-    member = sub.add_parser("node", help="run a member node that joins a leader's convention "
-                            "and runs workers of pools whose placement it matches")
-    member.add_argument("--leader", required=True, help="HOST:PORT of the leader's admin port")
-    member.add_argument("--admin-port", type=int, default=0, help="this node's admin port "
-                        "(default: a free one)")
-    member.add_argument("--capability", action="append", default=[], metavar="KEY=VALUE",
-                        help="advertise a capability (repeatable), e.g. worker_node=true")
-    member.add_argument("--name", default="", help="this node's name (default host-port)")
-    member.add_argument("--bind", default="127.0.0.1", help="where Thespian listens; the "
-                        "transport unpickles what it receives: trusted networks only")
-    member.add_argument("--worker-host", default="", help="where worker processes listen "
-                        "(default: --bind)")
-    member.add_argument("--advertise", default="", help="the address clients dial for "
-                        "workers here (default: --worker-host)")
-    member.add_argument("--secret", default=None, help="the leader's shared secret (default: "
-                        "$SNAKEPIT_NODE_SECRET)")
-    member.add_argument("--data-dir", default="", help="process table directory")
-    member.add_argument("--drain-timeout", type=float, default=30.0, help="on SIGTERM, "
-                        "seconds the pools get to move their workers elsewhere (default 30)")
-    status = sub.add_parser("status", help="the live tree, workers and stats of a running node")
-    _node_args(status)
-    status.add_argument("--json", action="store_true")
-    status.add_argument("--prometheus", action="store_true",
-                        help="print the pools' stats in the Prometheus text format")
-    exe = sub.add_parser("exec", help="run a tool on a running node and print its JSON result")
-    _node_args(exe)
-    exe.add_argument("--timeout", type=float, default=30.0, help="seconds (default 30)")
-    exe.add_argument("--session", default=None, help="session id")
-    exe.add_argument("tool")
-    exe.add_argument("args", nargs="?", default="", help="a JSON object (default {})")
-    recycle = sub.add_parser("recycle", help="replace a worker's process gracefully")
-    _node_args(recycle)
-    recycle.add_argument("worker_id")
-    doctor = sub.add_parser("doctor", help="check interpreter, grpc, adapter, data dir, ports "
-                            "and orphans; print what to fix")
-    doctor.add_argument("--config", default="", help="the node's TOML file")
-    doctor.add_argument("--json", action="store_true")
-    args = parser.parse_args(argv)
+    """Entry point of ``snakepit-actors``; returns the exit code (``--help`` lists them)."""
+    args = build_parser().parse_args(argv)
     if args.command != "start":
         configure_logging(args.log_format or os.environ.get("SNAKEPIT_LOG_FORMAT") or "auto",
                           args.log_level or os.environ.get("SNAKEPIT_LOG_LEVEL") or "warning")
     commands = {"demo": _demo, "bench": _bench, "cleanup": _cleanup, "start": _start,
-                "node": _member,
-                "status": _status, "exec": _exec, "recycle": _recycle, "doctor": _doctor}
+                "node": _member, "status": _status, "exec": _exec, "recycle": _recycle,
+                "doctor": _doctor}
     try:
         return commands[args.command](args)
-    except (SnakepitError, ValueError) as exc:
-        print(f"error: {type(exc).__name__}: {exc}", file=sys.stderr)
-        return 1
+    except (SnakepitError, ValueError, UsageError) as exc:
+        as_json = bool(getattr(args, "json", False))
+        text, code = error_report(exc, as_json)
+        print(text, file=sys.stdout if as_json else sys.stderr, flush=True)
+        return code
 
 
 if __name__ == "__main__":

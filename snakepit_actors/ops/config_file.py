@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from snakepit_actors.config import PoolConfig, exposed_bind
+from snakepit_actors.config_hints import unknown_key
 from snakepit_actors.errors import ConfigError
 
 ENV_PREFIX = "SNAKEPIT_"
@@ -176,7 +177,7 @@ def _node(table: Any, problems: list[str]) -> NodeConfig:
         return NodeConfig(admin_port=1)
     known = {f.name for f in dataclasses.fields(NodeConfig)}
     for key in sorted(set(table) - known):
-        problems.append(f"node.{key} is not a node setting; known: {sorted(known)}")
+        problems.append(unknown_key(f"node.{key}", known, "a node setting"))
     node = NodeConfig(**{k: v for k, v in table.items() if k in known})
     problems.extend(node.problems())
     return node
@@ -190,9 +191,9 @@ def _pool(name: str, table: Any, problems: list[str]) -> PoolConfig | None:
     known = {f.name for f in dataclasses.fields(PoolConfig)} - {"system"}
     bad = sorted(set(table) - known)
     for key in bad:
-        hint = (" (the node owns the actor system: set [node] admin_port instead)"
-                if key == "system" else f"; known: {sorted(known)}")
-        problems.append(f"{prefix}.{key} is not a PoolConfig field{hint}")
+        problems.append(f"{prefix}.system is not a PoolConfig field (the node owns the actor "
+                        f"system: set [node] admin_port instead)" if key == "system"
+                        else unknown_key(f"{prefix}.{key}", known, "a PoolConfig field"))
     if "name" in table and table["name"] != name:
         problems.append(f"{prefix}.name must match the table's key {name!r}, got "
                         f"{table['name']!r} (or leave it out)")

@@ -68,6 +68,7 @@ from snakepit_actors.messages import (
     WorkerReady,
     WorkerStartFailed,
 )
+from snakepit_actors.proctitle import bind_actor_process
 from snakepit_actors.telemetry import get_logger
 from snakepit_actors.tree.holder_watch import HolderWatch
 
@@ -101,9 +102,7 @@ class Pool(ActorTypeDispatcher):
     # --- set-up and worker facts --------------------------------------------------------------
 
     def receiveMsg_InitPool(self, msg: InitPool, sender: Any) -> None:
-        from snakepit_supervision.lifetime import die_with_parent
-
-        die_with_parent()
+        bind_actor_process("Pool", pool=msg.config.name)
         now = time.time()
         self._core = PoolCore(msg.config, pool=self.myAddress,
                               start_reply_to=msg.start_reply_to,

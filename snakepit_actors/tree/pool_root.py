@@ -47,6 +47,7 @@ from snakepit_actors.messages import (
     WatchLauncher,
     WorkerContext,
 )
+from snakepit_actors.proctitle import bind_actor_process
 from snakepit_actors.telemetry import bind_context, get_logger
 from snakepit_actors.worker_token import new_token
 from snakepit_supervision.intensity import RestartIntensity
@@ -79,10 +80,8 @@ class PoolRoot(ActorTypeDispatcher):
         self._owner_pid = 0  # the launcher: its own LauncherWatch below this one ends the system
 
     def receiveMsg_StartPool(self, msg: StartPool, sender: Any) -> None:
-        from snakepit_supervision.lifetime import die_with_parent
-
-        die_with_parent()
         cfg = msg.config
+        bind_actor_process("PoolRoot", pool=cfg.name)
         bind_context(pool=cfg.name)  # every actor forked below inherits it
         run_dir = msg.run_dir or self._make_run_dir(cfg.name)
         registries = {role: self._child(cls, role) for role, cls in (

@@ -29,6 +29,7 @@ from snakepit_actors.messages import (
     WorkerExited,
     WorkerPlaced,
 )
+from snakepit_actors.proctitle import name_process
 from snakepit_actors.telemetry import get_logger
 from snakepit_supervision import ChildSpec, InitSupervisor
 from snakepit_supervision import Starter as OneChildSupervisor
@@ -54,6 +55,7 @@ class Starter(OneChildSupervisor):
     def receiveMsg_InitStarter(self, msg: InitStarter, sender: Any) -> None:
         self._ctx, self._worker_id = msg.context, msg.worker_id
         cfg = msg.context.config
+        name_process("Starter", worker=msg.worker_id, pool=cfg.name)
         if self._placed():
             self.send(msg.context.node_watch, PlaceWorker(msg.worker_id))
         self.receiveMsg_InitSupervisor(InitSupervisor(

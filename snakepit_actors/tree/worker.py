@@ -61,6 +61,7 @@ from snakepit_actors.messages import (
     WorkerProcessLost,
     WorkerStartFailed,
 )
+from snakepit_actors.proctitle import bind_actor_process
 from snakepit_actors.telemetry import bind_context, get_logger
 from snakepit_actors.tree import log_capture, processes, worker_link
 from snakepit_actors.tree.member_env import MemberEnv
@@ -109,9 +110,7 @@ class Worker(ActorTypeDispatcher):
     # --- messages -----------------------------------------------------------------------------
 
     def receiveMsg_InitWorker(self, msg: InitWorker, sender: Any) -> None:
-        from snakepit_supervision.lifetime import die_with_parent
-
-        die_with_parent()
+        bind_actor_process("Worker", worker=msg.worker_id, pool=msg.context.config.name)
         self._ctx, self._worker_id, self._restarts = msg.context, msg.worker_id, msg.restarts
         self._core = WorkerLifecycle(LifecycleTimings.from_config(msg.context.config))
         self._link = WorkerLink(msg.worker_id, msg.context.config.max_payload_bytes,

@@ -30,6 +30,7 @@ from snakepit_actors.messages import (
     WorkerReady,
     WorkerStartFailed,
 )
+from snakepit_actors.proctitle import name_process
 from snakepit_actors.telemetry import get_logger
 from snakepit_supervision import ChildSpec, InitSupervisor, Supervisor
 from snakepit_supervision.messages import ChildStarted, StartChild, SupervisorEscalated
@@ -58,6 +59,7 @@ class WorkerSupervisor(Supervisor):
         self._ctx = ctx = msg.context
         self._parent = sender
         cfg = ctx.config
+        name_process("WorkerSupervisor", pool=cfg.name)
         ids = worker_ids(cfg.name, cfg.pool_size)
         size = cfg.startup_batch_size or len(ids)
         first, self._later = ids[:size], ids[size:]
