@@ -11,9 +11,13 @@ counts from that last access). A sweep every ``session_sweep_interval`` ends exp
 (one batch per sweep) and tells the Pool, which drops their affinity pins and has their
 workers free the per-session state (``CleanupSession``). The store never does I/O.
 
-If the store dies, PoolRoot logs ``pool.degraded`` and session commands get no answer (the
-handle raises ``PoolNotReadyError`` after their timeout); requests keep running, since routing
-never asks the store (affinity is the Pool's own cache). It is not restarted.
+If the store dies, PoolRoot starts a new, empty one (as Snakepit's ETS-backed store would
+come back): the Pool reports every session it has pinned to it at once (``SessionsTouched``),
+so those sessions exist again (with the pool's TTL, no data, no metadata) and still expire and
+free their workers' state; global programs and session data are lost. The handle fails the
+session commands it sent that have no answer (``PoolNotReadyError(reason=
+"session_store_restarted")``, told by ``SessionStoreReplaced``). Requests keep running
+throughout: routing never asks the store (affinity is the Pool's own cache).
 """
 
 from __future__ import annotations

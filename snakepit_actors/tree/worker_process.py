@@ -72,6 +72,15 @@ class ProcessHandle:
         self._send(registry, ProcessSpawned(wid, proc.pid, proc.pgid, proc.create_time))
         return proc
 
+    def reregister(self, ctx: WorkerContext) -> None:
+        """Tell a new ProcessRegistry (``ctx.process_registry``) about the running process:
+        it may have missed its spawn."""
+        proc, registry = self.proc, ctx.process_registry
+        if proc is not None:
+            self._send(registry, ProcessSpawning(proc.worker_id, ctx.run_id, ctx.config.name))
+            self._send(registry, ProcessSpawned(proc.worker_id, proc.pid, proc.pgid,
+                                                proc.create_time))
+
     def fds(self, starting: bool) -> list[int]:
         """What the actor watches: the wake pipe, the pidfd, and the ready pipe if
         ``starting``."""
@@ -156,13 +165,16 @@ def member_context(msg: InitWorker, registry: Any) -> tuple[MemberEnv, WorkerCon
 
 
 def ready_fact(worker_id: str, address: Any, pid: int, listen: str, restarts: int,
-               ready_at: float, member: MemberEnv | None) -> WorkerReady:
+               ready_at: float, member: MemberEnv | None, *,
+               reannounced: bool = False) -> WorkerReady:
     """``WorkerReady`` for the process ``pid`` listening on ``listen``; on a member node the
-    endpoint clients get is on its advertised address."""
+    endpoint clients get is on its advertised address. ``reannounced``: the same process
+    again, for a new WorkerRegistry."""
     node, endpoint = LOCAL_NODE, listen
     if member is not None:
         node, endpoint = member.node, member.advertise(listen)
-    return WorkerReady(worker_id, address, pid, endpoint, restarts, ready_at, node)
+    return WorkerReady(worker_id, address, pid, endpoint, restarts, ready_at, node,
+                       reannounced=reannounced)
 
 
 def _open_pidfd(pid: int) -> int | None:
