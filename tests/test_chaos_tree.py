@@ -166,7 +166,8 @@ def test_a_random_actor_killed_every_half_second_for_ten_seconds_never_hangs_a_c
 
 @pytest.fixture(scope="module")
 def healing_pool() -> Iterator[Pool]:
-    pool = start("heal", "direct", pool_size=2, session_ttl=60.0)
+    pool = start("heal", "direct", pool_size=2, session_ttl=60.0,
+                 worker_ttl=3600.0)  # a Recycler runs
     try:
         yield pool
     finally:
@@ -181,7 +182,8 @@ def replace_actor(pool: Pool, role: str) -> None:
     assert wait_for(lambda: tree_pids(pool).get(role, victim) != victim, 5.0)
 
 
-@pytest.mark.parametrize("role", ["worker_registry", "process_registry", "starter_registry"])
+@pytest.mark.parametrize("role", ["worker_registry", "process_registry", "starter_registry",
+                                  "recycler"])
 def test_after_a_registry_restart_a_worker_crash_still_heals_and_its_process_is_recorded(
         healing_pool: Pool, role: str) -> None:
     pool = healing_pool
@@ -207,11 +209,37 @@ def test_after_a_session_store_restart_routed_sessions_exist_again_without_their
     pool.set_program("p", 1)
     time.sleep(1.2)  # the Pool reports the sessions that ran about once a second
     replace_actor(pool, "session_store")
-    assert wait_for(lambda: pool.get_session("s-keep").data == {}, 5.0)
+    assert wait_for(lambda: pool.get_session("s-keep", timeout=2.0).data == {}, 5.0)
     assert pool.get_program("p") is None
     assert pool.execute("session_counter", session_id="s-keep") == 2  # the worker kept its state
     pool.set_program("p", 2)
     assert pool.get_program("p") == 2
+
+
+def test_session_calls_racing_a_session_store_kill_are_answered_or_fail_typed_at_once(
+        healing_pool: Pool) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    pool = healing_pool
+    victim = tree_pids(pool)["session_store"]
+    with ThreadPoolExecutor(8) as callers:
+        kill(victim)
+        killed_at = time.monotonic()
+        futures = [callers.submit(pool.list_sessions, timeout=30.0) for _ in range(32)]
+        outcomes: list[object] = []
+        for future in futures:
+            try:
+                outcomes.append(future.result(timeout=30.0))
+            except SnakepitError as exc:
+                outcomes.append(exc)
+        took_s = time.monotonic() - killed_at
+    errors = [o for o in outcomes if isinstance(o, BaseException)]
+    assert all(isinstance(e, PoolNotReadyError) and e.reason == "session_store_restarted"
+               for e in errors), errors
+    assert took_s < HANG_LIMIT_S, "a session call waited for its timeout"
+    assert wait_for(lambda: tree_pids(pool)["session_store"] != victim, 5.0)
+    print(f"\nsession calls racing the kill: {len(errors)} of {len(outcomes)} failed "
+          f"session_store_restarted, all answered in {took_s:.3f}s")
 
 
 def test_a_worker_supervisor_that_gives_up_is_not_restarted_and_the_pool_reports_degraded(

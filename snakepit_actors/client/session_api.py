@@ -6,8 +6,10 @@
 
 Every call here is one control round trip through the Pool actor to the SessionStore
 (``messages.SessionCommand``); it blocks for at most ``timeout`` seconds (default 10 s) and
-raises ``PoolNotReadyError`` when no answer came in time. Requests of a session go through
-``execute(..., session_id=...)`` as usual: affinity keeps them on the session's worker.
+raises ``PoolNotReadyError`` when no answer came in time (at once, with reason
+"session_store_restarted", when the SessionStore died before answering). Requests of a
+session go through ``execute(..., session_id=...)`` as usual: affinity keeps them on the
+session's worker.
 """
 
 from __future__ import annotations

@@ -33,7 +33,8 @@ class ChildRule:
         restart: "permanent" (restarted within the intensity) or "never" (its death fails the
             pool: its state cannot be rebuilt from the others).
         tell: the roles that must learn the new child's address (``ActorReplaced``);
-            "requester" is whoever started the pool (the handle, a node).
+            "requester" is whoever started the pool (the handle, a node), told by the Pool
+            once it uses the new child (``SessionStoreReplaced``).
         given_up: past the intensity: "fail" the pool, or only report it "degraded" (the pool
             may still serve, or refuse with ``PoolNotReadyError``).
     """

@@ -56,11 +56,14 @@ class ActorReplaced:
 
     role: str
     address: ActorAddress
+    notify: tuple[ActorAddress, ...] = ()  # tell these once switched (SessionStoreReplaced)
 
 
 @dataclass(frozen=True, slots=True)
 class SessionStoreReplaced:
-    """PoolRoot -> the pool's requester (the handle): the SessionStore died and was restarted.
+    """Pool -> the pool's requester (the handle), once the Pool sends session commands to the
+    new store (so a command sent after this one arrived cannot reach the dead store): the
+    SessionStore died and was restarted.
     Session commands sent before it may never be answered (the handle fails them with
     ``PoolNotReadyError(reason="session_store_restarted")``); sessions come back empty (the Pool
     re-announces the ones it routes), their data and the global programs are lost."""

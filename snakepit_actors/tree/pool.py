@@ -64,6 +64,7 @@ from snakepit_actors.messages import (
     ReturnLease,
     SessionCommand,
     SessionsEnded,
+    SessionStoreReplaced,
     SubscribeWorkers,
     UsageReport,
     WorkerAbandoned,
@@ -122,12 +123,15 @@ class Pool(ActorTypeDispatcher):
 
     def receiveMsg_ActorReplaced(self, msg: ActorReplaced, sender: Any) -> None:
         """PoolRoot restarted a registry: subscribe to a new WorkerRegistry (the Workers
-        re-announce to it); tell a new SessionStore every pinned session."""
+        re-announce to it); tell a new SessionStore every pinned session, then the handle
+        (``msg.notify``: it fails the session calls it sent that have no answer)."""
         now = time.time()
         if msg.role == "worker_registry":
             self.send(msg.address, SubscribeWorkers(self.myAddress))
         elif msg.role == "session_store":
             self._execute(self.core.sessions.store_replaced(msg.address, now), now)
+            for address in msg.notify:  # after the switch: later commands reach the new store
+                self.send(address, SessionStoreReplaced())
 
     def receiveMsg_WorkerReady(self, msg: WorkerReady, sender: Any) -> None:
         now = time.time()

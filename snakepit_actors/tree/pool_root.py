@@ -48,7 +48,6 @@ from snakepit_actors.messages import (
     InitSessionStore,
     InitWorkerSupervisor,
     PoolDegraded,
-    SessionStoreReplaced,
     StartPool,
     TreeDescription,
     WatchingLauncher,
@@ -86,7 +85,8 @@ class PoolRoot(ActorTypeDispatcher):
         self._own_run_dir = ""
         self._start: StartPool | None = None
         self._init_pool: InitPool | None = None  # what a restarted Pool is sent
-        self._requester: Any = None  # the handle: told PoolReplaced, SessionStoreReplaced
+        self._requester: Any = None  # the handle: told PoolReplaced (and by the Pool,
+        # SessionStoreReplaced)
         self._plan = RootPlan()
         self._worker_context: WorkerContext | None = None  # what a new WorkerSupervisor gets
 
@@ -201,11 +201,11 @@ class PoolRoot(ActorTypeDispatcher):
                                                           restarting=True))
         address = self._start_child(role)
         self._remember(role, address)
-        for told in restart.tell:
-            if told == "requester":
-                self.send(self._requester, SessionStoreReplaced(restart.restarts))
-            elif self._address(told) is not None:
-                self.send(self._address(told), ActorReplaced(role, address))
+        notify = (self._requester,) if "requester" in restart.tell else ()
+        for told in restart.tell:  # the requester hears it from the Pool, once it switched
+            if told != "requester" and self._address(told) is not None:
+                self.send(self._address(told), ActorReplaced(
+                    role, address, notify if told == "pool" else ()))
         event = "pool.restarted" if role == "pool" else "pool.child_restarted"
         log.warning(event, child=role, restarts=restart.restarts)
 
