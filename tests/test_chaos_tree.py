@@ -207,7 +207,7 @@ def test_after_a_session_store_restart_routed_sessions_exist_again_without_their
     pool.create_session("s-keep", data={"a": 1})
     pool.execute("session_counter", session_id="s-keep")
     pool.set_program("p", 1)
-    time.sleep(1.2)  # the Pool reports the sessions that ran about once a second
+    assert wait_for(lambda: pool.get_session("s-keep").worker_id, 10.0)  # the Pool pinned it
     replace_actor(pool, "session_store")
     assert wait_for(lambda: pool.get_session("s-keep", timeout=2.0).data == {}, 5.0)
     assert pool.get_program("p") is None
