@@ -87,6 +87,16 @@ class Pool(ActorTypeDispatcher):
         super().__init__()
         self._core: PoolCore | None = None
         self._holders = HolderWatch()
+        self._early: list[tuple[Any, Any]] = []  # messages that came before InitPool
+
+    def receiveMessage(self, message: Any, sender: Any) -> Any:
+        """A restarted Pool's senders may reach it before its ``InitPool``: their messages
+        wait for it."""
+        if self._core is None and not isinstance(message, InitPool) \
+                and type(message).__module__.startswith("snakepit_actors.messages"):
+            self._early.append((message, sender))
+            return None
+        return super().receiveMessage(message, sender)
 
     @property
     def core(self) -> PoolCore:
@@ -120,6 +130,9 @@ class Pool(ActorTypeDispatcher):
             self._execute(self._core.start(now), now)
         for address in msg.announce_to:  # only now: a request must not arrive before InitPool
             self.send(address, PoolReplaced(self.myAddress, msg.restarts, msg.config.name))
+        early, self._early = self._early, []
+        for message, early_sender in early:
+            self.receiveMessage(message, early_sender)
 
     def receiveMsg_ActorReplaced(self, msg: ActorReplaced, sender: Any) -> None:
         """PoolRoot restarted a registry: subscribe to a new WorkerRegistry (the Workers
