@@ -184,7 +184,7 @@ def replace_actor(pool: Pool, role: str) -> None:
 
 @pytest.mark.parametrize("role", ["worker_registry", "process_registry", "starter_registry",
                                   "recycler"])
-def test_after_a_registry_restart_a_worker_crash_still_heals_and_its_process_is_recorded(
+def test_after_a_registry_restart_a_worker_or_starter_crash_heals_and_its_process_is_recorded(
         healing_pool: Pool, role: str) -> None:
     pool = healing_pool
     replace_actor(pool, role)
@@ -195,6 +195,11 @@ def test_after_a_registry_restart_a_worker_crash_still_heals_and_its_process_is_
                     not in (None, old.pid) and pool.stats().state == "ready"
                     and all(w.state == "ready" for w in pool.workers()), 10.0)
     assert pool.execute("echo", {"x": 1}) == {"x": 1}
+    starters = psutil.Process(tree_pids(pool)["worker_supervisor"]).children()
+    psutil.Process(starters[-1].pid).kill()  # a new Starter gets the tree's current addresses
+    before = {w.pid for w in pool.workers()}
+    assert wait_for(lambda: len({w.pid for w in pool.workers()} - before) == 1
+                    and all(w.state == "ready" for w in pool.workers()), 10.0)
     pids = {w.pid for w in pool.workers()}
     with ProcessTable(pool._process_db) as table:
         assert wait_for(lambda: {r.pid for r in table.rows(pool.run_id)} == pids, 5.0), (
