@@ -349,7 +349,7 @@ class Worker(ActorTypeDispatcher):
                     exit_code=error.details.get("exit_code"))
 
     def _abandon(self, request_ids: tuple[str, ...]) -> None:
-        error = worker_link.stopped_error(self._worker_id)
+        error = self._process.stop_error(self._worker_id)
         for rid in request_ids:
             flight = self._in_flight.pop(rid, None)
             if flight is not None:
