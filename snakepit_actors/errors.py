@@ -91,7 +91,10 @@ class PoolNotReadyError(SnakepitError):
 
     With ``reason="pool_restarted"`` the pool's Pool actor died and was restarted while the
     request waited for its answer: ``details["may_have_run"]`` says whether it may have run
-    (it had been sent; retry only if idempotent) or not (a lease request: retry).
+    (it had been sent; retry only if idempotent) or not (a lease request: retry). With
+    ``reason="session_store_restarted"`` the SessionStore died and was restarted before it
+    answered this session command (it may have run); the session exists again without its data
+    if the pool routed it, global programs are gone.
     """
 
     category = "pool"

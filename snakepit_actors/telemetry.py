@@ -34,7 +34,7 @@ import structlog
 EVENTS = frozenset({
     "pool.init_started", "pool.init_complete", "pool.start_failed", "pool.closing",
     "pool.closed", "pool.degraded", "pool.saturated", "pool.failed", "pool.system_gone",
-    "pool.restarted",
+    "pool.restarted", "pool.child_restarted",
     "worker.spawning", "worker.ready", "worker.start_failed", "worker.exited",
     "worker.restarting", "worker.unhealthy", "worker.stopping", "worker.abandoned",
     "worker.restarted", "worker.recycling", "worker.recycled", "worker.recycle_failed",

@@ -312,3 +312,34 @@ def test_a_pool_that_cannot_start_stops_the_node_with_its_error(tmp_path: Path) 
     assert any(e["event"] == "node.pool_failed" and e["pool"] == "broken" for e in events)
     assert events[-1]["event"] == "node.stopped"
     print(f"\nfailed start and full stop in {time.perf_counter() - t0:.2f} s")
+
+
+def test_a_restarted_pool_actor_is_followed_and_a_failed_tree_shows_as_failed(
+        node: RunningNode) -> None:
+    def second() -> dict[str, Any]:
+        done = cli("status", "--config", str(node.config), "--pool", "second", "--json")
+        assert done.returncode == 0, done.stderr
+        return dict(json.loads(done.stdout)["pools"][0])
+
+    def actor_pid(pool: dict[str, Any], actor: str) -> int:
+        (child,) = [c for c in pool["tree"]["children"] if c["actor"] == actor]
+        return int(child["pid"])
+
+    old = actor_pid(second(), "Pool")
+    os.kill(old, signal.SIGKILL)
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:  # the node re-registers the new Pool (PoolReplaced)
+        done = cli("exec", "--config", str(node.config), "--pool", "second", "echo", '{"a": 2}')
+        if done.returncode == 0:
+            break
+        time.sleep(0.2)
+    assert json.loads(done.stdout) == {"a": 2}, done.stderr
+    pool = second()
+    assert pool["state"] == "ready" and actor_pid(pool, "Pool") != old
+    os.kill(int(pool["tree"]["pid"]), signal.SIGKILL)  # the PoolRoot: the whole tree goes
+    deadline = time.monotonic() + 20
+    while second()["state"] != "failed" and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert second()["state"] == "failed"
+    done = cli("exec", "--config", str(node.config), "echo", '{"a": 3}')  # the other pool
+    assert json.loads(done.stdout) == {"a": 3}, done.stderr

@@ -49,6 +49,7 @@ from snakepit_actors.messages import (
     Checkin,
     Execute,
     ExecuteFailed,
+    GetSession,
     LeaseBatch,
     LeaseRefused,
     PoolStarted,
@@ -102,6 +103,33 @@ def only(kind: type, decisions: list[Decision]) -> Any:
 
 def states(core: PoolCore) -> dict[str, str]:
     return {w.worker_id: w.state for w in core.worker_list().workers}
+
+
+# --- a restarted WorkerRegistry or SessionStore -----------------------------------------------
+
+def test_a_reannounced_worker_keeps_what_it_runs_and_a_new_process_replaces_it() -> None:
+    from dataclasses import replace
+
+    core = started()
+    core.execute(Execute("r1", "echo"), "@caller", 1.0)
+    again = replace(ready("w1", pid=100), reannounced=True)
+    assert core.worker_ready(again, 2.0) == []  # the same process: r1 still runs there
+    assert states(core)["w1"] == "busy"
+    out = core.worker_ready(replace(ready("w1", pid=555), reannounced=True), 3.0)
+    assert isinstance(only(Reply, out).message.error, WorkerCrashedError)  # a missed restart
+    assert core.workers["w1"].pid == 555
+
+
+def test_a_new_session_store_hears_every_pinned_session_at_once() -> None:
+    core = started(store="@store")
+    core.execute(Execute("r1", "echo", session_id="s1"), "@caller", 1.0)
+    core.execute(Execute("r2", "echo", session_id="s2"), "@caller", 1.0)
+    core.flush_sessions(2.0)
+    touch = only(TouchSessions, core.sessions.store_replaced("@store2", 3.0))
+    assert touch.to == "@store2"
+    assert dict(touch.message.touches) == {"s1": "w1", "s2": "w2"}
+    forward = only(Forward, core.session_command(GetSession("q", "s1"), "@caller", 4.0))
+    assert forward.to == "@store2"
 
 
 # --- requests and their one deadline ----------------------------------------------------------

@@ -39,7 +39,7 @@ from typing import Any
 
 from snakepit_actors.client.lease_client import LeaseClient
 from snakepit_actors.client.replies import StreamSink
-from snakepit_actors.client.session_api import SESSION_REPLIES
+from snakepit_actors.client.session_api import SESSION_REPLIES, fail_session_calls
 from snakepit_actors.errors import (
     PoolClosedError,
     PoolNotReadyError,
@@ -57,8 +57,10 @@ from snakepit_actors.messages import (
     PoolStartFailed,
     PoolStats,
     RecycleRequested,
+    SessionStoreReplaced,
     StartProgress,
     StreamChunk,
+    TreeDescription,
     WorkerList,
 )
 
@@ -91,6 +93,7 @@ class Gateway:
         self.on_gone: Callable[[], None] | None = None
         self.gone_error: PoolClosedError | None = None
         self.pool: Any = None  # the Pool actor now (``PoolReplaced`` moves it)
+        self.root: Any = None  # the PoolRoot (answers ``DescribeTree``)
         self.on_pool_replaced: Callable[[Any], None] | None = None
         self._retired: list[Any] = []  # earlier Pool addresses: what is sent there goes to pool
         self._thread = threading.Thread(target=self._run, name=f"snakepit-gateway-{name}",
@@ -339,6 +342,9 @@ class Gateway:
         if isinstance(message, PoolReplaced):
             self._pool_replaced(message.pool)
             return
+        if isinstance(message, SessionStoreReplaced):
+            fail_session_calls(self._pending)
+            return
         if isinstance(message, StartProgress):
             if self._on_progress is not None:
                 with contextlib.suppress(Exception):
@@ -383,7 +389,7 @@ def _alive(pid: int) -> bool:
 
 def _reply_key(message: Any) -> str | None:
     if isinstance(message, ExecuteResult | ExecuteFailed | PoolStats | WorkerList
-                  | RecycleRequested):
+                  | RecycleRequested | TreeDescription):
         return message.request_id
     if isinstance(message, SESSION_REPLIES):
         return message.request_id

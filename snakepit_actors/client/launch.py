@@ -71,6 +71,7 @@ def launch(cfg: PoolConfig, on_progress: Callable[[int, int], None] | None,
         root = asys.createActor(PoolRoot)
         root_pids = admin_children(admin_pid) - before
         gateway = Gateway(asys, cfg.name, on_progress)
+        gateway.root = root
         watch_system(gateway, pids, min(root_pids) if len(root_pids) == 1 else 0,
                      cfg.name, process_db, run_id)
         started = gateway.call(root, StartPool(cfg, run_id, run_dir, process_db, os.getpid(),

@@ -6,8 +6,10 @@
 
 Every call here is one control round trip through the Pool actor to the SessionStore
 (``messages.SessionCommand``); it blocks for at most ``timeout`` seconds (default 10 s) and
-raises ``PoolNotReadyError`` when no answer came in time. Requests of a session go through
-``execute(..., session_id=...)`` as usual: affinity keeps them on the session's worker.
+raises ``PoolNotReadyError`` when no answer came in time (at once, with reason
+"session_store_restarted", when the SessionStore died before answering). Requests of a
+session go through ``execute(..., session_id=...)`` as usual: affinity keeps them on the
+session's worker.
 """
 
 from __future__ import annotations
@@ -15,9 +17,11 @@ from __future__ import annotations
 import contextlib
 import uuid
 from collections.abc import AsyncIterator, Iterator, Mapping
+from concurrent.futures import Future, InvalidStateError
 from typing import TYPE_CHECKING, Any
 
 from snakepit_actors.core.request_checks import check_session_call
+from snakepit_actors.errors import PoolNotReadyError
 from snakepit_actors.messages import (
     CreateSession,
     DeleteProgram,
@@ -40,6 +44,22 @@ if TYPE_CHECKING:
 _SESSION_TIMEOUT_S = 10.0
 #: The replies a gateway matches to session calls by request id.
 SESSION_REPLIES = (SessionInfo, SessionList, SessionDeleted, ProgramValue, SessionFailed)
+#: The prefix of a session call's request id (how ``fail_session_calls`` knows them).
+SESSION_CALL = "session-"
+
+
+def fail_session_calls(pending: dict[str, Future[Any]]) -> None:
+    """The SessionStore died and was restarted (``SessionStoreReplaced``): the session calls
+    among ``pending`` (request id -> Future) still unanswered never will be; they fail with
+    ``PoolNotReadyError(reason="session_store_restarted")`` and leave ``pending``."""
+    error = PoolNotReadyError(
+        "the pool's SessionStore died and was restarted before this session call was "
+        "answered: it may have run; a session comes back without its data, global programs "
+        "are lost; retry", reason="session_store_restarted", details={"may_have_run": True})
+    for key in [key for key in pending if key.startswith(SESSION_CALL)]:
+        future = pending.pop(key)
+        with contextlib.suppress(InvalidStateError):
+            future.set_exception(error)
 
 
 class SessionMethods:
@@ -164,7 +184,7 @@ class SessionMethods:
 
     def _session_call(self, make: Any, timeout: float) -> Any:
         self._check_open()
-        message = make(self._gateway.new_id())
+        message = make(SESSION_CALL + self._gateway.new_id())
         reply = self._gateway.call(self._pool, message, message.request_id, timeout)
         if isinstance(reply, SessionFailed):
             raise reply.error

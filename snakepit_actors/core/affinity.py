@@ -82,6 +82,10 @@ class AffinityTable:
         if len(self._pins) > self._max_pins:
             self._pins.popitem(last=False)
 
+    def sessions(self) -> dict[str, str]:
+        """Every pinned session -> the worker it is pinned to (least recently used first)."""
+        return {session_id: pin.worker_id for session_id, pin in self._pins.items()}
+
     def forget(self, session_id: str) -> Pin | None:
         """Drop the session's pin (it was deleted or expired); returns it."""
         return self._pins.pop(session_id, None)

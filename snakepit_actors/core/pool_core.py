@@ -106,6 +106,9 @@ class PoolCore:
     def worker_ready(self, fact: WorkerReady, now: float) -> Decisions:
         """A worker's process (new, or the same one back after a timeout) is ready at
         ``fact.address``: what the old record held ends, and a fresh record takes work."""
+        record = self.workers.get(fact.worker_id)
+        if fact.reannounced and record is not None and record.runs(fact):
+            return []  # the same process, re-announced to a new WorkerRegistry
         out = self._fail_held(fact.worker_id, "replaced", now, "down")
         self._recycle_done(fact.worker_id, replaced=True)
         self.workers[fact.worker_id] = WorkerRecord.from_fact(fact)

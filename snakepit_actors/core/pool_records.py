@@ -71,6 +71,11 @@ class WorkerRecord:
         return cls(fact.worker_id, fact.address, fact.pid, fact.node, fact.endpoint,
                    fact.restarts, fact.started_at)
 
+    def runs(self, fact: WorkerReady) -> bool:
+        """Whether ``fact`` names the process this record already runs (a re-announcement)."""
+        return self.phase not in NO_PROCESS and (self.pid, self.started_at) == (
+            fact.pid, fact.started_at) and self.address == fact.address
+
     def enter(self, phase: Phase, reason: str) -> None:
         """Move to ``phase``; if its process (or host) is gone there, forget the pid and keep
         ``reason``, why."""

@@ -102,6 +102,13 @@ class SessionPins:
             return []
         return [TouchSessions(self._store, SessionsTouched(tuple(touched.items()), now))]
 
+    def store_replaced(self, store: Any, now: float) -> list[Decision]:
+        """A new, empty SessionStore runs at ``store``: report every pinned session to it at
+        once, so those sessions exist there again (without their data) and still expire."""
+        self._store = store
+        self._touched = {**self.table.sessions(), **self._touched}
+        return self.flush(now)
+
     def command(self, msg: SessionCommand, sender: Any, now: float) -> list[Decision]:
         """Forward ``msg`` to the store (replying to ``sender`` unless it names ``reply_to``),
         after the accesses it has not heard of yet."""

@@ -4,7 +4,7 @@ WorkerRegistry -> subscribers) and process bookkeeping (Worker -> ProcessRegistr
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from snakepit_actors.config import PoolConfig
 from snakepit_actors.errors import SnakepitError
@@ -36,17 +36,68 @@ class PoolReplaced:
 
     pool: ActorAddress
     restarts: int = 1
+    name: str = ""  # the pool's name (a node runs several)
+
+
+#: The roles whose address ``ActorReplaced`` can announce (each a field of ``WorkerContext``
+#: but "session_store").
+REPLACEABLE_ROLES = ("pool", "worker_registry", "process_registry", "starter_registry",
+                     "session_store")
+
+
+@dataclass(frozen=True, slots=True)
+class ActorReplaced:
+    """PoolRoot -> the actors that send to ``role`` (the Pool, the WorkerSupervisor, which
+    passes it to its Starters, which pass it to their Workers; the Recycler, the NodeWatch):
+    the actor playing ``role`` (one of ``REPLACEABLE_ROLES``) died and a new one runs at
+    ``address``. A new registry starts empty: whoever it serves re-announces what it knows
+    (a Worker its ``WorkerReady`` and its process, the WorkerSupervisor its Starters, the Pool
+    its session pins)."""
+
+    role: str
+    address: ActorAddress
+    notify: tuple[ActorAddress, ...] = ()  # tell these once switched (SessionStoreReplaced)
+
+
+@dataclass(frozen=True, slots=True)
+class SessionStoreReplaced:
+    """Pool -> the pool's requester (the handle), once the Pool sends session commands to the
+    new store (so a command sent after this one arrived cannot reach the dead store): the
+    SessionStore died and was restarted.
+    Session commands sent before it may never be answered (the handle fails them with
+    ``PoolNotReadyError(reason="session_store_restarted")``); sessions come back empty (the Pool
+    re-announces the ones it routes), their data and the global programs are lost."""
+
+    restarts: int = 1
+
+
+@dataclass(frozen=True, slots=True)
+class DescribeTree:
+    """anyone -> PoolRoot: which actor plays each role now. Replies ``TreeDescription``."""
+
+    request_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class TreeDescription:
+    """PoolRoot's answer to ``DescribeTree``: ``(role, address)`` of each child now, in start
+    order (a restarted child comes last), and how often each role was restarted."""
+
+    request_id: str
+    children: tuple[tuple[str, ActorAddress], ...]
+    restarts: tuple[tuple[str, int], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
 class InitRegistry:
     """PoolRoot -> a registry actor: its pool's name (for logs). The ProcessRegistry also uses
-    ``db_path`` (its sqlite file; "" = in memory only) and ``owner_pid`` (whose death ends the
-    run; 0 = the PoolRoot)."""
+    ``db_path`` (its sqlite file; "" = in memory only), ``owner_pid`` (whose death ends the
+    run; 0 = the PoolRoot) and ``run_id`` (a restarted one re-reads that run's rows)."""
 
     pool_name: str
     db_path: str = ""
     owner_pid: int = 0
+    run_id: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +121,13 @@ class WorkerContext:
     starter_registry: ActorAddress
     node_watch: ActorAddress | None = None  # places workers on member nodes (placement)
     worker_token: str = field(default="", repr=False)  # the pool's token (worker_token.py)
+
+    def with_actor(self, role: str, address: ActorAddress) -> WorkerContext:
+        """This context with ``role`` (an ``ActorReplaced`` role that is one of its fields)
+        at ``address``; unchanged for any other role."""
+        if role not in ("pool", "worker_registry", "process_registry", "starter_registry"):
+            return self
+        return replace(self, **{role: address})
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,6 +188,7 @@ class WorkerReady:
     restarts: int
     started_at: float
     node: str = LOCAL_NODE  # the member node it runs on; LOCAL_NODE: the pool's own system
+    reannounced: bool = False  # the same process again, for a restarted WorkerRegistry
 
 
 @dataclass(frozen=True, slots=True)

@@ -31,6 +31,7 @@ from thespian.actors import ActorTypeDispatcher, WakeupMessage
 from snakepit_actors.core.placement import NODE_CAPABILITY, NodeTable, member_problem
 from snakepit_actors.errors import PoolNotReadyError
 from snakepit_actors.messages import (
+    ActorReplaced,
     InitNodeAgent,
     InitNodeWatch,
     ListMembers,
@@ -89,6 +90,11 @@ class NodeWatch(ActorTypeDispatcher):
         """The Pool was restarted (PoolRoot): send to the new one."""
         if self._init is not None:
             self._init = replace(self._init, pool=msg.pool)
+
+    def receiveMsg_ActorReplaced(self, msg: ActorReplaced, sender: Any) -> None:
+        """PoolRoot restarted the WorkerRegistry: report to the new one."""
+        if self._init is not None and msg.role == "worker_registry":
+            self._init = replace(self._init, worker_registry=msg.address)
 
     def receiveMsg_ActorSystemConventionUpdate(self, msg: Any, sender: Any) -> None:
         if self._init is None or self._table is None:

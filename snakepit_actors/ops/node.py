@@ -8,7 +8,9 @@
 
 Start: sweep orphans of dead runs, start the system, then each pool (a failed pool stops the
 whole node: nothing is left running), register the pools, copy worker output into the log.
-Run: wait for SIGINT or SIGTERM. Stop (drain): every pool refuses new requests and fails its
+Run: wait for SIGINT or SIGTERM, listening to the pools meanwhile: a pool whose Pool actor was
+restarted says where the new one runs (``PoolReplaced``), and the node registers it again so
+``status`` and ``exec`` reach it. Stop (drain): every pool refuses new requests and fails its
 queued ones (``ClosePool``); in-flight requests get up to ``drain_timeout_s`` to finish; then
 the system is shut down, stragglers are SIGKILLed (verified pids), the process table is swept
 and the run directories are removed.
@@ -35,6 +37,7 @@ from snakepit_actors.messages import (
     GetStats,
     InitNodeDirectory,
     PoolEntry,
+    PoolReplaced,
     PoolStarted,
     PoolStartFailed,
     PoolStats,
@@ -116,6 +119,7 @@ class Node:
     _tailer: WorkerLogTailer | None = None
     _metrics: StatsCache | None = None
     _stop: threading.Event = field(default_factory=threading.Event)
+    _directory: Any = None
 
     @property
     def admin_pid(self) -> int:
@@ -190,7 +194,8 @@ class Node:
         assert self._system is not None
         asys = self._system.actor_system
         self._admin_pid = watch_launcher(asys, _CONTROL_TIMEOUT_S)
-        directory = asys.createActor(NodeDirectory, globalName=NODE_GLOBAL_NAME)
+        directory = self._directory = asys.createActor(NodeDirectory,
+                                                       globalName=NODE_GLOBAL_NAME)
         asys.tell(directory, InitNodeDirectory(self.node_file.node.name, os.getpid(),
                                                time.time()))
         secret = self.node_file.node.secret
@@ -229,7 +234,18 @@ class Node:
             reply = asys.listen(remaining)
             if reply is not None and match(reply):
                 return reply
+            self._follow(reply)
         return None
+
+    def _follow(self, message: Any) -> None:
+        """A message no call waited for: a restarted Pool actor moves its pool's entry."""
+        if not isinstance(message, PoolReplaced) or self._system is None:
+            return
+        for pool in self.pools:
+            if pool.entry.name == message.name and pool.entry.pool is not None:
+                pool.entry = replace(pool.entry, pool=message.pool)
+                self._system.actor_system.tell(self._directory, RegisterPool(pool.entry))
+                log.warning("pool.restarted", pool=message.name, restarts=message.restarts)
 
     # --- running and stopping -----------------------------------------------------------------
 
@@ -241,7 +257,11 @@ class Node:
         """Block until ``request_stop`` (SIGINT / SIGTERM once ``install_signal_handlers``),
         refreshing the metrics snapshot every ``metrics_every_s`` if they are served."""
         next_refresh = time.monotonic() + metrics_every_s
-        while not self._stop.wait(0.2):
+        while not self._stop.is_set():
+            if self._system is None:
+                self._stop.wait(0.2)
+            else:
+                self._follow(self._system.actor_system.listen(0.2))
             if self._metrics is not None and time.monotonic() >= next_refresh:
                 self.refresh_metrics()
                 next_refresh = time.monotonic() + metrics_every_s

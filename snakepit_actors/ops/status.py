@@ -1,6 +1,7 @@
 """``snakepit-actors status``: the live state of a running node, gathered from another process.
 
-For each pool: the supervision tree as it is now (every actor, its class, OS pid, state and
+For each pool (``failed`` at once when its PoolRoot no longer listens: the tree stopped
+itself): the supervision tree as it is now (every actor, its class, OS pid, state and
 restarts; Thespian's own status request gives each actor's children, ``WhichChildren`` gives
 the supervisors' view of theirs), the worker table (external process pid, state, requests
 served, RSS of the process tree, uptime) and the pool's stats. An actor's pid is found from the
@@ -52,19 +53,33 @@ def gather(client: NodeClient, pool_names: list[str] | None = None) -> dict[str,
     for entry in client.node.pools:
         if pool_names and entry.name not in pool_names:
             continue
+        row = {"name": entry.name, "adapter": entry.adapter, "pool_size": entry.pool_size}
+        if pids and _pid_of(entry.root, pids) is None:  # its PoolRoot is gone: do not wait
+            pools.append(row | {"state": "failed", "stats": None, "workers": [], "tree": {
+                "actor": "PoolRoot", "pid": None, "state": "failed", "restarts": 0,
+                "children": []}})
+            continue
         stats = client.stats(entry)
         workers = client.workers(entry)
         by_id = {w.worker_id: w for w in workers}
-        pools.append({
-            "name": entry.name, "adapter": entry.adapter, "pool_size": entry.pool_size,
-            "state": stats.state if stats else "unreachable",
+        tree = _walk(client, entry.root, pids, by_id, {})
+        pools.append(row | {
+            "state": _state(stats, tree),
             "stats": _stats_dict(stats),
             "workers": [_worker_row(w, now) for w in workers],
-            "tree": _walk(client, entry.root, pids, by_id, {}),
+            "tree": tree,
         })
     return {"node": client.node.name, "node_pid": client.node.node_pid,
             "admin_port": client.port, "uptime_s": round(now - client.node.started_at, 1),
             "pools": pools}
+
+
+def _state(stats: Any, tree: dict[str, Any]) -> str:
+    """The pool's state: its Pool's word; "failed" when its PoolRoot is gone too (the tree
+    stopped itself: a child it could not rebuild died, or one died too often)."""
+    if stats is not None:
+        return str(stats.state)
+    return "failed" if tree["state"] == "unreachable" else "unreachable"
 
 
 def _stats_dict(stats: Any) -> dict[str, Any] | None:

@@ -24,7 +24,10 @@ the WorkerRegistry's latest fact per worker (it subscribes; the registry sends t
 see the core's docstring for what cannot be rebuilt). Workers learn the new address from the next
 ``RunRequest``'s sender; requests running on the actor path finish normally (the Worker
 replies to the caller); the handle fails the requests it sent that have no reply yet
-(``PoolNotReadyError(reason="pool_restarted")``) and re-sends its lease requests.
+(``PoolNotReadyError(reason="pool_restarted")``) and re-sends its lease requests. If a registry
+is restarted instead, PoolRoot says so (``ActorReplaced``): the Pool subscribes to a new
+WorkerRegistry (the Workers re-announce; a ``WorkerReady`` of a process it already runs changes
+nothing) and reports its session pins to a new SessionStore.
 """
 
 from __future__ import annotations
@@ -44,6 +47,7 @@ from snakepit_actors.core.timers import (
     StartupDeadline,
 )
 from snakepit_actors.messages import (
+    ActorReplaced,
     CancelRequest,
     Checkin,
     ClosePool,
@@ -60,6 +64,7 @@ from snakepit_actors.messages import (
     ReturnLease,
     SessionCommand,
     SessionsEnded,
+    SessionStoreReplaced,
     SubscribeWorkers,
     UsageReport,
     WorkerAbandoned,
@@ -83,6 +88,16 @@ class Pool(ActorTypeDispatcher):
         super().__init__()
         self._core: PoolCore | None = None
         self._holders = HolderWatch()
+        self._early: list[tuple[Any, Any]] = []  # messages that came before InitPool
+
+    def receiveMessage(self, message: Any, sender: Any) -> Any:
+        """A restarted Pool's senders may reach it before its ``InitPool``: their messages
+        wait for it."""
+        if self._core is None and not isinstance(message, InitPool) \
+                and type(message).__module__.startswith("snakepit_actors.messages"):
+            self._early.append((message, sender))
+            return None
+        return super().receiveMessage(message, sender)
 
     @property
     def core(self) -> PoolCore:
@@ -113,7 +128,22 @@ class Pool(ActorTypeDispatcher):
         if not msg.restarts:
             self._execute(self._core.start(now), now)
         for address in msg.announce_to:  # only now: a request must not arrive before InitPool
-            self.send(address, PoolReplaced(self.myAddress, msg.restarts))
+            self.send(address, PoolReplaced(self.myAddress, msg.restarts, msg.config.name))
+        early, self._early = self._early, []
+        for message, early_sender in early:
+            self.receiveMessage(message, early_sender)
+
+    def receiveMsg_ActorReplaced(self, msg: ActorReplaced, sender: Any) -> None:
+        """PoolRoot restarted a registry: subscribe to a new WorkerRegistry (the Workers
+        re-announce to it); tell a new SessionStore every pinned session, then the handle
+        (``msg.notify``: it fails the session calls it sent that have no answer)."""
+        now = time.time()
+        if msg.role == "worker_registry":
+            self.send(msg.address, SubscribeWorkers(self.myAddress))
+        elif msg.role == "session_store":
+            self._execute(self.core.sessions.store_replaced(msg.address, now), now)
+            for address in msg.notify:  # after the switch: later commands reach the new store
+                self.send(address, SessionStoreReplaced())
 
     def receiveMsg_WorkerReady(self, msg: WorkerReady, sender: Any) -> None:
         now = time.time()

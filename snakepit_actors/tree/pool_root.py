@@ -1,27 +1,30 @@
-"""PoolRoot actor: the top of one pool's tree; starts it, and stops it as a whole.
+"""PoolRoot actor: the top of one pool's tree; starts it, restarts its children, stops it.
 
-    PoolRoot (this; one per pool instance)
+    PoolRoot (this; one per pool instance; one_for_one over its children, core/root_plan.py)
      ├─ WorkerRegistry   ├─ ProcessRegistry   ├─ StarterRegistry   ├─ SessionStore
-     ├─ WorkerSupervisor (one_for_one)  -> Starter_i -> Worker_i -> external process_i
      ├─ Pool
+     ├─ WorkerSupervisor (one_for_one)  -> Starter_i -> Worker_i -> external process_i
      ├─ Recycler (only with worker_ttl / worker_memory_mb)
-     ├─ LauncherWatch (when the launcher's pid is known; restarted if it dies)
+     ├─ LauncherWatch (when the launcher's pid is known)
      └─ NodeWatch (only with a placement: workers run on convention members)
 
 ``StartPool`` creates the children, wires them with ``Init…`` messages and lets the Pool answer
 the requester (``PoolStarted`` / ``PoolStartFailed``). ``ActorExitRequest`` to the PoolRoot stops
 the whole tree (Thespian stops children recursively; Workers stop their processes).
 
-When a child dies: the Pool (``_restart_pool``), the PoolRoot's own LauncherWatch and a killed
-WorkerSupervisor (every worker starts afresh; the Pool fails what ran on the old ones and keeps
-the queue) are restarted; more than ``POOL_MAX_RESTARTS`` deaths within ``POOL_MAX_SECONDS``
-fail the pool as below. A WorkerSupervisor that escalated (its restart intensity was exceeded:
-it says so first, ``SupervisorEscalated``), or died too often, makes the Pool report
-``degraded`` (callers get ``PoolNotReadyError``). Any other child
-(a registry, the SessionStore, the Recycler, the NodeWatch), or a Pool dying too often, makes
-the PoolRoot stop the whole tree at once (``pool.failed``): its state is not rebuilt yet, and a
-tree missing it would hang callers. The Python handle watches this process: its callers then
-fail at once with ``PoolClosedError(reason="pool_tree_gone")`` and it removes every process left.
+When a child dies, ``RootPlan`` decides (``docs/supervision.md`` has the table and the reasons):
+a new one starts with the same ``Init…`` messages and the current addresses of its siblings,
+and every actor that sends to it learns its address (``ActorReplaced``; the WorkerSupervisor
+passes it down to its Starters and Workers). A new registry starts empty and is rebuilt by
+those who feed it: Workers re-announce their ``WorkerReady`` and their process, Starters
+report workers between lives, the WorkerSupervisor its Starters, the Pool its session pins. A
+new Pool rebuilds from the WorkerRegistry and announces itself (``PoolReplaced``). A killed
+WorkerSupervisor is restarted (every worker starts afresh); one that escalated
+(``SupervisorEscalated``) or died too often leaves the pool ``degraded``. More than
+``ROOT_MAX_RESTARTS`` deaths of one role within ``ROOT_MAX_SECONDS``, or the death of the
+NodeWatch (its placements are not rebuilt), make the PoolRoot stop the whole tree at once
+(``pool.failed``); the Python handle watches this process and fails its callers with
+``PoolClosedError(reason="pool_tree_gone")``.
 """
 
 from __future__ import annotations
@@ -34,7 +37,10 @@ from typing import Any
 from thespian.actors import ActorExitRequest, ActorTypeDispatcher, ChildActorExited
 
 from snakepit_actors.core.lifecycle import RecyclePolicy
+from snakepit_actors.core.root_plan import Degrade, Fail, Restart, RootPlan
 from snakepit_actors.messages import (
+    ActorReplaced,
+    DescribeTree,
     InitNodeWatch,
     InitPool,
     InitRecycler,
@@ -43,6 +49,7 @@ from snakepit_actors.messages import (
     InitWorkerSupervisor,
     PoolDegraded,
     StartPool,
+    TreeDescription,
     WatchingLauncher,
     WatchLauncher,
     WorkerContext,
@@ -50,95 +57,104 @@ from snakepit_actors.messages import (
 from snakepit_actors.proctitle import bind_actor_process
 from snakepit_actors.telemetry import bind_context, get_logger
 from snakepit_actors.worker_token import new_token
-from snakepit_supervision.intensity import RestartIntensity
 from snakepit_supervision.messages import SupervisorEscalated
 
 log = get_logger("pool_root")
 
-#: A Pool (or LauncherWatch) that dies more than this often within POOL_MAX_SECONDS fails the
-#: pool (fail fast).
-POOL_MAX_RESTARTS = 3
-POOL_MAX_SECONDS = 10.0
+#: The actor class of each role.
+ACTORS = {
+    "worker_registry": "snakepit_actors.tree.worker_registry.WorkerRegistry",
+    "process_registry": "snakepit_actors.tree.process_registry.ProcessRegistry",
+    "starter_registry": "snakepit_actors.tree.starter_registry.StarterRegistry",
+    "session_store": "snakepit_actors.tree.session_store.SessionStore",
+    "pool": "snakepit_actors.tree.pool.Pool",
+    "worker_supervisor": "snakepit_actors.tree.worker_supervisor.WorkerSupervisor",
+    "recycler": "snakepit_actors.tree.recycler.Recycler",
+    "launcher_watch": "snakepit_actors.tree.launcher_watch.LauncherWatch",
+    "node_watch": "snakepit_actors.multihost.node_watch.NodeWatch",
+}
+REGISTRIES = ("worker_registry", "process_registry", "starter_registry", "session_store")
 
 
 class PoolRoot(ActorTypeDispatcher):
-    """Creates and wires one pool's actors."""
+    """Creates, wires and restarts one pool's actors."""
 
     def __init__(self) -> None:
         super().__init__()
         self._children: list[tuple[Any, str]] = []  # (address, role); compare with ==
-        self._pool: Any = None
         self._stopping = False
         self._own_run_dir = ""
+        self._start: StartPool | None = None
         self._init_pool: InitPool | None = None  # what a restarted Pool is sent
-        self._requester: Any = None  # the handle: told PoolReplaced
-        self._intensity = {role: RestartIntensity(POOL_MAX_RESTARTS, POOL_MAX_SECONDS)
-                           for role in ("pool", "launcher_watch", "worker_supervisor")}
+        self._requester: Any = None  # the handle: told PoolReplaced (and by the Pool,
+        # SessionStoreReplaced)
+        self._plan = RootPlan()
         self._worker_context: WorkerContext | None = None  # what a new WorkerSupervisor gets
-        self._supervisor_gave_up = False  # it escalated (SupervisorEscalated), was not killed
-        self._restarts = 0
-        self._owner_pid = 0  # the launcher: its own LauncherWatch below this one ends the system
+
+    # --- start ----------------------------------------------------------------------------------
 
     def receiveMsg_StartPool(self, msg: StartPool, sender: Any) -> None:
         cfg = msg.config
         bind_actor_process("PoolRoot", pool=cfg.name)
         bind_context(pool=cfg.name)  # every actor forked below inherits it
-        run_dir = msg.run_dir or self._make_run_dir(cfg.name)
-        registries = {role: self._child(cls, role) for role, cls in (
-            ("worker_registry", "snakepit_actors.tree.worker_registry.WorkerRegistry"),
-            ("process_registry", "snakepit_actors.tree.process_registry.ProcessRegistry"),
-            ("starter_registry", "snakepit_actors.tree.starter_registry.StarterRegistry"),
-            ("session_store", "snakepit_actors.tree.session_store.SessionStore"))}
-        for address in registries.values():
-            self.send(address, InitRegistry(cfg.name, msg.process_db, msg.owner_pid))
-        self._pool = self._child("snakepit_actors.tree.pool.Pool", "pool")
-        self.send(registries["session_store"], InitSessionStore(cfg, self._pool))
-        token = msg.worker_token or new_token()
-        self._init_pool = InitPool(cfg, registries["worker_registry"], sender,
+        msg = replace(msg, run_dir=msg.run_dir or self._make_run_dir(cfg.name),
+                      run_id=msg.run_id or uuid.uuid4().hex[:12],
+                      worker_token=msg.worker_token or new_token())
+        self._start, self._requester = msg, sender
+        for role in REGISTRIES:
+            self._start_child(role)
+        pool = self._child("pool")
+        self._init_pool = InitPool(cfg, self._address("worker_registry"), sender,
                                    report_progress=msg.report_progress,
-                                   session_store=registries["session_store"],
-                                   worker_token=token)
-        self._requester = sender
-        self.send(self._pool, self._init_pool)
-        node_watch = None
+                                   session_store=self._address("session_store"),
+                                   worker_token=msg.worker_token)
+        self.send(self._address("session_store"), InitSessionStore(cfg, pool))
+        self.send(pool, self._init_pool)
         if cfg.placement:
-            node_watch = self._child("snakepit_actors.multihost.node_watch.NodeWatch", "node_watch")
-            self.send(node_watch, InitNodeWatch(cfg, registries["worker_registry"],
-                                                cfg.system.secret, self._pool))
-        context = WorkerContext(
-            config=cfg, run_id=msg.run_id or uuid.uuid4().hex[:12], run_dir=run_dir,
-            pool=self._pool, worker_registry=registries["worker_registry"],
-            process_registry=registries["process_registry"],
-            starter_registry=registries["starter_registry"], node_watch=node_watch,
-            worker_token=token)
-        self._worker_context = context
-        self._start_worker_supervisor()
+            self.send(self._child("node_watch"), InitNodeWatch(
+                cfg, self._address("worker_registry"), cfg.system.secret, pool))
+        self._worker_context = WorkerContext(
+            config=cfg, run_id=msg.run_id, run_dir=msg.run_dir, pool=pool,
+            worker_registry=self._address("worker_registry"),
+            process_registry=self._address("process_registry"),
+            starter_registry=self._address("starter_registry"),
+            node_watch=self._address("node_watch"), worker_token=msg.worker_token)
+        self._start_child("worker_supervisor")
         if RecyclePolicy.from_config(cfg).needs_sampling:
-            recycler = self._child("snakepit_actors.tree.recycler.Recycler", "recycler")
-            self.send(recycler, InitRecycler(cfg, self._pool, registries["worker_registry"]))
-        self._owner_pid = msg.owner_pid
-        if self._owner_pid:
-            self._watch_launcher()
+            self._start_child("recycler")
+        if msg.owner_pid:
+            self._start_child("launcher_watch")
 
-    def _start_worker_supervisor(self) -> None:
-        assert self._worker_context is not None
-        supervisor = self._child("snakepit_actors.tree.worker_supervisor.WorkerSupervisor",
-                                 "worker_supervisor")
-        context = replace(self._worker_context, pool=self._pool)  # the Pool may be new
-        self.send(supervisor, InitWorkerSupervisor(context))
+    def _start_child(self, role: str) -> Any:
+        """Create the actor for ``role`` (not the Pool's first start) and send it its
+        ``Init…`` with the current addresses of its siblings."""
+        assert self._start is not None
+        start, cfg = self._start, self._start.config
+        address = self._child(role)
+        if role in REGISTRIES:
+            self.send(address, InitRegistry(cfg.name, start.process_db, start.owner_pid,
+                                            start.run_id))
+        if role == "session_store" and self._address("pool") is not None:
+            self.send(address, InitSessionStore(cfg, self._address("pool")))
+        elif role == "worker_supervisor":
+            assert self._worker_context is not None
+            self.send(address, InitWorkerSupervisor(self._worker_context))
+        elif role == "recycler":
+            self.send(address, InitRecycler(cfg, self._address("pool"),
+                                            self._address("worker_registry")))
+        elif role == "launcher_watch":  # ours is supervised; the top-level one is not
+            self.send(address, WatchLauncher(start.owner_pid))
+        elif role == "pool":
+            assert self._init_pool is not None
+            self.send(address, replace(self._init_pool, start_reply_to=None,
+                                       restarts=self._plan.restarts("pool"),
+                                       announce_to=self._pool_senders()))
+        return address
 
-    def receiveMsg_SupervisorEscalated(self, msg: SupervisorEscalated, sender: Any) -> None:
-        """The WorkerSupervisor gave up (too many Starter restarts): do not restart it."""
-        self._supervisor_gave_up = True
-
-    def _watch_launcher(self) -> None:
-        """A LauncherWatch of our own (restarted if killed): the top-level one is not
-        supervised, and one of them is enough to end the system when the launcher dies."""
-        watch = self._child("snakepit_actors.tree.launcher_watch.LauncherWatch", "launcher_watch")
-        self.send(watch, WatchLauncher(self._owner_pid))
-
-    def receiveMsg_WatchingLauncher(self, msg: WatchingLauncher, sender: Any) -> None:
-        """Our LauncherWatch's acknowledgement: nothing to do."""
+    def _pool_senders(self) -> tuple[Any, ...]:
+        """Who a restarted Pool announces itself to once initialised (``PoolReplaced``)."""
+        return (self._requester, *(address for address, role in self._children
+                                   if role in ("session_store", "recycler", "node_watch")))
 
     def _make_run_dir(self, pool_name: str) -> str:
         from snakepit_actors.system import make_run_dir
@@ -146,10 +162,16 @@ class PoolRoot(ActorTypeDispatcher):
         self._own_run_dir = make_run_dir(pool_name)
         return self._own_run_dir
 
-    def _child(self, actor_class: str, role: str) -> Any:
-        address = self.createActor(actor_class)
+    def _child(self, role: str) -> Any:
+        address = self.createActor(ACTORS[role])
         self._children.append((address, role))
         return address
+
+    def _address(self, role: str) -> Any:
+        """The current address of ``role`` (None: there is no such child)."""
+        return next((address for address, r in reversed(self._children) if r == role), None)
+
+    # --- a child died ---------------------------------------------------------------------------
 
     def receiveMsg_ChildActorExited(self, msg: ChildActorExited, sender: Any) -> None:
         # str() of a child's address changes once it is realised; == knows both forms.
@@ -157,35 +179,55 @@ class PoolRoot(ActorTypeDispatcher):
         self._children = [(a, r) for a, r in self._children if a != msg.childAddress]
         if self._stopping or not roles:  # not ours any more (a second notice for one child)
             return
-        role = roles[0]
-        if role == "pool" and self._intensity[role].record(time.monotonic()):
-            self._restart_pool()
-        elif role == "launcher_watch" and self._intensity[role].record(time.monotonic()):
-            self._watch_launcher()
-        elif role == "worker_supervisor" and not self._supervisor_gave_up \
-                and self._intensity[role].record(time.monotonic()):
-            log.warning("pool.degraded", child=role, restarting=True)
-            self.send(self._pool, PoolDegraded("the worker supervisor died", restarting=True))
-            self._start_worker_supervisor()
-        elif role == "worker_supervisor" and self._pool is not None:
-            log.warning("pool.degraded", child=role)
-            self.send(self._pool, PoolDegraded("the worker supervisor gave up restarting"))
-        else:  # its state cannot be rebuilt here: fail fast (the handle watches this process)
-            log.error("pool.failed", child=role)
-            self._stopping = True
-            self.send(self.myAddress, ActorExitRequest())
+        match self._plan.child_died(roles[0], time.monotonic()):
+            case Restart() as restart:
+                self._restart(restart)
+            case Degrade(role=role, reason=reason):
+                log.warning("pool.degraded", child=role, reason=reason)
+                if self._address("pool") is not None:
+                    self.send(self._address("pool"), PoolDegraded(reason))
+            case Fail(role=role, reason=reason):
+                log.error("pool.failed", child=role, reason=reason)
+                self._stopping = True
+                self.send(self.myAddress, ActorExitRequest())
 
-    def _restart_pool(self) -> None:
-        """A new Pool, rebuilt from the WorkerRegistry's facts; everyone who sends to the Pool
-        learns its address (Workers from their next ``RunRequest``)."""
-        assert self._init_pool is not None
-        self._restarts += 1
-        self._pool = self._child("snakepit_actors.tree.pool.Pool", "pool")
-        told = (self._requester, *(address for address, role in self._children
-                                   if role in ("session_store", "recycler", "node_watch")))
-        self.send(self._pool, replace(self._init_pool, start_reply_to=None,
-                                      restarts=self._restarts, announce_to=told))
-        log.warning("pool.restarted", restarts=self._restarts)
+    def _restart(self, restart: Restart) -> None:
+        """A new ``restart.role``; everyone who sends to it learns its address."""
+        role = restart.role
+        if role == "worker_supervisor":  # every worker died with it: the Pool fails their work
+            log.warning("pool.degraded", child=role, restarting=True)
+            self.send(self._address("pool"), PoolDegraded("the worker supervisor died",
+                                                          restarting=True))
+        address = self._start_child(role)
+        self._remember(role, address)
+        notify = (self._requester,) if "requester" in restart.tell else ()
+        for told in restart.tell:  # the requester hears it from the Pool, once it switched
+            if told != "requester" and self._address(told) is not None:
+                self.send(self._address(told), ActorReplaced(
+                    role, address, notify if told == "pool" else ()))
+        event = "pool.restarted" if role == "pool" else "pool.child_restarted"
+        log.warning(event, child=role, restarts=restart.restarts)
+
+    def _remember(self, role: str, address: Any) -> None:
+        """Later children (a new WorkerSupervisor, a new Pool) get ``role`` at ``address``."""
+        assert self._worker_context is not None and self._init_pool is not None
+        self._worker_context = self._worker_context.with_actor(role, address)
+        if role in ("worker_registry", "session_store"):
+            self._init_pool = replace(self._init_pool, **{role: address})
+
+    # --- acknowledgements and facts ---------------------------------------------------------------
+
+    def receiveMsg_DescribeTree(self, msg: DescribeTree, sender: Any) -> None:
+        self.send(sender, TreeDescription(
+            msg.request_id, tuple((role, address) for address, role in self._children),
+            tuple((role, self._plan.restarts(role)) for role in ACTORS)))
+
+    def receiveMsg_SupervisorEscalated(self, msg: SupervisorEscalated, sender: Any) -> None:
+        """The WorkerSupervisor gave up (too many Starter restarts): do not restart it."""
+        self._plan.supervisor_escalated()
+
+    def receiveMsg_WatchingLauncher(self, msg: WatchingLauncher, sender: Any) -> None:
+        """Our LauncherWatch's acknowledgement: nothing to do."""
 
     def receiveMsg_SupervisorStarted(self, msg: Any, sender: Any) -> None:
         """The WorkerSupervisor's start acknowledgement: the Pool reports readiness instead."""

@@ -15,10 +15,12 @@ when the owner is gone, the run is over, and whatever of it still runs is an orp
 reaper may kill after verifying pid + create_time + run id (see ``snakepit_actors.tree.reaper``).
 
 Crashes: a failed sqlite write is logged and the actor carries on (the table is a safety net,
-never on the request path). If this actor dies, PoolRoot logs ``pool.degraded``; it is not
-restarted, later events of its pool are lost, and rows already written stay until a reaper
-finds their run over. Without a database path (older ``InitRegistry``) the table lives in
-memory and nothing is persisted.
+never on the request path). If this actor dies, PoolRoot starts a new one, which re-reads its
+run's rows from the file (``InitRegistry.run_id``): it forgets rows whose process is gone (their
+``ProcessEnded`` may have been lost) and keeps the others; every live Worker then re-sends its
+process's identity (it hears of the new registry by ``ActorReplaced``), which also rebuilds a
+table kept in memory. Without a database path the table lives in memory and nothing is
+persisted.
 
 The table itself, a plain class several processes may share, is ``process_table.ProcessTable``.
 """
@@ -73,9 +75,26 @@ class ProcessRegistry(ActorTypeDispatcher):
         except (sqlite3.Error, OSError) as exc:
             log.warning("process_table.unavailable", path=db_path, error=str(exc))
             self._table = ProcessTable(":memory:")
+        if msg.run_id:
+            self._reread(msg.run_id)
         early, self._early = self._early, []
         for event in early:
             self.receiveMessage(event, sender)
+
+    def _reread(self, run_id: str) -> None:
+        """A restarted registry: the rows of ``run_id`` already in the table are ours; a row
+        whose process no longer runs is dropped (its end was not heard)."""
+        assert self._table is not None
+        try:
+            for row in self._table.rows(run_id):
+                live = identify_process(row.pid)
+                if row.state == "running" and (
+                        live is None or abs(live.create_time - row.create_time) > 0.01):
+                    self._table.remove(row)
+                else:
+                    self._run_ids[row.worker_id] = run_id
+        except sqlite3.Error as exc:
+            log.warning("process_table.write_failed", event_type="InitRegistry", error=str(exc))
 
     def receiveMsg_ProcessSpawning(self, msg: ProcessSpawning, sender: Any) -> None:
         if self._table is None:

@@ -11,7 +11,7 @@ asks ``lifecycle.RecyclePolicy`` whether it is due. It asks the Pool once per pr
 again only if the Pool refused (the worker was not ready);
 the Pool drains the worker and the Worker swaps in a replacement (core/pool_core.py). It does
 I/O (``/proc``) but never waits, and holds no state worth keeping: if it crashes, the PoolRoot
-logs ``pool.degraded`` (child "recycler") and the pool runs on without ttl/memory recycling.
+starts a new one, which rebuilds its table from the WorkerRegistry's facts (it subscribes).
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from thespian.actors import ActorTypeDispatcher, WakeupMessage
 from snakepit_actors.core.lifecycle import RecyclePolicy
 from snakepit_actors.messages import (
     LOCAL_NODE,
+    ActorReplaced,
     InitRecycler,
     PoolReplaced,
     RecycleRequested,
@@ -88,6 +89,11 @@ class Recycler(ActorTypeDispatcher):
     def receiveMsg_PoolReplaced(self, msg: PoolReplaced, sender: Any) -> None:
         """The Pool was restarted (PoolRoot): send to the new one."""
         self._pool = msg.pool
+
+    def receiveMsg_ActorReplaced(self, msg: ActorReplaced, sender: Any) -> None:
+        """PoolRoot restarted the WorkerRegistry: subscribe to the new one."""
+        if msg.role == "worker_registry":
+            self.send(msg.address, SubscribeWorkers(self.myAddress))
 
     def receiveMsg_WorkerReady(self, msg: WorkerReady, sender: Any) -> None:
         self._ready[msg.worker_id] = (msg.pid, msg.started_at, msg.node == LOCAL_NODE)

@@ -11,9 +11,13 @@ counts from that last access). A sweep every ``session_sweep_interval`` ends exp
 (one batch per sweep) and tells the Pool, which drops their affinity pins and has their
 workers free the per-session state (``CleanupSession``). The store never does I/O.
 
-If the store dies, PoolRoot logs ``pool.degraded`` and session commands get no answer (the
-handle raises ``PoolNotReadyError`` after their timeout); requests keep running, since routing
-never asks the store (affinity is the Pool's own cache). It is not restarted.
+If the store dies, PoolRoot starts a new, empty one (as Snakepit's ETS-backed store would
+come back): the Pool reports every session it has pinned to it at once (``SessionsTouched``),
+so those sessions exist again (with the pool's TTL, no data, no metadata) and still expire and
+free their workers' state; global programs and session data are lost. The handle fails the
+session commands it sent that have no answer (``PoolNotReadyError(reason=
+"session_store_restarted")``, told by ``SessionStoreReplaced``). Requests keep running
+throughout: routing never asks the store (affinity is the Pool's own cache).
 """
 
 from __future__ import annotations
@@ -38,6 +42,7 @@ from snakepit_actors.messages import (
     ListSessions,
     PoolReplaced,
     ProgramValue,
+    SessionCommand,
     SessionDeleted,
     SessionFailed,
     SessionInfo,
@@ -65,6 +70,15 @@ class SessionStore(ActorTypeDispatcher):
         self._book = SessionBook(ttl_s=3600.0, max_sessions=10_000)
         self._pool: Any = None
         self._sweep_s = 60.0
+        self._early: list[tuple[Any, Any]] | None = []  # None once InitSessionStore came
+
+    def receiveMessage(self, message: Any, sender: Any) -> Any:
+        """What the Pool sends before ``InitSessionStore`` (a restarted store: the Pool may
+        hear of it first) waits for it, instead of landing in a book that is then replaced."""
+        if self._early is not None and isinstance(message, SessionCommand | SessionsTouched):
+            self._early.append((message, sender))
+            return None
+        return super().receiveMessage(message, sender)
 
     def receiveMsg_InitRegistry(self, msg: InitRegistry, sender: Any) -> None:
         from snakepit_supervision.lifetime import die_with_parent
@@ -77,6 +91,9 @@ class SessionStore(ActorTypeDispatcher):
         self._pool = msg.pool
         self._sweep_s = cfg.session_sweep_interval
         self.wakeupAfter(self._sweep_s, payload=SweepDue())
+        early, self._early = self._early or [], None
+        for message, sender in early:
+            self.receiveMessage(message, sender)
 
     def receiveMsg_PoolReplaced(self, msg: PoolReplaced, sender: Any) -> None:
         """The Pool was restarted (PoolRoot): send to the new one."""

@@ -10,7 +10,9 @@ held and stops routing to it) and starts a fresh Worker after a backoff (``resta
 doubling). More than ``max_restarts`` restarts in ``max_seconds`` (a worker that keeps failing to
 start, say) and it gives up: it reports ``WorkerAbandoned`` and exits, and its WorkerSupervisor
 decides. If the Starter itself is killed its Worker dies with it (PR_SET_PDEATHSIG) and the
-WorkerSupervisor reports the worker gone.
+WorkerSupervisor reports the worker gone. A sibling restarted by PoolRoot (``ActorReplaced``,
+passed down by the WorkerSupervisor) is used from then on and passed to the Worker; a new
+WorkerRegistry hears at once that a worker between lives is gone (its exit may have been lost).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from typing import Any
 
 from snakepit_actors.core.placement import NODE_CAPABILITY
 from snakepit_actors.messages import (
+    ActorReplaced,
     InitStarter,
     InitWorker,
     NodeDraining,
@@ -69,6 +72,17 @@ class Starter(OneChildSupervisor):
         assert self._ctx is not None
         return InitWorker(self._ctx, self._worker_id, restarts, node=self._node or "",
                           node_agent=self._agent)
+
+    def receiveMsg_ActorReplaced(self, msg: ActorReplaced, sender: Any) -> None:
+        """A sibling of the tree was restarted: use it, and tell the Worker."""
+        if self._ctx is None or self._stopping:
+            return
+        self._ctx = self._ctx.with_actor(msg.role, msg.address)
+        running = [child.address for child in self._table if child.address is not None]
+        for address in running:
+            self.send(address, msg)
+        if msg.role == "worker_registry" and not running:
+            self.send(msg.address, WorkerExited(self._worker_id, "restarting"))
 
     # --- placement on member nodes ------------------------------------------------------------
 

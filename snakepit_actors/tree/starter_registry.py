@@ -3,7 +3,9 @@
     PoolRoot
      └─ StarterRegistry (this; permanent)  <- StarterStarted (WorkerSupervisor)
 
-Lets tools (and later the recycle logic) reach the Starter of a worker by id.
+Lets tools (and later the recycle logic) reach the Starter of a worker by id. If it crashes,
+PoolRoot starts a new one and the WorkerSupervisor re-sends ``StarterStarted`` for each running
+Starter (it hears of the new registry by ``ActorReplaced``).
 """
 
 from __future__ import annotations

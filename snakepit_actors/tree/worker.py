@@ -3,31 +3,21 @@
     Starter_i (one_for_one of exactly this child, restarts it with backoff)
      └─ Worker_i  (this; permanent)  ──gRPC──>  python -m snakepit_actors.bridge  (process_i)
 
-A thin shell around ``core.worker_lifecycle.WorkerLifecycle``, which holds the states
-(starting, ready, draining, probing, swapping, leaving, stopping) and every decision (see its
-docstring). Each handler turns its message into one input of the core and executes the effects
-it returns (``_run``). What the core must not see lives in helpers: the process, its pidfd and
-wake pipe (``worker_process``), the gRPC calls (``worker_link``) and a swap's replacement
-process (``process_swap``).
+A thin shell around ``core.worker_lifecycle.WorkerLifecycle`` (states and every decision):
+each handler turns its message into one core input and executes the effects it returns
+(``_run``); the process, pidfd and wake pipe live in ``worker_process``, the gRPC calls in
+``worker_link``, a swap's replacement in ``process_swap`` (see "A worker's life" in
+docs/architecture.md). gRPC futures wake the actor through a pipe, so it stays responsive while
+tools run; the process's death is seen at once (pidfd): in-flight requests are checked in as
+crashed (the Pool replies ``WorkerCrashedError`` or re-runs an idempotent one), the Pool is told
+``WorkerProcessLost`` (it revokes the leases) and the Worker exits; its Starter restarts it. A
+request past its deadline gets ``RequestTimeoutError``; the Worker probes its process and keeps
+it if the tool stopped within ``cancel_grace_s``, else recycles it. On ``ActorExitRequest`` it
+answers its callers and stops its process: SIGTERM to the group, then SIGKILL.
 
-``InitWorker`` -> pre-register in the ProcessRegistry -> spawn -> ready line (a pipe watched with
-``ThespianWatch``, never a blocking read) -> ping -> ``WorkerReady``. Requests run as gRPC
-futures whose completion wakes the actor through a pipe, so it stays responsive while tools run
-(capacity > 1, crash detection, exit requests); the process's death is seen at once (pidfd).
-
-When its process dies the Worker checks its in-flight requests in as crashed (the Pool replies
-``WorkerCrashedError`` or re-runs an idempotent one elsewhere), tells the Pool
-``WorkerProcessLost`` (which revokes the clients' leases) and exits; its Starter restarts it.
-A request past its deadline gets ``RequestTimeoutError``: the Worker drains and probes its
-process, keeping it if the tool stopped within ``cancel_grace_s``, else recycling it (the only
-way to stop a running tool). ``RecycleWorker`` from the Pool does the same for a direct-path
-call, swaps processes for a graceful reason (the replacement starts first), or exits once
-drained when its member node drains. On ``ActorExitRequest`` it answers its callers and stops
-its process: SIGTERM to the group, then SIGKILL.
-
-On a member node the Worker uses that node's run directory and process registry, listens on
-TCP at the member's worker address, has no host tools, and registers with the pool's NodeAgent
-there. It checks in with the sender of the last ``RunRequest`` (a restarted Pool is new).
+It checks in with the sender of the last ``RunRequest`` (a restarted Pool is new), follows
+``ActorReplaced`` (re-announcing its process and ``WorkerReady`` to a new registry). On a member
+node: that node's run dir and process registry, TCP on its worker address, no host tools.
 """
 
 from __future__ import annotations
@@ -48,6 +38,7 @@ from snakepit_actors.core.placement import meets_requirements
 from snakepit_actors.core.worker_lifecycle import LifecycleTimings, WorkerLifecycle, WorkerState
 from snakepit_actors.errors import SnakepitError
 from snakepit_actors.messages import (
+    ActorReplaced,
     CancelRequest,
     Checkin,
     EndWorkerSession,
@@ -135,6 +126,15 @@ class Worker(ActorTypeDispatcher):
                     self.send(msg.reply_to, ExecuteFailed(rid, exc))
                     self._run(self._core.request_finished(
                         rid, ok=False, elapsed_ms=0.0, timed_out=False, now=time.monotonic()))
+
+    def receiveMsg_ActorReplaced(self, msg: ActorReplaced, sender: Any) -> None:
+        """A restarted registry or Pool (the Starter says): use it; tell a new registry."""
+        if msg.role != "process_registry" or self._member is None:  # a member keeps its own
+            self._ctx = self._context().with_actor(msg.role, msg.address)
+            if msg.role == "process_registry":
+                self._process.reregister(self._ctx)
+        if msg.role == "worker_registry" and self._endpoint and self._core.serving:
+            self._announce("again")
 
     def receiveMsg_CancelRequest(self, msg: CancelRequest, sender: Any) -> None:
         flight = self._in_flight.get(msg.request_id)
@@ -305,21 +305,21 @@ class Worker(ActorTypeDispatcher):
         self._address = address
         self._run(self._core.connected())
 
-    def _announce(self, cause: Literal["started", "recovered", "swapped"]) -> None:
-        """``WorkerReady``; after a timeout ("recovered") with the same endpoint and ready
-        time; on a member node the endpoint clients get is on its advertised address."""
+    def _announce(self, cause: Literal["started", "recovered", "swapped", "again"]) -> None:
+        """``WorkerReady``; after a timeout ("recovered") or to a new registry ("again") with
+        the same endpoint and ready time (on a member node: its advertised address)."""
         proc = self._process.proc
         assert proc is not None
-        if cause != "recovered":
+        if cause in ("started", "swapped"):
             self._endpoint, self._ready_at = self._address, time.time()
         self.send(self._context().worker_registry, ready_fact(
             self._worker_id, self.myAddress, proc.pid, self._endpoint, self._restarts,
-            self._ready_at, self._member))
+            self._ready_at, self._member, reannounced=cause == "again"))
         if cause == "started":
             log.info("worker.ready", worker_id=self._worker_id, pid=proc.pid)
         elif cause == "recovered":
             log.info("worker.timeout_recovered", worker_id=self._worker_id, pid=proc.pid)
-        else:
+        elif cause == "swapped":
             self._swapper.log_recycled()
 
     def _report_start_failed(self, error: SnakepitError | None) -> None:
@@ -348,7 +348,7 @@ class Worker(ActorTypeDispatcher):
                     exit_code=error.details.get("exit_code"))
 
     def _abandon(self, request_ids: tuple[str, ...]) -> None:
-        error = worker_link.stopped_error(self._worker_id)
+        error = self._process.stop_error(self._worker_id)
         for rid in request_ids:
             flight = self._in_flight.pop(rid, None)
             if flight is not None:

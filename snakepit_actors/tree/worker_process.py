@@ -19,7 +19,7 @@ import os
 from collections.abc import Callable
 from typing import Any
 
-from snakepit_actors.errors import SnakepitError
+from snakepit_actors.errors import SnakepitError, WorkerCrashedError
 from snakepit_actors.messages import (
     LOCAL_NODE,
     InitWorker,
@@ -47,6 +47,7 @@ class ProcessHandle:
 
     def __init__(self, send: Callable[[Any, Any], None]) -> None:
         self._send = send
+        self._lineage = _lineage()  # made in the Worker's own process: (Starter, supervisor)
         self.proc: processes.BridgeProcess | None = None
         self.pidfd: int | None = None
         self.wake_r, self.wake_w = -1, -1
@@ -71,6 +72,28 @@ class ProcessHandle:
         self.pidfd = _open_pidfd(proc.pid)
         self._send(registry, ProcessSpawned(wid, proc.pid, proc.pgid, proc.create_time))
         return proc
+
+    def reregister(self, ctx: WorkerContext) -> None:
+        """Tell a new ProcessRegistry (``ctx.process_registry``) about the running process:
+        it may have missed its spawn."""
+        proc, registry = self.proc, ctx.process_registry
+        if proc is not None:
+            self._send(registry, ProcessSpawning(proc.worker_id, ctx.run_id, ctx.config.name))
+            self._send(registry, ProcessSpawned(proc.worker_id, proc.pid, proc.pgid,
+                                                proc.create_time))
+
+    def stop_error(self, worker_id: str) -> SnakepitError:
+        """What a request still running when the Worker is stopped fails with:
+        ``PoolClosedError`` while the tree stops, ``WorkerCrashedError`` if its Starter died
+        first (killed with the WorkerSupervisor, which is restarted: retry)."""
+        from snakepit_actors.tree.worker_link import stopped_error
+
+        if _lineage() == self._lineage:
+            return stopped_error(worker_id)
+        return WorkerCrashedError(
+            f"worker {worker_id} was stopped while running the request: its Starter died (its "
+            f"supervisor was killed and restarts every worker); it may have run",
+            reason="starter_exited", details={"worker_id": worker_id})
 
     def fds(self, starting: bool) -> list[int]:
         """What the actor watches: the wake pipe, the pidfd, and the ready pipe if
@@ -156,13 +179,26 @@ def member_context(msg: InitWorker, registry: Any) -> tuple[MemberEnv, WorkerCon
 
 
 def ready_fact(worker_id: str, address: Any, pid: int, listen: str, restarts: int,
-               ready_at: float, member: MemberEnv | None) -> WorkerReady:
+               ready_at: float, member: MemberEnv | None, *,
+               reannounced: bool = False) -> WorkerReady:
     """``WorkerReady`` for the process ``pid`` listening on ``listen``; on a member node the
-    endpoint clients get is on its advertised address."""
+    endpoint clients get is on its advertised address. ``reannounced``: the same process
+    again, for a new WorkerRegistry."""
     node, endpoint = LOCAL_NODE, listen
     if member is not None:
         node, endpoint = member.node, member.advertise(listen)
-    return WorkerReady(worker_id, address, pid, endpoint, restarts, ready_at, node)
+    return WorkerReady(worker_id, address, pid, endpoint, restarts, ready_at, node,
+                       reannounced=reannounced)
+
+
+def _lineage() -> tuple[int, int]:
+    """This process's parent (a Worker's Starter) and grandparent (the WorkerSupervisor)."""
+    import psutil
+
+    parent = os.getppid()
+    with contextlib.suppress(psutil.Error):
+        return parent, psutil.Process(parent).ppid()
+    return parent, 0
 
 
 def _open_pidfd(pid: int) -> int | None:

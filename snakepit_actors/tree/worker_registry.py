@@ -5,8 +5,11 @@
      │                                      <- WorkerExited / WorkerAbandoned (Starters)
      └─ Pool  (subscriber: keeps its own O(1) cache from these facts)
 
-Stateless beyond its dict: if it crashes, PoolRoot stops the pool (the Pool's cache would go
-stale without it).
+Stateless beyond its dict: if it crashes, PoolRoot starts a new, empty one and tells its
+subscribers and feeders (``ActorReplaced``): the Pool, the Recycler and the WorkerSupervisor
+subscribe again, every serving Worker re-announces its ``WorkerReady`` (``reannounced=True``:
+the Pool keeps what runs there) and each Starter whose Worker is between lives reports it
+exited, so facts lost while no registry ran are made good.
 """
 
 from __future__ import annotations

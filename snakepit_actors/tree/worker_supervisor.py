@@ -12,7 +12,10 @@ the batch is Ready or failed to start (the WorkerRegistry's facts say so). A Sta
 its Worker died with it (PR_SET_PDEATHSIG), so the WorkerSupervisor tells the WorkerRegistry.
 Too many Starter restarts and the WorkerSupervisor itself gives up: it tells PoolRoot
 (``SupervisorEscalated``, from ``on_escalate``), which then marks the pool degraded. Killed
-instead, it is restarted by PoolRoot (every worker starts afresh).
+instead, it is restarted by PoolRoot (every worker starts afresh). When a sibling is
+restarted (``ActorReplaced`` from PoolRoot: a registry or the Pool), it uses the new address
+for every later Starter, passes it down to the running Starters and, to a new StarterRegistry,
+re-sends each running Starter.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from __future__ import annotations
 from typing import Any
 
 from snakepit_actors.messages import (
+    ActorReplaced,
     InitStarter,
     InitWorkerSupervisor,
     StarterStarted,
@@ -76,6 +80,26 @@ class WorkerSupervisor(Supervisor):
     def _spec(self, worker_id: str) -> ChildSpec:
         assert self._ctx is not None
         return ChildSpec(worker_id, STARTER_ACTOR, init=InitStarter(self._ctx, worker_id))
+
+    def child_init_message(self, spec: ChildSpec, restarts: int) -> Any:
+        """A Starter (re)started now gets the current addresses of the tree."""
+        return spec.init if self._ctx is None else InitStarter(self._ctx, spec.child_id)
+
+    def receiveMsg_ActorReplaced(self, msg: ActorReplaced, sender: Any) -> None:
+        """A sibling was restarted by PoolRoot: use it, pass it to the running Starters (a new
+        StarterRegistry hears of each of them instead)."""
+        if self._ctx is None or self._stopping:
+            return
+        self._ctx = self._ctx.with_actor(msg.role, msg.address)
+        for child in self._table:
+            if child.address is None:
+                continue
+            if msg.role == "starter_registry":
+                self.send(msg.address, StarterStarted(child.child_id, child.address))
+            else:
+                self.send(child.address, msg)
+        if msg.role == "worker_registry" and (self._batch or self._later):
+            self.send(msg.address, SubscribeWorkers(self.myAddress))
 
     # --- start-up in batches (startup_batch_size) ---------------------------------------------
 
