@@ -201,6 +201,24 @@ def test_their_workers_listen_on_loopback_or_unix_sockets_only(spool: Pool) -> N
 
 
 @needs_peer
+def test_a_recycled_worker_is_replaced_by_a_fresh_snakepit_process(spool: Pool) -> None:
+    """The replacement starts first, with its own host socket: the old process ending takes
+    nothing of the new one with it."""
+    worker = spool.workers()[0]
+    spool.recycle(worker.worker_id)
+    _wait_for(lambda: any(w.worker_id == worker.worker_id and w.pid != worker.pid
+                          and w.state == "ready" for w in spool.workers()), 20.0)
+    new_pid = {w.worker_id: w.pid for w in spool.workers()}[worker.worker_id]
+    assert wait_gone({worker.pid}) == set()
+    run_dir = Path(spool._run_dir)
+    assert (run_dir / f"{worker.worker_id}.{new_pid}.host.sock").is_socket()
+    assert not (run_dir / f"{worker.worker_id}.{worker.pid}.host.sock").exists()
+    session = f"r-{time.monotonic_ns()}"
+    assert [spool.execute("increment_counter", session_id=session)["value"]
+            for _ in range(2)] == [1, 2]
+
+
+@needs_peer
 def test_a_call_past_its_deadline_fails_and_recycles_the_worker(spool: Pool) -> None:
     """Their unary calls are not cancelled on a deadline: the worker's process is replaced."""
     session, pid = _session_and_pid(spool, "t")

@@ -2,13 +2,15 @@
 ``grpc_server.py`` (unmodified) as a pool worker process.
 
 Started by the Worker actor with the flags of ``python -m snakepit_actors.bridge`` plus
-``--host-socket`` and ``--python-path`` (``protocols.launch_args``). The steps, in order::
+``--files-prefix`` and ``--python-path`` (``protocols.launch_args``). Its files are
+``PREFIX.PID.host.sock`` and ``PREFIX.PID.ready``: a swap's replacement process (same worker,
+same prefix) never touches the files of the process it replaces. The steps, in order::
 
     1. die with the parent   PR_SET_PDEATHSIG(SIGKILL); exit if the parent is already gone;
                              a watchdog thread exits when getppid() changes
     2. find their server     grpc_server.py in the first --python-path entry holding it; the
                              entries go first on sys.path
-    3. host service          compat.host_service on --host-socket (0600), with their own
+    3. host service          compat.host_service on PREFIX.PID.host.sock (0600), their own
                              generated messages; it is their --elixir-address
     4. loopback only         their server binds "[::]:PORT" (every interface, hard-coded): the
                              shim patches grpc.aio's Server.add_insecure_port so an address on
@@ -59,7 +61,8 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--adapter", required=True, help="Snakepit adapter: package.module.Class")
     p.add_argument("--listen", required=True, help="unix:PATH or 127.0.0.1:0")
     p.add_argument("--ready-fd", type=int, required=True)
-    p.add_argument("--host-socket", required=True, help="where to serve the host service")
+    p.add_argument("--files-prefix", required=True,
+                   help="PREFIX of the host socket and ready file (PREFIX.PID.host.sock)")
     p.add_argument("--python-path", action="append", default=[],
                    help="a folder holding grpc_server.py and snakepit_bridge (repeatable)")
     p.add_argument("--worker-id", default="")
@@ -124,7 +127,9 @@ def main(argv: list[str] | None = None) -> int:
     args = _parse_args(argv)
     if os.getppid() != args.parent_pid:
         return EXIT_PARENT_GONE
-    threading.Thread(target=_watch_parent, args=(args.parent_pid, [args.host_socket]),
+    base = f"{args.files_prefix}.{os.getpid()}"
+    host_socket, ready_file = base + ".host.sock", base + ".ready"
+    threading.Thread(target=_watch_parent, args=(args.parent_pid, [host_socket, ready_file]),
                      name="snakepit-parent-watch", daemon=True).start()
     if args.secrets_stdin:
         sys.stdin.read()  # adapter_config and token: a Snakepit adapter takes neither
@@ -134,47 +139,46 @@ def main(argv: list[str] | None = None) -> int:
         return _start_failed(args.ready_fd, "FileNotFoundError", str(exc))
     sys.path[:0] = [os.path.abspath(p) for p in args.python_path]
     os.environ.setdefault("SNAKEPIT_OTEL_CONSOLE", "false")
-    ready_file = args.host_socket[:-len(".host.sock")] + ".ready"
     with contextlib.suppress(FileNotFoundError):
         os.unlink(ready_file)
     os.environ["SNAKEPIT_READY_FILE"] = ready_file
     try:
-        host = _serve_host(args)
+        host = _serve_host(host_socket, args.max_payload_bytes)
     except Exception as exc:  # their package does not import, or the socket cannot be bound
         return _start_failed(args.ready_fd, type(exc).__name__, str(exc))
     keep_on_loopback(args.listen)
     done = threading.Event()
     threading.Thread(target=_announce_when_ready, name="snakepit-ready", daemon=True,
                      args=(ready_file, args.listen, args.ready_fd, done)).start()
-    code = _run_server(server_file, args)
+    code = _run_server(server_file, args, host_socket)
     if not done.is_set():
         done.set()
         code = _start_failed(args.ready_fd, "SystemExit",
                              f"Snakepit's {SERVER_FILE} exited with {code} before it was ready "
                              "(its output is in the worker's log)")
     host.stop(0.5)
-    for path in (args.host_socket, ready_file):
+    for path in (host_socket, ready_file):
         with contextlib.suppress(OSError):
             os.unlink(path)
     return code
 
 
-def _serve_host(args: argparse.Namespace) -> Any:
+def _serve_host(host_socket: str, max_payload_bytes: int) -> Any:
     # Snakepit's own generated modules, from python_path (see host_service's docstring)
     import snakepit_bridge_pb2  # type: ignore[import-not-found]
     import snakepit_bridge_pb2_grpc  # type: ignore[import-not-found]
 
     from snakepit_actors.compat.host_service import serve
 
-    server, _service = serve(args.host_socket, snakepit_bridge_pb2, snakepit_bridge_pb2_grpc,
-                             os.environ.get("SNAKEPIT_HOST_TOOLS", ""), args.max_payload_bytes)
+    server, _service = serve(host_socket, snakepit_bridge_pb2, snakepit_bridge_pb2_grpc,
+                             os.environ.get("SNAKEPIT_HOST_TOOLS", ""), max_payload_bytes)
     return server
 
 
-def _run_server(server_file: str, args: argparse.Namespace) -> int:
+def _run_server(server_file: str, args: argparse.Namespace, host_socket: str) -> int:
     """Run their server as ``__main__`` until it returns; its exit code."""
     sys.argv = [server_file, "--adapter", args.adapter, "--port", "0",
-                "--elixir-address", "unix:" + args.host_socket,
+                "--elixir-address", "unix:" + host_socket,
                 "--snakepit-run-id", args.run_id]
     try:
         runpy.run_path(server_file, run_name="__main__")

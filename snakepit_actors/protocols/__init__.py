@@ -59,7 +59,7 @@ def launch_args(protocol: str, python_path: Sequence[str], run_dir: str,
     if protocol != "snakepit":
         return ("-m", "snakepit_actors.bridge")
     args = ["-m", "snakepit_actors.compat.shim",
-            "--host-socket", os.path.join(run_dir, worker_id + ".host.sock")]
+            "--files-prefix", os.path.join(run_dir, worker_id)]
     for entry in python_path:
         args += ["--python-path", os.path.abspath(entry)]
     return tuple(args)
