@@ -8,6 +8,7 @@ heals). Skipped when the peer folder is absent.
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import json
 import os
 import signal
@@ -114,10 +115,12 @@ def test_streamed_chunks_are_json_or_text_or_bytes() -> None:
 
 @pytest.fixture(scope="module")
 def spool(data_path: str) -> Iterator[Pool]:
-    """A 2-worker pool of Snakepit's showcase workers (once per data path)."""
+    """A 2-worker pool of Snakepit's showcase workers (once per data path; the actor path's on
+    TCP, so both of the shim's loopback bindings are exercised)."""
     if not (PEER / "grpc_server.py").is_file():
         pytest.skip(f"Snakepit's Python side is not at {PEER}")
-    pool = Pool.start(_config(data_path=data_path))
+    pool = Pool.start(_config(data_path=data_path,
+                              transport="tcp" if data_path == "actor" else "unix"))
     _LIVE_POOLS.append(pool)
     try:
         yield pool
@@ -195,7 +198,12 @@ def test_their_workers_listen_on_loopback_or_unix_sockets_only(spool: Pool) -> N
         assert "snakepit_actors.compat.shim" in proc.cmdline()
         listening = [c for c in proc.net_connections(kind="inet")
                      if c.status == psutil.CONN_LISTEN]
-        assert all(c.laddr.ip in ("127.0.0.1", "::1") for c in listening), listening
+        assert all(_loopback(c.laddr.ip) for c in listening), listening
+        if spool.config.transport == "tcp":
+            assert worker.endpoint.startswith("127.0.0.1:")
+            assert [c.laddr.port for c in listening] == [int(worker.endpoint.rsplit(":")[1])]
+        else:
+            assert worker.endpoint.startswith("unix:") and not listening
         assert proc.environ().get("SNAKEPIT_RUN_ID")
         assert proc.environ().get("SNAKEPIT_WORKER_ID") == worker.worker_id
 
@@ -205,6 +213,7 @@ def test_a_recycled_worker_is_replaced_by_a_fresh_snakepit_process(spool: Pool) 
     """The replacement starts first, with its own host socket: the old process ending takes
     nothing of the new one with it."""
     worker = spool.workers()[0]
+    assert worker.pid is not None
     spool.recycle(worker.worker_id)
     _wait_for(lambda: any(w.worker_id == worker.worker_id and w.pid != worker.pid
                           and w.state == "ready" for w in spool.workers()), 20.0)
@@ -240,6 +249,12 @@ def test_kill_9_of_their_worker_mid_call_is_a_worker_crash_and_the_pool_heals(
     _wait_for(lambda: pid not in {w.pid for w in spool.workers()}
               and len([w for w in spool.workers() if w.state == "ready"]) == 2, 20.0)
     assert spool.execute("add", {"a": 2, "b": 2}, timeout=15.0) == 4.0
+
+
+def _loopback(ip: str) -> bool:
+    address = ipaddress.ip_address(ip)
+    mapped = getattr(address, "ipv4_mapped", None)  # grpc binds 127.0.0.1 as ::ffff:127.0.0.1
+    return bool((mapped or address).is_loopback)
 
 
 def _session_and_pid(pool: Pool, prefix: str) -> tuple[str, int]:
