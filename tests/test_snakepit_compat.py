@@ -22,6 +22,8 @@ from pathlib import Path
 
 import psutil
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from snakepit_actors import Pool, PoolConfig
 from snakepit_actors.errors import (
@@ -86,6 +88,18 @@ def test_arguments_travel_as_one_json_value_per_keyword() -> None:
     assert encode_parameters(b'{"a": 1, "b": [true, "x"]}') == {"a": b"1", "b": b'[true,"x"]'}
     with pytest.raises(InvalidArgumentsError, match="must be a JSON object"):
         encode_parameters(b"[1, 2]")
+
+
+_JSON = st.recursive(st.none() | st.booleans() | st.integers() | st.text()
+                     | st.floats(allow_nan=False, allow_infinity=False),
+                     lambda inner: st.lists(inner, max_size=3)
+                     | st.dictionaries(st.text(), inner, max_size=3), max_leaves=10)
+
+
+@given(st.dictionaries(st.text(), _JSON, max_size=5))
+def test_every_keyword_argument_decodes_to_its_own_value(args: dict[str, object]) -> None:
+    encoded = encode_parameters(json.dumps(args).encode())
+    assert {k: json.loads(v) for k, v in encoded.items()} == args
 
 
 def test_snakepit_error_payloads_become_typed_errors() -> None:

@@ -202,11 +202,13 @@ def beat_ok(future: Any) -> bool:
 
 
 def calls_running(future: Any) -> int | None:
-    """The tool calls a finished probe counted in the process (None: no answer)."""
+    """The tool calls a finished probe counted in the process (None: no answer, or a protocol
+    whose liveness call cannot count them: Snakepit's Ping)."""
     try:
-        return int(future.result().in_flight)
+        running = getattr(future.result(), "in_flight", None)
     except Exception:
         return None
+    return None if running is None else int(running)
 
 
 def not_ready_error(worker_id: str, state: str) -> WorkerCrashedError:
