@@ -54,7 +54,8 @@ needs_peer = pytest.mark.skipif(
 def _config(**changes: object) -> PoolConfig:
     return PoolConfig(name="snakepit-compat", pool_size=2, protocol="snakepit", adapter=ADAPTER,
                       python_path=(str(PEER),), queue_timeout=20.0,
-                      env={"SNAKEPIT_OTEL_CONSOLE": "false"}).with_overrides(**changes)
+                      env={"SNAKEPIT_OTEL_CONSOLE": "false", "SNAKEPIT_LOG_LEVEL": "info"}
+                      ).with_overrides(**changes)
 
 
 # --- configuration and encoding (no processes) --------------------------------------------------
@@ -193,6 +194,19 @@ def test_a_session_keeps_its_worker_and_their_per_worker_state(spool: Pool) -> N
               for _ in range(4)]
     assert values == [1, 2, 3, 4]
     assert spool.execute("get_counter", session_id=session) == {"value": 4}
+
+
+@needs_peer
+def test_a_deleted_session_is_cleaned_up_in_their_worker(spool: Pool) -> None:
+    """Deleting a session frees it in the process: their CleanupSession (which also stops
+    their heartbeat loop for it) runs on the worker that served it."""
+    with spool.session() as session:
+        session.execute("increment_counter")
+        pid = int(session.execute("get_worker_info", {"call_number": 1})["worker_pid"])
+    worker = next(w for w in spool.workers() if w.pid == pid)
+    log = Path(spool._run_dir) / f"{worker.worker_id}.log"
+    _wait_for(lambda: f"CleanupSession for: {session.id}" in log.read_text(errors="replace"),
+              10.0)
 
 
 @needs_peer
