@@ -216,6 +216,11 @@ def test_asyncio_callers_are_served(spool: Pool) -> None:
                                            for i in range(6))))
     assert asyncio.run(run()) == [float(i + 1) for i in range(6)]
 
+    async def stream() -> list[object]:
+        return [chunk["index"] async for chunk in spool.execute_stream_async(
+            "stream_data", {"count": 3, "delay": 0.0})]
+    assert asyncio.run(stream()) == [1, 2, 3]
+
 
 @needs_peer
 def test_their_workers_listen_on_loopback_or_unix_sockets_only(spool: Pool) -> None:
