@@ -26,7 +26,9 @@ ROOT = Path(__file__).resolve().parent.parent
 PROTOS = {
     "bridge": ROOT / "protos" / "snakepit" / "bridge" / "v1",
     "health": ROOT / "protos" / "grpc" / "health" / "v1",
+    "snakepit_wire": ROOT / "protos" / "snakepit" / "compat",
 }
+_WELL_KNOWN = Path(protoc.__file__).resolve().parent / "_proto"
 GENERATED_SUFFIXES = ("_pb2.py", "_pb2.pyi", "_pb2_grpc.py")
 
 
@@ -46,6 +48,7 @@ def generate(out_dir: Path) -> list[Path]:
         args = [
             "grpc_tools.protoc",
             f"-I{folder}",
+            f"-I{_WELL_KNOWN}",  # google/protobuf/*.proto, bundled with grpcio-tools
             f"--python_out={out_dir}",
             f"--pyi_out={out_dir}",
             f"--grpc_python_out={out_dir}",

@@ -25,8 +25,10 @@ from snakepit_actors.errors import ConfigError
 Affinity = Literal["hint", "strict_queue", "strict_fail_fast"]
 Transport = Literal["unix", "tcp"]
 DataPath = Literal["direct", "actor"]
+ProtocolName = Literal["snakepit_actors", "snakepit"]
 
 _ADAPTER_RE = re.compile(r"^[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)*:[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)*$")
+_SNAKEPIT_ADAPTER_RE = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)+$")
 _NAME_RE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 SHOWCASE_ADAPTER = "snakepit_actors.bridge.showcase:ShowcaseAdapter"
 
@@ -125,6 +127,11 @@ class PoolConfig:
     placement_timeout         10 s       start fails early / waits longer for a member
     node_heartbeat_s          1 s        more pings / a dead member is found later
     node_heartbeat_misses     3          false alarms on a busy network / slower detection
+    protocol                  (ours)     "snakepit_actors" (this project's bridge) or
+                                         "snakepit" (Snakepit 0.13's own grpc_server.py and
+                                         adapters: docs/snakepit-compat.md)
+    python_path               ()         ("snakepit" only) folders put first on the workers'
+                                         sys.path; one must hold Snakepit's grpc_server.py
     ========================  =========  ===================================================
     """
 
@@ -163,9 +170,13 @@ class PoolConfig:
     placement_timeout: float = 10.0
     node_heartbeat_s: float = 1.0
     node_heartbeat_misses: int = 3
+    protocol: ProtocolName = "snakepit_actors"
+    python_path: tuple[str, ...] = ()
     system: SystemConfig = field(default_factory=SystemConfig)
 
     def __post_init__(self) -> None:
+        if isinstance(self.python_path, list):  # from TOML
+            object.__setattr__(self, "python_path", tuple(self.python_path))
         problems = _problems(self)
         if problems:
             raise ConfigError("invalid PoolConfig: " + "; ".join(problems),
@@ -272,8 +283,21 @@ def _problems(cfg: PoolConfig) -> list[str]:
          "name must be 1-64 characters of letters, digits, '_', '.' or '-'", cfg.name)
     need(_is_int(cfg.pool_size) and 1 <= cfg.pool_size <= 512,
          "pool_size must be an int in 1..512", cfg.pool_size)
-    need(isinstance(cfg.adapter, str) and bool(_ADAPTER_RE.match(cfg.adapter)),
-         "adapter must look like 'package.module:Class'", cfg.adapter)
+    need(cfg.protocol in ("snakepit_actors", "snakepit"),
+         "protocol must be 'snakepit_actors' or 'snakepit'", cfg.protocol)
+    if cfg.protocol == "snakepit":
+        need(isinstance(cfg.adapter, str) and bool(_SNAKEPIT_ADAPTER_RE.match(cfg.adapter)),
+             "adapter of protocol 'snakepit' must look like 'package.module.Class', e.g. "
+             "'snakepit_bridge.adapters.showcase.ShowcaseAdapter'", cfg.adapter)
+        need(isinstance(cfg.python_path, tuple) and bool(cfg.python_path)
+             and all(isinstance(p, str) and p for p in cfg.python_path),
+             "python_path of protocol 'snakepit' must list folders, one holding Snakepit's "
+             "grpc_server.py, e.g. ['deps/snakepit/priv/python']", cfg.python_path)
+    else:
+        need(isinstance(cfg.adapter, str) and bool(_ADAPTER_RE.match(cfg.adapter)),
+             "adapter must look like 'package.module:Class'", cfg.adapter)
+        need(cfg.python_path == (), "python_path is for protocol 'snakepit' only: set "
+             "protocol='snakepit' or use env={'PYTHONPATH': ...}", cfg.python_path)
     need(isinstance(cfg.adapter_config, Mapping), "adapter_config must be a mapping",
          cfg.adapter_config)
     problem = _json_problem(cfg.adapter_config)

@@ -25,6 +25,8 @@ _MY_CWD = _ME.cwd()
 # /proc/PID/environ and tells them apart from another test run's. Actor processes are forks of
 # this interpreter (their /proc environ is the one we were exec'd with): they keep our cmdline.
 _MARKER = ("SNAKEPIT_TEST_RUN", uuid.uuid4().hex)
+#: The modules a worker process runs (``-m MODULE``): our bridge, or the shim of Snakepit's.
+_WORKER_MODULES = {"snakepit_actors.bridge", "snakepit_actors.compat.shim"}
 os.environ[_MARKER[0]] = _MARKER[1]
 
 
@@ -76,7 +78,7 @@ def project_processes() -> dict[int, str]:
                     or ("python" not in (proc.info["name"] or "") and not _titled(cmdline))):
                 continue
             if ((cmdline == _MY_CMDLINE or _titled(cmdline)) and _ours(proc)) or (
-                    "snakepit_actors.bridge" in cmdline
+                    _WORKER_MODULES & set(cmdline)
                     and proc.environ().get(_MARKER[0]) == _MARKER[1]):
                 found[proc.pid] = " ".join(cmdline)[:120]
         except psutil.Error:

@@ -27,7 +27,8 @@ ROOT = Path(__file__).resolve().parent.parent
 #: What the build needs: pyproject.toml names README.md and the license files; the two package
 #: roots.
 SOURCES = ("pyproject.toml", "README.md", "LICENSE", "NOTICE", "snakepit_actors", "supervision")
-SUBPACKAGES = ("core", "tree", "client", "multihost", "ops", "messages", "bridge", "_proto")
+SUBPACKAGES = ("core", "tree", "client", "multihost", "ops", "messages", "bridge", "_proto",
+               "protocols", "compat")
 _JUNK = shutil.ignore_patterns("__pycache__", "*.pyc", "build", "*.egg-info", ".mypy_cache",
                                ".ruff_cache", ".pytest_cache")
 

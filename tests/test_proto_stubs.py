@@ -87,3 +87,12 @@ def test_the_stubs_import_as_a_package() -> None:
     assert hasattr(bridge_pb2_grpc, "BridgeServiceStub")
     assert health_pb2.HealthCheckResponse.SERVING == 1
     assert hasattr(health_pb2_grpc, "HealthStub")
+
+
+def test_the_snakepit_wire_stubs_speak_snakepits_package() -> None:
+    from snakepit_actors._proto import snakepit_wire_pb2, snakepit_wire_pb2_grpc
+
+    request = snakepit_wire_pb2.ExecuteToolRequest.DESCRIPTOR
+    assert request.full_name == "snakepit.bridge.ExecuteToolRequest"
+    assert request.fields_by_name["parameters"].number == 3
+    assert hasattr(snakepit_wire_pb2_grpc, "BridgeServiceStub")

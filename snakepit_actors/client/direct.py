@@ -40,12 +40,11 @@ from snakepit_actors.core.scheduling_decisions import queue_expiry
 from snakepit_actors.errors import (
     QueueTimeoutError,
     RequestTimeoutError,
-    SerializationError,
     SnakepitError,
     WorkerCrashedError,
 )
-from snakepit_actors.json_codec import decode_value, failure_to_error
 from snakepit_actors.messages import Execute
+from snakepit_actors.protocols import WireProtocol, wire_for
 from snakepit_actors.telemetry import get_logger, wants
 from snakepit_actors.worker_token import token_metadata
 
@@ -55,8 +54,7 @@ log = get_logger("client")
 #: (which carries the exit code); after that it fails without one.
 REVOCATION_WAIT_S = 3.0
 _CHANNEL_OVERHEAD_BYTES = 1024 * 1024
-_grpc: Any = None  # the grpc and bridge_pb2 modules, imported by the first call
-_pb2: Any = None
+_grpc: Any = None  # the grpc module, imported by the first call
 
 
 class _Call:
@@ -87,6 +85,8 @@ class DirectPath:
         self.leases = leases
         self._channels: dict[str, tuple[int, Any, Any]] = {}  # endpoint -> (pid, channel, stub)
         self._channels_lock = threading.Lock()
+        self._wire_name = config.protocol
+        self.wire: WireProtocol | None = None  # the workers' protocol, loaded with grpc
 
     # --- requests -----------------------------------------------------------------------------
 
@@ -212,7 +212,7 @@ class DirectPath:
     def _call(self, lease: Lease, request: Execute, started: float) -> _Call:
         stub = lease.stub or self._stub(lease)
         try:
-            response = stub.ExecuteTool(_proto(request, lease), timeout=_timeout(request),
+            response = stub.ExecuteTool(self._request(request, lease), timeout=_timeout(request),
                                         metadata=self.metadata)
         except (_grpc.RpcError, ValueError) as exc:  # ValueError: a closed channel
             return self._settle_error(lease, request, exc, started)
@@ -235,7 +235,7 @@ class DirectPath:
 
         stub = lease.stub or self._stub(lease)
         try:
-            grpc_future = stub.ExecuteTool.future(_proto(request, lease),
+            grpc_future = stub.ExecuteTool.future(self._request(request, lease),
                                                   timeout=_timeout(request),
                                                   metadata=self.metadata)
         except ValueError as exc:  # a closed channel: its process went
@@ -245,21 +245,16 @@ class DirectPath:
 
     def _settle(self, lease: Lease, request: Execute, response: Any, started: float) -> _Call:
         """The worker answered: free the lease and count (one lock), then decode."""
-        outcome = response.WhichOneof("outcome")
-        self.leases.release(lease, "ok", request.session_id, started, ok=outcome != "error")
+        wire = self._loaded_wire()
+        ok = wire.succeeded(response)
+        self.leases.release(lease, "ok", request.session_id, started, ok=ok)
         if wants("debug"):
             log.debug("request.completed", request_id=request.request_id,
-                      worker_id=lease.worker_id, ok=outcome != "error", path="direct",
+                      worker_id=lease.worker_id, ok=ok, path="direct",
                       duration_ms=(time.perf_counter() - started) * 1e3,
                       session_id=request.session_id)
-        if outcome == "result_json":
-            try:
-                return _Call(decode_value(response.result_json, "result"))
-            except SerializationError as exc:
-                return _Call(error=exc)
-        if outcome == "binary_result":
-            return _Call(bytes(response.binary_result))
-        return _Call(error=failure_to_error(response.error, lease.worker_id))
+        value, error = wire.decode(response, lease.worker_id)
+        return _Call(value, error)
 
     def _settle_error(self, lease: Lease, request: Execute, exc: BaseException,
                       started: float) -> _Call:
@@ -273,6 +268,10 @@ class DirectPath:
                 f"request {rid} ({request.tool!r}) passed its deadline on worker "
                 f"{lease.worker_id}; the worker is recycled to cancel it",
                 details={"worker_id": lease.worker_id}))
+        failure = None if code is None else self._loaded_wire().call_failure(exc, lease.worker_id)
+        if failure is not None:  # the process answered: the tool failed
+            self.leases.release(lease, "ok", request.session_id, started, ok=False)
+            return _Call(error=failure)
         detail = (f"{code.name}: {exc.details()}"  # type: ignore[attr-defined]
                   if code is not None else f"{type(exc).__name__}: {exc}")
         self.leases.release(lease, "lost", request.session_id, None, ok=False, reason=detail)
@@ -305,7 +304,7 @@ class DirectPath:
     def _stub(self, lease: Lease) -> Any:
         """The stub for the lease's process: one channel per endpoint, replaced when a new
         process (pid) serves it; cached on the lease."""
-        _import_grpc()
+        self._loaded_wire()
         with self._channels_lock:
             entry = self._channels.get(lease.endpoint)
         if entry is None or entry[0] != lease.pid:
@@ -314,8 +313,6 @@ class DirectPath:
         return lease.stub
 
     def _open(self, lease: Lease) -> tuple[int, Any, Any]:
-        from snakepit_actors._proto import bridge_pb2_grpc
-
         limit = self._cfg.max_payload_bytes + _CHANNEL_OVERHEAD_BYTES
         channel = _grpc.insecure_channel(lease.endpoint, options=[
             ("grpc.max_send_message_length", limit), ("grpc.max_receive_message_length", limit),
@@ -323,7 +320,7 @@ class DirectPath:
             # Its own connection: gRPC's global subchannel pool would hand this channel the old
             # process's connection, still in reconnect backoff after that process died.
             ("grpc.use_local_subchannel_pool", 1)])
-        entry = (lease.pid, channel, bridge_pb2_grpc.BridgeServiceStub(channel))
+        entry = (lease.pid, channel, self._loaded_wire().stub(channel))
         with self._channels_lock:
             old = self._channels.get(lease.endpoint)
             if old is not None and old[0] == lease.pid:
@@ -343,21 +340,19 @@ class DirectPath:
                 channel.close()
 
 
-def _import_grpc() -> None:
-    global _grpc, _pb2
-    if _grpc is None:
-        import grpc
+    def _loaded_wire(self) -> WireProtocol:
+        """The workers' protocol (the first call imports grpc and the stubs)."""
+        global _grpc
+        if self.wire is None:
+            import grpc
 
-        from snakepit_actors._proto import bridge_pb2
+            _grpc, self.wire = grpc, wire_for(self._wire_name)
+        return self.wire
 
-        _grpc, _pb2 = grpc, bridge_pb2
-
-
-def _proto(request: Execute, lease: Lease) -> Any:
-    return _pb2.ExecuteToolRequest(
-        request_id=request.request_id, session_id=request.session_id or "",
-        tool=request.tool, args_json=request.args_json or b"{}",
-        deadline_unix_s=request.deadline_unix_s or 0.0, session_moved_from=lease.session_from)
+    def _request(self, request: Execute, lease: Lease) -> Any:
+        return self._loaded_wire().request(
+            request.request_id, request.session_id or "", request.tool,
+            request.args_json or b"{}", request.deadline_unix_s or 0.0, lease.session_from)
 
 
 def _remaining(expiry: float | None) -> float | None:

@@ -19,8 +19,8 @@ from typing import Any
 from snakepit_actors.client import direct
 from snakepit_actors.client.direct import DirectPath
 from snakepit_actors.core.scheduling_decisions import queue_expiry
-from snakepit_actors.json_codec import decode_value, failure_to_error
 from snakepit_actors.messages import Execute
+from snakepit_actors.protocols import NO_VALUE
 
 
 def stream(path: DirectPath, request: Execute) -> Iterator[Any]:
@@ -31,23 +31,25 @@ def stream(path: DirectPath, request: Execute) -> Iterator[Any]:
     lease = path._counted(path._acquire, request, expiry, why, started)
     stub = lease.stub or path._stub(lease)
     try:
-        call = stub.ExecuteStreamingTool(direct._proto(request, lease),
+        call = stub.ExecuteStreamingTool(path._request(request, lease),
                                          timeout=direct._timeout(request),
                                          metadata=path.metadata)
     except BaseException:
         path.leases.release_unused(lease)
         raise
-    settled = False
+    settled, wire = False, path._loaded_wire()
     try:
         for chunk in call:
-            if chunk.is_final:
-                failed = chunk.HasField("error")
+            final, value, error = wire.chunk(chunk, lease.worker_id)
+            if final:
                 settled = True
-                path.leases.release(lease, "ok", request.session_id, started, ok=not failed)
-                if failed:
-                    raise failure_to_error(chunk.error, lease.worker_id)
+                path.leases.release(lease, "ok", request.session_id, started, ok=error is None)
+                if error is not None:
+                    raise error
+                if value is not NO_VALUE:
+                    yield value
                 return
-            yield decode_value(chunk.data_json, "chunk")
+            yield value
     except direct._grpc.RpcError as exc:
         settled = True
         outcome = path._settle_error(lease, request, exc, started)

@@ -25,6 +25,7 @@ from typing import Any
 
 from snakepit_actors.errors import InvalidArgumentsError, SerializationError
 from snakepit_actors.json_codec import decode_value, encode_value
+from snakepit_actors.protocols import LIST_HOST_TOOLS
 from snakepit_actors.tree.worker_process import HOST_TOOLS_SOCKET, host_tools_address
 
 #: Host tools that may run at once (calls beyond it wait for a thread).
@@ -112,6 +113,8 @@ class HostToolServer:
         with self._lock:
             fn = self._tools.get(request.name)
             known = sorted(self._tools)
+        if fn is None and request.name == LIST_HOST_TOOLS:
+            return bridge_pb2.HostToolResponse(result_json=encode_value(known, "result"))
         if fn is None:
             return failure("unknown_tool", "LookupError",
                            f"unknown host tool {request.name!r}; registered host tools: {known}")

@@ -81,6 +81,11 @@ FIELD_HELP: dict[str, str] = {
     "node_heartbeat_s": "How often the pool pings each member node that runs its workers.",
     "node_heartbeat_misses": "Missed pings before a member counts as dead: its workers fail "
                              "their requests (`WorkerCrashedError`) and are placed again.",
+    "protocol": "What the workers are: `snakepit_actors` (this project's bridge, adapters "
+                "`package.module:Class`) or `snakepit` (Snakepit 0.13's own `grpc_server.py`, "
+                "adapters `package.module.Class`; see docs/snakepit-compat.md).",
+    "python_path": "Protocol `snakepit` only: folders put first on the workers' `sys.path`; "
+                   "one must hold Snakepit's `grpc_server.py` (its `priv/python`).",
     "system": "The actor system of a standalone `Pool.start` (not allowed in a node file: "
               "the node owns it).",
 }

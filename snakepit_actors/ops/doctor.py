@@ -112,7 +112,11 @@ def _this_python() -> Check:
 
 
 def _worker_python(cfg: PoolConfig) -> list[Check]:
-    module, _, cls = cfg.adapter.partition(":")
+    module, _, cls = (cfg.adapter.rpartition(".") if cfg.protocol == "snakepit"
+                      else cfg.adapter.partition(":"))
+    env = {**os.environ, **cfg.env}
+    if cfg.python_path:  # protocol "snakepit": where Snakepit's python side is
+        env["PYTHONPATH"] = os.pathsep.join([*cfg.python_path, env.get("PYTHONPATH", "")])
     probe = ("import sys, importlib\n"
              "print(sys.version.split()[0])\n"
              "try:\n import grpc; print('grpc', grpc.__version__)\n"
@@ -122,7 +126,7 @@ def _worker_python(cfg: PoolConfig) -> list[Check]:
              "except Exception as e: print('adapter-error', type(e).__name__, e)\n")
     try:
         done = subprocess.run([cfg.python, "-c", probe], capture_output=True, text=True,
-                              timeout=60, env={**os.environ, **cfg.env})
+                              timeout=60, env=env)
     except (OSError, subprocess.TimeoutExpired) as exc:
         return [Check(f"pool {cfg.name}: python", "fail", f"{cfg.python!r}: {exc}",
                       "set python = \"/path/to/python3\" in the pool's table")]

@@ -35,10 +35,8 @@ import psutil
 from snakepit_actors.errors import ConfigError, PoolNotReadyError
 from snakepit_actors.tree import descendants
 
-__all__ = [
-    "BridgeProcess", "BridgeSpec", "ReadyInfo", "kill_process_group", "process_exit_code",
-    "read_ready", "spawn_bridge", "stop_bridge", "wait_ready",
-]
+__all__ = ["BridgeProcess", "BridgeSpec", "ReadyInfo", "kill_process_group",
+           "process_exit_code", "read_ready", "spawn_bridge", "stop_bridge", "wait_ready"]
 
 LOG_TAIL_BYTES = 2048
 _REAP_TIMEOUT_S = 5.0
@@ -61,6 +59,7 @@ class BridgeSpec:
         max_payload_bytes: largest args / result the process accepts or sends.
         parent_pid: the pid the bridge watches; it exits when its parent is not this pid.
         token: the pool's token every call to the process must carry ("" = none).
+        launch: what follows ``python`` up to the common flags (``protocols.launch_args``).
 
     ``adapter_config`` and ``token`` are secrets: they reach the process on its stdin
     (``secrets``), never on its command line, which every user can read in /proc/PID/cmdline.
@@ -78,6 +77,7 @@ class BridgeSpec:
     max_payload_bytes: int = 64 * 1024 * 1024
     parent_pid: int = field(default_factory=os.getpid)
     token: str = field(default="", repr=False)
+    launch: tuple[str, ...] = ("-m", "snakepit_actors.bridge")
 
     def secrets(self) -> bytes:
         """What the process reads on its stdin: ``adapter_config`` and ``token`` as JSON.
@@ -99,7 +99,7 @@ class BridgeSpec:
 
         Secrets are not on it: see ``secrets``.
         """
-        return [self.python, "-m", "snakepit_actors.bridge", "--adapter", self.adapter,
+        return [self.python, *self.launch, "--adapter", self.adapter,
                 "--listen", self.listen, "--ready-fd", str(ready_fd),
                 "--worker-id", self.worker_id, "--run-id", self.run_id,
                 "--parent-pid", str(self.parent_pid), "--secrets-stdin",

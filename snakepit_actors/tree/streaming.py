@@ -12,23 +12,26 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
-from snakepit_actors.errors import SerializationError
-from snakepit_actors.json_codec import decode_value
+from snakepit_actors.errors import SerializationError, SnakepitError
+from snakepit_actors.protocols import NO_VALUE, WireProtocol
 
 
 class StreamPump:
     """Pulls ``ToolChunk`` messages off ``call`` until it ends.
 
-    After ``finished`` is True: ``failure`` holds the final chunk's ``ToolFailure`` (the tool
-    raised), or ``rpc_error`` the transport error; both None means the stream ended cleanly.
+    After ``finished`` is True: ``failure`` holds the typed error of the final chunk (the tool
+    raised) or of a value that is not JSON, or ``rpc_error`` the transport error; both None
+    means the stream ended cleanly. ``wire`` reads the chunks (``protocols``).
     """
 
-    def __init__(self, call: Any, wake: Callable[[Any], None]) -> None:
+    def __init__(self, call: Any, wake: Callable[[Any], None], wire: WireProtocol,
+                 worker_id: str = "") -> None:
         self._call = call
         self._wake = wake
+        self._wire, self._worker_id = wire, worker_id
         self._values: deque[Any] = deque()
         self.count = 0
-        self.failure: Any = None
+        self.failure: SnakepitError | None = None
         self.rpc_error: Any = None
         self.finished = False
         self._thread = threading.Thread(target=self._run, name="snakepit-stream", daemon=True)
@@ -37,17 +40,14 @@ class StreamPump:
     def _run(self) -> None:
         try:
             for chunk in self._call:
-                if chunk.is_final:
-                    if chunk.HasField("error"):
-                        self.failure = chunk.error
+                final, value, self.failure = self._wire.chunk(chunk, self._worker_id)
+                if value is not NO_VALUE:
+                    self._values.append(value)
+                    self._wake(None)
+                if final:
                     break
-                self._values.append(decode_value(chunk.data_json, "chunk"))
-                self._wake(None)
         except SerializationError as exc:  # a chunk against json_codec's rule
-            from snakepit_actors._proto import bridge_pb2
-
-            self.failure = bridge_pb2.ToolFailure(category="serialization", type=type(exc).__name__,
-                                                  message=exc.message)
+            self.failure = exc
             cancel = getattr(self._call, "cancel", None)
             if cancel is not None:
                 cancel()  # the tool stops: nobody reads the rest

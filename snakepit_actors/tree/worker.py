@@ -105,7 +105,7 @@ class Worker(ActorTypeDispatcher):
         self._ctx, self._worker_id, self._restarts = msg.context, msg.worker_id, msg.restarts
         self._core = WorkerLifecycle(LifecycleTimings.from_config(msg.context.config))
         self._link = WorkerLink(msg.worker_id, msg.context.config.max_payload_bytes,
-                                msg.context.worker_token)
+                                msg.context.worker_token, msg.context.config.protocol)
         bind_context(worker_id=msg.worker_id)
         if msg.node:
             self._join_member(msg)

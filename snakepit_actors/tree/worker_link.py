@@ -26,11 +26,11 @@ from snakepit_actors.errors import (
     PoolNotReadyError,
     RequestCancelledError,
     RequestTimeoutError,
-    SerializationError,
     WorkerCrashedError,
 )
-from snakepit_actors.json_codec import decode_value, encode_args, failure_to_error
+from snakepit_actors.json_codec import encode_args
 from snakepit_actors.messages import ExecuteFailed, ExecuteResult, RunRequest, StreamChunk
+from snakepit_actors.protocols import WireProtocol, wire_for
 from snakepit_actors.tree import processes
 from snakepit_actors.tree.streaming import StreamPump
 from snakepit_actors.worker_token import with_token
@@ -61,12 +61,16 @@ class Outcome:
 
 
 class WorkerLink:
-    """The channel to one process (replaced when a swapped-in process takes over)."""
+    """The channel to one process (replaced when a swapped-in process takes over), speaking
+    ``protocol`` (``protocols.wire_for``)."""
 
-    def __init__(self, worker_id: str, max_payload_bytes: int, token: str = "") -> None:
+    def __init__(self, worker_id: str, max_payload_bytes: int, token: str = "",
+                 protocol: str = "snakepit_actors") -> None:
         self.worker_id = worker_id
         self.limit = max_payload_bytes
         self.token = token
+        self.protocol = protocol
+        self._wire: WireProtocol | None = None
         self._channel: Any = None
         self._stub: Any = None
 
@@ -78,17 +82,15 @@ class WorkerLink:
         """
         import grpc
 
-        from snakepit_actors._proto import bridge_pb2, bridge_pb2_grpc
-
         self.close()
+        self._wire = wire = wire_for(self.protocol)
         limit = self.limit + 1024 * 1024
         self._channel = grpc.insecure_channel(address, options=[
             ("grpc.max_send_message_length", limit), ("grpc.max_receive_message_length", limit),
             ("grpc.enable_http_proxy", 0)])
-        self._stub = bridge_pb2_grpc.BridgeServiceStub(with_token(self._channel, self.token))
+        self._stub = wire.stub(with_token(self._channel, self.token))
         try:
-            self._stub.Ping(bridge_pb2.PingRequest(message="ready"), timeout=10.0,
-                            wait_for_ready=True)
+            wire.ping(self._stub, 10.0)
         except grpc.RpcError as exc:
             raise PoolNotReadyError(
                 f"worker {self.worker_id} announced {address} but did not answer a ping: "
@@ -111,30 +113,28 @@ class WorkerLink:
         deadline = msg.deadline_unix_s
         timeout = None if deadline is None else max(0.0, deadline - time.time())
         if msg.request.stream:
-            pump = StreamPump(self._stub.ExecuteStreamingTool(request, timeout=timeout), wake)
+            pump = StreamPump(self._stub.ExecuteStreamingTool(request, timeout=timeout), wake,
+                              self._link_wire(), self.worker_id)
             return InFlight(msg, pump, time.perf_counter(), pump)
         future = self._stub.ExecuteTool.future(request, timeout=timeout)
         future.add_done_callback(wake)
         return InFlight(msg, future, time.perf_counter())
 
     def heartbeat(self, timeout_s: float, wake: Wake) -> Any:
-        """A Heartbeat call (its answer counts the tool calls running in the process)."""
-        from snakepit_actors._proto import bridge_pb2
-
-        future = self._stub.Heartbeat.future(
-            bridge_pb2.HeartbeatRequest(client_time_ns=time.time_ns()), timeout=timeout_s)
+        """A Heartbeat call (its answer counts the tool calls running in the process, where the
+        protocol can say)."""
+        future = self._link_wire().heartbeat(self._stub, timeout_s)
         future.add_done_callback(wake)
         return future
 
     def cleanup_session(self, session_id: str) -> Any:
-        from snakepit_actors._proto import bridge_pb2
+        return self._link_wire().cleanup_session(self._stub, session_id)
 
-        return self._stub.CleanupSession.future(
-            bridge_pb2.CleanupSessionRequest(session_id=session_id), timeout=5.0)
+    def _link_wire(self) -> WireProtocol:
+        assert self._wire is not None, "open() has not run"
+        return self._wire
 
     def _encode(self, msg: RunRequest) -> Any:
-        from snakepit_actors._proto import bridge_pb2
-
         req, limit = msg.request, self.limit
         args = (req.args_json if req.args_json is not None
                 else encode_args(req.tool, req.args, limit))
@@ -142,10 +142,9 @@ class WorkerLink:
             raise PayloadTooLargeError(
                 f"args of {req.tool!r} are {len(args)} bytes, over max_payload_bytes={limit}",
                 reason="args", details={"size_bytes": len(args), "limit_bytes": limit})
-        return bridge_pb2.ExecuteToolRequest(
-            request_id=req.request_id, session_id=req.session_id or "", tool=req.tool,
-            args_json=args, deadline_unix_s=msg.deadline_unix_s or 0.0,
-            session_moved_from=msg.session_moved_from)
+        return self._link_wire().request(
+            req.request_id, req.session_id or "", req.tool, args, msg.deadline_unix_s or 0.0,
+            msg.session_moved_from)
 
     def outcome(self, flight: InFlight) -> Outcome:
         """How ``flight`` (done) ended; a CANCELLED call was cancelled by its caller."""
@@ -154,8 +153,9 @@ class WorkerLink:
         elapsed_ms = (time.perf_counter() - flight.started) * 1000.0
         rid, wid = flight.request.request.request_id, self.worker_id
         try:
-            response = (_stream_outcome(flight.pump) if flight.pump is not None
-                        else flight.future.result())
+            if flight.pump is not None:
+                return _stream_outcome(flight.pump, rid, wid, elapsed_ms)
+            response = flight.future.result()
         except grpc.RpcError as exc:
             if exc.code() == grpc.StatusCode.CANCELLED:
                 return Outcome(ExecuteFailed(rid, RequestCancelledError(
@@ -165,32 +165,22 @@ class WorkerLink:
                     f"request {rid} ({flight.request.request.tool!r}) passed its deadline on "
                     f"worker {wid}; the worker is recycled to cancel it",
                     details={"worker_id": wid})), elapsed_ms, timed_out=True)
+            failure = self._link_wire().call_failure(exc, wid)  # the tool failed: a reply
+            if failure is not None:
+                return Outcome(ExecuteFailed(rid, failure), elapsed_ms)
             return Outcome(None, elapsed_ms, lost=f"{exc.code().name}: {exc.details()}")
-        return Outcome(self._decode(rid, response, elapsed_ms), elapsed_ms)
-
-    def _decode(self, rid: str, response: Any,
-                elapsed_ms: float) -> ExecuteResult | ExecuteFailed:
-        outcome = response.WhichOneof("outcome")
-        if outcome == "result_json":
-            try:
-                value = decode_value(response.result_json, "result")
-            except SerializationError as exc:
-                return ExecuteFailed(rid, exc)
-            return ExecuteResult(rid, value, self.worker_id, elapsed_ms)
-        if outcome == "binary_result":
-            return ExecuteResult(rid, bytes(response.binary_result), self.worker_id, elapsed_ms)
-        return ExecuteFailed(rid, failure_to_error(response.error, self.worker_id))
+        value, error = self._link_wire().decode(response, wid)
+        return Outcome(ExecuteFailed(rid, error) if error is not None
+                       else ExecuteResult(rid, value, wid, elapsed_ms), elapsed_ms)
 
 
-def _stream_outcome(pump: StreamPump) -> Any:
-    """A stream's end as an ExecuteTool-like response (or raises its RpcError)."""
-    from snakepit_actors._proto import bridge_pb2
-
+def _stream_outcome(pump: StreamPump, rid: str, worker_id: str, elapsed_ms: float) -> Outcome:
+    """A stream's end: its failure, or the count of values it sent (or raises its RpcError)."""
     if pump.rpc_error is not None:
         raise pump.rpc_error
     if pump.failure is not None:
-        return bridge_pb2.ExecuteToolResponse(error=pump.failure)
-    return bridge_pb2.ExecuteToolResponse(result_json=str(pump.count).encode())
+        return Outcome(ExecuteFailed(rid, pump.failure), elapsed_ms)
+    return Outcome(ExecuteResult(rid, pump.count, worker_id, elapsed_ms), elapsed_ms)
 
 
 def next_chunk(flight: InFlight) -> StreamChunk | None:
@@ -212,11 +202,13 @@ def beat_ok(future: Any) -> bool:
 
 
 def calls_running(future: Any) -> int | None:
-    """The tool calls a finished probe counted in the process (None: no answer)."""
+    """The tool calls a finished probe counted in the process (None: no answer, or a protocol
+    whose liveness call cannot count them: Snakepit's Ping)."""
     try:
-        return int(future.result().in_flight)
+        running = getattr(future.result(), "in_flight", None)
     except Exception:
         return None
+    return None if running is None else int(running)
 
 
 def not_ready_error(worker_id: str, state: str) -> WorkerCrashedError:

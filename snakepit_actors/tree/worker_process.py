@@ -29,6 +29,7 @@ from snakepit_actors.messages import (
     WorkerContext,
     WorkerReady,
 )
+from snakepit_actors.protocols import launch_args
 from snakepit_actors.tree import descendants, processes
 from snakepit_actors.tree.member_env import MemberEnv
 
@@ -167,7 +168,8 @@ def bridge_spec(ctx: WorkerContext, worker_id: str,
         listen=listen, worker_id=worker_id, run_id=ctx.run_id,
         env={**cfg.env, "SNAKEPIT_HOST_TOOLS": host_tools},
         log_path=os.path.join(ctx.run_dir, worker_id + ".log"), capacity=cfg.capacity,
-        max_payload_bytes=cfg.max_payload_bytes, token=ctx.worker_token)
+        max_payload_bytes=cfg.max_payload_bytes, token=ctx.worker_token,
+        launch=launch_args(cfg.protocol, cfg.python_path, ctx.run_dir, worker_id))
 
 
 def member_context(msg: InitWorker, registry: Any) -> tuple[MemberEnv, WorkerContext]:

@@ -1,0 +1,65 @@
+"""The wire-protocol seam: how the host side speaks to one kind of worker process.
+
+    Worker actor (tree/worker_link.py) ─┐                      ┌─> python -m snakepit_actors.bridge
+                                        ├─ WireProtocol ──gRPC─┤       (protocol "snakepit_actors")
+    direct path (client/direct*.py) ────┘                      └─> Snakepit's grpc_server.py via
+                                                                   snakepit_actors.compat.shim
+                                                                   (protocol "snakepit")
+
+A ``WireProtocol`` builds the requests, reads the answers into values or typed
+``SnakepitError`` s, and says how the process is launched; the pool, leases, sessions,
+timeouts and supervision are the same for every protocol. ``wire_for(name)`` imports the
+implementation (and grpc with it) on first use: call it only where grpc may be imported (the
+Worker actor's link, the client's data path), never at module import of an actor that forks.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+
+from snakepit_actors.protocols.wire import LIST_HOST_TOOLS, NO_VALUE, Chunk, WireProtocol
+
+__all__ = ["LIST_HOST_TOOLS", "NO_VALUE", "PROTOCOLS", "Chunk", "WireProtocol", "launch_args",
+           "wire_for"]
+
+#: The protocols a pool can speak (``PoolConfig.protocol``).
+PROTOCOLS: tuple[str, ...] = ("snakepit_actors", "snakepit")
+
+_LOADED: dict[str, WireProtocol] = {}
+
+
+def wire_for(name: str) -> WireProtocol:
+    """The protocol named ``name`` (imports grpc and its stubs on first use).
+
+    Raises:
+        ValueError: ``name`` is not one of ``PROTOCOLS`` (``PoolConfig`` validated it).
+    """
+    wire = _LOADED.get(name)
+    if wire is None:
+        if name == "snakepit_actors":
+            from snakepit_actors.protocols.ours import OurWire
+
+            wire = OurWire()
+        elif name == "snakepit":
+            from snakepit_actors.protocols.snakepit import SnakepitWire
+
+            wire = SnakepitWire()
+        else:
+            raise ValueError(f"protocol must be one of {PROTOCOLS}, got {name!r}")
+        _LOADED[name] = wire
+    return wire
+
+
+def launch_args(protocol: str, python_path: Sequence[str], run_dir: str,
+                worker_id: str) -> tuple[str, ...]:
+    """What follows the interpreter on a worker's command line, before the common flags
+    (``--adapter``, ``--listen``, ``--ready-fd``, ...): the module that starts the process and
+    the protocol's own flags."""
+    if protocol != "snakepit":
+        return ("-m", "snakepit_actors.bridge")
+    args = ["-m", "snakepit_actors.compat.shim",
+            "--files-prefix", os.path.join(run_dir, worker_id)]
+    for entry in python_path:
+        args += ["--python-path", os.path.abspath(entry)]
+    return tuple(args)
