@@ -5,6 +5,7 @@ Data flow inside one worker process::
     caller --gRPC--> grpc.server (ThreadPoolExecutor: capacity + 4 threads)
       ExecuteTool           find tool -> decode args -> bind -> call -> encode -> reply
       ExecuteStreamingTool  the same, one ToolChunk per yielded value, then a final chunk
+      ExecuteBatch          the same for each item in turn, replies streamed (batch.py)
         async tools         run_coroutine_threadsafe on the one asyncio loop thread
       Ping, Heartbeat, Describe, sessions, health: answered from memory
 
@@ -143,9 +144,21 @@ class BridgeServicer(bridge_pb2_grpc.BridgeServiceServicer):
     def ExecuteTool(self, request: bridge_pb2.ExecuteToolRequest,
                     context: grpc.ServicerContext) -> bridge_pb2.ExecuteToolResponse:
         """Run one tool; every failure becomes a ``ToolFailure`` in the reply."""
-        started = time.perf_counter()
         if request.deadline_unix_s:
             _check_deadline(request, context)
+        return self.run_one(request, context)
+
+    def ExecuteBatch(self, request: bridge_pb2.ExecuteBatchRequest,
+                     context: grpc.ServicerContext) -> Iterator[bridge_pb2.ExecuteBatchReply]:
+        """Run the items one after another; stream their replies in order (``batch.py``)."""
+        from .batch import run_batch
+
+        return run_batch(self, request, context)
+
+    def run_one(self, request: bridge_pb2.ExecuteToolRequest,
+                context: grpc.ServicerContext) -> bridge_pb2.ExecuteToolResponse:
+        """``ExecuteTool`` without the deadline check: one item of a batch, too."""
+        started = time.perf_counter()
         with self._lock:
             self._in_flight += 1
         try:
