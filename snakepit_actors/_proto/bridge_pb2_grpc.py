@@ -108,9 +108,10 @@ class BridgeServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def ExecuteBatch(self, request, context):
-        """Run several requests one after another (a chunk of ``Pool.map``, a batch of submits): one
-        call, each item its own reply. Replies stream back in item order, several per message as
-        they finish, so a process that dies mid-batch still delivered the finished items.
+        """Run one tool for several argument sets, one after another (a chunk of ``Pool.map``, a batch
+        of submits): one call, each item its own outcome. Outcomes stream back in item order,
+        several per message as they finish, so a process that dies mid-batch has delivered the
+        items it finished.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

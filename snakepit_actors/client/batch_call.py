@@ -15,8 +15,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable
 from typing import Any
 
 from snakepit_actors.client import direct
@@ -29,18 +28,49 @@ from snakepit_actors.errors import (
     SnakepitError,
     WorkerCrashedError,
 )
-from snakepit_actors.json_codec import decode_value, failure_to_error
+from snakepit_actors.json_codec import decode_value, encode_value, failure_to_error
 from snakepit_actors.messages import Execute
 
-__all__ = ["Cancel", "Failed", "Item", "run_chunk"]
+__all__ = ["Cancel", "ChunkArgs", "Failed", "run_chunk"]
 
 
-@dataclass(frozen=True, slots=True)
-class Item:
-    """One request of a chunk: the tool and its encoded arguments."""
+class ChunkArgs:
+    """The encoded arguments of a chunk's items: one JSON array (what ``ExecuteBatch`` sends)
+    and each item's JSON, made on demand (a retry, the actor path, a single item).
 
-    tool: str
-    args_json: bytes
+    Args:
+        array: the JSON array of every item's arguments.
+        values: the items' argument dicts (encoded on demand), or None with ``each``.
+        each: the items' encoded arguments, when already known.
+    """
+
+    __slots__ = ("_each", "_values", "array")
+
+    def __init__(self, array: bytes, values: list[Any] | None,
+                 each: list[bytes] | None = None) -> None:
+        self.array = array
+        self._values = values
+        self._each = each
+
+    @classmethod
+    def of(cls, each: list[bytes]) -> ChunkArgs:
+        """From each item's encoded arguments."""
+        return cls(b"[" + b",".join(each) + b"]", None, each)
+
+    def __len__(self) -> int:
+        return len(self._each if self._each is not None else self._values or ())
+
+    def __getitem__(self, index: int) -> bytes:
+        if self._each is not None:
+            return self._each[index]
+        assert self._values is not None
+        return encode_value(self._values[index], "args")
+
+    def subset(self, indices: list[int]) -> ChunkArgs:
+        """The arguments of the items at ``indices`` (in that order)."""
+        if len(indices) == len(self):
+            return self
+        return ChunkArgs.of([self[i] for i in indices])
 
 
 class Failed:
@@ -83,24 +113,27 @@ class Cancel:
 
 
 def run_chunk(path: DirectPath | None, submit: Callable[[Execute], Any], new_id: Callable[[], str],
-              items: Sequence[Item], *, session_id: str | None, deadline_unix_s: float | None,
-              idempotent: bool, retry_idempotent: bool, cancel: Cancel) -> list[Any]:
-    """Run ``items``; one outcome per item, in order: a value or ``Failed(error)``.
+              tool: str, items: ChunkArgs, *, session_id: str | None,
+              deadline_unix_s: float | None, idempotent: bool, retry_idempotent: bool,
+              cancel: Cancel) -> list[Any]:
+    """Run ``tool`` once per item; one outcome per item, in order: a value or ``Failed(error)``.
 
     Args:
         path: the direct path, or None: one ``Execute`` per item through ``submit``.
         submit: sends an ``Execute`` through the gateway; returns its Future.
         new_id: makes a request id.
-        items: what to run, in order.
+        tool: the tool every item runs.
+        items: the items' arguments, in order.
         session_id: the session of every item (None: none).
         deadline_unix_s: the chunk's deadline (None: none).
         idempotent, retry_idempotent: whether items whose worker died may run once more.
         cancel: stops the chunk from another thread.
     """
     if path is None:
-        return _through_actors(submit, new_id, items, session_id, deadline_unix_s, idempotent)
+        return _through_actors(submit, new_id, tool, items, session_id, deadline_unix_s,
+                               idempotent)
     if len(items) == 1:  # a unary call costs less on both ends
-        return [_unary(path, new_id, items[0], session_id, deadline_unix_s, idempotent)]
+        return [_unary(path, new_id, tool, items[0], session_id, deadline_unix_s, idempotent)]
     outcomes: list[Any] = [_UNSET] * len(items)
     todo = list(range(len(items)))
     retry = idempotent or retry_idempotent
@@ -109,9 +142,9 @@ def run_chunk(path: DirectPath | None, submit: Callable[[Execute], Any], new_id:
         if cancel.error is not None:
             _fail(outcomes, todo, cancel.error)
             break
-        execute = Execute(request_id=new_id(), tool=items[todo[0]].tool, session_id=session_id,
+        execute = Execute(request_id=new_id(), tool=tool, session_id=session_id,
                           deadline_unix_s=deadline_unix_s, idempotent=retry)
-        error, lost = _one_call(path, execute, [items[i] for i in todo], todo, outcomes, cancel)
+        error, lost = _one_call(path, execute, items.subset(todo), todo, outcomes, cancel)
         todo = [i for i in todo if outcomes[i] is _UNSET]
         if error is None or not todo:
             break
@@ -123,17 +156,17 @@ def run_chunk(path: DirectPath | None, submit: Callable[[Execute], Any], new_id:
     return outcomes
 
 
-def _unary(path: DirectPath, new_id: Callable[[], str], item: Item, session_id: str | None,
-           deadline_unix_s: float | None, idempotent: bool) -> Any:
+def _unary(path: DirectPath, new_id: Callable[[], str], tool: str, item: bytes,
+           session_id: str | None, deadline_unix_s: float | None, idempotent: bool) -> Any:
     try:
-        return path.execute(Execute(request_id=new_id(), tool=item.tool, session_id=session_id,
+        return path.execute(Execute(request_id=new_id(), tool=tool, session_id=session_id,
                                     deadline_unix_s=deadline_unix_s, idempotent=idempotent,
-                                    args_json=item.args_json))
+                                    args_json=item))
     except SnakepitError as exc:
         return Failed(exc)
 
 
-def _one_call(path: DirectPath, execute: Execute, items: list[Item], where: list[int],
+def _one_call(path: DirectPath, execute: Execute, items: ChunkArgs, where: list[int],
               outcomes: list[Any], cancel: Cancel) -> tuple[SnakepitError | None, bool]:
     """One ``ExecuteBatch`` on one lease; fills ``outcomes`` at ``where`` as replies arrive.
     Returns the error that ended it early (None: every item answered) and whether the worker
@@ -146,9 +179,8 @@ def _one_call(path: DirectPath, execute: Execute, items: list[Item], where: list
         return exc, False
     stub = lease.stub or path._stub(lease)  # imports grpc and the stubs on first use
     request = direct._pb2.ExecuteBatchRequest(
-        request_id=execute.request_id, session_id=execute.session_id or "",
-        items=[direct._pb2.BatchItem(tool=item.tool, args_json=item.args_json)
-               for item in items],
+        request_id=execute.request_id, session_id=execute.session_id or "", tool=execute.tool,
+        args_json=items.array,
         deadline_unix_s=execute.deadline_unix_s or 0.0, session_moved_from=lease.session_from)
     try:
         call = stub.ExecuteBatch(request, timeout=direct._timeout(execute),
@@ -159,13 +191,15 @@ def _one_call(path: DirectPath, execute: Execute, items: list[Item], where: list
         path.leases.release(lease, "ok", execute.session_id, started, ok=False)
         return cancel.error, False
     worker, got, ok = lease.worker_id, 0, True
+    refused: SnakepitError | None = None
     try:
         for reply in call:
-            for response in reply.replies:
-                outcome = _decode(response, worker)
-                ok = ok and type(outcome) is not Failed
+            for outcome in _decode(reply, worker):
                 outcomes[where[got]] = outcome
                 got += 1
+            ok = ok and not reply.failures
+            if reply.HasField("error"):
+                refused = failure_to_error(reply.error, worker)
     except (direct._grpc.RpcError, ValueError) as exc:
         return _ended(path, lease, execute, exc, started, cancel)
     except BaseException:
@@ -174,7 +208,10 @@ def _one_call(path: DirectPath, execute: Execute, items: list[Item], where: list
         raise
     finally:
         cancel.untrack(call)
-    path.leases.release(lease, "ok", execute.session_id, started, ok=ok)
+    path.leases.release(lease, "ok", execute.session_id, started, ok=ok and refused is None)
+    if got < len(items):  # refused as a whole (or a bridge that stopped early)
+        return refused or SnakepitError(f"worker {worker} answered {got} of {len(items)} "
+                                        "items of a batch"), False
     return None, False
 
 
@@ -190,16 +227,17 @@ def _ended(path: DirectPath, lease: Any, execute: Execute, exc: BaseException, s
     return settled.error, False
 
 
-def _decode(response: Any, worker_id: str) -> Any:
-    outcome = response.WhichOneof("outcome")
-    if outcome == "result_json":
-        try:
-            return decode_value(response.result_json, "result")
-        except SerializationError as exc:
-            return Failed(exc)
-    if outcome == "binary_result":
-        return bytes(response.binary_result)
-    return Failed(failure_to_error(response.error, worker_id))
+def _decode(reply: Any, worker_id: str) -> list[Any]:
+    """The outcomes one ``ExecuteBatchReply`` carries."""
+    if reply.HasField("error"):  # the batch was refused as a whole: no item ran
+        return []
+    try:
+        values: list[Any] = decode_value(reply.results_json, "result")
+    except SerializationError as exc:
+        return [Failed(exc)] * reply.results_json.count(b",")  # unreachable from the bridge
+    for index, failure in reply.failures.items():
+        values[index] = Failed(failure_to_error(failure, worker_id))
+    return values
 
 
 def _fail(outcomes: list[Any], where: list[int], error: BaseException) -> None:
@@ -207,21 +245,21 @@ def _fail(outcomes: list[Any], where: list[int], error: BaseException) -> None:
         outcomes[i] = Failed(error)
 
 
-def _through_actors(submit: Callable[[Execute], Any], new_id: Callable[[], str],
-                    items: Sequence[Item], session_id: str | None,
+def _through_actors(submit: Callable[[Execute], Any], new_id: Callable[[], str], tool: str,
+                    items: ChunkArgs, session_id: str | None,
                     deadline_unix_s: float | None, idempotent: bool) -> list[Any]:
-    futures = [submit(Execute(request_id=new_id(), tool=item.tool, session_id=session_id,
+    futures = [submit(Execute(request_id=new_id(), tool=tool, session_id=session_id,
                               deadline_unix_s=deadline_unix_s, idempotent=idempotent,
-                              args_json=item.args_json)) for item in items]
+                              args_json=items[i])) for i in range(len(items))]
     outcomes: list[Any] = []
-    for item, future in zip(items, futures, strict=True):
+    for future in futures:
         try:
             outcomes.append(future.result(reply_wait_s(deadline_unix_s)))
         except SnakepitError as exc:
             outcomes.append(Failed(exc))
         except TimeoutError:
             outcomes.append(Failed(RequestTimeoutError(
-                f"no reply for {item.tool!r} within its deadline plus {REPLY_GRACE_S}s for the "
+                f"no reply for {tool!r} within its deadline plus {REPLY_GRACE_S}s for the "
                 "pool's answer", reason="no_reply")))
     return outcomes
 

@@ -25,7 +25,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any
 
-from snakepit_actors.client.batch_call import Cancel, Failed, Item
+from snakepit_actors.client.batch_call import Cancel, ChunkArgs, Failed
 from snakepit_actors.client.fanout import MapIterator, Target, _MapState, start_map
 from snakepit_actors.core.request_checks import check_call, check_timeout
 from snakepit_actors.errors import InvalidArgumentsError, PoolClosedError, RequestCancelledError
@@ -37,7 +37,8 @@ __all__ = ["PoolExecutor", "check_fanout"]
 @dataclass(frozen=True, slots=True)
 class _Work:
     future: Future[Any]
-    item: Item
+    tool: str
+    args_json: bytes
     session_id: str | None
     deadline_unix_s: float | None
     idempotent: bool
@@ -84,7 +85,7 @@ class PoolExecutor:
         self._target.check_open()
         payload = encode_args(tool, {} if args is None else args,
                               self._target.config.max_payload_bytes)
-        work = _Work(Future(), Item(tool, payload), session_id,
+        work = _Work(Future(), tool, payload, session_id,
                      self._target.deadline_after(
                          self._target.config.request_timeout if timeout is None else timeout),
                      idempotent)
@@ -174,7 +175,8 @@ class PoolExecutor:
             first = batch[0]
             deadlines = [w.deadline_unix_s for w in batch if w.deadline_unix_s is not None]
             try:
-                outcomes = self._target.run([w.item for w in batch], first.session_id,
+                outcomes = self._target.run(first.tool, ChunkArgs.of([w.args_json for w in batch]),
+                                            first.session_id,
                                             min(deadlines) if deadlines else None,
                                             first.idempotent, self._cancel)
             except BaseException as exc:  # a bug of ours: the futures still get an outcome
@@ -186,15 +188,15 @@ class PoolExecutor:
                     work.future.set_result(outcome)
 
     def _take(self) -> list[_Work] | None:
-        """The oldest queued requests not cancelled (up to ``chunksize``, same session and
-        idempotence), marked running; None: shut down and nothing queued (the runner ends)."""
+        """The oldest queued requests not cancelled (up to ``chunksize``, same tool, session
+        and idempotence), marked running; None: shut down and nothing queued (the runner ends)."""
         with self._lock:
             while True:
                 batch: list[_Work] = []
                 while self._queue and len(batch) < self._chunksize:
                     work = self._queue[0]
-                    if batch and (work.session_id, work.idempotent) != (
-                            batch[0].session_id, batch[0].idempotent):
+                    if batch and (work.tool, work.session_id, work.idempotent) != (
+                            batch[0].tool, batch[0].session_id, batch[0].idempotent):
                         break
                     self._queue.popleft()
                     if work.future.set_running_or_notify_cancel():

@@ -19,14 +19,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import json
 import threading
 import time
 import weakref
-from collections.abc import AsyncIterator, Callable, Generator, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Generator, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from snakepit_actors.client.batch_call import Cancel, Failed, Item, run_chunk
+from snakepit_actors.client.batch_call import Cancel, ChunkArgs, Failed, run_chunk
 from snakepit_actors.client.direct import DirectPath
 from snakepit_actors.config import PoolConfig
 from snakepit_actors.core.fanout_window import MapWindow
@@ -35,6 +36,9 @@ from snakepit_actors.json_codec import encode_args
 from snakepit_actors.messages import Execute
 
 __all__ = ["AsyncMapIterator", "MapIterator", "Target"]
+
+_ENCODE = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode
+_DECODE = json.JSONDecoder().decode
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,11 +51,11 @@ class Target:
     new_id: Callable[[], str]
     check_open: Callable[[], None]
 
-    def run(self, items: Sequence[Item], session_id: str | None, deadline_unix_s: float | None,
-            idempotent: bool, cancel: Cancel) -> list[Any]:
+    def run(self, tool: str, items: ChunkArgs, session_id: str | None,
+            deadline_unix_s: float | None, idempotent: bool, cancel: Cancel) -> list[Any]:
         """``run_chunk`` on the path a request of ``session_id`` takes."""
         path = self.direct if (not session_id or self.config.affinity == "hint") else None
-        return run_chunk(path, self.submit, self.new_id, items, session_id=session_id,
+        return run_chunk(path, self.submit, self.new_id, tool, items, session_id=session_id,
                          deadline_unix_s=deadline_unix_s, idempotent=idempotent,
                          retry_idempotent=self.config.retry_idempotent, cancel=cancel)
 
@@ -68,7 +72,7 @@ class _MapState:
         self.chunksize, self.idempotent, self._max_runners = chunksize, idempotent, runners
         self.deadline = target.deadline_after(timeout)  # one deadline for the whole map
         self._lock = threading.Condition(threading.Lock())
-        self._window: MapWindow[list[Any]] = MapWindow(2 * runners, ordered)
+        self._window: MapWindow[tuple[list[Any], bool]] = MapWindow(2 * runners, ordered)
         self._runners = 0
         self._end_error: BaseException | None = None  # raised after the last chunk
         self.cancel = Cancel()
@@ -85,10 +89,10 @@ class _MapState:
             while (cut := self._cut()) is not None:
                 seq, raw = cut
                 try:
-                    outcomes = self._run(seq, raw)
+                    done = self._run(seq, raw)
                 except BaseException as exc:  # a bug of ours: the items still get an outcome
-                    outcomes = [Failed(exc)] * len(raw)
-                self._finish(seq, outcomes)
+                    done = [Failed(exc)] * len(raw), False
+                self._finish(seq, done)
         finally:
             with self._lock:
                 self._runners -= 1
@@ -112,32 +116,59 @@ class _MapState:
                 self.start_runner()  # more input: one more runner, up to max_in_flight
         return seq, raw
 
-    def _run(self, seq: int, raw: list[Any]) -> list[Any]:
+    def _run(self, seq: int, raw: list[Any]) -> tuple[list[Any], bool]:
+        """Run one chunk: its outcomes, and whether none of them failed."""
         outcomes: list[Any] = [None] * len(raw)
-        items: list[Item] = []
+        chunk, where = self._encode(seq, raw, outcomes)
+        if len(chunk):
+            deadline = self.deadline
+            if deadline is None and self.target.config.request_timeout is not None:
+                deadline = time.time() + self.target.config.request_timeout * len(chunk)
+            if len(chunk.array) > self.target.config.max_payload_bytes:  # too big as one call
+                results = [self.target.run(self.tool, chunk.subset([i]), None, deadline,
+                                           self.idempotent, self.cancel)[0]
+                           for i in range(len(chunk))]
+            else:
+                results = self.target.run(self.tool, chunk, None, deadline, self.idempotent,
+                                          self.cancel)
+            if len(where) == len(raw):
+                outcomes = results
+            else:
+                for i, outcome in zip(where, results, strict=True):
+                    outcomes[i] = outcome
+        clean = len(where) == len(raw) and all(type(o) is not Failed for o in outcomes)
+        return outcomes, clean
+
+    def _encode(self, seq: int, raw: list[Any], outcomes: list[Any]
+                ) -> tuple[ChunkArgs, list[int]]:
+        """The chunk's arguments, and where each item sent sits in ``raw``; an item that
+        cannot be sent gets its error in ``outcomes``. One C encode for the usual chunk of
+        dicts (a decode compared with the input proves the keys were all str), else item by
+        item (``encode_args``: the error names the item's problem)."""
+        values = [{} if args is None else args for args in raw]
+        if all(type(args) is dict for args in values):
+            try:
+                text = _ENCODE(values)
+                if _DECODE(text) == values:
+                    return ChunkArgs(text.encode(), values), list(range(len(raw)))
+            except (TypeError, ValueError, RecursionError):
+                pass
+        each: list[bytes] = []
         where: list[int] = []
         limit = self.target.config.max_payload_bytes
-        for i, args in enumerate(raw):
+        for i, args in enumerate(values):
             try:
-                items.append(Item(self.tool, encode_args(self.tool, {} if args is None else args,
-                                                         limit)))
+                each.append(encode_args(self.tool, args, limit))
                 where.append(i)
             except SnakepitError as exc:
                 outcomes[i] = Failed(type(exc)(f"item {seq * self.chunksize + i} of the map: "
                                                f"{exc.message}", reason=exc.reason,
                                                details=exc.details))
-        if items:
-            deadline = self.deadline
-            if deadline is None and self.target.config.request_timeout is not None:
-                deadline = time.time() + self.target.config.request_timeout * len(items)
-            results = self.target.run(items, None, deadline, self.idempotent, self.cancel)
-            for i, outcome in zip(where, results, strict=True):
-                outcomes[i] = outcome
-        return outcomes
+        return ChunkArgs.of(each), where
 
-    def _finish(self, seq: int, outcomes: list[Any]) -> None:
+    def _finish(self, seq: int, done: tuple[list[Any], bool]) -> None:
         with self._lock:
-            self._window.finish(seq, outcomes)
+            self._window.finish(seq, done)
             self._lock.notify_all()
         self._wake()
 
@@ -148,8 +179,9 @@ class _MapState:
 
     # --- the consumer -------------------------------------------------------------------------
 
-    def take(self, block: bool) -> list[Any] | None:
-        """The next chunk's outcomes; None when ``block`` is False and none is ready.
+    def take(self, block: bool) -> tuple[list[Any], bool] | None:
+        """The next chunk's outcomes and whether none failed; None when ``block`` is False and
+        none is ready.
         Raises StopIteration at the end, or the error that ended the input early."""
         with self._lock:
             while True:
@@ -197,32 +229,38 @@ class MapIterator(Iterator[Any]):
         self._chunk: list[Any] = []
         self._at = 0
         self._closed = False
-        self._finalizer = weakref.finalize(self, state.stop, RequestCancelledError(
+        # The map stops when both this iterator and the generator a for-loop took from it
+        # are gone (or at close): both hold the token, which holds neither.
+        token = _Token()
+        self._finalizer = weakref.finalize(token, state.stop, RequestCancelledError(
             "the map was dropped before its end"), True)
+        self._gen = _values(state, return_exceptions, self._finalizer, token)
         with state._lock:
             state.start_runner()
 
-    def __iter__(self) -> MapIterator:
-        return self
+    def __iter__(self) -> Iterator[Any]:
+        return self._gen  # a loop runs on the generator itself: no frame of ours per item
 
     def __next__(self) -> Any:
-        return self._next(block=True)
+        return next(self._gen)
 
     def _next(self, block: bool) -> Any:
+        """The next result for an async consumer; raises ``_NotReady`` when ``block`` is
+        False and none is ready."""
         while self._at >= len(self._chunk):
             if self._closed:
                 raise StopIteration
             try:
-                chunk = self._state.take(block)
+                got = self._state.take(block)
             except StopIteration:
                 self._closed = True
                 raise
             except BaseException:
                 self.close()
                 raise
-            if chunk is None:
+            if got is None:
                 raise _NotReady
-            self._chunk, self._at = chunk, 0
+            self._chunk, self._at = got[0], 0
         outcome = self._chunk[self._at]
         self._at += 1
         if type(outcome) is Failed:
@@ -236,6 +274,8 @@ class MapIterator(Iterator[Any]):
         """Stop the map: no new chunk starts, running ones are cancelled. Idempotent."""
         self._closed = True
         self._chunk, self._at = [], 0
+        with contextlib.suppress(ValueError):  # called from inside the generator: it ends
+            self._gen.close()
         self._finalizer()
 
     def __enter__(self) -> MapIterator:
@@ -243,6 +283,35 @@ class MapIterator(Iterator[Any]):
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
+
+
+class _Token:
+    """Alive while a map's consumer may still read it (see ``MapIterator.__init__``)."""
+
+
+def _values(state: _MapState, return_exceptions: bool, stop: Callable[[], object],
+            token: _Token) -> Generator[Any, None, None]:
+    """Every result of a map, chunk by chunk (a chunk without errors is yielded at C speed)."""
+    while token is not None:
+        try:
+            got = state.take(True)
+        except StopIteration:
+            return
+        except BaseException:
+            stop()
+            raise
+        assert got is not None
+        outcomes, clean = got
+        if clean:
+            yield from outcomes
+            continue
+        for outcome in outcomes:
+            if type(outcome) is Failed:
+                if not return_exceptions:
+                    stop()
+                    raise outcome.error
+                outcome = outcome.error
+            yield outcome
 
 
 class AsyncMapIterator(AsyncIterator[Any]):
