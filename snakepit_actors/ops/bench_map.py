@@ -1,7 +1,8 @@
 """The ``map`` scenario of ``snakepit-actors bench``: ``Pool.map`` with chunks against
 ``ProcessPoolExecutor.map`` with the same chunksize and as many processes, in the same run.
 
-    echo      100,000 items (a sixth with --quick), chunksize 100, ``workers`` (4) workers
+    echo      100,000 items (a sixth with --quick), chunksize 100 and 1000, ``workers`` (4)
+              workers
     1 ms cpu  4,000 items of a 1 ms busy loop, chunksize 10, the same workers
 
 Each figure is items per second over the whole map (from the call to the last result), the
@@ -36,6 +37,7 @@ def map_scenario(o: BenchOptions) -> list[Figure]:
     workers = o.workers or 4
     cases: list[tuple[str, str, dict[str, Any], Callable[[Any], Any], Any, int, int]] = [
         ("echo", "echo", {"x": 1}, work_echo, {"x": 1}, o.count(100_000), 100),
+        ("echo", "echo", {"x": 1}, work_echo, {"x": 1}, o.count(100_000), 1000),
         ("1 ms cpu", "cpu", {"ms": 1.0}, work_cpu, 1.0, o.count(4000), 10),
     ]
     figures: list[Figure] = []
