@@ -134,7 +134,7 @@ def test_a_worker_killed_mid_chunk_fails_only_the_unfinished_items_of_its_chunk(
         runner = threading.Thread(target=outcomes.extend, args=(results,))
         runner.start()
         wait_for(lambda: any(w.state == "busy" for w in pool.workers()))
-        time.sleep(0.3)  # the two short items are done and their replies sent
+        time.sleep(0.5)  # the two short items are done and their replies sent
         busy = [w for w in pool.workers() if w.state == "busy" and w.pid]
         assert len(busy) == 1, busy
         os.kill(busy[0].pid, signal.SIGKILL)  # type: ignore[arg-type]
@@ -162,10 +162,10 @@ def test_submitted_futures_work_with_as_completed_and_wait(pool: Pool) -> None:
 
 def test_a_future_cancelled_while_queued_never_runs(pool: Pool) -> None:
     with pool.executor(max_in_flight=1) as ex:
-        blocker = ex.submit("sleep", {"seconds": 0.5})
+        blocker = ex.submit("sleep", {"seconds": 1.0})  # long enough to cancel behind it
         counted = [ex.submit("session_counter", session_id="fanout-cancel") for _ in range(4)]
         assert counted[1].cancel() and counted[3].cancel()
-    assert blocker.result() == 0.5
+    assert blocker.result() == 1.0
     assert [counted[0].result(), counted[2].result()] == [1, 2]
     assert counted[1].cancelled() and counted[3].cancelled()
     # the worker-side counter proves the cancelled two never ran
@@ -174,11 +174,11 @@ def test_a_future_cancelled_while_queued_never_runs(pool: Pool) -> None:
 
 def test_shutdown_cancels_queued_work_on_request_and_refuses_new_work(pool: Pool) -> None:
     ex = pool.executor(max_in_flight=1, chunksize=8)
-    running = ex.submit("sleep", {"seconds": 0.3})
+    running = ex.submit("sleep", {"seconds": 1.0})  # still running when we shut down
     wait_for(running.running)
     queued = [ex.submit("echo", {"i": i}) for i in range(5)]
     ex.shutdown(wait=True, cancel_futures=True)
-    assert running.result() == 0.3
+    assert running.result() == 1.0
     assert all(f.cancelled() for f in queued)
     with pytest.raises(PoolClosedError, match="executor was shut down") as caught:
         ex.submit("echo", {})
@@ -231,7 +231,7 @@ def test_the_asyncio_forms_give_the_same_results_without_blocking_the_loop(pool:
 def test_cancelling_an_awaiting_task_cancels_its_queued_request(pool: Pool) -> None:
     async def main() -> tuple[Future[object], list[asyncio.Task[object]]]:
         with pool.executor(max_in_flight=1) as ex:
-            blocker = ex.submit("sleep", {"seconds": 0.3})
+            blocker = ex.submit("sleep", {"seconds": 1.0})
             tasks = [asyncio.ensure_future(asyncio.wrap_future(
                 ex.submit("session_counter", session_id="fanout-async-cancel")))
                 for _ in range(2)]
@@ -241,7 +241,7 @@ def test_cancelling_an_awaiting_task_cancels_its_queued_request(pool: Pool) -> N
             return blocker, tasks
 
     blocker, tasks = asyncio.run(main())
-    assert blocker.result() == 0.3 and tasks[0].result() == 1 and tasks[1].cancelled()
+    assert blocker.result() == 1.0 and tasks[0].result() == 1 and tasks[1].cancelled()
     assert pool.execute("session_counter", session_id="fanout-async-cancel") == 2
 
 
@@ -254,10 +254,10 @@ def test_on_the_actor_path_map_and_submit_work_and_close_fails_queued_work() -> 
         outcomes = list(small.map("fail", [{"message": "m"}] * 2, return_exceptions=True))
         assert all(isinstance(o, ToolError) for o in outcomes)
         ex = small.executor(max_in_flight=1)
-        running = ex.submit("sleep", {"seconds": 0.3})
+        running = ex.submit("sleep", {"seconds": 1.0})  # still running at close
         wait_for(running.running)
         queued = [ex.submit("echo", {"i": i}) for i in range(3)]
-    assert running.result() == 0.3  # in flight at close: it finished
+    assert running.result() == 1.0  # in flight at close: it finished
     for future in queued:
         with pytest.raises(PoolClosedError):
             future.result(10)
