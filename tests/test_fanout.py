@@ -24,7 +24,7 @@ from snakepit_actors import (
     UnknownToolError,
     WorkerCrashedError,
 )
-from snakepit_actors.errors import RequestCancelledError
+from snakepit_actors.errors import RequestCancelledError, RequestTimeoutError, SerializationError
 from tests.conftest import _LIVE_POOLS, pool_pids, wait_gone
 
 pytestmark = pytest.mark.timeout(120)
@@ -120,6 +120,27 @@ def test_bad_map_input_gets_a_clear_error_at_once(pool: Pool) -> None:
     assert outcomes[0] == {"x": 1}
     assert isinstance(outcomes[1], InvalidArgumentsError)
     assert "item 1 of the map" in str(outcomes[1]) and "must be a mapping" in str(outcomes[1])
+
+
+def test_a_chunk_runs_on_one_worker_in_one_call_for_every_kind_of_tool(pool: Pool) -> None:
+    infos = list(pool.map("info", [{}] * 5, chunksize=5))  # a ctx tool: item by item
+    assert len({i["pid"] for i in infos}) == 1  # the chunk went to one worker process
+    assert list(pool.map("async_echo", [{"i": i} for i in range(5)], chunksize=5)) == [
+        {"i": i} for i in range(5)]
+    assert list(pool.map("echo", [{"t": (1, 2)}, {"x": None}], chunksize=2)) == [
+        {"t": [1, 2]}, {"x": None}]  # a tuple, like execute: a list on the way back
+    odd = list(pool.map("odd_result", [{"kind": "nan"}, {"kind": "int_keys"},
+                                       {"kind": "bogus"}], chunksize=3, return_exceptions=True))
+    assert [type(o) for o in odd] == [SerializationError, SerializationError, ToolError]
+    assert odd[0].reason == "result" and "KeyError" in str(odd[2])
+
+
+def test_the_deadline_of_a_map_fails_only_the_items_it_caught(pool: Pool) -> None:
+    sleeps = [{"seconds": 0.0}, {"seconds": 10.0}, {"seconds": 0.0}]
+    outcomes = list(pool.map("sleep", sleeps, chunksize=3, timeout=1.0, return_exceptions=True))
+    assert outcomes[0] == 0.0
+    assert all(isinstance(o, RequestTimeoutError) for o in outcomes[1:]), outcomes
+    wait_for(lambda: all(w.state == "ready" for w in pool.workers()), 30.0)
 
 
 @pytest.mark.slow
