@@ -93,6 +93,17 @@ def test_a_lazy_input_is_read_only_a_bounded_window_ahead_of_the_consumer(pool: 
     assert ahead <= 30 + (2 * slots + 1) * 5 + 5, f"read {ahead} items for 30 results"
 
 
+def test_closing_a_map_cancels_its_running_chunks_at_once(pool: Pool) -> None:
+    wait_for(lambda: pool.stats().busy == 0)
+    results = pool.map("sleep", [{"seconds": 30.0}] * 2, chunksize=1)
+    wait_for(lambda: pool.stats().busy == 2)
+    started = time.monotonic()
+    results.close()
+    assert time.monotonic() - started < 5.0
+    wait_for(lambda: pool.stats().busy == 0)  # the slots are free again
+    assert list(results) == []
+
+
 def test_an_error_of_the_input_iterable_comes_after_the_results_before_it(pool: Pool) -> None:
     def broken() -> Iterator[dict[str, int]]:
         yield {"i": 0}

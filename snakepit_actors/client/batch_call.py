@@ -115,7 +115,7 @@ class Cancel:
 def run_chunk(path: DirectPath | None, submit: Callable[[Execute], Any], new_id: Callable[[], str],
               tool: str, items: ChunkArgs, *, session_id: str | None,
               deadline_unix_s: float | None, idempotent: bool, retry_idempotent: bool,
-              cancel: Cancel) -> list[Any]:
+              cancel: Cancel, unary_single: bool = False) -> list[Any]:
     """Run ``tool`` once per item; one outcome per item, in order: a value or ``Failed(error)``.
 
     Args:
@@ -128,11 +128,13 @@ def run_chunk(path: DirectPath | None, submit: Callable[[Execute], Any], new_id:
         deadline_unix_s: the chunk's deadline (None: none).
         idempotent, retry_idempotent: whether items whose worker died may run once more.
         cancel: stops the chunk from another thread.
+        unary_single: a single item goes as ``ExecuteTool`` (cheaper, but ``cancel`` cannot
+            stop it once it runs).
     """
     if path is None:
         return _through_actors(submit, new_id, tool, items, session_id, deadline_unix_s,
                                idempotent)
-    if len(items) == 1:  # a unary call costs less on both ends
+    if unary_single and len(items) == 1:  # a unary call costs less on both ends
         return [_unary(path, new_id, tool, items[0], session_id, deadline_unix_s, idempotent)]
     outcomes: list[Any] = [_UNSET] * len(items)
     todo = list(range(len(items)))

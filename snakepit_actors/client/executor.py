@@ -178,7 +178,7 @@ class PoolExecutor:
                 outcomes = self._target.run(first.tool, ChunkArgs.of([w.args_json for w in batch]),
                                             first.session_id,
                                             min(deadlines) if deadlines else None,
-                                            first.idempotent, self._cancel)
+                                            first.idempotent, self._cancel, unary_single=True)
             except BaseException as exc:  # a bug of ours: the futures still get an outcome
                 outcomes = [Failed(exc)] * len(batch)
             for work, outcome in zip(batch, outcomes, strict=True):

@@ -52,12 +52,14 @@ class Target:
     check_open: Callable[[], None]
 
     def run(self, tool: str, items: ChunkArgs, session_id: str | None,
-            deadline_unix_s: float | None, idempotent: bool, cancel: Cancel) -> list[Any]:
+            deadline_unix_s: float | None, idempotent: bool, cancel: Cancel,
+            unary_single: bool = False) -> list[Any]:
         """``run_chunk`` on the path a request of ``session_id`` takes."""
         path = self.direct if (not session_id or self.config.affinity == "hint") else None
         return run_chunk(path, self.submit, self.new_id, tool, items, session_id=session_id,
                          deadline_unix_s=deadline_unix_s, idempotent=idempotent,
-                         retry_idempotent=self.config.retry_idempotent, cancel=cancel)
+                         retry_idempotent=self.config.retry_idempotent, cancel=cancel,
+                         unary_single=unary_single)
 
     def deadline_after(self, timeout: float | None) -> float | None:
         return None if timeout is None else time.time() + timeout
@@ -292,7 +294,7 @@ class _Token:
 def _values(state: _MapState, return_exceptions: bool, stop: Callable[[], object],
             token: _Token) -> Generator[Any, None, None]:
     """Every result of a map, chunk by chunk (a chunk without errors is yielded at C speed)."""
-    while token is not None:
+    while token is not None:  # (always: the generator's frame keeps the token alive)
         try:
             got = state.take(True)
         except StopIteration:
