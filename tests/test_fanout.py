@@ -110,7 +110,7 @@ def test_an_error_of_the_input_iterable_comes_after_the_results_before_it(pool: 
         yield {"i": 1}
         raise KeyError("input broke")
 
-    results = pool.map("echo", broken(), chunksize=1)
+    results = pool.map("echo", broken(), chunksize=5)  # it breaks inside the first chunk
     assert [next(results), next(results)] == [{"i": 0}, {"i": 1}]
     with pytest.raises(KeyError, match="input broke"):
         next(results)

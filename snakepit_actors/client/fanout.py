@@ -108,10 +108,11 @@ class _MapState:
                     return None
                 self._lock.wait()
             seq = self._window.cut()
-            try:
-                raw = list(itertools.islice(self._source, self.chunksize))
+            raw: list[Any] = []
+            try:  # extend keeps what came before an error: those items still run
+                raw.extend(itertools.islice(self._source, self.chunksize))
             except Exception as exc:  # the input raised: it ends there, the error after it
-                raw, self._end_error = [], self._end_error or exc
+                self._end_error = self._end_error or exc
             if len(raw) < self.chunksize or self._end_error is not None:
                 self._window.exhausted = True
             elif self._runners < self._max_runners:
