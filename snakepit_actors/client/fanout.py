@@ -149,16 +149,16 @@ class _MapState:
         dicts (a decode compared with the input proves the keys were all str), else item by
         item (``encode_args``: the error names the item's problem)."""
         values = [{} if args is None else args for args in raw]
+        limit = self.target.config.max_payload_bytes
         if all(type(args) is dict for args in values):
             try:
                 text = _ENCODE(values)
-                if _DECODE(text) == values:
+                if len(text) <= limit and _DECODE(text) == values:
                     return ChunkArgs(text.encode(), values), list(range(len(raw)))
             except (TypeError, ValueError, RecursionError):
                 pass
         each: list[bytes] = []
         where: list[int] = []
-        limit = self.target.config.max_payload_bytes
         for i, args in enumerate(values):
             try:
                 each.append(encode_args(self.tool, args, limit))
