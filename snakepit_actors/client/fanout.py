@@ -153,8 +153,9 @@ class _MapState:
         if all(type(args) is dict for args in values):
             try:
                 text = _ENCODE(values)
-                if len(text) <= limit and _DECODE(text) == values:
-                    return ChunkArgs(text.encode(), values), list(range(len(raw)))
+                data = text.encode()
+                if len(data) <= limit and _DECODE(text) == values:
+                    return ChunkArgs(data, values), list(range(len(raw)))
             except (TypeError, ValueError, RecursionError):
                 pass
         each: list[bytes] = []
