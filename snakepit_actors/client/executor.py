@@ -189,14 +189,19 @@ class PoolExecutor:
 
     def _take(self) -> list[_Work] | None:
         """The oldest queued requests not cancelled (up to ``chunksize``, same tool, session
-        and idempotence), marked running; None: shut down and nothing queued (the runner ends)."""
+        and idempotence, within ``max_payload_bytes`` together), marked running; None: shut
+        down and nothing queued (the runner ends)."""
         with self._lock:
+            limit = self._target.config.max_payload_bytes
             while True:
                 batch: list[_Work] = []
+                size = 0
                 while self._queue and len(batch) < self._chunksize:
                     work = self._queue[0]
-                    if batch and (work.tool, work.session_id, work.idempotent) != (
-                            batch[0].tool, batch[0].session_id, batch[0].idempotent):
+                    size += len(work.args_json) + 1
+                    if batch and ((work.tool, work.session_id, work.idempotent) != (
+                            batch[0].tool, batch[0].session_id, batch[0].idempotent)
+                            or size > limit):
                         break
                     self._queue.popleft()
                     if work.future.set_running_or_notify_cancel():
