@@ -26,12 +26,16 @@ _EXPORTS = {
         "SessionQuotaError", "SnakepitError", "ToolError", "UnknownToolError",
         "WorkerCrashedError")},
     "Session": "client.session_api",
+    "PoolExecutor": "client.executor",
+    "MapIterator": "client.fanout", "AsyncMapIterator": "client.fanout",
     **{name: "messages" for name in (
         "Execute", "ExecuteFailed", "ExecuteResult", "PoolStarted", "PoolStartFailed",
         "PoolStats", "StartPool", "WorkerInfo")},
 }
 
 if TYPE_CHECKING:
+    from snakepit_actors.client.executor import PoolExecutor
+    from snakepit_actors.client.fanout import AsyncMapIterator, MapIterator
     from snakepit_actors.client.handle import Pool
     from snakepit_actors.client.session_api import Session
     from snakepit_actors.config import SHOWCASE_ADAPTER, PoolConfig, SystemConfig
@@ -80,15 +84,18 @@ def __getattr__(name: str) -> Any:
 
 __all__ = [
     "SHOWCASE_ADAPTER",
+    "AsyncMapIterator",
     "ConfigError",
     "Execute",
     "ExecuteFailed",
     "ExecuteResult",
     "InvalidArgumentsError",
+    "MapIterator",
     "PayloadTooLargeError",
     "Pool",
     "PoolClosedError",
     "PoolConfig",
+    "PoolExecutor",
     "PoolNotReadyError",
     "PoolRoot",
     "PoolSaturatedError",

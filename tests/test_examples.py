@@ -45,3 +45,10 @@ def test_the_example_node_file_is_valid() -> None:
     node_file = load_node_file(ROOT / "docs" / "examples" / "pool.toml")
     assert [p.name for p in node_file.pools] == ["default", "slow_start"]
     assert node_file.pool("default").worker_max_requests == 10000
+
+
+def test_the_fanout_example_maps_submits_cancels_and_awaits() -> None:
+    out = run_example("fanout.py")
+    assert "sum of 10,000 adds: 50005000" in out and "per item: [3, 'ToolError']" in out
+    assert "as completed: [0.0, 0.1, 0.2]" in out and "cancelled while queued: True" in out
+    assert "submit_async: 5" in out

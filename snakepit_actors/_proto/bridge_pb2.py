@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x0c\x62ridge.proto\x12\x12snakepit.bridge.v1\"\x1e\n\x0bPingRequest\x12\x0f\n\x07message\x18\x01 \x01(\t\"W\n\x0cPingResponse\x12\x0f\n\x07message\x18\x01 \x01(\t\x12\x16\n\x0eserver_time_ns\x18\x02 \x01(\x03\x12\x11\n\tworker_id\x18\x03 \x01(\t\x12\x0b\n\x03pid\x18\x04 \x01(\x05\"\x11\n\x0f\x44\x65scribeRequest\"R\n\x08ToolSpec\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x02 \x01(\t\x12\x11\n\tstreaming\x18\x03 \x01(\x08\x12\x10\n\x08is_async\x18\x04 \x01(\x08\"p\n\x10\x44\x65scribeResponse\x12\x0f\n\x07\x61\x64\x61pter\x18\x01 \x01(\t\x12\x11\n\tworker_id\x18\x02 \x01(\t\x12\x0b\n\x03pid\x18\x03 \x01(\x05\x12+\n\x05tools\x18\x04 \x03(\x0b\x32\x1c.snakepit.bridge.v1.ToolSpec\"\xfe\x02\n\x12\x45xecuteToolRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x12\n\nsession_id\x18\x02 \x01(\t\x12\x0c\n\x04tool\x18\x03 \x01(\t\x12\x11\n\targs_json\x18\x04 \x01(\x0c\x12\x42\n\x06\x62inary\x18\x05 \x03(\x0b\x32\x32.snakepit.bridge.v1.ExecuteToolRequest.BinaryEntry\x12\x17\n\x0f\x64\x65\x61\x64line_unix_s\x18\x06 \x01(\x01\x12\x46\n\x08metadata\x18\x07 \x03(\x0b\x32\x34.snakepit.bridge.v1.ExecuteToolRequest.MetadataEntry\x12\x1a\n\x12session_moved_from\x18\x08 \x01(\t\x1a-\n\x0b\x42inaryEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x0c:\x02\x38\x01\x1a/\n\rMetadataEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"Q\n\x0bToolFailure\x12\x10\n\x08\x63\x61tegory\x18\x01 \x01(\t\x12\x0c\n\x04type\x18\x02 \x01(\t\x12\x0f\n\x07message\x18\x03 \x01(\t\x12\x11\n\ttraceback\x18\x04 \x01(\t\"\xab\x02\n\x13\x45xecuteToolResponse\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x15\n\x0bresult_json\x18\x02 \x01(\x0cH\x00\x12\x17\n\rbinary_result\x18\x03 \x01(\x0cH\x00\x12\x30\n\x05\x65rror\x18\x04 \x01(\x0b\x32\x1f.snakepit.bridge.v1.ToolFailureH\x00\x12\x19\n\x11\x65xecution_time_ms\x18\x05 \x01(\x01\x12G\n\x08metadata\x18\x06 \x03(\x0b\x32\x35.snakepit.bridge.v1.ExecuteToolResponse.MetadataEntry\x1a/\n\rMetadataEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x42\t\n\x07outcome\"\x86\x01\n\tToolChunk\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x10\n\x08\x63hunk_id\x18\x02 \x01(\x03\x12\x11\n\tdata_json\x18\x03 \x01(\x0c\x12\x10\n\x08is_final\x18\x04 \x01(\x08\x12.\n\x05\x65rror\x18\x05 \x01(\x0b\x32\x1f.snakepit.bridge.v1.ToolFailure\"\xad\x01\n\x18InitializeSessionRequest\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12L\n\x08metadata\x18\x02 \x03(\x0b\x32:.snakepit.bridge.v1.InitializeSessionRequest.MetadataEntry\x1a/\n\rMetadataEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"C\n\x19InitializeSessionResponse\x12\x0f\n\x07success\x18\x01 \x01(\x08\x12\x15\n\rerror_message\x18\x02 \x01(\t\":\n\x15\x43leanupSessionRequest\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\r\n\x05\x66orce\x18\x02 \x01(\x08\"D\n\x16\x43leanupSessionResponse\x12\x0f\n\x07success\x18\x01 \x01(\x08\x12\x19\n\x11resources_cleaned\x18\x02 \x01(\x05\"*\n\x10HeartbeatRequest\x12\x16\n\x0e\x63lient_time_ns\x18\x01 \x01(\x03\"w\n\x11HeartbeatResponse\x12\x16\n\x0eserver_time_ns\x18\x01 \x01(\x03\x12\x0b\n\x03pid\x18\x02 \x01(\x05\x12\x11\n\tin_flight\x18\x03 \x01(\x05\x12\x11\n\trss_bytes\x18\x04 \x01(\x03\x12\x17\n\x0frequests_served\x18\x05 \x01(\x03\"Z\n\x0fHostToolRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x11\n\targs_json\x18\x02 \x01(\x0c\x12\x12\n\nsession_id\x18\x03 \x01(\t\x12\x12\n\nrequest_id\x18\x04 \x01(\t\"f\n\x10HostToolResponse\x12\x15\n\x0bresult_json\x18\x01 \x01(\x0cH\x00\x12\x30\n\x05\x65rror\x18\x02 \x01(\x0b\x32\x1f.snakepit.bridge.v1.ToolFailureH\x00\x42\t\n\x07outcome2\xa7\x05\n\rBridgeService\x12I\n\x04Ping\x12\x1f.snakepit.bridge.v1.PingRequest\x1a .snakepit.bridge.v1.PingResponse\x12U\n\x08\x44\x65scribe\x12#.snakepit.bridge.v1.DescribeRequest\x1a$.snakepit.bridge.v1.DescribeResponse\x12^\n\x0b\x45xecuteTool\x12&.snakepit.bridge.v1.ExecuteToolRequest\x1a\'.snakepit.bridge.v1.ExecuteToolResponse\x12_\n\x14\x45xecuteStreamingTool\x12&.snakepit.bridge.v1.ExecuteToolRequest\x1a\x1d.snakepit.bridge.v1.ToolChunk0\x01\x12p\n\x11InitializeSession\x12,.snakepit.bridge.v1.InitializeSessionRequest\x1a-.snakepit.bridge.v1.InitializeSessionResponse\x12g\n\x0e\x43leanupSession\x12).snakepit.bridge.v1.CleanupSessionRequest\x1a*.snakepit.bridge.v1.CleanupSessionResponse\x12X\n\tHeartbeat\x12$.snakepit.bridge.v1.HeartbeatRequest\x1a%.snakepit.bridge.v1.HeartbeatResponse2l\n\x0fHostToolService\x12Y\n\x0c\x43\x61llHostTool\x12#.snakepit.bridge.v1.HostToolRequest\x1a$.snakepit.bridge.v1.HostToolResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x0c\x62ridge.proto\x12\x12snakepit.bridge.v1\"\x1e\n\x0bPingRequest\x12\x0f\n\x07message\x18\x01 \x01(\t\"W\n\x0cPingResponse\x12\x0f\n\x07message\x18\x01 \x01(\t\x12\x16\n\x0eserver_time_ns\x18\x02 \x01(\x03\x12\x11\n\tworker_id\x18\x03 \x01(\t\x12\x0b\n\x03pid\x18\x04 \x01(\x05\"\x11\n\x0f\x44\x65scribeRequest\"R\n\x08ToolSpec\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x02 \x01(\t\x12\x11\n\tstreaming\x18\x03 \x01(\x08\x12\x10\n\x08is_async\x18\x04 \x01(\x08\"p\n\x10\x44\x65scribeResponse\x12\x0f\n\x07\x61\x64\x61pter\x18\x01 \x01(\t\x12\x11\n\tworker_id\x18\x02 \x01(\t\x12\x0b\n\x03pid\x18\x03 \x01(\x05\x12+\n\x05tools\x18\x04 \x03(\x0b\x32\x1c.snakepit.bridge.v1.ToolSpec\"\xfe\x02\n\x12\x45xecuteToolRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x12\n\nsession_id\x18\x02 \x01(\t\x12\x0c\n\x04tool\x18\x03 \x01(\t\x12\x11\n\targs_json\x18\x04 \x01(\x0c\x12\x42\n\x06\x62inary\x18\x05 \x03(\x0b\x32\x32.snakepit.bridge.v1.ExecuteToolRequest.BinaryEntry\x12\x17\n\x0f\x64\x65\x61\x64line_unix_s\x18\x06 \x01(\x01\x12\x46\n\x08metadata\x18\x07 \x03(\x0b\x32\x34.snakepit.bridge.v1.ExecuteToolRequest.MetadataEntry\x12\x1a\n\x12session_moved_from\x18\x08 \x01(\t\x1a-\n\x0b\x42inaryEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x0c:\x02\x38\x01\x1a/\n\rMetadataEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"Q\n\x0bToolFailure\x12\x10\n\x08\x63\x61tegory\x18\x01 \x01(\t\x12\x0c\n\x04type\x18\x02 \x01(\t\x12\x0f\n\x07message\x18\x03 \x01(\t\x12\x11\n\ttraceback\x18\x04 \x01(\t\"\xab\x02\n\x13\x45xecuteToolResponse\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x15\n\x0bresult_json\x18\x02 \x01(\x0cH\x00\x12\x17\n\rbinary_result\x18\x03 \x01(\x0cH\x00\x12\x30\n\x05\x65rror\x18\x04 \x01(\x0b\x32\x1f.snakepit.bridge.v1.ToolFailureH\x00\x12\x19\n\x11\x65xecution_time_ms\x18\x05 \x01(\x01\x12G\n\x08metadata\x18\x06 \x03(\x0b\x32\x35.snakepit.bridge.v1.ExecuteToolResponse.MetadataEntry\x1a/\n\rMetadataEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x42\t\n\x07outcome\"\x93\x01\n\x13\x45xecuteBatchRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x12\n\nsession_id\x18\x02 \x01(\t\x12\x0c\n\x04tool\x18\x03 \x01(\t\x12\x11\n\targs_json\x18\x04 \x01(\x0c\x12\x17\n\x0f\x64\x65\x61\x64line_unix_s\x18\x05 \x01(\x01\x12\x1a\n\x12session_moved_from\x18\x06 \x01(\t\"\xf2\x01\n\x11\x45xecuteBatchReply\x12\x14\n\x0cresults_json\x18\x01 \x01(\x0c\x12\x45\n\x08\x66\x61ilures\x18\x02 \x03(\x0b\x32\x33.snakepit.bridge.v1.ExecuteBatchReply.FailuresEntry\x12.\n\x05\x65rror\x18\x03 \x01(\x0b\x32\x1f.snakepit.bridge.v1.ToolFailure\x1aP\n\rFailuresEntry\x12\x0b\n\x03key\x18\x01 \x01(\x05\x12.\n\x05value\x18\x02 \x01(\x0b\x32\x1f.snakepit.bridge.v1.ToolFailure:\x02\x38\x01\"\x86\x01\n\tToolChunk\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x10\n\x08\x63hunk_id\x18\x02 \x01(\x03\x12\x11\n\tdata_json\x18\x03 \x01(\x0c\x12\x10\n\x08is_final\x18\x04 \x01(\x08\x12.\n\x05\x65rror\x18\x05 \x01(\x0b\x32\x1f.snakepit.bridge.v1.ToolFailure\"\xad\x01\n\x18InitializeSessionRequest\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12L\n\x08metadata\x18\x02 \x03(\x0b\x32:.snakepit.bridge.v1.InitializeSessionRequest.MetadataEntry\x1a/\n\rMetadataEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"C\n\x19InitializeSessionResponse\x12\x0f\n\x07success\x18\x01 \x01(\x08\x12\x15\n\rerror_message\x18\x02 \x01(\t\":\n\x15\x43leanupSessionRequest\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\r\n\x05\x66orce\x18\x02 \x01(\x08\"D\n\x16\x43leanupSessionResponse\x12\x0f\n\x07success\x18\x01 \x01(\x08\x12\x19\n\x11resources_cleaned\x18\x02 \x01(\x05\"*\n\x10HeartbeatRequest\x12\x16\n\x0e\x63lient_time_ns\x18\x01 \x01(\x03\"w\n\x11HeartbeatResponse\x12\x16\n\x0eserver_time_ns\x18\x01 \x01(\x03\x12\x0b\n\x03pid\x18\x02 \x01(\x05\x12\x11\n\tin_flight\x18\x03 \x01(\x05\x12\x11\n\trss_bytes\x18\x04 \x01(\x03\x12\x17\n\x0frequests_served\x18\x05 \x01(\x03\"Z\n\x0fHostToolRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x11\n\targs_json\x18\x02 \x01(\x0c\x12\x12\n\nsession_id\x18\x03 \x01(\t\x12\x12\n\nrequest_id\x18\x04 \x01(\t\"f\n\x10HostToolResponse\x12\x15\n\x0bresult_json\x18\x01 \x01(\x0cH\x00\x12\x30\n\x05\x65rror\x18\x02 \x01(\x0b\x32\x1f.snakepit.bridge.v1.ToolFailureH\x00\x42\t\n\x07outcome2\x89\x06\n\rBridgeService\x12I\n\x04Ping\x12\x1f.snakepit.bridge.v1.PingRequest\x1a .snakepit.bridge.v1.PingResponse\x12U\n\x08\x44\x65scribe\x12#.snakepit.bridge.v1.DescribeRequest\x1a$.snakepit.bridge.v1.DescribeResponse\x12^\n\x0b\x45xecuteTool\x12&.snakepit.bridge.v1.ExecuteToolRequest\x1a\'.snakepit.bridge.v1.ExecuteToolResponse\x12_\n\x14\x45xecuteStreamingTool\x12&.snakepit.bridge.v1.ExecuteToolRequest\x1a\x1d.snakepit.bridge.v1.ToolChunk0\x01\x12`\n\x0c\x45xecuteBatch\x12\'.snakepit.bridge.v1.ExecuteBatchRequest\x1a%.snakepit.bridge.v1.ExecuteBatchReply0\x01\x12p\n\x11InitializeSession\x12,.snakepit.bridge.v1.InitializeSessionRequest\x1a-.snakepit.bridge.v1.InitializeSessionResponse\x12g\n\x0e\x43leanupSession\x12).snakepit.bridge.v1.CleanupSessionRequest\x1a*.snakepit.bridge.v1.CleanupSessionResponse\x12X\n\tHeartbeat\x12$.snakepit.bridge.v1.HeartbeatRequest\x1a%.snakepit.bridge.v1.HeartbeatResponse2l\n\x0fHostToolService\x12Y\n\x0c\x43\x61llHostTool\x12#.snakepit.bridge.v1.HostToolRequest\x1a$.snakepit.bridge.v1.HostToolResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -37,6 +37,8 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_EXECUTETOOLREQUEST_METADATAENTRY']._serialized_options = b'8\001'
   _globals['_EXECUTETOOLRESPONSE_METADATAENTRY']._loaded_options = None
   _globals['_EXECUTETOOLRESPONSE_METADATAENTRY']._serialized_options = b'8\001'
+  _globals['_EXECUTEBATCHREPLY_FAILURESENTRY']._loaded_options = None
+  _globals['_EXECUTEBATCHREPLY_FAILURESENTRY']._serialized_options = b'8\001'
   _globals['_INITIALIZESESSIONREQUEST_METADATAENTRY']._loaded_options = None
   _globals['_INITIALIZESESSIONREQUEST_METADATAENTRY']._serialized_options = b'8\001'
   _globals['_PINGREQUEST']._serialized_start=36
@@ -61,28 +63,34 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_EXECUTETOOLRESPONSE']._serialized_end=1142
   _globals['_EXECUTETOOLRESPONSE_METADATAENTRY']._serialized_start=710
   _globals['_EXECUTETOOLRESPONSE_METADATAENTRY']._serialized_end=757
-  _globals['_TOOLCHUNK']._serialized_start=1145
-  _globals['_TOOLCHUNK']._serialized_end=1279
-  _globals['_INITIALIZESESSIONREQUEST']._serialized_start=1282
-  _globals['_INITIALIZESESSIONREQUEST']._serialized_end=1455
+  _globals['_EXECUTEBATCHREQUEST']._serialized_start=1145
+  _globals['_EXECUTEBATCHREQUEST']._serialized_end=1292
+  _globals['_EXECUTEBATCHREPLY']._serialized_start=1295
+  _globals['_EXECUTEBATCHREPLY']._serialized_end=1537
+  _globals['_EXECUTEBATCHREPLY_FAILURESENTRY']._serialized_start=1457
+  _globals['_EXECUTEBATCHREPLY_FAILURESENTRY']._serialized_end=1537
+  _globals['_TOOLCHUNK']._serialized_start=1540
+  _globals['_TOOLCHUNK']._serialized_end=1674
+  _globals['_INITIALIZESESSIONREQUEST']._serialized_start=1677
+  _globals['_INITIALIZESESSIONREQUEST']._serialized_end=1850
   _globals['_INITIALIZESESSIONREQUEST_METADATAENTRY']._serialized_start=710
   _globals['_INITIALIZESESSIONREQUEST_METADATAENTRY']._serialized_end=757
-  _globals['_INITIALIZESESSIONRESPONSE']._serialized_start=1457
-  _globals['_INITIALIZESESSIONRESPONSE']._serialized_end=1524
-  _globals['_CLEANUPSESSIONREQUEST']._serialized_start=1526
-  _globals['_CLEANUPSESSIONREQUEST']._serialized_end=1584
-  _globals['_CLEANUPSESSIONRESPONSE']._serialized_start=1586
-  _globals['_CLEANUPSESSIONRESPONSE']._serialized_end=1654
-  _globals['_HEARTBEATREQUEST']._serialized_start=1656
-  _globals['_HEARTBEATREQUEST']._serialized_end=1698
-  _globals['_HEARTBEATRESPONSE']._serialized_start=1700
-  _globals['_HEARTBEATRESPONSE']._serialized_end=1819
-  _globals['_HOSTTOOLREQUEST']._serialized_start=1821
-  _globals['_HOSTTOOLREQUEST']._serialized_end=1911
-  _globals['_HOSTTOOLRESPONSE']._serialized_start=1913
-  _globals['_HOSTTOOLRESPONSE']._serialized_end=2015
-  _globals['_BRIDGESERVICE']._serialized_start=2018
-  _globals['_BRIDGESERVICE']._serialized_end=2697
-  _globals['_HOSTTOOLSERVICE']._serialized_start=2699
-  _globals['_HOSTTOOLSERVICE']._serialized_end=2807
+  _globals['_INITIALIZESESSIONRESPONSE']._serialized_start=1852
+  _globals['_INITIALIZESESSIONRESPONSE']._serialized_end=1919
+  _globals['_CLEANUPSESSIONREQUEST']._serialized_start=1921
+  _globals['_CLEANUPSESSIONREQUEST']._serialized_end=1979
+  _globals['_CLEANUPSESSIONRESPONSE']._serialized_start=1981
+  _globals['_CLEANUPSESSIONRESPONSE']._serialized_end=2049
+  _globals['_HEARTBEATREQUEST']._serialized_start=2051
+  _globals['_HEARTBEATREQUEST']._serialized_end=2093
+  _globals['_HEARTBEATRESPONSE']._serialized_start=2095
+  _globals['_HEARTBEATRESPONSE']._serialized_end=2214
+  _globals['_HOSTTOOLREQUEST']._serialized_start=2216
+  _globals['_HOSTTOOLREQUEST']._serialized_end=2306
+  _globals['_HOSTTOOLRESPONSE']._serialized_start=2308
+  _globals['_HOSTTOOLRESPONSE']._serialized_end=2410
+  _globals['_BRIDGESERVICE']._serialized_start=2413
+  _globals['_BRIDGESERVICE']._serialized_end=3190
+  _globals['_HOSTTOOLSERVICE']._serialized_start=3192
+  _globals['_HOSTTOOLSERVICE']._serialized_end=3300
 # @@protoc_insertion_point(module_scope)

@@ -120,6 +120,39 @@ class ExecuteToolResponse(_message.Message):
     metadata: _containers.ScalarMap[str, str]
     def __init__(self, request_id: _Optional[str] = ..., result_json: _Optional[bytes] = ..., binary_result: _Optional[bytes] = ..., error: _Optional[_Union[ToolFailure, _Mapping]] = ..., execution_time_ms: _Optional[float] = ..., metadata: _Optional[_Mapping[str, str]] = ...) -> None: ...
 
+class ExecuteBatchRequest(_message.Message):
+    __slots__ = ("request_id", "session_id", "tool", "args_json", "deadline_unix_s", "session_moved_from")
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    TOOL_FIELD_NUMBER: _ClassVar[int]
+    ARGS_JSON_FIELD_NUMBER: _ClassVar[int]
+    DEADLINE_UNIX_S_FIELD_NUMBER: _ClassVar[int]
+    SESSION_MOVED_FROM_FIELD_NUMBER: _ClassVar[int]
+    request_id: str
+    session_id: str
+    tool: str
+    args_json: bytes
+    deadline_unix_s: float
+    session_moved_from: str
+    def __init__(self, request_id: _Optional[str] = ..., session_id: _Optional[str] = ..., tool: _Optional[str] = ..., args_json: _Optional[bytes] = ..., deadline_unix_s: _Optional[float] = ..., session_moved_from: _Optional[str] = ...) -> None: ...
+
+class ExecuteBatchReply(_message.Message):
+    __slots__ = ("results_json", "failures", "error")
+    class FailuresEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: int
+        value: ToolFailure
+        def __init__(self, key: _Optional[int] = ..., value: _Optional[_Union[ToolFailure, _Mapping]] = ...) -> None: ...
+    RESULTS_JSON_FIELD_NUMBER: _ClassVar[int]
+    FAILURES_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    results_json: bytes
+    failures: _containers.MessageMap[int, ToolFailure]
+    error: ToolFailure
+    def __init__(self, results_json: _Optional[bytes] = ..., failures: _Optional[_Mapping[int, ToolFailure]] = ..., error: _Optional[_Union[ToolFailure, _Mapping]] = ...) -> None: ...
+
 class ToolChunk(_message.Message):
     __slots__ = ("request_id", "chunk_id", "data_json", "is_final", "error")
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]

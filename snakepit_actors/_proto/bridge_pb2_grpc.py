@@ -54,6 +54,11 @@ class BridgeServiceStub(object):
                 request_serializer=bridge__pb2.ExecuteToolRequest.SerializeToString,
                 response_deserializer=bridge__pb2.ToolChunk.FromString,
                 _registered_method=True)
+        self.ExecuteBatch = channel.unary_stream(
+                '/snakepit.bridge.v1.BridgeService/ExecuteBatch',
+                request_serializer=bridge__pb2.ExecuteBatchRequest.SerializeToString,
+                response_deserializer=bridge__pb2.ExecuteBatchReply.FromString,
+                _registered_method=True)
         self.InitializeSession = channel.unary_unary(
                 '/snakepit.bridge.v1.BridgeService/InitializeSession',
                 request_serializer=bridge__pb2.InitializeSessionRequest.SerializeToString,
@@ -102,6 +107,16 @@ class BridgeServiceServicer(object):
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ExecuteBatch(self, request, context):
+        """Run one tool for several argument sets, one after another (a chunk of ``Pool.map``, a batch
+        of submits): one call, each item its own outcome. Outcomes stream back in item order,
+        several per message as they finish, so a process that dies mid-batch has delivered the
+        items it finished.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def InitializeSession(self, request, context):
         """Per-session state on this worker.
         """
@@ -144,6 +159,11 @@ def add_BridgeServiceServicer_to_server(servicer, server):
                     servicer.ExecuteStreamingTool,
                     request_deserializer=bridge__pb2.ExecuteToolRequest.FromString,
                     response_serializer=bridge__pb2.ToolChunk.SerializeToString,
+            ),
+            'ExecuteBatch': grpc.unary_stream_rpc_method_handler(
+                    servicer.ExecuteBatch,
+                    request_deserializer=bridge__pb2.ExecuteBatchRequest.FromString,
+                    response_serializer=bridge__pb2.ExecuteBatchReply.SerializeToString,
             ),
             'InitializeSession': grpc.unary_unary_rpc_method_handler(
                     servicer.InitializeSession,
@@ -269,6 +289,33 @@ class BridgeService(object):
             '/snakepit.bridge.v1.BridgeService/ExecuteStreamingTool',
             bridge__pb2.ExecuteToolRequest.SerializeToString,
             bridge__pb2.ToolChunk.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ExecuteBatch(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/snakepit.bridge.v1.BridgeService/ExecuteBatch',
+            bridge__pb2.ExecuteBatchRequest.SerializeToString,
+            bridge__pb2.ExecuteBatchReply.FromString,
             options,
             channel_credentials,
             insecure,

@@ -5,6 +5,7 @@ Data flow inside one worker process::
     caller --gRPC--> grpc.server (ThreadPoolExecutor: capacity + 4 threads)
       ExecuteTool           find tool -> decode args -> bind -> call -> encode -> reply
       ExecuteStreamingTool  the same, one ToolChunk per yielded value, then a final chunk
+      ExecuteBatch          the same for each item in turn, replies streamed (batch.py)
         async tools         run_coroutine_threadsafe on the one asyncio loop thread
       Ping, Heartbeat, Describe, sessions, health: answered from memory
 
@@ -20,11 +21,9 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import inspect
 import os
 import threading
 import time
-import traceback
 from collections.abc import Iterator
 from typing import Any
 
@@ -42,6 +41,10 @@ from .adapter import (
     SessionContext,
     adapter_name,
 )
+from .batch import run_batch
+from .failures import Refused as _Refused
+from .failures import failure_from as _failure_from
+from .failures import usage as _usage
 from .host_client import HostToolClient
 
 __all__ = ["DEFAULT_MAX_PAYLOAD_BYTES", "PAYLOAD_OVERHEAD_BYTES", "BridgeServicer"]
@@ -52,20 +55,6 @@ PAYLOAD_OVERHEAD_BYTES = 1024 * 1024
 DEFAULT_MAX_PAYLOAD_BYTES = 64 * 1024 * 1024
 _PAGE_SIZE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 _NO_DEADLINE_S = 1e7
-
-
-class _Refused(Exception):
-    """Carries a ``ToolFailure`` out of the request path (never escapes this module)."""
-
-    def __init__(self, category: str, type_name: str, message: str, tb: str = "") -> None:
-        super().__init__(message)
-        self.failure = bridge_pb2.ToolFailure(category=category, type=type_name, message=message,
-                                              traceback=tb)
-
-
-def _failure_from(exc: BaseException, category: str = "tool") -> _Refused:
-    tb = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
-    return _Refused(category, type(exc).__name__, str(exc), tb)
 
 
 def _remaining_s(context: grpc.ServicerContext) -> float | None:
@@ -95,13 +84,6 @@ def _check_deadline(request: bridge_pb2.ExecuteToolRequest,
     if time.time() > request.deadline_unix_s:
         context.abort(grpc.StatusCode.DEADLINE_EXCEEDED,
                       f"the deadline of request {request.request_id!r} passed before it ran")
-
-
-def _usage(tool: BoundTool) -> str:
-    """The tool's parameters without annotations, e.g. ``(a, b)``."""
-    empty = inspect.Parameter.empty
-    params = [p.replace(annotation=empty) for p in tool.signature.parameters.values()]
-    return str(tool.signature.replace(parameters=params, return_annotation=empty))
 
 
 class BridgeServicer(bridge_pb2_grpc.BridgeServiceServicer):
@@ -143,9 +125,19 @@ class BridgeServicer(bridge_pb2_grpc.BridgeServiceServicer):
     def ExecuteTool(self, request: bridge_pb2.ExecuteToolRequest,
                     context: grpc.ServicerContext) -> bridge_pb2.ExecuteToolResponse:
         """Run one tool; every failure becomes a ``ToolFailure`` in the reply."""
-        started = time.perf_counter()
         if request.deadline_unix_s:
             _check_deadline(request, context)
+        return self.run_one(request, context)
+
+    def ExecuteBatch(self, request: bridge_pb2.ExecuteBatchRequest,
+                     context: grpc.ServicerContext) -> Iterator[bridge_pb2.ExecuteBatchReply]:
+        """Run the items one after another; stream their replies in order (``batch.py``)."""
+        return run_batch(self, request, context)
+
+    def run_one(self, request: bridge_pb2.ExecuteToolRequest,
+                context: grpc.ServicerContext) -> bridge_pb2.ExecuteToolResponse:
+        """``ExecuteTool`` without the deadline check: one item of a batch, too."""
+        started = time.perf_counter()
         with self._lock:
             self._in_flight += 1
         try:

@@ -36,6 +36,7 @@ from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any
 
 from snakepit_actors.client.direct import DirectPath
+from snakepit_actors.client.fanout_api import FanoutMethods
 from snakepit_actors.client.gateway import Gateway
 from snakepit_actors.client.host_tools import HostToolMethods
 from snakepit_actors.client.launch import launch
@@ -72,7 +73,7 @@ from snakepit_actors.tree.reaper import sweep_orphans
 _CONTROL_TIMEOUT_S = 10.0
 
 
-class Pool(SessionMethods, HostToolMethods):
+class Pool(SessionMethods, HostToolMethods, FanoutMethods):
     """A running pool of external Python workers. Create it with ``Pool.start``.
 
     All methods are thread-safe; ``execute_async`` may be awaited from any event loop.
@@ -151,6 +152,7 @@ class Pool(SessionMethods, HostToolMethods):
             if self._closed:
                 return
             self._closed = True
+        self._stop_fanout()
         deadline = time.monotonic() + timeout
         lost = self._gateway.gone_error is not None
         if not lost:
