@@ -30,6 +30,7 @@ from snakepit_actors.errors import (
     ConfigError,
     InvalidArgumentsError,
     RequestTimeoutError,
+    SnakepitError,
     ToolError,
     UnknownToolError,
     WorkerCrashedError,
@@ -223,6 +224,14 @@ def test_asyncio_callers_are_served(spool: Pool) -> None:
 
 
 @needs_peer
+def test_map_over_their_workers_sends_one_call_per_item(spool: Pool) -> None:
+    # Their worker has no ExecuteBatch: a chunk goes as unary calls, each with its own outcome.
+    items = [{"a": i, "b": 1} for i in range(7)] + [{"a": 1, "q": 2}]
+    out = list(spool.map("add", items, chunksize=3, return_exceptions=True))
+    assert out[:7] == [float(i + 1) for i in range(7)]
+    assert isinstance(out[7], SnakepitError)
+
+
 def test_their_workers_listen_on_loopback_or_unix_sockets_only(spool: Pool) -> None:
     workers = spool.workers()
     assert len(workers) == 2 and all(w.state in ("ready", "busy") for w in workers)

@@ -136,6 +136,9 @@ def run_chunk(path: DirectPath | None, submit: Callable[[Execute], Any], new_id:
                                idempotent)
     if unary_single and len(items) == 1:  # a unary call costs less on both ends
         return [_unary(path, new_id, tool, items[0], session_id, deadline_unix_s, idempotent)]
+    if path._cfg.protocol != "snakepit_actors":  # Snakepit's workers have no ExecuteBatch
+        return _one_by_one(path, new_id, tool, items, session_id, deadline_unix_s, idempotent,
+                           cancel)
     outcomes: list[Any] = [_UNSET] * len(items)
     todo = list(range(len(items)))
     retry = idempotent or retry_idempotent
@@ -168,6 +171,20 @@ def _unary(path: DirectPath, new_id: Callable[[], str], tool: str, item: bytes,
         return Failed(exc)
 
 
+def _one_by_one(path: DirectPath, new_id: Callable[[], str], tool: str, items: ChunkArgs,
+                session_id: str | None, deadline_unix_s: float | None, idempotent: bool,
+                cancel: Cancel) -> list[Any]:
+    """A chunk as one unary call per item, in turn (a protocol without a batch RPC)."""
+    outcomes: list[Any] = []
+    for index in range(len(items)):
+        if cancel.error is not None:
+            outcomes += [Failed(cancel.error)] * (len(items) - index)
+            break
+        outcomes.append(_unary(path, new_id, tool, items[index], session_id, deadline_unix_s,
+                               idempotent))
+    return outcomes
+
+
 def _one_call(path: DirectPath, execute: Execute, items: ChunkArgs, where: list[int],
               outcomes: list[Any], cancel: Cancel) -> tuple[SnakepitError | None, bool]:
     """One ``ExecuteBatch`` on one lease; fills ``outcomes`` at ``where`` as replies arrive.
@@ -180,7 +197,9 @@ def _one_call(path: DirectPath, execute: Execute, items: ChunkArgs, where: list[
     except SnakepitError as exc:
         return exc, False
     stub = lease.stub or path._stub(lease)  # imports grpc and the stubs on first use
-    request = direct._pb2.ExecuteBatchRequest(
+    from snakepit_actors._proto import bridge_pb2  # loaded with grpc, on first use
+
+    request = bridge_pb2.ExecuteBatchRequest(
         request_id=execute.request_id, session_id=execute.session_id or "", tool=execute.tool,
         args_json=items.array,
         deadline_unix_s=execute.deadline_unix_s or 0.0, session_moved_from=lease.session_from)
