@@ -7,14 +7,16 @@ application opts in:
 * ``configure_logging(fmt, level)`` (the CLI and the node call it once): JSON lines or a console
   renderer on a stream, with a timestamp and the level;
 * ``enable_logging(handler)``: the events as ``key=value`` messages on a stdlib handler;
-* ``subscribe(handler)``: an in-process callback for every event, whatever the log level.
+* ``subscribe(handler)``: a callback in *this* process for every event of this process and of
+  the actor processes of the pools it started, whatever the log level.
 
 Context bound with ``bind_context`` (pool, worker_id, request_id, session_id) is merged into
 every event of the process. Each actor is its own process, forked from its parent: the PoolRoot
 binds ``pool`` and every actor below it inherits it; a Worker adds ``worker_id``. Configure
-logging and subscribe *before* ``Pool.start`` (or the node's start): actor processes are forked
-from the starting process and inherit both; a subscriber then runs in the process that emits
-the event (the Pool actor's, a Worker's, or the caller's for direct-path requests).
+logging *before* ``Pool.start`` (or the node's start): actor processes are forked from the
+starting process and inherit it. Subscribers stay in the caller's process: the actor processes
+relay their events to it (``event_relay.py``: a Unix socket per pool run, bounded, never
+blocking an actor; ``dropped_events()`` counts what a slow subscriber lost).
 """
 
 from __future__ import annotations
@@ -29,6 +31,8 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import IO, Any, Literal
 
 import structlog
+
+from snakepit_actors.event_relay import EventInbox, EventSender, socket_path
 
 #: Every event name the library emits. Tests assert nothing outside this set is logged.
 EVENTS = frozenset({
@@ -75,25 +79,42 @@ _key_value = structlog.processors.KeyValueRenderer(key_order=["event", "componen
 _renderer: Callable[[Any, str, Any], Any] = _key_value
 _stamp: Callable[[Any, str, Any], Any] | None = None
 _configured_handler: logging.Handler | None = None
+_relay: EventSender | None = None  # set in a pool's actor processes (relay_events)
+_inboxes: list[EventInbox] = []  # the open pools' inboxes in this (the caller's) process
+_dropped_by_closed_inboxes = 0
 
 
 def _notify(logger: Any, method: str, event_dict: Any) -> Any:
-    """structlog processor: hand the event to every subscriber (errors in them are ignored)."""
-    if _subscribers:
-        event = str(event_dict.get("event", ""))
-        for handler, events in list(_subscribers.values()):
-            if events is None or event in events:
-                with contextlib.suppress(Exception):
-                    handler(event, dict(event_dict))
+    """structlog processor: hand the event to every subscriber (errors in them are ignored),
+    or, in a pool's actor process, relay it to the subscribers of the pool's caller."""
+    if _relay is not None:
+        _relay.send(dict(event_dict))
+    elif _subscribers:
+        _deliver(str(event_dict.get("event", "")), dict(event_dict))
     return event_dict
+
+
+def _deliver(event: str, fields: dict[str, Any]) -> None:
+    """Call every subscriber that wants ``event`` (on the emitting thread, or an event inbox's
+    thread for events relayed from actor processes); what they raise is ignored."""
+    for handler, events in list(_subscribers.values()):
+        if events is None or event in events:
+            with contextlib.suppress(Exception):
+                handler(event, dict(fields))
 
 
 def _nobody_listens(logger: Any, method: str, event_dict: Any) -> Any:
     """Drop the event first thing when neither a subscriber nor a handler would see it (the
     common case for per-request debug events)."""
-    if not _subscribers and not _stdlib_logger.isEnabledFor(_LEVELS.get(method, logging.INFO)):
+    if not _someone_subscribed() and not _stdlib_logger.isEnabledFor(
+            _LEVELS.get(method, logging.INFO)):
         raise structlog.DropEvent
     return event_dict
+
+
+def _someone_subscribed() -> bool:
+    """A subscriber in this process, or (in an actor process) one the relay may reach."""
+    return bool(_subscribers) or (_relay is not None and _relay.active())
 
 
 def _level_gate(logger: Any, method: str, event_dict: Any) -> Any:
@@ -205,12 +226,18 @@ def bind_context(**fields: Any) -> None:
 
 
 def subscribe(handler: Subscriber, events: Iterable[str] | None = None) -> Callable[[], None]:
-    """Call ``handler(event, fields)`` for every event (or only ``events``) emitted in this
-    process, whatever the log level; returns the function that unsubscribes it.
+    """Call ``handler(event, fields)`` for every event (or only ``events``) of this process
+    and of the actor processes of every pool this process started (``Pool.start``), whatever
+    the log level; returns the function that unsubscribes it.
 
-    The handler runs synchronously in the emitting thread: keep it short and non-blocking (an
-    exception in it is ignored). Subscribe before ``Pool.start`` to receive the actors' events
-    in the actor processes forked afterwards (see the module docstring).
+    The handler always runs in this process: on the emitting thread for this process's events
+    (direct-path requests, worker output), on a pool's event-inbox thread for its actors'
+    (``pool.init_complete``, ``worker.exited``, ``worker.restarted``...), in the order each
+    process emitted them. Keep it short: while it runs, that pool's relayed events wait in
+    bounded buffers, and what does not fit is dropped and counted (``dropped_events()``);
+    an exception in it is ignored. Subscribe before ``Pool.start`` to see the start's events;
+    a pool's actors notice a later first subscriber within about 0.5 s. Workers placed on
+    other hosts (``placement``) log where they run; their events are not relayed.
 
     Raises:
         ValueError: ``events`` names an event that is not in ``EVENTS``.
@@ -221,19 +248,74 @@ def subscribe(handler: Subscriber, events: Iterable[str] | None = None) -> Calla
                          f"known: {sorted(EVENTS)}")
     key = id(handler)
     with _subscribers_lock:
+        first = not _subscribers
         _subscribers[key] = (handler, wanted)
+        if first:
+            _listen(True)
 
     def unsubscribe() -> None:
         with _subscribers_lock:
-            _subscribers.pop(key, None)
+            if _subscribers.pop(key, None) is not None and not _subscribers:
+                _listen(False)
 
     return unsubscribe
+
+
+def _listen(on: bool) -> None:
+    for inbox in list(_inboxes):
+        inbox.listen(on)
 
 
 def wants(level: str = "debug") -> bool:
     """Whether an event at ``level`` would reach anyone (a subscriber or a handler): hot paths
     check this before building an event's fields."""
-    return bool(_subscribers) or _stdlib_logger.isEnabledFor(_LEVELS[level])
+    return _someone_subscribed() or _stdlib_logger.isEnabledFor(_LEVELS[level])
+
+
+def relay_events(run_dir: str) -> None:
+    """In a pool's actor process (the PoolRoot calls it; every actor forked below inherits
+    it): send this process's events to the subscribers of the process that started the pool,
+    through ``run_dir``'s event socket (``event_relay``), instead of to subscribers here (the
+    ones inherited through fork belong to the caller's process)."""
+    global _relay
+    with _subscribers_lock:
+        _subscribers.clear()
+    _relay = EventSender(socket_path(run_dir))
+
+
+def open_event_inbox(run_dir: str) -> EventInbox:
+    """In the process that starts a pool (before its actors start): receive the events its
+    actor processes relay (``relay_events``) and hand them to this process's subscribers.
+    Close it with ``close_event_inbox(run_dir)`` once the pool's processes are gone."""
+    inbox = EventInbox(run_dir, _deliver)
+    with _subscribers_lock:
+        _inboxes.append(inbox)
+        if _subscribers:
+            inbox.listen(True)
+    return inbox
+
+
+def close_event_inbox(run_dir: str) -> None:
+    """Deliver the events already relayed to the inbox of ``run_dir``'s pool, then stop it;
+    nothing if there is none."""
+    global _dropped_by_closed_inboxes
+    with _subscribers_lock:
+        found = [inbox for inbox in _inboxes if inbox.path == socket_path(run_dir)]
+        for inbox in found:
+            _inboxes.remove(inbox)
+    for inbox in found:
+        inbox.close()
+        with _subscribers_lock:
+            _dropped_by_closed_inboxes += inbox.dropped
+
+
+def dropped_events() -> int:
+    """Events of the pools' actor processes that never reached this process's subscribers
+    since it started: the subscribers were slower than the events (a relay's buffers were
+    full) or an event could not be encoded. Events emitted in this process are never
+    dropped (they are delivered on the emitting thread)."""
+    with _subscribers_lock:
+        return _dropped_by_closed_inboxes + sum(inbox.dropped for inbox in _inboxes)
 
 
 #: Upper bounds (ms) of the latency histogram's buckets; the last bucket is +inf.

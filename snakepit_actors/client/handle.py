@@ -67,6 +67,7 @@ from snakepit_actors.system import (
     remove_run_dir,
     shutdown_actor_system,
 )
+from snakepit_actors.telemetry import close_event_inbox
 from snakepit_actors.tree.reaper import sweep_orphans
 
 _CONTROL_TIMEOUT_S = 10.0
@@ -171,6 +172,7 @@ class Pool(SessionMethods, HostToolMethods):
             close_lost_system(self._system, self._gateway)
         if self._output is not None:
             self._output.stop()
+        close_event_inbox(self._run_dir)  # after the last actor: what they sent is delivered
         if self._process_db:
             sweep_orphans(self._process_db, ended_runs={self.run_id})
         remove_run_dir(self._run_dir)

@@ -27,6 +27,7 @@ from snakepit_actors.system import (
     start_actor_system,
     system_pids,
 )
+from snakepit_actors.telemetry import close_event_inbox, open_event_inbox
 from snakepit_actors.tree.process_table import default_data_dir, process_db_path
 from snakepit_actors.tree.reaper import sweep_orphans
 from snakepit_actors.worker_token import new_token
@@ -57,6 +58,7 @@ def launch(cfg: PoolConfig, on_progress: Callable[[int, int], None] | None,
     sweep_orphans(process_db)  # what SIGKILLed runs left behind, verified before killing
     run_id, token = uuid.uuid4().hex[:12], new_token()
     run_dir = make_run_dir(cfg.name)
+    open_event_inbox(run_dir)  # the actors' events, for subscribe() here (event_relay.py)
     system = start_actor_system(cfg.system, run_dir)
     gateway: Gateway | None = None
     admin_pid = 0
@@ -82,6 +84,7 @@ def launch(cfg: PoolConfig, on_progress: Callable[[int, int], None] | None,
             gateway.stop()
         shutdown_actor_system(system, admin_pid)
         sweep_orphans(process_db, ended_runs={run_id})
+        close_event_inbox(run_dir)
         remove_run_dir(run_dir)
         if isinstance(exc, SnakepitError):
             raise exc from None

@@ -26,6 +26,7 @@ fail at once with ``PoolClosedError(reason="pool_tree_gone")`` and it removes ev
 
 from __future__ import annotations
 
+import os
 import time
 import uuid
 from dataclasses import replace
@@ -47,7 +48,7 @@ from snakepit_actors.messages import (
     WatchLauncher,
     WorkerContext,
 )
-from snakepit_actors.telemetry import bind_context, get_logger
+from snakepit_actors.telemetry import bind_context, get_logger, relay_events
 from snakepit_actors.worker_token import new_token
 from snakepit_supervision.intensity import RestartIntensity
 from snakepit_supervision.messages import SupervisorEscalated
@@ -85,6 +86,8 @@ class PoolRoot(ActorTypeDispatcher):
         cfg = msg.config
         bind_context(pool=cfg.name)  # every actor forked below inherits it
         run_dir = msg.run_dir or self._make_run_dir(cfg.name)
+        if msg.owner_pid and os.getpid() != msg.owner_pid:  # (simpleSystemBase: the caller)
+            relay_events(run_dir)  # events go to the owner's subscribers (event_relay.py)
         registries = {role: self._child(cls, role) for role, cls in (
             ("worker_registry", "snakepit_actors.tree.worker_registry.WorkerRegistry"),
             ("process_registry", "snakepit_actors.tree.process_registry.ProcessRegistry"),

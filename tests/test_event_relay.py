@@ -1,0 +1,101 @@
+"""Events of every process of a pool reach ``subscribe()`` in the caller's process, bounded,
+with a dropped-events count (event_relay.py)."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from snakepit_actors import Pool, PoolConfig
+from snakepit_actors.errors import WorkerCrashedError
+from snakepit_actors.event_relay import EventInbox, EventSender, socket_path
+from snakepit_actors.telemetry import dropped_events, subscribe
+
+
+def _wait(condition: Any, timeout_s: float = 10.0) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while not condition() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return bool(condition())
+
+
+def test_a_sender_reaches_the_inbox_only_while_it_listens(tmp_path: Path) -> None:
+    got: list[tuple[str, dict[str, Any]]] = []
+    inbox = EventInbox(str(tmp_path), lambda e, f: got.append((e, f)))
+    sender = EventSender(socket_path(str(tmp_path)))
+    try:
+        assert not sender.send({"event": "worker.ready", "worker_id": "w1"})  # not listening
+        assert not sender.active()  # tried just now: the next try is RETRY_S later
+        inbox.listen(True)
+        assert oct(os.stat(inbox.path).st_mode & 0o777) == "0o600"
+        sender._next_try = 0.0
+        assert sender.send({"event": "worker.ready", "worker_id": "w1", "pid": 5})
+        assert _wait(lambda: got)
+        assert got == [("worker.ready", {"event": "worker.ready", "worker_id": "w1", "pid": 5})]
+        inbox.listen(False)
+        assert not os.path.exists(inbox.path)
+        assert not sender.send({"event": "worker.ready"})  # the inbox closed the connection
+    finally:
+        inbox.close()
+    assert inbox.dropped == 0
+
+
+def test_a_slow_subscriber_costs_dropped_events_never_a_blocked_sender(tmp_path: Path) -> None:
+    release = threading.Event()
+    got: list[str] = []
+
+    def slow(event: str, fields: dict[str, Any]) -> None:
+        release.wait(5)
+        got.append(event)
+
+    inbox = EventInbox(str(tmp_path), slow, max_buffered=10)
+    inbox.listen(True)
+    sender = EventSender(inbox.path)
+    padding = "x" * 2000
+    try:
+        t0 = time.monotonic()
+        sent = sum(sender.send({"event": "request.completed", "n": i, "pad": padding})
+                   for i in range(3000))
+        took = time.monotonic() - t0
+        assert took < 5.0, "a sender waited for its subscriber"
+        assert sent < 3000 and sender.dropped > 0
+        release.set()
+        _wait(lambda: len(got) >= min(sent, 11))
+        sender.send({"event": "pool.closed"})  # carries the count of the sender's drops
+        assert _wait(lambda: inbox.dropped >= 3000 - sent - 11)
+    finally:
+        release.set()
+        inbox.close()
+    assert len(got) + inbox.dropped >= 3000  # each event: delivered or counted as dropped
+
+
+def test_a_subscriber_sees_the_events_of_the_actor_processes(tmp_path: Path) -> None:
+    """The issue's scenario: a start, a call and a worker crash. Before, a subscriber saw only
+    its own process's events (request.completed, worker.output)."""
+    events: list[tuple[str, dict[str, Any], int]] = []
+
+    def record(event: str, fields: dict[str, Any]) -> None:
+        events.append((event, fields, threading.get_native_id()))
+
+    unsubscribe = subscribe(record)
+    before = dropped_events()
+    try:
+        with Pool.start(PoolConfig(name="relay", pool_size=2, data_path="actor")) as pool:
+            pool.execute("echo", {"x": 1})
+            with pytest.raises(WorkerCrashedError):
+                pool.execute("crash", {"code": 3})
+            assert _wait(lambda: any(e == "worker.restarted" for e, _, _ in events))
+    finally:
+        unsubscribe()
+    names = {e for e, _, _ in events}
+    assert {"pool.init_started", "pool.init_complete", "worker.ready", "worker.exited",
+            "worker.restarted", "request.completed", "pool.closing"} <= names, names
+    ready = [f for e, f, _ in events if e == "worker.ready"]
+    assert {f["worker_id"] for f in ready} >= {"relay_worker_1", "relay_worker_2"}
+    assert all(f["pool"] == "relay" for f in ready)  # the actor's bound context came along
+    assert dropped_events() == before
