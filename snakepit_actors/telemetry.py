@@ -1,12 +1,15 @@
 """Structured logging, telemetry events and the counters behind ``PoolStats``.
 
-All logging configuration lives here. The library logs through structlog with a closed
-catalogue of event names (``EVENTS``) and keyword fields, and stays silent unless the
-application opts in:
+All logging configuration is reached from here (the output side lives in ``log_output.py``).
+The library logs through structlog with a closed catalogue of event names (``EVENTS``) and
+keyword fields, never calls ``structlog.configure()``, and stays silent unless the application
+opts in:
 
 * ``configure_logging(fmt, level)`` (the CLI and the node call it once): JSON lines or a console
   renderer on a stream, with a timestamp and the level;
-* ``enable_logging(handler)``: the events as ``key=value`` messages on a stdlib handler;
+* ``enable_logging(handler, level, route=...)``: LogRecords carrying the event's fields on your
+  stdlib handlers (``structlog.stdlib.ProcessorFormatter`` renders them with your processors),
+  or the events through your own ``structlog.configure()``;
 * ``subscribe(handler)``: a callback in *this* process for every event of this process and of
   the actor processes of the pools it started, whatever the log level.
 
@@ -24,15 +27,32 @@ from __future__ import annotations
 import bisect
 import contextlib
 import logging
-import sys
 import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
-from typing import IO, Any, Literal
+from typing import Any
 
 import structlog
 
 from snakepit_actors.event_relay import EventInbox, EventSender, socket_path
+from snakepit_actors.log_output import (
+    LEVELS,
+    STDLIB_LOGGER,
+    LogFormat,
+    configure_cli_logging,
+    configure_logging,
+    enable_logging,
+    formatter,
+    reset_logging,
+    to_output,
+)
+
+__all__ = [
+    "EVENTS", "LATENCY_BUCKETS_MS", "LatencyWindow", "LogFormat", "Subscriber", "bind_context",
+    "close_event_inbox", "configure_cli_logging", "configure_logging", "dropped_events",
+    "enable_logging", "formatter", "get_logger", "open_event_inbox", "relay_events",
+    "reset_logging", "subscribe", "wants",
+]
 
 #: Every event name the library emits. Tests assert nothing outside this set is logged.
 EVENTS = frozenset({
@@ -61,24 +81,12 @@ EVENTS = frozenset({
     "timer.unknown", "access.refused", "access.unchecked",
 })
 
-LogFormat = Literal["json", "console", "keyvalue", "auto"]
 Subscriber = Callable[[str, dict[str, Any]], None]
 
-_stdlib_logger = logging.getLogger("snakepit_actors")
-_stdlib_logger.addHandler(logging.NullHandler())
-# Thespian routes the root logger of every actor process to stderr; stay out of it until the
-# application opts in.
-_stdlib_logger.propagate = False
-
-_LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING,
-           "warn": logging.WARNING, "error": logging.ERROR, "critical": logging.CRITICAL,
-           "exception": logging.ERROR}
+_stdlib_logger = STDLIB_LOGGER
+_LEVELS = LEVELS
 _subscribers: dict[int, tuple[Subscriber, frozenset[str] | None]] = {}
 _subscribers_lock = threading.Lock()
-_key_value = structlog.processors.KeyValueRenderer(key_order=["event", "component"])
-_renderer: Callable[[Any, str, Any], Any] = _key_value
-_stamp: Callable[[Any, str, Any], Any] | None = None
-_configured_handler: logging.Handler | None = None
 _relay: EventSender | None = None  # set in a pool's actor processes (relay_events)
 _inboxes: list[EventInbox] = []  # the open pools' inboxes in this (the caller's) process
 _dropped_by_closed_inboxes = 0
@@ -124,99 +132,19 @@ def _level_gate(logger: Any, method: str, event_dict: Any) -> Any:
     return event_dict
 
 
-_FIRST_KEYS = ("timestamp", "level", "event", "component")
-
-
-def _stamp_and_render(logger: Any, method: str, event_dict: Any) -> Any:
-    if _stamp is not None:
-        event_dict = _stamp(logger, method, event_dict)
-        event_dict.setdefault("level", "warning" if method == "warn" else method)
-        event_dict = {**{k: event_dict[k] for k in _FIRST_KEYS if k in event_dict},
-                      **event_dict}  # a line reads left to right: when, how bad, what
-    return _renderer(logger, method, event_dict)
-
-
 def get_logger(component: str) -> Any:
     """A structlog logger bound to ``component`` (e.g. "pool", "worker").
 
-    Events go to the stdlib logger ``snakepit_actors``, rendered as configured (``key=value``
-    by default); it has only a NullHandler, so nothing shows until the application opts in.
+    Events go to the stdlib logger ``snakepit_actors`` as records carrying their fields, or
+    through your structlog configuration (``log_output.py``); that logger has only a
+    NullHandler, so nothing shows until the application opts in.
     """
     return structlog.wrap_logger(
         _stdlib_logger,
         processors=[_nobody_listens, structlog.contextvars.merge_contextvars, _notify,
-                    _level_gate, _stamp_and_render],
+                    _level_gate, to_output],
         wrapper_class=structlog.stdlib.BoundLogger,
     ).bind(component=component)
-
-
-def enable_logging(handler: logging.Handler | None = None, level: str = "info") -> None:
-    """Let the library's events out: to ``handler``, or (None) up to the root logger.
-
-    Call before ``Pool.start``: actor processes are forked from the starting process and
-    inherit this setting.
-    """
-    if handler is None:
-        _stdlib_logger.propagate = True
-    else:
-        _stdlib_logger.addHandler(handler)
-    _stdlib_logger.setLevel(_level_number(level))
-
-
-def configure_logging(fmt: LogFormat | str = "auto", level: str = "warning",
-                      stream: IO[str] | None = None) -> None:
-    """Configure the library's output once: ``fmt`` "json" (one JSON object per line, with
-    ``timestamp`` and ``level``), "console" (aligned, human), "keyvalue" (``key=value``), or
-    "auto" (console on a TTY, JSON otherwise), at ``level``, on ``stream`` (default stderr).
-
-    Calling it again replaces the previous configuration (it never stacks handlers).
-
-    Raises:
-        ValueError: an unknown ``fmt`` or ``level`` (the message lists the valid ones).
-    """
-    global _renderer, _stamp, _configured_handler
-    out = stream or sys.stderr
-    if fmt == "auto":
-        fmt = "console" if getattr(out, "isatty", lambda: False)() else "json"
-    if fmt == "json":
-        _renderer = structlog.processors.JSONRenderer(default=str)
-    elif fmt == "console":
-        _renderer = structlog.dev.ConsoleRenderer(colors=False)
-    elif fmt == "keyvalue":
-        _renderer = _key_value
-    else:
-        raise ValueError(f"log format must be 'json', 'console', 'keyvalue' or 'auto', "
-                         f"got {fmt!r}")
-    _stamp = (None if fmt == "keyvalue"
-              else structlog.processors.TimeStamper(fmt="iso", utc=True))
-    number = _level_number(level)
-    if _configured_handler is not None:
-        _stdlib_logger.removeHandler(_configured_handler)
-    _configured_handler = logging.StreamHandler(out)
-    _configured_handler.setFormatter(logging.Formatter("%(message)s"))
-    _stdlib_logger.addHandler(_configured_handler)
-    _stdlib_logger.setLevel(number)
-
-
-def reset_logging() -> None:
-    """Undo ``configure_logging``: back to silent ``key=value`` (for tests and embedders)."""
-    global _renderer, _stamp, _configured_handler
-    if _configured_handler is not None:
-        _stdlib_logger.removeHandler(_configured_handler)
-    _renderer, _stamp, _configured_handler = _key_value, None, None
-    _stdlib_logger.setLevel(logging.NOTSET)
-
-
-def configure_cli_logging(level: str = "warning") -> None:
-    """Send the library's events to stderr at ``level`` (console on a TTY, else JSON)."""
-    configure_logging("auto", level)
-
-
-def _level_number(level: str) -> int:
-    number = _LEVELS.get(str(level).lower())
-    if number is None:
-        raise ValueError(f"log level must be one of debug, info, warning, error, got {level!r}")
-    return number
 
 
 def bind_context(**fields: Any) -> None:

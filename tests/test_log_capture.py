@@ -66,4 +66,20 @@ def test_a_pool_handle_copies_worker_output_when_someone_listens() -> None:
     finally:
         unsubscribe()
     assert seen and seen[0]["worker_id"] == "out_worker_1" and seen[0]["pool"] == "out"
-    assert "bridge.ready" in str(seen[0]["line"])
+    assert seen[0]["worker_event"] == "bridge.ready" and "line" not in seen[0]
+    assert str(seen[0]["address"]).startswith("unix:")
+
+
+def test_a_json_line_becomes_the_events_fields_and_other_lines_stay_text(
+        tmp_path: Path) -> None:
+    (tmp_path / "w1.log").write_text(
+        '{"event": "bridge.ready", "pid": 7, "address": "unix:/x", "worker_id": "w1"}\n'
+        '{"event": "loading", "level": "info", "pool": "mine", "progress": 0.5}\n'
+        '{"not closed"\n[1, 2]\nplain text\n')
+    events = capture(WorkerLogTailer([("p", str(tmp_path))]))
+    assert events[0] == {"event": "worker.output", "component": "worker_output", "pool": "p",
+                         "worker_id": "w1", "worker_event": "bridge.ready", "pid": 7,
+                         "address": "unix:/x"}
+    assert (events[1]["worker_event"], events[1]["worker_level"], events[1]["worker_pool"],
+            events[1]["pool"], events[1]["progress"]) == ("loading", "info", "mine", "p", 0.5)
+    assert [e["line"] for e in events[2:]] == ['{"not closed"', "[1, 2]", "plain text"]

@@ -218,7 +218,7 @@ def test_log_lines_are_json_and_carry_worker_id_and_request_id(node: RunningNode
     # the worker processes' own output (here the bridge's start-up line), with their ids
     output = [e for e in node.log_events() if e["event"] == "worker.output"]
     assert {e["worker_id"] for e in output} >= {"default_worker_1", "second_worker_1"}
-    assert any("bridge.ready" in e["line"] for e in output)
+    assert any(e.get("worker_event") == "bridge.ready" for e in output)  # parsed, not a string
 
 
 def test_sigterm_drains_in_flight_requests_and_leaves_no_process(node: RunningNode) -> None:

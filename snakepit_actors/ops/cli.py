@@ -15,7 +15,8 @@
     snakepit-actors cleanup [--config F | --data-dir DIR] [--dry-run] [--json]
 
 Logging: ``--log-level`` / ``--log-format`` (or ``SNAKEPIT_LOG_LEVEL`` / ``SNAKEPIT_LOG_FORMAT``;
-for ``start`` the ``[node]`` table's ``log_level`` / ``log_format`` are the defaults).
+for ``start`` the ``[node]`` table's ``log_level`` / ``log_format`` are the defaults; ``demo``
+defaults to "error", as it tells what it provokes itself).
 
 Progress (workers starting, bench steps) goes to stderr, results to stdout (``console.py``).
 Each command lives in its own module (``demo.py``, ``bench.py``, ``node.py``, ``status.py``,
@@ -233,6 +234,10 @@ def _node_args(parser: argparse.ArgumentParser) -> None:
                         "'default')")
 
 
+#: ``demo`` narrates the warnings it provokes (the crash) itself: its own lines stay readable.
+_DEFAULT_LOG_LEVEL = {"demo": "error"}
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``snakepit-actors``."""
     parser = argparse.ArgumentParser(prog="snakepit-actors",
@@ -297,7 +302,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command != "start":
         configure_logging(args.log_format or os.environ.get("SNAKEPIT_LOG_FORMAT") or "auto",
-                          args.log_level or os.environ.get("SNAKEPIT_LOG_LEVEL") or "warning")
+                          args.log_level or os.environ.get("SNAKEPIT_LOG_LEVEL")
+                          or _DEFAULT_LOG_LEVEL.get(args.command, "warning"))
     commands = {"demo": _demo, "bench": _bench, "cleanup": _cleanup, "start": _start,
                 "node": _member,
                 "status": _status, "exec": _exec, "recycle": _recycle, "doctor": _doctor}
