@@ -29,7 +29,7 @@ import contextlib
 import logging
 import threading
 from collections import deque
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import structlog
@@ -282,16 +282,3 @@ class LatencyWindow:
             running += n
             out.append((bound, running))
         return tuple(out)
-
-
-def histogram_lines(name: str, buckets: Iterable[tuple[float, int]], total_ms: float,
-                    labels: Mapping[str, str]) -> list[str]:
-    """Prometheus text lines of a latency histogram (seconds, as Prometheus prefers)."""
-    label = ",".join(f'{k}="{v}"' for k, v in labels.items())
-    lines, count = [], 0
-    for bound, count in buckets:
-        le = "+Inf" if bound == float("inf") else repr(bound / 1000.0)
-        lines.append(f'{name}_bucket{{{label},le="{le}"}} {count}')
-    lines.append(f"{name}_sum{{{label}}} {total_ms / 1000.0}")
-    lines.append(f"{name}_count{{{label}}} {count}")
-    return lines

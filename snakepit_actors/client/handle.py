@@ -40,6 +40,7 @@ from snakepit_actors.client.gateway import Gateway
 from snakepit_actors.client.host_tools import HostToolMethods
 from snakepit_actors.client.launch import launch
 from snakepit_actors.client.lease_client import LeaseClient
+from snakepit_actors.client.metrics import MetricsMethods
 from snakepit_actors.client.replies import REPLY_GRACE_S, StreamSink, reply_wait_s
 from snakepit_actors.client.session_api import SessionMethods
 from snakepit_actors.client.system_watch import close_lost_system
@@ -73,7 +74,7 @@ from snakepit_actors.tree.reaper import sweep_orphans
 _CONTROL_TIMEOUT_S = 10.0
 
 
-class Pool(SessionMethods, HostToolMethods):
+class Pool(SessionMethods, HostToolMethods, MetricsMethods):
     """A running pool of external Python workers. Create it with ``Pool.start``.
 
     All methods are thread-safe; ``execute_async`` may be awaited from any event loop.
@@ -166,6 +167,7 @@ class Pool(SessionMethods, HostToolMethods):
         if self._direct is not None:
             self._direct.close_channels()
         self._stop_host_tools()
+        self._stop_metrics_servers()
         if self._gateway.gone_error is None:
             shutdown_actor_system(self._system, self.admin_pid)
         else:  # nobody answers a shutdown: close our endpoint, kill what is left
