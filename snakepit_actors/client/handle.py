@@ -44,6 +44,7 @@ from snakepit_actors.client.metrics import MetricsMethods
 from snakepit_actors.client.replies import REPLY_GRACE_S, StreamSink, reply_wait_s
 from snakepit_actors.client.session_api import SessionMethods
 from snakepit_actors.client.system_watch import close_lost_system
+from snakepit_actors.client.tracing import trace_context, traced
 from snakepit_actors.config import PoolConfig
 from snakepit_actors.core.request_checks import check_call, check_seconds
 from snakepit_actors.errors import (
@@ -191,6 +192,7 @@ class Pool(SessionMethods, HostToolMethods, MetricsMethods):
 
     # --- requests -----------------------------------------------------------------------------
 
+    @traced
     def execute(self, tool: str, args: Mapping[str, Any] | None = None, *,
                 session_id: str | None = None, timeout: float | None = None,
                 idempotent: bool = False) -> Any:
@@ -224,6 +226,7 @@ class Pool(SessionMethods, HostToolMethods, MetricsMethods):
         except FutureTimeout:
             raise self._no_reply(request, wait_s) from None
 
+    @traced
     async def execute_async(self, tool: str, args: Mapping[str, Any] | None = None, *,
                             session_id: str | None = None, timeout: float | None = None,
                             idempotent: bool = False) -> Any:
@@ -297,7 +300,7 @@ class Pool(SessionMethods, HostToolMethods, MetricsMethods):
         payload = encode_args(tool, {} if args is None else args, self.config.max_payload_bytes)
         return Execute(request_id=self._gateway.new_id(), tool=tool, session_id=session_id,
                        deadline_unix_s=self._deadline_at(timeout), idempotent=idempotent,
-                       args_json=payload, stream=stream)
+                       args_json=payload, stream=stream, trace_context=trace_context())
 
     def _deadline_at(self, timeout: float | None) -> float | None:
         """The only place a request's timeout is turned into its deadline (Unix seconds):
