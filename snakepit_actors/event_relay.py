@@ -163,7 +163,8 @@ class EventInbox:
         self._want_listen = on
         self._settled.clear()
         self._wake()
-        self._settled.wait(timeout_s)
+        if threading.current_thread() is not self._thread:  # (a subscriber may unsubscribe)
+            self._settled.wait(timeout_s)
 
     def close(self, drain_s: float = 1.0) -> None:
         """Deliver what the senders already sent, then stop the thread (waiting at most

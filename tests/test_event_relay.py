@@ -99,3 +99,30 @@ def test_a_subscriber_sees_the_events_of_the_actor_processes(tmp_path: Path) -> 
     assert {f["worker_id"] for f in ready} >= {"relay_worker_1", "relay_worker_2"}
     assert all(f["pool"] == "relay" for f in ready)  # the actor's bound context came along
     assert dropped_events() == before
+
+
+def test_the_socket_exists_only_while_someone_subscribes_even_one_who_leaves_in_a_handler(
+        tmp_path: Path) -> None:
+    from snakepit_actors.telemetry import close_event_inbox, open_event_inbox
+
+    run_dir = str(tmp_path)
+    open_event_inbox(run_dir)
+    sender = EventSender(socket_path(run_dir))
+    took: list[float] = []
+    try:
+        assert not os.path.exists(socket_path(run_dir))
+        assert not sender.send({"event": "worker.ready"})  # nobody listens: not even encoded
+
+        def once(event: str, fields: dict[str, Any]) -> None:
+            t0 = time.monotonic()
+            unsubscribe()  # on the inbox thread: must not wait for that same thread
+            took.append(time.monotonic() - t0)
+
+        unsubscribe = subscribe(once)
+        assert os.path.exists(socket_path(run_dir))
+        sender._next_try = 0.0  # an actor tries again within RETRY_S by itself
+        assert sender.send({"event": "worker.ready", "worker_id": "w1"})
+        assert _wait(lambda: took) and took[0] < 1.0
+        assert _wait(lambda: not os.path.exists(socket_path(run_dir)), 5.0)
+    finally:
+        close_event_inbox(run_dir)
