@@ -16,8 +16,9 @@ the caller's. This module carries the events between them, one Unix socket per p
 * Bounded: per sender, the kernel's socket buffer; in the caller, ``EventInbox`` reads into a
   buffer of at most ``max_buffered`` events and counts what did not fit.
 * Messages keep their boundaries (SEQPACKET): no framing, no partial writes.
-* Nobody listening costs an actor one clock read per event: while the socket file does not
-  exist (no subscriber) events are not even encoded.
+* Nobody listening costs an actor one clock read per event: while no subscriber wants an
+  event (the inbox's want file, read at most every ``RETRY_S``, names the events wanted) it
+  is not even encoded. A subscriber of ``worker.exited`` alone costs the request path nothing.
 
 Only processes of this host relay: actors on other members of a convention (multi-host
 placement) log where they run.
@@ -38,6 +39,9 @@ from typing import Any
 
 #: The socket's file name inside a pool's run directory.
 SOCKET_NAME = "events.sock"
+#: The file naming the events the subscribers want (a JSON list, or "*" for all); it exists
+#: only while someone subscribes.
+WANT_NAME = "events.want"
 #: How often a sender tries again to reach an absent inbox (seconds).
 RETRY_S = 0.5
 #: A message larger than this is dropped (and counted), never cut.
@@ -58,20 +62,44 @@ class EventSender:
 
     def __init__(self, path: str) -> None:
         self.path = path
+        self.want_path = os.path.join(os.path.dirname(path), WANT_NAME)
         self.dropped = 0  # not yet reported to the inbox
         self._lock = threading.Lock()
         self._sock: socket.socket | None = None
         self._pid = 0
         self._next_try = 0.0
+        self._wanted: frozenset[str] | None = frozenset()  # None: every event; empty: none
+        self._want_file: tuple[int, int] | None = None  # (inode, mtime) of what was read
+        self._checked = -RETRY_S
 
-    def active(self) -> bool:
-        """Whether an event would be sent now (connected, or due to try the inbox again)."""
-        return (self._sock is not None and self._pid == os.getpid()) or (
-            time.monotonic() >= self._next_try)
+    def wants(self, event: str | None = None) -> bool:
+        """Whether a subscriber of the inbox wants ``event`` (None: any event). Reads the
+        inbox's want file at most every ``RETRY_S``: one clock read otherwise."""
+        now = time.monotonic()
+        if now - self._checked >= RETRY_S:
+            self._checked = now
+            self._read_wanted()
+        wanted = self._wanted
+        return wanted is None or (bool(wanted) and (event is None or event in wanted))
+
+    def _read_wanted(self) -> None:
+        try:
+            st = os.stat(self.want_path)
+            if (st.st_ino, st.st_mtime_ns) == self._want_file:
+                return
+            with open(self.want_path, encoding="utf-8") as f:
+                names = json.load(f)
+        except (OSError, ValueError):
+            self._wanted, self._want_file = frozenset(), None  # no subscriber
+            return
+        self._wanted = None if names == "*" else frozenset(map(str, names))
+        self._want_file = (st.st_ino, st.st_mtime_ns)
 
     def send(self, fields: dict[str, Any]) -> bool:
-        """Send one event (``fields`` with its ``event`` name); False if it was dropped or
-        nobody listens."""
+        """Send one event (``fields`` with its ``event`` name); False if nobody wants it or
+        it was dropped (counted)."""
+        if not self.wants(str(fields.get("event", ""))):
+            return False
         with self._lock:
             sock = self._connected()
             if sock is None:
@@ -100,8 +128,9 @@ class EventSender:
     def _connected(self) -> socket.socket | None:
         if self._sock is not None and self._pid == os.getpid():
             return self._sock
-        if self._sock is not None:  # inherited through fork: the parent's connection
-            self._sock.detach()
+        if self._sock is not None:  # inherited through fork: close our copy of the fd only
+            with contextlib.suppress(OSError):
+                self._sock.close()
             self._sock = None
         now = time.monotonic()
         if now < self._next_try:
@@ -152,14 +181,20 @@ class EventInbox:
         self._wake_r, self._wake_w = os.pipe()
         self._selector.register(self._wake_r, selectors.EVENT_READ, "wake")
         self._want_listen = False
+        self._wanted: frozenset[str] | None = None
+        self._written: object = ()  # what the want file says now (() = no file)
+        self.want_path = os.path.join(run_dir, WANT_NAME)
         self._stop = False
         self._settled = threading.Event()
         self._thread = threading.Thread(target=self._run, name="snakepit-events", daemon=True)
         self._thread.start()
 
-    def listen(self, on: bool, timeout_s: float = 2.0) -> None:
-        """Bind the socket (``on``) or remove it and close every connection (not ``on``);
-        returns once done (at most ``timeout_s``)."""
+    def listen(self, on: bool, wanted: frozenset[str] | None = None,
+               timeout_s: float = 2.0) -> None:
+        """Bind the socket and name the events ``wanted`` (None: all) to the senders (``on``),
+        or remove both and close every connection (not ``on``); returns once done (at most
+        ``timeout_s``; at once on the inbox's own thread, i.e. from a subscriber)."""
+        self._wanted = wanted
         self._want_listen = on
         self._settled.clear()
         self._wake()
@@ -184,7 +219,8 @@ class EventInbox:
                 self._settle()
                 self._read(0.5)
                 self._deliver_buffered()
-            self._read(0.0)  # what arrived before the stop
+            while self._read(0.0):  # what the senders sent before the stop, all of it
+                self._deliver_buffered()
             self._deliver_buffered()
         finally:
             self._want_listen = False
@@ -192,11 +228,26 @@ class EventInbox:
             self._selector.close()
 
     def _settle(self) -> None:
-        if self._want_listen and self._listener is None:
-            self._bind()
-        elif not self._want_listen and self._listener is not None:
+        if self._want_listen:
+            if self._listener is None:
+                self._bind()
+            self._write_wanted(self._wanted)
+        elif self._listener is not None:
             self._unbind()
         self._settled.set()
+
+    def _write_wanted(self, wanted: frozenset[str] | None) -> None:
+        """Name the wanted events in the want file (replaced atomically: a new inode)."""
+        text = json.dumps("*" if wanted is None else sorted(wanted))
+        if text == self._written or self._listener is None:
+            return
+        tmp = self.want_path + ".tmp"
+        with contextlib.suppress(OSError):
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w", encoding="utf-8") as out:
+                out.write(text)
+            os.replace(tmp, self.want_path)
+            self._written = text
 
     def _bind(self) -> None:
         with contextlib.suppress(FileNotFoundError):
@@ -215,6 +266,9 @@ class EventInbox:
 
     def _unbind(self) -> None:
         with contextlib.suppress(OSError):
+            os.unlink(self.want_path)  # first: senders stop encoding
+        self._written = ()
+        with contextlib.suppress(OSError):
             os.unlink(self.path)
         for key in list(self._selector.get_map().values()):
             if key.data in ("accept", "conn"):
@@ -227,9 +281,10 @@ class EventInbox:
         with contextlib.suppress(OSError):
             os.write(self._wake_w, b"x")
 
-    def _read(self, timeout_s: float) -> None:
+    def _read(self, timeout_s: float) -> int:
         """Accept connections and read the messages available now, waiting at most
-        ``timeout_s`` for the first one."""
+        ``timeout_s`` for the first one; returns how many were read."""
+        read = 0
         for key, _ in self._selector.select(timeout_s):
             if key.data == "wake":
                 with contextlib.suppress(OSError):
@@ -237,7 +292,8 @@ class EventInbox:
             elif key.data == "accept":
                 self._accept(key.fileobj)  # type: ignore[arg-type]
             else:
-                self._drain(key.fileobj)  # type: ignore[arg-type]
+                read += self._drain(key.fileobj)  # type: ignore[arg-type]
+        return read
 
     def _accept(self, listener: socket.socket) -> None:
         with contextlib.suppress(OSError):
@@ -246,20 +302,22 @@ class EventInbox:
                 conn.setblocking(False)
                 self._selector.register(conn, selectors.EVENT_READ, "conn")
 
-    def _drain(self, conn: socket.socket, most: int = 256) -> None:
-        """Read at most ``most`` messages of one sender (the others get their turn)."""
-        for _ in range(most):
+    def _drain(self, conn: socket.socket, most: int = 256) -> int:
+        """Read at most ``most`` messages of one sender (the others get their turn); returns
+        how many."""
+        for n in range(most):
             try:
                 data = conn.recv(MAX_MESSAGE_BYTES + 1)
             except (BlockingIOError, InterruptedError):
-                return
+                return n
             except OSError:
                 data = b""
             if not data:  # the sender's process ended
                 self._selector.unregister(conn)
                 conn.close()
-                return
+                return n
             self._take(data)
+        return most
 
     def _take(self, data: bytes) -> None:
         try:

@@ -114,15 +114,16 @@ def _deliver(event: str, fields: dict[str, Any]) -> None:
 def _nobody_listens(logger: Any, method: str, event_dict: Any) -> Any:
     """Drop the event first thing when neither a subscriber nor a handler would see it (the
     common case for per-request debug events)."""
-    if not _someone_subscribed() and not _stdlib_logger.isEnabledFor(
+    if not _someone_subscribed(event_dict.get("event")) and not _stdlib_logger.isEnabledFor(
             _LEVELS.get(method, logging.INFO)):
         raise structlog.DropEvent
     return event_dict
 
 
-def _someone_subscribed() -> bool:
-    """A subscriber in this process, or (in an actor process) one the relay may reach."""
-    return bool(_subscribers) or (_relay is not None and _relay.active())
+def _someone_subscribed(event: str | None = None) -> bool:
+    """A subscriber in this process, or (in an actor process) one of the pool's caller that
+    wants ``event`` (None: any)."""
+    return bool(_subscribers) or (_relay is not None and _relay.wants(event))
 
 
 def _level_gate(logger: Any, method: str, event_dict: Any) -> Any:
@@ -164,7 +165,9 @@ def subscribe(handler: Subscriber, events: Iterable[str] | None = None) -> Calla
     process emitted them. Keep it short: while it runs, that pool's relayed events wait in
     bounded buffers, and what does not fit is dropped and counted (``dropped_events()``);
     an exception in it is ignored. Subscribe before ``Pool.start`` to see the start's events;
-    a pool's actors notice a later first subscriber within about 0.5 s. Workers placed on
+    a pool's actors notice a later subscription within about 0.5 s. Name the ``events`` you
+    need: the actors then encode and send only those (per-request events otherwise cross
+    processes too). Workers placed on
     other hosts (``placement``) log where they run; their events are not relayed.
 
     Raises:
@@ -176,22 +179,32 @@ def subscribe(handler: Subscriber, events: Iterable[str] | None = None) -> Calla
                          f"known: {sorted(EVENTS)}")
     key = id(handler)
     with _subscribers_lock:
-        first = not _subscribers
         _subscribers[key] = (handler, wanted)
-        if first:
-            _listen(True)
+        _listen()
 
     def unsubscribe() -> None:
         with _subscribers_lock:
-            if _subscribers.pop(key, None) is not None and not _subscribers:
-                _listen(False)
+            if _subscribers.pop(key, None) is not None:
+                _listen()
 
     return unsubscribe
 
 
-def _listen(on: bool) -> None:
+def _listen() -> None:
+    """Tell the inboxes whether anyone subscribes, and to which events (their actor
+    processes then relay only those)."""
     for inbox in list(_inboxes):
-        inbox.listen(on)
+        inbox.listen(bool(_subscribers), _wanted_events())
+
+
+def _wanted_events() -> frozenset[str] | None:
+    """The union of the subscriptions' events; None when one wants every event."""
+    union: set[str] = set()
+    for _, events in _subscribers.values():
+        if events is None:
+            return None
+        union |= events
+    return frozenset(union)
 
 
 def wants(level: str = "debug") -> bool:
@@ -219,7 +232,7 @@ def open_event_inbox(run_dir: str) -> EventInbox:
     with _subscribers_lock:
         _inboxes.append(inbox)
         if _subscribers:
-            inbox.listen(True)
+            inbox.listen(True, _wanted_events())
     return inbox
 
 

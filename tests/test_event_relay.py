@@ -24,25 +24,47 @@ def _wait(condition: Any, timeout_s: float = 10.0) -> bool:
     return bool(condition())
 
 
+def fresh(sender: EventSender) -> EventSender:
+    """A real actor re-reads the want file and retries a connection within RETRY_S."""
+    sender._checked = sender._next_try = -1e9
+    return sender
+
+
 def test_a_sender_reaches_the_inbox_only_while_it_listens(tmp_path: Path) -> None:
     got: list[tuple[str, dict[str, Any]]] = []
     inbox = EventInbox(str(tmp_path), lambda e, f: got.append((e, f)))
     sender = EventSender(socket_path(str(tmp_path)))
     try:
-        assert not sender.send({"event": "worker.ready", "worker_id": "w1"})  # not listening
-        assert not sender.active()  # tried just now: the next try is RETRY_S later
+        assert not sender.wants() and not sender.send({"event": "worker.ready"})
         inbox.listen(True)
         assert oct(os.stat(inbox.path).st_mode & 0o777) == "0o600"
-        sender._next_try = 0.0
-        assert sender.send({"event": "worker.ready", "worker_id": "w1", "pid": 5})
+        assert not sender.wants()  # read less than RETRY_S ago: one clock read per event
+        assert fresh(sender).send({"event": "worker.ready", "worker_id": "w1", "pid": 5})
         assert _wait(lambda: got)
         assert got == [("worker.ready", {"event": "worker.ready", "worker_id": "w1", "pid": 5})]
         inbox.listen(False)
-        assert not os.path.exists(inbox.path)
-        assert not sender.send({"event": "worker.ready"})  # the inbox closed the connection
+        assert not os.path.exists(inbox.path) and not os.path.exists(inbox.want_path)
+        assert not fresh(sender).send({"event": "worker.ready"})
     finally:
         inbox.close()
     assert inbox.dropped == 0
+
+
+def test_senders_encode_only_the_events_some_subscriber_wants(tmp_path: Path) -> None:
+    got: list[str] = []
+    inbox = EventInbox(str(tmp_path), lambda e, f: got.append(e))
+    sender = EventSender(socket_path(str(tmp_path)))
+    try:
+        inbox.listen(True, frozenset({"worker.exited"}))
+        assert fresh(sender).wants("worker.exited") and sender.wants()
+        assert not sender.wants("request.completed")
+        assert not sender.send({"event": "request.completed"})
+        assert sender.send({"event": "worker.exited"})
+        inbox.listen(True, None)  # now someone wants everything
+        assert fresh(sender).send({"event": "request.completed"})
+        assert _wait(lambda: len(got) == 2) and got == ["worker.exited", "request.completed"]
+    finally:
+        inbox.close()
 
 
 def test_a_slow_subscriber_costs_dropped_events_never_a_blocked_sender(tmp_path: Path) -> None:
@@ -55,7 +77,7 @@ def test_a_slow_subscriber_costs_dropped_events_never_a_blocked_sender(tmp_path:
 
     inbox = EventInbox(str(tmp_path), slow, max_buffered=10)
     inbox.listen(True)
-    sender = EventSender(inbox.path)
+    sender = fresh(EventSender(inbox.path))
     padding = "x" * 2000
     try:
         t0 = time.monotonic()
@@ -111,7 +133,7 @@ def test_the_socket_exists_only_while_someone_subscribes_even_one_who_leaves_in_
     took: list[float] = []
     try:
         assert not os.path.exists(socket_path(run_dir))
-        assert not sender.send({"event": "worker.ready"})  # nobody listens: not even encoded
+        assert not fresh(sender).send({"event": "worker.ready"})  # nobody listens
 
         def once(event: str, fields: dict[str, Any]) -> None:
             t0 = time.monotonic()
@@ -120,8 +142,7 @@ def test_the_socket_exists_only_while_someone_subscribes_even_one_who_leaves_in_
 
         unsubscribe = subscribe(once)
         assert os.path.exists(socket_path(run_dir))
-        sender._next_try = 0.0  # an actor tries again within RETRY_S by itself
-        assert sender.send({"event": "worker.ready", "worker_id": "w1"})
+        assert fresh(sender).send({"event": "worker.ready", "worker_id": "w1"})
         assert _wait(lambda: took) and took[0] < 1.0
         assert _wait(lambda: not os.path.exists(socket_path(run_dir)), 5.0)
     finally:
