@@ -9,7 +9,7 @@ import urllib.request
 import pytest
 
 from snakepit_actors import Pool, PoolConfig
-from snakepit_actors.client.metrics import PoolStatsCollector
+from snakepit_actors.client.metrics import PoolStatsCollector, pools_collector
 from snakepit_actors.errors import ConfigError, PoolClosedError
 from snakepit_actors.messages import PoolStats
 from snakepit_actors.ops.metrics import StatsCache, prometheus_modules, prometheus_text
@@ -97,6 +97,9 @@ def test_a_library_pool_has_a_collector_and_serves_its_metrics_over_http_until_c
             pool.execute("echo", {"x": 1})
         assert registry.get_sample_value("snakepit_requests_total", {"pool": "served"}) == 3.0
         assert b"# TYPE snakepit_busy gauge" in generate_latest(registry)
+        several = CollectorRegistry()
+        several.register(pools_collector([pool]))
+        assert several.get_sample_value("snakepit_workers", {"pool": "served"}) == 1.0
         port = pool.start_metrics_server(0)
         text = scrape(port)
         assert 'snakepit_workers{pool="served"} 1.0' in text

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 from snakepit_actors.errors import ConfigError, SnakepitError
@@ -129,6 +129,22 @@ def serve(collector: PoolStatsCollector, port: int, host: str = "127.0.0.1") -> 
     return server
 
 
+def pools_collector(pools: Iterable[Any]) -> PoolStatsCollector:
+    """One collector for several ``Pool`` handles (a registry must not get two collectors of
+    the same metric names: ``pool.metrics_collector()`` is for one pool per registry).
+    Each scrape calls every pool's ``stats()``; a closed pool is left out."""
+    handles = list(pools)
+
+    def read() -> dict[str, PoolStats]:
+        found: dict[str, PoolStats] = {}
+        for pool in handles:
+            with contextlib.suppress(SnakepitError):
+                found[pool.config.name] = pool.stats()
+        return found
+
+    return PoolStatsCollector(read)
+
+
 class MetricsMethods:
     """The metrics part of ``client.Pool``."""
 
@@ -145,7 +161,9 @@ class MetricsMethods:
         label ``pool``), for your own registry: ``REGISTRY.register(pool.metrics_collector())``.
 
         Each scrape calls ``stats()`` (one actor round trip); a closed pool exposes nothing.
-        Unregister it when you close the pool. Returns at once.
+        Unregister it when you close the pool. Several pools in one registry: one
+        ``client.metrics.pools_collector(pools)``, not one collector each (the metric names
+        would repeat). Returns at once.
         """
         return PoolStatsCollector(lambda: {self.config.name: self.stats()})
 
