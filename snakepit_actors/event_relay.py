@@ -33,6 +33,7 @@ import selectors
 import socket
 import threading
 import time
+import weakref
 from collections import deque
 from collections.abc import Callable
 from typing import Any
@@ -49,6 +50,18 @@ MAX_MESSAGE_BYTES = 60 * 1024
 _DROPPED_KEY = "_relay_dropped"
 
 Deliver = Callable[[str, dict[str, Any]], None]
+_open_inboxes: weakref.WeakSet[EventInbox] = weakref.WeakSet()
+
+
+def _forget_inboxes_in_child() -> None:
+    """A process forked while inboxes run (an actor system started after another pool) must
+    not keep their sockets open."""
+    for inbox in list(_open_inboxes):
+        inbox.forget_in_child()
+    _open_inboxes.clear()
+
+
+os.register_at_fork(after_in_child=_forget_inboxes_in_child)
 
 
 def socket_path(run_dir: str) -> str:
@@ -188,6 +201,7 @@ class EventInbox:
         self._settled = threading.Event()
         self._thread = threading.Thread(target=self._run, name="snakepit-events", daemon=True)
         self._thread.start()
+        _open_inboxes.add(self)
 
     def listen(self, on: bool, wanted: frozenset[str] | None = None,
                timeout_s: float = 2.0) -> None:
@@ -207,8 +221,23 @@ class EventInbox:
         if self._stop:
             return
         self._stop = True
+        _open_inboxes.discard(self)
         self._wake()
         self._thread.join(drain_s)
+        for fd in (self._wake_r, self._wake_w):
+            with contextlib.suppress(OSError):
+                os.close(fd)
+
+    def forget_in_child(self) -> None:
+        """In a forked child: close this process's copies of the inbox's descriptors (the
+        parent keeps serving; nothing is unlinked)."""
+        self._stop = True
+        for key in list(self._selector.get_map().values()):
+            if isinstance(key.fileobj, socket.socket):
+                with contextlib.suppress(OSError):
+                    key.fileobj.close()
+        with contextlib.suppress(OSError):
+            self._selector.close()
         for fd in (self._wake_r, self._wake_w):
             with contextlib.suppress(OSError):
                 os.close(fd)

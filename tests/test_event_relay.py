@@ -147,3 +147,29 @@ def test_the_socket_exists_only_while_someone_subscribes_even_one_who_leaves_in_
         assert _wait(lambda: not os.path.exists(socket_path(run_dir)), 5.0)
     finally:
         close_event_inbox(run_dir)
+
+
+def test_a_process_forked_while_an_inbox_listens_keeps_none_of_its_sockets(
+        tmp_path: Path) -> None:
+    inbox = EventInbox(str(tmp_path), lambda e, f: None)
+    inbox.listen(True)
+    listener = inbox._listener
+    assert listener is not None
+    fds = [inbox._wake_r, inbox._wake_w, listener.fileno()]
+    try:
+        pid = os.fork()
+        if pid == 0:  # the child: each descriptor must be closed, the socket file kept
+            still_open = 0
+            for fd in fds:
+                try:
+                    os.fstat(fd)
+                    still_open += 1
+                except OSError:
+                    pass
+            os._exit(10 + still_open if os.path.exists(inbox.path) else 1)
+        _, status = os.waitpid(pid, 0)
+        assert os.waitstatus_to_exitcode(status) == 10, "the child kept descriptors or unlinked"
+        sender = fresh(EventSender(inbox.path))
+        assert sender.send({"event": "worker.ready"})  # the parent's inbox still serves
+    finally:
+        inbox.close()

@@ -58,7 +58,6 @@ def launch(cfg: PoolConfig, on_progress: Callable[[int, int], None] | None,
     sweep_orphans(process_db)  # what SIGKILLed runs left behind, verified before killing
     run_id, token = uuid.uuid4().hex[:12], new_token()
     run_dir = make_run_dir(cfg.name)
-    open_event_inbox(run_dir)  # the actors' events, for subscribe() here (event_relay.py)
     system = start_actor_system(cfg.system, run_dir)
     gateway: Gateway | None = None
     admin_pid = 0
@@ -75,6 +74,9 @@ def launch(cfg: PoolConfig, on_progress: Callable[[int, int], None] | None,
         gateway = Gateway(asys, cfg.name, on_progress)
         watch_system(gateway, pids, min(root_pids) if len(root_pids) == 1 else 0,
                      cfg.name, process_db, run_id)
+        # The actors' events, for subscribe() here (event_relay.py); opened after the system
+        # started, so that no actor process inherits the inbox's sockets through fork.
+        open_event_inbox(run_dir)
         started = gateway.call(root, StartPool(cfg, run_id, run_dir, process_db, os.getpid(),
                                                report_progress=on_progress is not None,
                                                worker_token=token),
