@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from snakepit_actors import Pool, PoolConfig
+from snakepit_actors.client import tracing
 from snakepit_actors.errors import UnknownToolError
 
 pytestmark = pytest.mark.skipif(importlib.util.find_spec("opentelemetry.sdk") is None,
@@ -30,6 +31,7 @@ def exporter() -> Iterator[Any]:
         provider = TracerProvider()
         trace.set_tracer_provider(provider)
     provider.add_span_processor(SimpleSpanProcessor(memory))
+    tracing._checked_at = float("-inf")  # an earlier test's "no provider yet" is stale now
     yield memory
     memory.shutdown()
 
