@@ -1,20 +1,25 @@
 """Structured logging, telemetry events and the counters behind ``PoolStats``.
 
-All logging configuration lives here. The library logs through structlog with a closed
-catalogue of event names (``EVENTS``) and keyword fields, and stays silent unless the
-application opts in:
+All logging configuration is reached from here (the output side lives in ``log_output.py``).
+The library logs through structlog with a closed catalogue of event names (``EVENTS``) and
+keyword fields, never calls ``structlog.configure()``, and stays silent unless the application
+opts in:
 
 * ``configure_logging(fmt, level)`` (the CLI and the node call it once): JSON lines or a console
   renderer on a stream, with a timestamp and the level;
-* ``enable_logging(handler)``: the events as ``key=value`` messages on a stdlib handler;
-* ``subscribe(handler)``: an in-process callback for every event, whatever the log level.
+* ``enable_logging(handler, level, route=...)``: LogRecords carrying the event's fields on your
+  stdlib handlers (``structlog.stdlib.ProcessorFormatter`` renders them with your processors),
+  or the events through your own ``structlog.configure()``;
+* ``subscribe(handler)``: a callback in *this* process for every event of this process and of
+  the actor processes of the pools it started, whatever the log level.
 
 Context bound with ``bind_context`` (pool, worker_id, request_id, session_id) is merged into
 every event of the process. Each actor is its own process, forked from its parent: the PoolRoot
 binds ``pool`` and every actor below it inherits it; a Worker adds ``worker_id``. Configure
-logging and subscribe *before* ``Pool.start`` (or the node's start): actor processes are forked
-from the starting process and inherit both; a subscriber then runs in the process that emits
-the event (the Pool actor's, a Worker's, or the caller's for direct-path requests).
+logging *before* ``Pool.start`` (or the node's start): actor processes are forked from the
+starting process and inherit it. Subscribers stay in the caller's process: the actor processes
+relay their events to it (``event_relay.py``: a Unix socket per pool run, bounded, never
+blocking an actor; ``dropped_events()`` counts what a slow subscriber lost).
 """
 
 from __future__ import annotations
@@ -22,13 +27,32 @@ from __future__ import annotations
 import bisect
 import contextlib
 import logging
-import sys
 import threading
 from collections import deque
-from collections.abc import Callable, Iterable, Mapping
-from typing import IO, Any, Literal
+from collections.abc import Callable, Iterable
+from typing import Any
 
 import structlog
+
+from snakepit_actors.event_relay import EventInbox, EventSender, socket_path
+from snakepit_actors.log_output import (
+    LEVELS,
+    STDLIB_LOGGER,
+    LogFormat,
+    configure_cli_logging,
+    configure_logging,
+    enable_logging,
+    formatter,
+    reset_logging,
+    to_output,
+)
+
+__all__ = [
+    "EVENTS", "LATENCY_BUCKETS_MS", "LatencyWindow", "LogFormat", "Subscriber", "bind_context",
+    "close_event_inbox", "configure_cli_logging", "configure_logging", "dropped_events",
+    "enable_logging", "formatter", "get_logger", "open_event_inbox", "relay_events",
+    "reset_logging", "subscribe", "wants",
+]
 
 #: Every event name the library emits. Tests assert nothing outside this set is logged.
 EVENTS = frozenset({
@@ -57,43 +81,49 @@ EVENTS = frozenset({
     "timer.unknown", "access.refused", "access.unchecked",
 })
 
-LogFormat = Literal["json", "console", "keyvalue", "auto"]
 Subscriber = Callable[[str, dict[str, Any]], None]
 
-_stdlib_logger = logging.getLogger("snakepit_actors")
-_stdlib_logger.addHandler(logging.NullHandler())
-# Thespian routes the root logger of every actor process to stderr; stay out of it until the
-# application opts in.
-_stdlib_logger.propagate = False
-
-_LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING,
-           "warn": logging.WARNING, "error": logging.ERROR, "critical": logging.CRITICAL,
-           "exception": logging.ERROR}
+_stdlib_logger = STDLIB_LOGGER
+_LEVELS = LEVELS
 _subscribers: dict[int, tuple[Subscriber, frozenset[str] | None]] = {}
 _subscribers_lock = threading.Lock()
-_key_value = structlog.processors.KeyValueRenderer(key_order=["event", "component"])
-_renderer: Callable[[Any, str, Any], Any] = _key_value
-_stamp: Callable[[Any, str, Any], Any] | None = None
-_configured_handler: logging.Handler | None = None
+_relay: EventSender | None = None  # set in a pool's actor processes (relay_events)
+_inboxes: list[EventInbox] = []  # the open pools' inboxes in this (the caller's) process
+_dropped_by_closed_inboxes = 0
 
 
 def _notify(logger: Any, method: str, event_dict: Any) -> Any:
-    """structlog processor: hand the event to every subscriber (errors in them are ignored)."""
-    if _subscribers:
-        event = str(event_dict.get("event", ""))
-        for handler, events in list(_subscribers.values()):
-            if events is None or event in events:
-                with contextlib.suppress(Exception):
-                    handler(event, dict(event_dict))
+    """structlog processor: hand the event to every subscriber (errors in them are ignored),
+    or, in a pool's actor process, relay it to the subscribers of the pool's caller."""
+    if _relay is not None:
+        _relay.send(dict(event_dict))
+    elif _subscribers:
+        _deliver(str(event_dict.get("event", "")), dict(event_dict))
     return event_dict
+
+
+def _deliver(event: str, fields: dict[str, Any]) -> None:
+    """Call every subscriber that wants ``event`` (on the emitting thread, or an event inbox's
+    thread for events relayed from actor processes); what they raise is ignored."""
+    for handler, events in list(_subscribers.values()):
+        if events is None or event in events:
+            with contextlib.suppress(Exception):
+                handler(event, dict(fields))
 
 
 def _nobody_listens(logger: Any, method: str, event_dict: Any) -> Any:
     """Drop the event first thing when neither a subscriber nor a handler would see it (the
     common case for per-request debug events)."""
-    if not _subscribers and not _stdlib_logger.isEnabledFor(_LEVELS.get(method, logging.INFO)):
+    if not _someone_subscribed(event_dict.get("event")) and not _stdlib_logger.isEnabledFor(
+            _LEVELS.get(method, logging.INFO)):
         raise structlog.DropEvent
     return event_dict
+
+
+def _someone_subscribed(event: str | None = None) -> bool:
+    """A subscriber in this process, or (in an actor process) one of the pool's caller that
+    wants ``event`` (None: any)."""
+    return bool(_subscribers) or (_relay is not None and _relay.wants(event))
 
 
 def _level_gate(logger: Any, method: str, event_dict: Any) -> Any:
@@ -103,99 +133,19 @@ def _level_gate(logger: Any, method: str, event_dict: Any) -> Any:
     return event_dict
 
 
-_FIRST_KEYS = ("timestamp", "level", "event", "component")
-
-
-def _stamp_and_render(logger: Any, method: str, event_dict: Any) -> Any:
-    if _stamp is not None:
-        event_dict = _stamp(logger, method, event_dict)
-        event_dict.setdefault("level", "warning" if method == "warn" else method)
-        event_dict = {**{k: event_dict[k] for k in _FIRST_KEYS if k in event_dict},
-                      **event_dict}  # a line reads left to right: when, how bad, what
-    return _renderer(logger, method, event_dict)
-
-
 def get_logger(component: str) -> Any:
     """A structlog logger bound to ``component`` (e.g. "pool", "worker").
 
-    Events go to the stdlib logger ``snakepit_actors``, rendered as configured (``key=value``
-    by default); it has only a NullHandler, so nothing shows until the application opts in.
+    Events go to the stdlib logger ``snakepit_actors`` as records carrying their fields, or
+    through your structlog configuration (``log_output.py``); that logger has only a
+    NullHandler, so nothing shows until the application opts in.
     """
     return structlog.wrap_logger(
         _stdlib_logger,
         processors=[_nobody_listens, structlog.contextvars.merge_contextvars, _notify,
-                    _level_gate, _stamp_and_render],
+                    _level_gate, to_output],
         wrapper_class=structlog.stdlib.BoundLogger,
     ).bind(component=component)
-
-
-def enable_logging(handler: logging.Handler | None = None, level: str = "info") -> None:
-    """Let the library's events out: to ``handler``, or (None) up to the root logger.
-
-    Call before ``Pool.start``: actor processes are forked from the starting process and
-    inherit this setting.
-    """
-    if handler is None:
-        _stdlib_logger.propagate = True
-    else:
-        _stdlib_logger.addHandler(handler)
-    _stdlib_logger.setLevel(_level_number(level))
-
-
-def configure_logging(fmt: LogFormat | str = "auto", level: str = "warning",
-                      stream: IO[str] | None = None) -> None:
-    """Configure the library's output once: ``fmt`` "json" (one JSON object per line, with
-    ``timestamp`` and ``level``), "console" (aligned, human), "keyvalue" (``key=value``), or
-    "auto" (console on a TTY, JSON otherwise), at ``level``, on ``stream`` (default stderr).
-
-    Calling it again replaces the previous configuration (it never stacks handlers).
-
-    Raises:
-        ValueError: an unknown ``fmt`` or ``level`` (the message lists the valid ones).
-    """
-    global _renderer, _stamp, _configured_handler
-    out = stream or sys.stderr
-    if fmt == "auto":
-        fmt = "console" if getattr(out, "isatty", lambda: False)() else "json"
-    if fmt == "json":
-        _renderer = structlog.processors.JSONRenderer(default=str)
-    elif fmt == "console":
-        _renderer = structlog.dev.ConsoleRenderer(colors=False)
-    elif fmt == "keyvalue":
-        _renderer = _key_value
-    else:
-        raise ValueError(f"log format must be 'json', 'console', 'keyvalue' or 'auto', "
-                         f"got {fmt!r}")
-    _stamp = (None if fmt == "keyvalue"
-              else structlog.processors.TimeStamper(fmt="iso", utc=True))
-    number = _level_number(level)
-    if _configured_handler is not None:
-        _stdlib_logger.removeHandler(_configured_handler)
-    _configured_handler = logging.StreamHandler(out)
-    _configured_handler.setFormatter(logging.Formatter("%(message)s"))
-    _stdlib_logger.addHandler(_configured_handler)
-    _stdlib_logger.setLevel(number)
-
-
-def reset_logging() -> None:
-    """Undo ``configure_logging``: back to silent ``key=value`` (for tests and embedders)."""
-    global _renderer, _stamp, _configured_handler
-    if _configured_handler is not None:
-        _stdlib_logger.removeHandler(_configured_handler)
-    _renderer, _stamp, _configured_handler = _key_value, None, None
-    _stdlib_logger.setLevel(logging.NOTSET)
-
-
-def configure_cli_logging(level: str = "warning") -> None:
-    """Send the library's events to stderr at ``level`` (console on a TTY, else JSON)."""
-    configure_logging("auto", level)
-
-
-def _level_number(level: str) -> int:
-    number = _LEVELS.get(str(level).lower())
-    if number is None:
-        raise ValueError(f"log level must be one of debug, info, warning, error, got {level!r}")
-    return number
 
 
 def bind_context(**fields: Any) -> None:
@@ -205,12 +155,20 @@ def bind_context(**fields: Any) -> None:
 
 
 def subscribe(handler: Subscriber, events: Iterable[str] | None = None) -> Callable[[], None]:
-    """Call ``handler(event, fields)`` for every event (or only ``events``) emitted in this
-    process, whatever the log level; returns the function that unsubscribes it.
+    """Call ``handler(event, fields)`` for every event (or only ``events``) of this process
+    and of the actor processes of every pool this process started (``Pool.start``), whatever
+    the log level; returns the function that unsubscribes it.
 
-    The handler runs synchronously in the emitting thread: keep it short and non-blocking (an
-    exception in it is ignored). Subscribe before ``Pool.start`` to receive the actors' events
-    in the actor processes forked afterwards (see the module docstring).
+    The handler always runs in this process: on the emitting thread for this process's events
+    (direct-path requests, worker output), on a pool's event-inbox thread for its actors'
+    (``pool.init_complete``, ``worker.exited``, ``worker.restarted``...), in the order each
+    process emitted them. Keep it short: while it runs, that pool's relayed events wait in
+    bounded buffers, and what does not fit is dropped and counted (``dropped_events()``);
+    an exception in it is ignored. Subscribe before ``Pool.start`` to see the start's events;
+    a pool's actors notice a later subscription within about 0.5 s. Name the ``events`` you
+    need: the actors then encode and send only those (per-request events otherwise cross
+    processes too). Workers placed on
+    other hosts (``placement``) log where they run; their events are not relayed.
 
     Raises:
         ValueError: ``events`` names an event that is not in ``EVENTS``.
@@ -222,18 +180,83 @@ def subscribe(handler: Subscriber, events: Iterable[str] | None = None) -> Calla
     key = id(handler)
     with _subscribers_lock:
         _subscribers[key] = (handler, wanted)
+        _listen()
 
     def unsubscribe() -> None:
         with _subscribers_lock:
-            _subscribers.pop(key, None)
+            if _subscribers.pop(key, None) is not None:
+                _listen()
 
     return unsubscribe
+
+
+def _listen() -> None:
+    """Tell the inboxes whether anyone subscribes, and to which events (their actor
+    processes then relay only those)."""
+    for inbox in list(_inboxes):
+        inbox.listen(bool(_subscribers), _wanted_events())
+
+
+def _wanted_events() -> frozenset[str] | None:
+    """The union of the subscriptions' events; None when one wants every event."""
+    union: set[str] = set()
+    for _, events in _subscribers.values():
+        if events is None:
+            return None
+        union |= events
+    return frozenset(union)
 
 
 def wants(level: str = "debug") -> bool:
     """Whether an event at ``level`` would reach anyone (a subscriber or a handler): hot paths
     check this before building an event's fields."""
-    return bool(_subscribers) or _stdlib_logger.isEnabledFor(_LEVELS[level])
+    return _someone_subscribed() or _stdlib_logger.isEnabledFor(_LEVELS[level])
+
+
+def relay_events(run_dir: str) -> None:
+    """In a pool's actor process (the PoolRoot calls it; every actor forked below inherits
+    it): send this process's events to the subscribers of the process that started the pool,
+    through ``run_dir``'s event socket (``event_relay``), instead of to subscribers here (the
+    ones inherited through fork belong to the caller's process)."""
+    global _relay
+    with _subscribers_lock:
+        _subscribers.clear()
+    _relay = EventSender(socket_path(run_dir))
+
+
+def open_event_inbox(run_dir: str) -> EventInbox:
+    """In the process that starts a pool (before its actors start): receive the events its
+    actor processes relay (``relay_events``) and hand them to this process's subscribers.
+    Close it with ``close_event_inbox(run_dir)`` once the pool's processes are gone."""
+    inbox = EventInbox(run_dir, _deliver)
+    with _subscribers_lock:
+        _inboxes.append(inbox)
+        if _subscribers:
+            inbox.listen(True, _wanted_events())
+    return inbox
+
+
+def close_event_inbox(run_dir: str) -> None:
+    """Deliver the events already relayed to the inbox of ``run_dir``'s pool, then stop it;
+    nothing if there is none."""
+    global _dropped_by_closed_inboxes
+    with _subscribers_lock:
+        found = [inbox for inbox in _inboxes if inbox.path == socket_path(run_dir)]
+        for inbox in found:
+            _inboxes.remove(inbox)
+    for inbox in found:
+        inbox.close()
+        with _subscribers_lock:
+            _dropped_by_closed_inboxes += inbox.dropped
+
+
+def dropped_events() -> int:
+    """Events of the pools' actor processes that never reached this process's subscribers
+    since it started: the subscribers were slower than the events (a relay's buffers were
+    full) or an event could not be encoded. Events emitted in this process are never
+    dropped (they are delivered on the emitting thread)."""
+    with _subscribers_lock:
+        return _dropped_by_closed_inboxes + sum(inbox.dropped for inbox in _inboxes)
 
 
 #: Upper bounds (ms) of the latency histogram's buckets; the last bucket is +inf.
@@ -272,16 +295,3 @@ class LatencyWindow:
             running += n
             out.append((bound, running))
         return tuple(out)
-
-
-def histogram_lines(name: str, buckets: Iterable[tuple[float, int]], total_ms: float,
-                    labels: Mapping[str, str]) -> list[str]:
-    """Prometheus text lines of a latency histogram (seconds, as Prometheus prefers)."""
-    label = ",".join(f'{k}="{v}"' for k, v in labels.items())
-    lines, count = [], 0
-    for bound, count in buckets:
-        le = "+Inf" if bound == float("inf") else repr(bound / 1000.0)
-        lines.append(f'{name}_bucket{{{label},le="{le}"}} {count}')
-    lines.append(f"{name}_sum{{{label}}} {total_ms / 1000.0}")
-    lines.append(f"{name}_count{{{label}}} {count}")
-    return lines

@@ -37,6 +37,8 @@ def test_the_demo_command_exits_0_and_shows_the_crash_recovery() -> None:
                  "every actor and worker process stopped"):
         assert text in done.stdout
     assert "workers ready 4/4" in done.stderr  # start-up progress, off the results' stream
+    assert "worker.exited" not in done.stderr + done.stdout  # the demo tells the crash itself
+    assert not [line for line in done.stderr.splitlines() if line.startswith("{")]
 
 
 def test_the_example_node_file_is_valid() -> None:

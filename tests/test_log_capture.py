@@ -66,4 +66,45 @@ def test_a_pool_handle_copies_worker_output_when_someone_listens() -> None:
     finally:
         unsubscribe()
     assert seen and seen[0]["worker_id"] == "out_worker_1" and seen[0]["pool"] == "out"
-    assert "bridge.ready" in str(seen[0]["line"])
+    assert seen[0]["worker_event"] == "bridge.ready" and "line" not in seen[0]
+    assert str(seen[0]["address"]).startswith("unix:")
+
+
+def test_a_json_line_becomes_the_events_fields_and_other_lines_stay_text(
+        tmp_path: Path) -> None:
+    (tmp_path / "w1.log").write_text(
+        '{"event": "bridge.ready", "pid": 7, "address": "unix:/x", "worker_id": "w1"}\n'
+        '{"event": "loading", "level": "info", "pool": "mine", "progress": 0.5}\n'
+        '{"not closed"\n[1, 2]\nplain text\n')
+    events = capture(WorkerLogTailer([("p", str(tmp_path))]))
+    assert events[0] == {"event": "worker.output", "component": "worker_output", "pool": "p",
+                         "worker_id": "w1", "worker_event": "bridge.ready", "pid": 7,
+                         "address": "unix:/x"}
+    assert (events[1]["worker_event"], events[1]["worker_level"], events[1]["worker_pool"],
+            events[1]["pool"], events[1]["progress"]) == ("loading", "info", "mine", "p", 0.5)
+    assert [e["line"] for e in events[2:]] == ['{"not closed"', "[1, 2]", "plain text"]
+
+
+def test_a_parsed_line_keeps_every_value_and_never_overwrites_the_events_own_fields() -> None:
+    import json
+
+    from hypothesis import given
+    from hypothesis import strategies as st
+
+    from snakepit_actors.tree.log_capture import _OURS, parse_json_line
+
+    values = st.one_of(st.none(), st.booleans(), st.integers(), st.text(max_size=5))
+    names = st.one_of(st.sampled_from(sorted(_OURS)), st.text(min_size=1, max_size=8))
+
+    @given(st.dictionaries(names, values, max_size=8))
+    def check(fields: dict[str, object]) -> None:
+        known = {"pool": "p", "worker_id": "w1"}
+        parsed = parse_json_line(json.dumps(fields), known)
+        assert parsed is not None and not set(parsed) & _OURS
+        for key, value in fields.items():
+            if key in known and known[key] == value:
+                assert f"worker_{key}" not in parsed  # the same worker id is not repeated
+            else:
+                assert parsed[f"worker_{key}" if key in _OURS else key] == value
+
+    check()

@@ -13,6 +13,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -105,7 +106,8 @@ data_path = "actor"
 @pytest.fixture
 def node(tmp_path: Path) -> Iterator[RunningNode]:
     config = tmp_path / "pool.toml"
-    config.write_text(node_toml(free_port(), level="debug"))
+    config.write_text(node_toml(free_port(), level="debug").replace(
+        "drain_timeout_s = 10", f"drain_timeout_s = 10\nmetrics_port = {free_port()}"))
     running = RunningNode(config, tmp_path / "node.err")
     try:
         running.wait_for("ready on")
@@ -203,7 +205,8 @@ def test_recycle_from_the_shell_replaces_the_process_and_status_shows_it(
     assert refused.returncode == 1 and "no worker 'nope'" in refused.stderr
 
 
-def test_log_lines_are_json_and_carry_worker_id_and_request_id(node: RunningNode) -> None:
+def test_log_lines_are_json_with_context_and_the_metrics_endpoint_counts_the_calls(
+        node: RunningNode) -> None:
     for _ in range(3):
         assert cli("exec", "--config", str(node.config), "--pool", "second", "echo",
                    '{"x": 1}').returncode == 0
@@ -223,7 +226,16 @@ def test_log_lines_are_json_and_carry_worker_id_and_request_id(node: RunningNode
     # the worker processes' own output (here the bridge's start-up line), with their ids
     output = [e for e in node.log_events() if e["event"] == "worker.output"]
     assert {e["worker_id"] for e in output} >= {"default_worker_1", "second_worker_1"}
-    assert any("bridge.ready" in e["line"] for e in output)
+    assert any(e.get("worker_event") == "bridge.ready" for e in output)  # parsed, not a string
+    port = int(node.config.read_text().split("metrics_port = ")[1].split()[0])
+    want = 'snakepit_requests_total{node="testnode",pool="second"} 3.0'
+    text = ""
+    while want not in text and time.monotonic() < deadline + 10:  # refreshed every 2 s
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as reply:
+            text = reply.read().decode()
+        time.sleep(0.2)
+    assert want in text, text
+    assert 'snakepit_workers{node="testnode",pool="default"} 2.0' in text
 
 
 def test_sigterm_drains_in_flight_requests_and_leaves_no_process(node: RunningNode) -> None:

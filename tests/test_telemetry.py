@@ -6,7 +6,13 @@ import logging
 import re
 from pathlib import Path
 
-from snakepit_actors.telemetry import EVENTS, LatencyWindow, enable_logging, get_logger
+from snakepit_actors.telemetry import (
+    EVENTS,
+    LatencyWindow,
+    enable_logging,
+    get_logger,
+    reset_logging,
+)
 
 PACKAGE = Path(__file__).resolve().parent.parent / "snakepit_actors"
 
@@ -52,6 +58,59 @@ def test_enabled_events_are_key_value_lines_with_the_event_first() -> None:
         logging.getLogger("snakepit_actors").removeHandler(handler)
         logging.getLogger("snakepit_actors").setLevel(logging.NOTSET)
     assert records[0].getMessage() == "event='pool.init_complete' component='pool' workers=4"
+
+
+def test_stdlib_records_carry_the_fields_and_structlog_formatters_render_them() -> None:
+    import io
+    import json
+
+    import structlog
+
+    out = io.StringIO()
+    handler = logging.StreamHandler(out)
+    handler.setFormatter(structlog.stdlib.ProcessorFormatter(processors=[
+        structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+        structlog.stdlib.add_logger_name, structlog.processors.JSONRenderer()]))
+    records: list[logging.LogRecord] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            records.append(record)
+
+    keep = Keep()
+    enable_logging(handler, "info", route="stdlib")
+    enable_logging(keep, "info", route="stdlib")
+    try:
+        get_logger("worker").info("worker.ready", worker_id="w1", pid=42, process="clash")
+    finally:
+        for h in (handler, keep):
+            logging.getLogger("snakepit_actors").removeHandler(h)
+        reset_logging()
+    (record,) = records
+    assert (record.worker_id, record.pid, record.component) == ("w1", 42, "worker")  # type: ignore[attr-defined]
+    assert record.process != "clash"  # a LogRecord attribute is never overwritten
+    assert json.loads(out.getvalue()) == {"event": "worker.ready", "component": "worker",
+                                          "worker_id": "w1", "pid": 42, "process": "clash",
+                                          "logger": "snakepit_actors"}
+
+
+def test_a_hosts_structlog_configuration_gets_the_events() -> None:
+    import pytest
+    import structlog
+
+    with structlog.testing.capture_logs() as captured:
+        enable_logging(level="info")  # route "auto": structlog is configured
+        try:
+            get_logger("pool").info("pool.init_complete", workers=4)
+            get_logger("pool").debug("request.completed", request_id="r")  # below the level
+        finally:
+            reset_logging()
+    assert captured == [{"event": "pool.init_complete", "component": "pool", "workers": 4,
+                         "log_level": "info"}]
+    with pytest.raises(ValueError, match="pass no handler"):
+        enable_logging(logging.NullHandler(), route="structlog")
+    with pytest.raises(ValueError, match="route must be"):
+        enable_logging(route="syslog")  # type: ignore[arg-type]
 
 
 def test_latency_percentiles_use_nearest_rank_over_the_window() -> None:
@@ -147,7 +206,7 @@ def test_configure_logging_rejects_unknown_formats_and_levels() -> None:
 
 
 def test_the_latency_histogram_is_cumulative_and_counts_everything() -> None:
-    from snakepit_actors.telemetry import LATENCY_BUCKETS_MS, histogram_lines
+    from snakepit_actors.telemetry import LATENCY_BUCKETS_MS
 
     window = LatencyWindow(size=2)
     for value in (0.2, 0.5, 3.0, 20000.0, 99999.0):
@@ -156,7 +215,3 @@ def test_the_latency_histogram_is_cumulative_and_counts_everything() -> None:
     assert buckets[0.5] == 2 and buckets[5.0] == 3 and buckets[30000.0] == 4
     assert buckets[float("inf")] == 5 == window.count
     assert len(buckets) == len(LATENCY_BUCKETS_MS) + 1
-    lines = histogram_lines("snakepit_request_latency_seconds", window.buckets(),
-                            window.sum_ms, {"pool": "p"})
-    assert 'snakepit_request_latency_seconds_bucket{pool="p",le="+Inf"} 5' in lines
-    assert lines[-1] == 'snakepit_request_latency_seconds_count{pool="p"} 5'

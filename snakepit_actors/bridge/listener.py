@@ -98,6 +98,17 @@ class RequireToken(grpc.ServerInterceptor):
         return kind[(handler.request_streaming, handler.response_streaming)](refuse)
 
 
+def _interceptors(token: str) -> list[Any] | None:
+    """The token check first (an unauthenticated call never reaches tracing), then the
+    caller's trace context when OpenTelemetry is installed here (``tracing.py``)."""
+    from .tracing import TraceContext, tracing_available
+
+    found: list[Any] = [RequireToken(token)] if token else []
+    if tracing_available():
+        found.append(TraceContext())
+    return found or None
+
+
 class BridgeServer:
     """A gRPC server for one adapter: build, ``bind``, ``start``, ``stop``.
 
@@ -123,7 +134,7 @@ class BridgeServer:
             ("grpc.max_receive_message_length", limit),
             ("grpc.max_send_message_length", limit),
             ("grpc.so_reuseport", 0),
-        ], interceptors=[RequireToken(token)] if token else None)
+        ], interceptors=_interceptors(token))
         health = HealthServicer(self.stopping)
         bridge_pb2_grpc.add_BridgeServiceServicer_to_server(
             self.servicer, self._server)

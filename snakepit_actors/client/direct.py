@@ -34,6 +34,7 @@ from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any
 
 from snakepit_actors.client.lease_client import LeaseClient, TaskWaiter, ThreadWaiter
+from snakepit_actors.client.tracing import with_trace
 from snakepit_actors.config import PoolConfig
 from snakepit_actors.core.leases import Lease
 from snakepit_actors.core.scheduling_decisions import queue_expiry
@@ -213,7 +214,7 @@ class DirectPath:
         stub = lease.stub or self._stub(lease)
         try:
             response = stub.ExecuteTool(self._request(request, lease), timeout=_timeout(request),
-                                        metadata=self.metadata)
+                                        metadata=with_trace(self.metadata, request.trace_context))
         except (_grpc.RpcError, ValueError) as exc:  # ValueError: a closed channel
             return self._settle_error(lease, request, exc, started)
         except BaseException:  # interrupted: the tool may still run; the slot is free for us
@@ -235,9 +236,9 @@ class DirectPath:
 
         stub = lease.stub or self._stub(lease)
         try:
-            grpc_future = stub.ExecuteTool.future(self._request(request, lease),
-                                                  timeout=_timeout(request),
-                                                  metadata=self.metadata)
+            grpc_future = stub.ExecuteTool.future(
+                self._request(request, lease), timeout=_timeout(request),
+                metadata=with_trace(self.metadata, request.trace_context))
         except ValueError as exc:  # a closed channel: its process went
             return self._settle_error(lease, request, exc, started)
         grpc_future.add_done_callback(finished)

@@ -18,6 +18,7 @@ from typing import Any
 
 from snakepit_actors.client import direct
 from snakepit_actors.client.direct import DirectPath
+from snakepit_actors.client.tracing import with_trace
 from snakepit_actors.core.scheduling_decisions import queue_expiry
 from snakepit_actors.messages import Execute
 from snakepit_actors.protocols import NO_VALUE
@@ -33,7 +34,8 @@ def stream(path: DirectPath, request: Execute) -> Iterator[Any]:
     try:
         call = stub.ExecuteStreamingTool(path._request(request, lease),
                                          timeout=direct._timeout(request),
-                                         metadata=path.metadata)
+                                         metadata=with_trace(path.metadata,
+                                                                    request.trace_context))
     except BaseException:
         path.leases.release_unused(lease)
         raise

@@ -41,9 +41,11 @@ from snakepit_actors.client.gateway import Gateway
 from snakepit_actors.client.host_tools import HostToolMethods
 from snakepit_actors.client.launch import launch
 from snakepit_actors.client.lease_client import LeaseClient
+from snakepit_actors.client.metrics import MetricsMethods
 from snakepit_actors.client.replies import REPLY_GRACE_S, StreamSink, reply_wait_s
 from snakepit_actors.client.session_api import SessionMethods
 from snakepit_actors.client.system_watch import close_lost_system
+from snakepit_actors.client.tracing import trace_context, traced
 from snakepit_actors.config import PoolConfig
 from snakepit_actors.core.request_checks import check_call, check_seconds
 from snakepit_actors.errors import (
@@ -68,12 +70,13 @@ from snakepit_actors.system import (
     remove_run_dir,
     shutdown_actor_system,
 )
+from snakepit_actors.telemetry import close_event_inbox
 from snakepit_actors.tree.reaper import sweep_orphans
 
 _CONTROL_TIMEOUT_S = 10.0
 
 
-class Pool(SessionMethods, HostToolMethods, FanoutMethods):
+class Pool(SessionMethods, HostToolMethods, FanoutMethods, MetricsMethods):
     """A running pool of external Python workers. Create it with ``Pool.start``.
 
     All methods are thread-safe; ``execute_async`` may be awaited from any event loop.
@@ -167,12 +170,14 @@ class Pool(SessionMethods, HostToolMethods, FanoutMethods):
         if self._direct is not None:
             self._direct.close_channels()
         self._stop_host_tools()
+        self._stop_metrics_servers()
         if self._gateway.gone_error is None:
             shutdown_actor_system(self._system, self.admin_pid)
         else:  # nobody answers a shutdown: close our endpoint, kill what is left
             close_lost_system(self._system, self._gateway)
         if self._output is not None:
             self._output.stop()
+        close_event_inbox(self._run_dir)  # after the last actor: what they sent is delivered
         if self._process_db:
             sweep_orphans(self._process_db, ended_runs={self.run_id})
         remove_run_dir(self._run_dir)
@@ -189,6 +194,7 @@ class Pool(SessionMethods, HostToolMethods, FanoutMethods):
 
     # --- requests -----------------------------------------------------------------------------
 
+    @traced
     def execute(self, tool: str, args: Mapping[str, Any] | None = None, *,
                 session_id: str | None = None, timeout: float | None = None,
                 idempotent: bool = False) -> Any:
@@ -224,6 +230,7 @@ class Pool(SessionMethods, HostToolMethods, FanoutMethods):
                 raise
             raise self._no_reply(request, wait_s) from None
 
+    @traced
     async def execute_async(self, tool: str, args: Mapping[str, Any] | None = None, *,
                             session_id: str | None = None, timeout: float | None = None,
                             idempotent: bool = False) -> Any:
@@ -299,7 +306,7 @@ class Pool(SessionMethods, HostToolMethods, FanoutMethods):
         payload = encode_args(tool, {} if args is None else args, self.config.max_payload_bytes)
         return Execute(request_id=self._gateway.new_id(), tool=tool, session_id=session_id,
                        deadline_unix_s=self._deadline_at(timeout), idempotent=idempotent,
-                       args_json=payload, stream=stream)
+                       args_json=payload, stream=stream, trace_context=trace_context())
 
     def _deadline_at(self, timeout: float | None) -> float | None:
         """The only place a request's timeout is turned into its deadline (Unix seconds):

@@ -27,6 +27,7 @@ from snakepit_actors.system import (
     start_actor_system,
     system_pids,
 )
+from snakepit_actors.telemetry import close_event_inbox, open_event_inbox
 from snakepit_actors.tree.process_table import default_data_dir, process_db_path
 from snakepit_actors.tree.reaper import sweep_orphans
 from snakepit_actors.worker_token import new_token
@@ -74,6 +75,9 @@ def launch(cfg: PoolConfig, on_progress: Callable[[int, int], None] | None,
         gateway.root = root
         watch_system(gateway, pids, min(root_pids) if len(root_pids) == 1 else 0,
                      cfg.name, process_db, run_id)
+        # The actors' events, for subscribe() here (event_relay.py); opened after the system
+        # started, so that no actor process inherits the inbox's sockets through fork.
+        open_event_inbox(run_dir)
         started = gateway.call(root, StartPool(cfg, run_id, run_dir, process_db, os.getpid(),
                                                report_progress=on_progress is not None,
                                                worker_token=token),
@@ -83,6 +87,7 @@ def launch(cfg: PoolConfig, on_progress: Callable[[int, int], None] | None,
             gateway.stop()
         shutdown_actor_system(system, admin_pid)
         sweep_orphans(process_db, ended_runs={run_id})
+        close_event_inbox(run_dir)
         remove_run_dir(run_dir)
         if isinstance(exc, SnakepitError):
             raise exc from None

@@ -100,6 +100,9 @@ class Execute:
     idempotent: bool = False  # may run twice: re-run once on another worker if its worker dies
     args_json: bytes | None = None  # ``args`` already encoded (the Python handle does this)
     stream: bool = False  # run a generator tool: StreamChunk messages, then the final reply
+    #: W3C trace context (traceparent, tracestate) sent to the worker as gRPC metadata, so
+    #: the tool's spans join the caller's trace (OpenTelemetry; () = none)
+    trace_context: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,7 +8,8 @@ a verb's options and examples. Each verb lives in its own module (``demo.py``, `
 into one error report (text on stderr, or JSON on stdout under ``--json``) and an exit code.
 
 Logging: ``--log-level`` / ``--log-format`` (or ``SNAKEPIT_LOG_LEVEL`` / ``SNAKEPIT_LOG_FORMAT``;
-for ``start`` the ``[node]`` table's ``log_level`` / ``log_format`` are the defaults).
+for ``start`` the ``[node]`` table's ``log_level`` / ``log_format`` are the defaults; ``demo``
+defaults to "error", as it tells what it provokes itself).
 Progress (workers starting, bench steps) goes to stderr, results to stdout (``console.py``).
 """
 
@@ -206,12 +207,17 @@ def error_report(exc: BaseException, as_json: bool) -> tuple[str, int]:
     return json.dumps({"error": error, "exit_code": code}, default=str), code
 
 
+#: ``demo`` narrates the warnings it provokes (the crash) itself: its own lines stay readable.
+_DEFAULT_LOG_LEVEL = {"demo": "error"}
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``snakepit-actors``; returns the exit code (``--help`` lists them)."""
     args = build_parser().parse_args(argv)
     if args.command != "start":
         configure_logging(args.log_format or os.environ.get("SNAKEPIT_LOG_FORMAT") or "auto",
-                          args.log_level or os.environ.get("SNAKEPIT_LOG_LEVEL") or "warning")
+                          args.log_level or os.environ.get("SNAKEPIT_LOG_LEVEL")
+                          or _DEFAULT_LOG_LEVEL.get(args.command, "warning"))
     commands = {"demo": _demo, "bench": _bench, "cleanup": _cleanup, "start": _start,
                 "node": _member, "status": _status, "exec": _exec, "recycle": _recycle,
                 "doctor": _doctor}

@@ -118,6 +118,7 @@ class Node:
     _process_db: str = ""
     _tailer: WorkerLogTailer | None = None
     _metrics: StatsCache | None = None
+    _metrics_server: Any = None
     _stop: threading.Event = field(default_factory=threading.Event)
     _directory: Any = None
 
@@ -161,7 +162,8 @@ class Node:
         if node.metrics_port:
             self._metrics = StatsCache(node.name)
             self.refresh_metrics()
-            serve_metrics(self._metrics, node.metrics_port, node.bind_address)
+            self._metrics_server = serve_metrics(self._metrics, node.metrics_port,
+                                                 node.bind_address)
         self._write_record()
         log.info("node.ready", node=node.name, admin_port=node.admin_port,
                  pools=[p.entry.name for p in self.pools])
@@ -303,6 +305,9 @@ class Node:
             self._drain(grace)
         if self._tailer is not None:
             self._tailer.stop()
+        if self._metrics_server is not None:
+            self._metrics_server.shutdown()
+            self._metrics_server.server_close()
         shutdown_actor_system(self._system, self._admin_pid)
         self._system = None
         sweep_orphans(self._process_db, ended_runs={p.run_id for p in self.pools})

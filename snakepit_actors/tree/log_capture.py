@@ -7,6 +7,9 @@ worker id.
         the cap on disk once the check has run; between two checks the file grows by what the
         worker writes in one interval)
     WorkerLogTailer thread (node process) --reads new bytes--> ``worker.output`` events
+        (a line that is one JSON object, as the bridge's own log lines are, becomes the
+        event's fields: ``worker_event="bridge.ready"``, ``address=...``; any other line is
+        ``line="..."``)
 
 Each worker process writes to its own file (``processes.spawn_bridge``), so a slow or absent
 reader never blocks it. The tailer polls the run directories every ``interval_s``, reads at most
@@ -18,6 +21,7 @@ faster than that for long (more than ``max_backlog_bytes`` unread) it skips ahea
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import threading
 from collections.abc import Iterable
@@ -129,6 +133,35 @@ class WorkerLogTailer:
         for raw in complete:
             text = raw.decode("utf-8", "replace").rstrip("\r")
             truncated = len(text) > self._max_line
-            log.info("worker.output", pool=pool, worker_id=worker_id,
-                     line=text[:self._max_line], **({"truncated": True} if truncated else {}))
+            structured = None if truncated else parse_json_line(
+                text, {"pool": pool, "worker_id": worker_id})
+            if structured is not None:
+                log.info("worker.output", pool=pool, worker_id=worker_id, **structured)
+            else:
+                log.info("worker.output", pool=pool, worker_id=worker_id,
+                         line=text[:self._max_line], **({"truncated": True} if truncated else {}))
         return len(complete)
+
+
+#: Names a worker's own JSON fields may not take in a ``worker.output`` event: they get a
+#: ``worker_`` prefix (a tool's ``{"event": "loading"}`` becomes ``worker_event="loading"``).
+_OURS = frozenset({"event", "pool", "worker_id", "component", "level", "timestamp", "line",
+                   "truncated", "node"})
+
+
+def parse_json_line(text: str, known: dict[str, Any] | None = None) -> dict[str, Any] | None:
+    """The fields of a worker's line if it is one JSON object (the bridge's own log lines, a
+    tool's JSON logging), with names the event already uses prefixed ``worker_`` (dropped
+    when equal to the event's own value in ``known``, e.g. the same ``worker_id``); None for
+    any other line (it stays ``line=...``)."""
+    if not text.startswith("{"):
+        return None
+    try:
+        fields = json.loads(text)
+    except ValueError:
+        return None
+    if not isinstance(fields, dict):
+        return None
+    known = known or {}
+    return {(f"worker_{k}" if k in _OURS else str(k)): v for k, v in fields.items()
+            if not (k in known and known[k] == v)}

@@ -29,6 +29,7 @@ NodeWatch (its placements are not rebuilt), make the PoolRoot stop the whole tre
 
 from __future__ import annotations
 
+import os
 import time
 import uuid
 from dataclasses import replace
@@ -55,7 +56,7 @@ from snakepit_actors.messages import (
     WorkerContext,
 )
 from snakepit_actors.proctitle import bind_actor_process
-from snakepit_actors.telemetry import bind_context, get_logger
+from snakepit_actors.telemetry import bind_context, get_logger, relay_events
 from snakepit_actors.worker_token import new_token
 from snakepit_supervision.messages import SupervisorEscalated
 
@@ -100,6 +101,8 @@ class PoolRoot(ActorTypeDispatcher):
         msg = replace(msg, run_dir=msg.run_dir or self._make_run_dir(cfg.name),
                       run_id=msg.run_id or uuid.uuid4().hex[:12],
                       worker_token=msg.worker_token or new_token())
+        if msg.owner_pid and os.getpid() != msg.owner_pid:  # (simpleSystemBase: the caller)
+            relay_events(msg.run_dir)  # events go to the owner's subscribers (event_relay.py)
         self._start, self._requester = msg, sender
         for role in REGISTRIES:
             self._start_child(role)

@@ -112,11 +112,12 @@ class WorkerLink:
         request = self._encode(msg)
         deadline = msg.deadline_unix_s
         timeout = None if deadline is None else max(0.0, deadline - time.time())
+        trace = msg.request.trace_context or None  # the caller's span (OpenTelemetry)
         if msg.request.stream:
-            pump = StreamPump(self._stub.ExecuteStreamingTool(request, timeout=timeout), wake,
-                              self._link_wire(), self.worker_id)
+            call = self._stub.ExecuteStreamingTool(request, timeout=timeout, metadata=trace)
+            pump = StreamPump(call, wake, self._link_wire(), self.worker_id)
             return InFlight(msg, pump, time.perf_counter(), pump)
-        future = self._stub.ExecuteTool.future(request, timeout=timeout)
+        future = self._stub.ExecuteTool.future(request, timeout=timeout, metadata=trace)
         future.add_done_callback(wake)
         return InFlight(msg, future, time.perf_counter())
 

@@ -1,0 +1,87 @@
+"""OpenTelemetry in the worker process: a tool call joins its caller's trace.
+
+    caller: span "snakepit.execute" --gRPC metadata traceparent / tracestate-->
+    worker: TraceContext interceptor: extract the context, span "snakepit.tool" (SERVER)
+        around the call -> your tool's own spans are its children, in the caller's trace
+
+Installed by ``listener.BridgeServer`` only when the ``opentelemetry`` package is importable
+in the worker process (the ``[otel]`` extra); a call without ``traceparent`` passes untouched.
+Spans are recorded and exported only if the adapter configured an OpenTelemetry SDK
+``TracerProvider`` (e.g. in ``setup()``); otherwise the API's no-op provider costs next to
+nothing. Never imports thespian or the host side.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from collections.abc import Iterator
+from typing import Any
+
+import grpc
+
+#: The W3C trace-context metadata keys carried by a traced call.
+TRACE_KEYS = ("traceparent", "tracestate")
+
+
+def tracing_available() -> bool:
+    """Whether the ``opentelemetry`` API can be imported here (without importing it)."""
+    return importlib.util.find_spec("opentelemetry") is not None
+
+
+class TraceContext(grpc.ServerInterceptor):
+    """Runs every ``ExecuteTool`` / ``ExecuteStreamingTool`` call that carries a
+    ``traceparent`` inside a SERVER span whose parent is the caller's span."""
+
+    _METHODS = ("/ExecuteTool", "/ExecuteStreamingTool")
+
+    def __init__(self) -> None:
+        from opentelemetry import context, propagate, trace
+
+        self._context, self._propagate = context, propagate
+        self._tracer = trace.get_tracer("snakepit_actors.bridge")
+        self._server_kind = trace.SpanKind.SERVER
+
+    def intercept_service(self, continuation: Any, details: Any) -> Any:
+        handler = continuation(details)
+        if handler is None or not str(details.method).endswith(self._METHODS):
+            return handler
+        carrier = {k: v for k, v in details.invocation_metadata or () if k in TRACE_KEYS}
+        if "traceparent" not in carrier:
+            return handler
+        if handler.response_streaming:
+            return grpc.unary_stream_rpc_method_handler(
+                self._streaming(handler.unary_stream, carrier),
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer)
+        return grpc.unary_unary_rpc_method_handler(
+            self._unary(handler.unary_unary, carrier),
+            request_deserializer=handler.request_deserializer,
+            response_serializer=handler.response_serializer)
+
+    def _span(self, request: Any) -> Any:
+        return self._tracer.start_as_current_span(
+            "snakepit.tool", kind=self._server_kind,
+            attributes={"snakepit.tool": request.tool, "snakepit.request_id": request.request_id,
+                        "rpc.system": "grpc"})
+
+    def _unary(self, behaviour: Any, carrier: dict[str, str]) -> Any:
+        def traced(request: Any, context: Any) -> Any:
+            token = self._context.attach(self._propagate.extract(carrier))
+            try:
+                with self._span(request):
+                    return behaviour(request, context)
+            finally:
+                self._context.detach(token)
+
+        return traced
+
+    def _streaming(self, behaviour: Any, carrier: dict[str, str]) -> Any:
+        def traced(request: Any, context: Any) -> Iterator[Any]:
+            token = self._context.attach(self._propagate.extract(carrier))
+            try:
+                with self._span(request):
+                    yield from behaviour(request, context)
+            finally:
+                self._context.detach(token)
+
+        return traced
