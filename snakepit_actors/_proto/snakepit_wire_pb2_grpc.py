@@ -5,7 +5,7 @@ import warnings
 
 from . import snakepit_wire_pb2 as snakepit__wire__pb2
 
-GRPC_GENERATED_VERSION = '1.85.1'
+GRPC_GENERATED_VERSION = '1.70.0'
 GRPC_VERSION = grpc.__version__
 _version_not_supported = False
 
@@ -18,14 +18,14 @@ except ImportError:
 if _version_not_supported:
     raise RuntimeError(
         f'The grpc package installed is at version {GRPC_VERSION},'
-        + ' but the generated code in snakepit_wire_pb2_grpc.py depends on'
+        + f' but the generated code in snakepit_wire_pb2_grpc.py depends on'
         + f' grpcio>={GRPC_GENERATED_VERSION}.'
         + f' Please upgrade your grpc module to grpcio>={GRPC_GENERATED_VERSION}'
         + f' or downgrade your generated code using grpcio-tools<={GRPC_VERSION}.'
     )
 
 
-class BridgeServiceStub:
+class BridgeServiceStub(object):
     """Missing associated documentation comment in .proto file."""
 
     def __init__(self, channel):
@@ -86,7 +86,7 @@ class BridgeServiceStub:
                 _registered_method=True)
 
 
-class BridgeServiceServicer:
+class BridgeServiceServicer(object):
     """Missing associated documentation comment in .proto file."""
 
     def Ping(self, request, context):
@@ -210,7 +210,7 @@ def add_BridgeServiceServicer_to_server(servicer, server):
 
 
  # This class is part of an EXPERIMENTAL API.
-class BridgeService:
+class BridgeService(object):
     """Missing associated documentation comment in .proto file."""
 
     @staticmethod
