@@ -2,6 +2,7 @@
 
     you  --StartPool------------>  PoolRoot   -> PoolStarted(pool) | PoolStartFailed(error)
     you  --Execute-------------->  Pool       -> ExecuteResult | ExecuteFailed   (one of them)
+    you  --ExecuteBatch--------->  Pool       -> the same, one per Execute (or ExecuteReplies)
     you  --GetStats / ListWorkers->Pool       -> PoolStats / WorkerList
     you  --ClosePool------------>  Pool       -> PoolClosed  (queued requests fail PoolClosedError)
     you  --RequestRecycle------->  Pool       -> RecycleRequested
@@ -100,6 +101,12 @@ class Execute:
     idempotent: bool = False  # may run twice: re-run once on another worker if its worker dies
     args_json: bytes | None = None  # ``args`` already encoded (the Python handle does this)
     stream: bool = False  # run a generator tool: StreamChunk messages, then the final reply
+    #: The sender also accepts its replies grouped: ``ExecuteReplies`` (each reply is still
+    #: sent exactly once). Fewer messages when many requests are in flight; off by default.
+    batch_replies: bool = False
+
+    def __str__(self) -> str:  # short: Thespian formats every message it carries
+        return f"Execute({self.request_id!r}, {self.tool!r})"
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,6 +115,9 @@ class ExecuteBatch:
     carries one message per sender->target pair at a time)."""
 
     requests: tuple[Execute, ...]
+
+    def __str__(self) -> str:
+        return f"ExecuteBatch({len(self.requests)})"
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,6 +129,9 @@ class ExecuteResult:
     worker_id: str
     elapsed_ms: float
 
+    def __str__(self) -> str:
+        return f"ExecuteResult({self.request_id!r}, {self.worker_id!r})"
+
 
 @dataclass(frozen=True, slots=True)
 class ExecuteFailed:
@@ -126,6 +139,20 @@ class ExecuteFailed:
 
     request_id: str
     error: SnakepitError
+
+    def __str__(self) -> str:
+        return f"ExecuteFailed({self.request_id!r}, {type(self.error).__name__})"
+
+
+@dataclass(frozen=True, slots=True)
+class ExecuteReplies:
+    """Replies to several ``Execute(batch_replies=True)`` in one message (one per request;
+    a request's reply comes either alone or in one of these, never both)."""
+
+    replies: tuple[ExecuteResult | ExecuteFailed, ...]
+
+    def __str__(self) -> str:
+        return f"ExecuteReplies({len(self.replies)})"
 
 
 @dataclass(frozen=True, slots=True)
