@@ -1,7 +1,7 @@
 """The ``snakepit-actors`` console script.
 
     snakepit-actors demo [--workers N] [--json]
-    snakepit-actors bench [--scenario echo|cpu|sleep|startup|crash|all ...] [--workers N]
+    snakepit-actors bench [--scenario echo|cpu|sleep|startup|crash|message|all ...] [--workers N]
                           [--concurrency N] [--duration S] [--dispatch direct|actor|both]
                           [--capacity N] [--quick] [--json]
     snakepit-actors start --config pool.toml            (a node, in the foreground)
@@ -86,7 +86,7 @@ def _bench_parser(sub: Any) -> None:
                     "the same worker processes and to ProcessPoolExecutor doing the same work, "
                     "in the same run. Every measurement is bounded in count and time.")
     bench.add_argument("--scenario", action="append",
-                       choices=["echo", "cpu", "sleep", "startup", "crash", "all"],
+                       choices=["echo", "cpu", "sleep", "startup", "crash", "message", "all"],
                        help="what to measure; repeat for several (default: all)")
     bench.add_argument("--workers", type=_positive_int, default=None,
                        help="workers per pool (default per scenario: echo 4, cpu 2, sleep 8, "
