@@ -14,7 +14,7 @@ decision is O(1) amortised:
   ``affinity_wait_s`` (its reply and the worker's check-in travel separately, so a sequential
   caller's next request often arrives a moment before the worker is free again); when the hold
   ends it takes any free slot or joins the queue;
-* *prefetch*: ``prefetch`` slots *ahead* per worker (a second deque) for an ``ahead`` request
+* *prefetch*: slots *ahead* per worker (``prefetch.AheadSlots``) for an ``ahead`` request
   that would queue: its busy worker starts it next. It counts as queued (and for max_queue).
 * a *strict* request (``affinity.py``) is held for its worker until its queue deadline
   ("strict_queue") or refused at once ("strict_fail_fast"); if that worker leaves, the held
@@ -29,6 +29,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Generic, Literal, TypeVar
 
+from snakepit_actors.core.prefetch import AheadSlots
 from snakepit_actors.core.scheduling_decisions import (
     Dispatch,
     Expired,
@@ -79,8 +80,7 @@ class Scheduler(Generic[T]):
                  queue_timeout_s: float | None = None, affinity_wait_s: float = 0.0,
                  prefetch: int = 0) -> None:
         self._capacity = capacity
-        self._prefetch, self._ahead_free = prefetch, 0
-        self._ahead: deque[tuple[str, int]] = deque()
+        self._ahead = AheadSlots(prefetch)
         self._affinity_wait_s = affinity_wait_s
         self._holds: list[tuple[float, int, _Waiting[T]]] = []
         self._max_queue = max_queue
@@ -115,7 +115,7 @@ class Scheduler(Generic[T]):
 
     @property
     def queued(self) -> int:
-        return self._queued + self._prefetch * len(self._workers) - self._ahead_free
+        return self._queued + self._ahead.used(len(self._workers))
 
     @property
     def free_slots(self) -> int:
@@ -137,8 +137,7 @@ class Scheduler(Generic[T]):
         self._workers[worker_id] = _Worker(next(self._generations))
         for _ in range(self._capacity):
             self._give_slot(worker_id)
-        for _ in range(self._prefetch):
-            self._give_ahead(worker_id)
+        self._ahead.add_worker(worker_id, self._workers[worker_id].generation)
         return self._drain(now)
 
     def remove_worker(self, worker_id: str) -> list[str]:
@@ -148,7 +147,7 @@ class Scheduler(Generic[T]):
             return []
         running = len(worker.in_flight)
         self._free -= max(0, self._capacity - running)
-        self._ahead_free -= self._capacity + self._prefetch - max(running, self._capacity)
+        self._ahead.remove_worker(worker_id, running, self._capacity)
         for waiting in worker.held:  # released by the next release_held()
             if waiting.done:
                 continue
@@ -188,7 +187,7 @@ class Scheduler(Generic[T]):
             self._take_ahead() if ahead and not self._queued and self.queued < self._max_queue
             else None)
         if slot is not None:
-            self._workers[slot].in_flight.add(request_id)
+            self._add(slot, request_id, ahead)
             return Dispatch(slot, request_id, item)
         if self.queued >= self._max_queue:
             return Rejected("queue_full")
@@ -224,14 +223,15 @@ class Scheduler(Generic[T]):
             self.remove_worker(worker_id)  # while the request still counts as holding a slot
             return []
         worker.in_flight.discard(request_id)
+        self._ahead.done(worker_id, request_id)
         if len(worker.in_flight) >= self._capacity:  # the position freed was one ahead
-            self._give_ahead(worker_id)
+            self._ahead.give(worker_id, worker.generation)
             return self._drain(now)
         while worker.held:
             waiting = worker.held.popleft()
             if not waiting.done:
                 self._settle(waiting)
-                worker.in_flight.add(waiting.request_id)
+                self._add(worker_id, waiting.request_id, waiting.ahead)
                 return [Dispatch(worker_id, waiting.request_id, waiting.item)]
         self._give_slot(worker_id)
         return self._drain(now)
@@ -271,7 +271,7 @@ class Scheduler(Generic[T]):
             slot = self._take_slot()
             if slot is not None:
                 self._settle(waiting)
-                self._workers[slot].in_flight.add(waiting.request_id)
+                self._add(slot, waiting.request_id, waiting.ahead)
                 out.append(Dispatch(slot, waiting.request_id, waiting.item))
             else:
                 self._queue.append(waiting)
@@ -311,19 +311,16 @@ class Scheduler(Generic[T]):
         self._slots.append((worker_id, self._workers[worker_id].generation))
         self._free += 1
 
-    def _give_ahead(self, worker_id: str) -> None:
-        self._ahead.append((worker_id, self._workers[worker_id].generation))
-        self._ahead_free += 1
+    def _add(self, worker_id: str, request_id: str, ahead: bool) -> None:
+        self._workers[worker_id].in_flight.add(request_id)
+        self._ahead.dispatched(worker_id, request_id, ahead)
 
     def _take_ahead(self) -> str | None:
-        while self._ahead and self._ahead_free > 0:
-            worker_id, generation = self._ahead.popleft()
-            worker = self._workers.get(worker_id)
-            if worker is None or worker.generation != generation:
-                continue
-            self._ahead_free -= 1
-            return worker_id
-        return None
+        return self._ahead.take(self._generation_of)
+
+    def _generation_of(self, worker_id: str) -> int | None:
+        worker = self._workers.get(worker_id)
+        return worker.generation if worker is not None else None
 
     def _take_preferred(self, worker_id: str) -> str | None:
         worker = self._workers.get(worker_id)
@@ -379,7 +376,7 @@ class Scheduler(Generic[T]):
         """Free slots take queued requests in arrival order. One whose queue deadline has
         passed is skipped, not dispatched: ``expire`` reports it."""
         out: list[Dispatch[T]] = []
-        while self._free or self._ahead_free:
+        while self._free or self._ahead.free:
             self._trim_queue()
             if not self._queue:
                 break
@@ -391,7 +388,7 @@ class Scheduler(Generic[T]):
                 self._queue.appendleft(waiting)
                 break
             self._settle(waiting)
-            self._workers[slot].in_flight.add(waiting.request_id)
+            self._add(slot, waiting.request_id, waiting.ahead)
             out.append(Dispatch(slot, waiting.request_id, waiting.item))
         return out
 
