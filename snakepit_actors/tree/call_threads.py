@@ -71,6 +71,10 @@ class CallThreads:
             thread.start()
         return future
 
+    def waiting(self) -> int:
+        """Jobs not yet taken by a thread (approximate while threads take them)."""
+        return self._jobs.qsize()
+
     def stop(self) -> None:
         """Let the threads end after their current job; jobs not started are cancelled."""
         self._stopped = True

@@ -170,6 +170,7 @@ class Worker(WorkerDataPath, ActorTypeDispatcher):
         """Stopped with its tree (or by its own ``Exit``): answer the callers (outside the
         tree) but send nothing to peers, which may be exiting too (a send to a dying peer holds
         an exiting actor up to 7 s); the Pool and ProcessRegistry stop with us."""
+        self._deferred = None  # held-back check-ins: the Pool stops too (or hears WorkerExited)
         self._run(self._core.exit_requested())
         self._release()
 
@@ -233,8 +234,10 @@ class Worker(WorkerDataPath, ActorTypeDispatcher):
             case fx.SwapIn():
                 self._swap_in()
             case fx.StopProcess(notify=notify):
+                self._flush(force=True)
                 self._stop_process(notify)
             case fx.Exit(reason=reason):
+                self._flush(force=True)
                 if reason in ("recycle", "moving"):
                     log.info("worker.stopping", worker_id=self._worker_id, reason=reason)
                 self.send(self.myAddress, ActorExitRequest())
@@ -293,7 +296,7 @@ class Worker(WorkerDataPath, ActorTypeDispatcher):
             log.warning("worker.unhealthy", worker_id=self._worker_id,
                         missed=self._core.missed_beats)
         error = worker_link.crash_error(self._worker_id, self._process.proc, effect.reason)
-        self._flush()  # check-ins of calls answered in this pass go first
+        self._flush(force=True)  # check-ins of calls answered before go first
         for rid in effect.request_ids:
             flight = self._in_flight.pop(rid, None)
             never_ran = flight is not None and flight.pump is None and (

@@ -65,6 +65,8 @@ class WorkerDataPath:
     #: end (``_flush``); None outside a pass (sent at once).
     _replies: dict[str, tuple[Any, list[Reply]]] | None = None
     _checkins: list[Checkin] | None = None
+    #: Check-ins held back while calls still wait in the call threads' FIFO (see ``_flush``).
+    _deferred: list[Checkin] | None = None
     _queue_timer_at: float | None = None  # when the pending QueueDeadlineDue fires
     _queue_timed_out: set[str] | None = None  # their check-ins say so (the Pool counts them)
 
@@ -130,7 +132,7 @@ class WorkerDataPath:
         outcome = self._link.outcome(flight)
         rid = flight.request.request.request_id
         if outcome.reply is None:
-            self._flush()  # what this pass answered goes before the crash's check-ins
+            self._flush(force=True)  # what this pass answered goes before the crash's
             self._run(self._core.process_died(outcome.lost))
             return
         del self._in_flight[rid]
@@ -187,16 +189,30 @@ class WorkerDataPath:
             self._queue_timed_out.discard(checkin.request_id)
             checkin = dataclasses.replace(checkin, queue_timed_out=True)
         if self._checkins is None:
-            self.send(self._context().pool, checkin)
+            self._begin_pass()
+            assert self._checkins is not None
+            self._checkins.append(checkin)
+            self._flush(force=True)
         else:
             self._checkins.append(checkin)
 
-    def _flush(self) -> None:
-        """End the pass: the replies first (one message per caller), then the check-ins."""
-        replies, checkins = self._replies or {}, self._checkins or []
-        self._replies = self._checkins = None
+    def _flush(self, force: bool = False) -> None:
+        """End the pass: the replies first (one message per caller), then the check-ins.
+
+        Check-ins of calls that succeeded are held back (not the replies) while more calls
+        wait in the call threads' FIFO, up to ``prefetch`` of them: the Pool only needs them
+        to send more, and the worker has work until its FIFO is empty. A failure (counted at
+        once), a check-in that takes the worker out of rotation, and ``force`` (a crash, an
+        exit) send them all now."""
+        replies, checkins = self._replies or {}, (self._deferred or []) + (self._checkins or [])
+        self._replies = self._checkins = self._deferred = None
         for target, group in replies.values():
             self.send(target, group[0] if len(group) == 1 else ExecuteReplies(tuple(group)))
+        if not force and checkins and len(checkins) < self._context().config.prefetch \
+                and self._link.waiting_calls() and all(c.ok and not c.worker_lost
+                                                       for c in checkins):
+            self._deferred = checkins
+            return
         if len(checkins) == 1:
             self.send(self._context().pool, checkins[0])
         elif checkins:

@@ -119,6 +119,10 @@ class WorkerLink:
         if self._threads is not None:
             self._threads.stop()
 
+    def waiting_calls(self) -> int:
+        """Unary calls queued for a call thread (not started)."""
+        return self._threads.waiting() if self._threads is not None else 0
+
     def call(self, msg: RunRequest, wake: Wake) -> InFlight:
         """Start ``msg`` in the process, or queue it behind the calls running (a unary call
         runs when a call thread is free); ``wake`` runs (on another thread) when it ends.
