@@ -79,3 +79,21 @@ def _wait_for(condition: object, timeout_s: float = 10.0) -> None:
             return
         time.sleep(0.02)
     raise AssertionError("condition not reached")
+
+
+def test_a_check_in_held_back_behind_a_long_call_reaches_the_pool_soon_after_its_reply(
+        ) -> None:
+    cfg = PoolConfig(name="msghold", pool_size=1, data_path="actor", prefetch=3,
+                     queue_timeout=30.0)
+    with Pool.start(cfg) as pool, ThreadPoolExecutor(4) as ex:
+        first = ex.submit(pool.execute, "sleep", {"seconds": 0.5}, timeout=30)
+        _wait_for(lambda: pool.stats().busy == 1)
+        quick = ex.submit(pool.execute, "echo", {}, timeout=30)
+        long = ex.submit(pool.execute, "sleep", {"seconds": 3.0}, timeout=30)
+        last = ex.submit(pool.execute, "echo", {}, timeout=30)
+        _wait_for(lambda: pool.stats().queued == 3)  # all three sent ahead
+        assert first.result(30) == 0.5 and quick.result(30) == {}
+        answered = time.monotonic()
+        _wait_for(lambda: pool.workers()[0].requests >= 2)  # checked in while `long` runs
+        assert time.monotonic() - answered < 2.0 and not long.done()
+        assert long.result(30) == 3.0 and last.result(30) == {}

@@ -142,3 +142,10 @@ def test_a_request_sent_ahead_that_never_ran_is_run_again_when_its_worker_dies()
     assert not [d for d in waiting if isinstance(d, Reply)]  # queued for the next worker
     again = core.worker_ready(WorkerReady("w1", "@w1b", 101, "unix:/w1", 1, 2.0), 0.2)
     assert [r.message.request.request_id for r in _runs(again)] == ["r2"]
+
+
+def test_the_time_a_worker_held_a_check_in_back_is_not_counted_as_latency() -> None:
+    core = _core()
+    core.execute(Execute("r1", "echo"), "@c", 0.0)
+    core.checkin(Checkin("w1", "r1", True, 5.0, held_ms=900.0), 1.0)
+    assert core.stats("").latency_p50_ms == pytest.approx(100.0)

@@ -121,7 +121,7 @@ class RequestDesk:
             return out if rejected is None else out + self.refuse(pending, msg.crash)
         if msg.crash is not None:
             return self.retry_or_fail(pending, msg.crash, now)
-        self.latency.add((now - pending.submitted) * 1000.0)
+        self.latency.add((now - pending.submitted) * 1000.0 - msg.held_ms)
         self.counters.errors += 0 if msg.ok else 1
         self.counters.queue_timeouts += msg.queue_timed_out
         if wants("debug"):

@@ -64,6 +64,7 @@ class Checkin:
     crash: SnakepitError | None = None
     queue_timed_out: bool = False  # it failed QueueTimeoutError at the worker (sent ahead)
     never_ran: bool = False  # with ``crash``: it waited at the worker and never started
+    held_ms: float = 0.0  # how long the Worker held this check-in back after the reply
 
     def __str__(self) -> str:
         return f"Checkin({self.worker_id!r}, {self.request_id!r}, ok={self.ok})"

@@ -63,7 +63,7 @@ from snakepit_actors.telemetry import bind_context, get_logger
 from snakepit_actors.tree import log_capture, processes, worker_link
 from snakepit_actors.tree.member_env import MemberEnv
 from snakepit_actors.tree.process_swap import Swapper
-from snakepit_actors.tree.worker_data_path import QueueDeadlineDue, WorkerDataPath
+from snakepit_actors.tree.worker_data_path import CheckinsDue, QueueDeadlineDue, WorkerDataPath
 from snakepit_actors.tree.worker_link import InFlight, WorkerLink
 from snakepit_actors.tree.worker_process import (
     ProcessHandle,
@@ -156,6 +156,8 @@ class Worker(WorkerDataPath, ActorTypeDispatcher):
                 self._run(self._core.replacement_timed_out(generation))
             case QueueDeadlineDue():
                 self._queue_deadline_due()
+            case CheckinsDue():
+                self._checkins_due()
             case other:
                 log.error("timer.unknown", actor="Worker", payload=repr(other))
 

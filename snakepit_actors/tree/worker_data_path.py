@@ -51,6 +51,15 @@ class QueueDeadlineDue:
     """Timer payload: a request sent ahead may have passed its queue deadline."""
 
 
+@dataclass(frozen=True, slots=True)
+class CheckinsDue:
+    """Timer payload: check-ins held back for ``HOLD_CHECKINS_S`` go to the Pool now."""
+
+
+#: The longest a check-in is held back (while the next calls run).
+HOLD_CHECKINS_S = 0.05
+
+
 class WorkerDataPath:
     """Request handling of the Worker actor (a mixin: the actor provides what is declared
     below)."""
@@ -66,7 +75,8 @@ class WorkerDataPath:
     _replies: dict[str, tuple[Any, list[Reply]]] | None = None
     _checkins: list[Checkin] | None = None
     #: Check-ins held back while calls still wait in the call threads' FIFO (see ``_flush``).
-    _deferred: list[Checkin] | None = None
+    _deferred: list[tuple[Checkin, float]] | None = None  # with when each was held back
+    _checkin_timer = False  # a CheckinsDue is pending
     _queue_timer_at: float | None = None  # when the pending QueueDeadlineDue fires
     _queue_timed_out: set[str] | None = None  # their check-ins say so (the Pool counts them)
 
@@ -146,6 +156,11 @@ class WorkerDataPath:
             rid, ok=isinstance(outcome.reply, ExecuteResult), elapsed_ms=outcome.elapsed_ms,
             timed_out=outcome.timed_out, now=time.monotonic()))
 
+    def _checkins_due(self) -> None:
+        self._checkin_timer = False
+        if self._deferred:
+            self._flush(force=True)
+
     # --- the queue deadlines of requests sent ahead -----------------------------------------
 
     def _arm_queue_timer(self, deadline: float | None) -> None:
@@ -203,16 +218,25 @@ class WorkerDataPath:
         wait in the call threads' FIFO, up to ``prefetch`` of them: the Pool only needs them
         to send more, and the worker has work until its FIFO is empty. A failure (counted at
         once), a check-in that takes the worker out of rotation, and ``force`` (a crash, an
-        exit) send them all now."""
-        replies, checkins = self._replies or {}, (self._deferred or []) + (self._checkins or [])
-        self._replies = self._checkins = self._deferred = None
+        exit) send them all now, and none is held longer than ``HOLD_CHECKINS_S`` (a timer);
+        each says how long it was held (``Checkin.held_ms``), so the Pool's latencies do not
+        count it."""
+        now = time.monotonic()
+        held = (self._deferred or []) + [(c, now) for c in self._checkins or []]
+        replies, self._replies = self._replies or {}, None
+        self._checkins = self._deferred = None
         for target, group in replies.values():
             self.send(target, group[0] if len(group) == 1 else ExecuteReplies(tuple(group)))
-        if not force and checkins and len(checkins) < self._context().config.prefetch \
+        if not force and held and len(held) < self._context().config.prefetch \
                 and self._link.waiting_calls() and all(c.ok and not c.worker_lost
-                                                       for c in checkins):
-            self._deferred = checkins
+                                                       for c, _ in held):
+            self._deferred = held
+            if not self._checkin_timer:
+                self._checkin_timer = True
+                self.wakeupAfter(HOLD_CHECKINS_S, payload=CheckinsDue())
             return
+        checkins = [c if t == now else dataclasses.replace(c, held_ms=(now - t) * 1000.0)
+                    for c, t in held]
         if len(checkins) == 1:
             self.send(self._context().pool, checkins[0])
         elif checkins:
