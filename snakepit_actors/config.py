@@ -94,6 +94,8 @@ class PoolConfig:
     ========================  =========  ===================================================
     pool_size                 4          less parallelism / more memory (~36 MiB RSS each)
     capacity                  1          - / requests share one process (threads or asyncio)
+    prefetch                  2          more actor messages per request / a request may wait
+                                         at a busy worker while another frees (actor path)
     startup_timeout           30 s       slow adapters fail / a broken start is seen later
     request_timeout           None       (None = no deadline) / stuck tools hold workers
     cancel_grace_s            0.5 s      more recycles after timeouts / a stuck tool holds
@@ -160,6 +162,7 @@ class PoolConfig:
     worker_ttl: float | None = None
     worker_memory_mb: int | None = None
     capacity: int = 1
+    prefetch: int = 2
     transport: Transport = "unix"
     max_payload_bytes: int = 64 * 1024 * 1024
     worker_log_max_bytes: int | None = 16 * 1024 * 1024
@@ -343,6 +346,8 @@ def _problems(cfg: PoolConfig) -> list[str]:
              f"{name} must be None or an int >= 1", value)
     need(_is_int(cfg.capacity) and 1 <= cfg.capacity <= 1024, "capacity must be an int in 1..1024",
          cfg.capacity)
+    need(_is_int(cfg.prefetch) and 0 <= cfg.prefetch <= 64, "prefetch must be an int in 0..64",
+         cfg.prefetch)
     need(cfg.transport in ("unix", "tcp"), "transport must be 'unix' or 'tcp'", cfg.transport)
     need(_is_int(cfg.max_payload_bytes) and 1024 <= cfg.max_payload_bytes <= 2**31 - 1,
          "max_payload_bytes must be an int in 1024..2147483647", cfg.max_payload_bytes)

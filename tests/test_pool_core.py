@@ -72,7 +72,8 @@ pytestmark = pytest.mark.timeout(120)
 
 
 def config(**overrides: Any) -> PoolConfig:
-    values: dict[str, Any] = {"name": "t", "pool_size": 2, "queue_timeout": 5.0}
+    # prefetch off: these specify the Pool's own queue (test_prefetch.py covers sending ahead)
+    values: dict[str, Any] = {"name": "t", "pool_size": 2, "queue_timeout": 5.0, "prefetch": 0}
     return PoolConfig(**{**values, **overrides})
 
 

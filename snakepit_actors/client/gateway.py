@@ -9,7 +9,8 @@
         │  a ``LeaseClient`` first); waits in Thespian's select() on its sockets AND the wake
         │  pipe (so a new request never waits for a poll tick)
         ▼
-    replies: matched to Futures by request id; ``StreamChunk`` values go to their sink
+    replies: matched to Futures by request id (``ExecuteReplies`` unpacked); ``StreamChunk``
+    values go to their sink
 
 The gateway also watches the actor system itself (``watch_system``): pidfds of the admin, the
 logger and the pool's PoolRoot sit in the same select(). When one dies (kill -9 of the admin;
@@ -50,6 +51,7 @@ from snakepit_actors.messages import (
     Execute,
     ExecuteBatch,
     ExecuteFailed,
+    ExecuteReplies,
     ExecuteResult,
     PoolClosed,
     PoolReplaced,
@@ -349,6 +351,10 @@ class Gateway:
             if self._on_progress is not None:
                 with contextlib.suppress(Exception):
                     self._on_progress(message.workers_ready, message.pool_size)
+            return
+        if isinstance(message, ExecuteReplies):
+            for reply in message.replies:
+                self._dispatch(reply)
             return
         if isinstance(message, StreamChunk):
             sink = self._pending.get(message.request_id)

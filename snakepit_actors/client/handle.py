@@ -306,7 +306,8 @@ class Pool(SessionMethods, HostToolMethods, FanoutMethods, MetricsMethods):
         payload = encode_args(tool, {} if args is None else args, self.config.max_payload_bytes)
         return Execute(request_id=self._gateway.new_id(), tool=tool, session_id=session_id,
                        deadline_unix_s=self._deadline_at(timeout), idempotent=idempotent,
-                       args_json=payload, stream=stream, trace_context=trace_context())
+                       args_json=payload, stream=stream, batch_replies=True,
+                       trace_context=trace_context())
 
     def _deadline_at(self, timeout: float | None) -> float | None:
         """The only place a request's timeout is turned into its deadline (Unix seconds):

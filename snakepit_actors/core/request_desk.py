@@ -25,7 +25,7 @@ from snakepit_actors.core.pool_records import GONE, Counters, Pending, WorkerRec
 from snakepit_actors.core.readiness import Readiness
 from snakepit_actors.core.request_checks import execute_problem
 from snakepit_actors.core.scheduling import Scheduler
-from snakepit_actors.core.scheduling_decisions import Dispatch, Queued
+from snakepit_actors.core.scheduling_decisions import Dispatch, Queued, queue_expiry
 from snakepit_actors.core.session_pins import SessionPins
 from snakepit_actors.core.timers import ExpireQueue
 from snakepit_actors.errors import SnakepitError
@@ -68,7 +68,8 @@ class RequestDesk:
         self.scheduler: Scheduler[Pending] = Scheduler(
             capacity=config.capacity, max_queue=config.max_queue,
             queue_timeout_s=config.queue_timeout,
-            affinity_wait_s=config.affinity_wait_s if config.affinity == "hint" else 0.0)
+            affinity_wait_s=config.affinity_wait_s if config.affinity == "hint" else 0.0,
+            prefetch=config.prefetch)
         self.running: dict[str, Pending] = {}  # actor-path requests on a worker, by id
         self.counters = Counters()
         self.latency = LatencyWindow()
@@ -115,10 +116,14 @@ class RequestDesk:
         pending = self.running.pop(msg.request_id, None)
         if pending is None:
             return []
+        if msg.crash is not None and msg.never_ran:  # it waited there: run it elsewhere
+            out, rejected = self._offer(pending, now)
+            return out if rejected is None else out + self.refuse(pending, msg.crash)
         if msg.crash is not None:
             return self.retry_or_fail(pending, msg.crash, now)
-        self.latency.add((now - pending.submitted) * 1000.0)
+        self.latency.add((now - pending.submitted) * 1000.0 - msg.held_ms)
         self.counters.errors += 0 if msg.ok else 1
+        self.counters.queue_timeouts += msg.queue_timed_out
         if wants("debug"):
             log.debug("request.completed", request_id=msg.request_id, worker_id=msg.worker_id,
                       ok=msg.ok, duration_ms=msg.elapsed_ms,
@@ -188,10 +193,19 @@ class RequestDesk:
                 continue
             self.running[d.request_id] = pending
             pending.worker_id = d.worker_id
+            queue_deadline = self._queue_deadline_ahead(pending, d.worker_id)
             out.append(Run(record.address, RunRequest(pending.request, pending.reply_to,
-                                                      pending.deadline_unix_s, moved_from),
-                           d.worker_id))
+                                                      pending.deadline_unix_s, moved_from,
+                                                      queue_deadline), d.worker_id))
         return out
+
+    def _queue_deadline_ahead(self, pending: Pending, worker_id: str) -> float | None:
+        """A request sent ahead (prefetch: its worker holds more than ``capacity``) keeps its
+        queue deadline while it waits there; None for one that starts at once."""
+        if self.scheduler.in_flight(worker_id) <= self._config.capacity:
+            return None
+        return queue_expiry(pending.submitted, pending.deadline_unix_s,
+                            self._config.queue_timeout)[0]
 
     def refuse(self, pending: Pending, error: SnakepitError) -> Decisions:
         """The one reply of a request the Pool will not run (a client counts its own callers'
@@ -229,7 +243,7 @@ class RequestDesk:
         request = pending.request
         decision = self.scheduler.submit(
             request.request_id, pending, now, pending.deadline_unix_s, route.preferred,
-            expires=not pending.is_lease, strict=route.strict)
+            expires=not pending.is_lease, strict=route.strict, ahead=_may_go_ahead(pending))
         out: Decisions = []
         if route.strict == "strict_queue" and route.preferred \
                 and not isinstance(decision, Dispatch):  # direct callers hog its worker
@@ -271,3 +285,9 @@ class RequestDesk:
             return []
         self._expiry_at = at
         return [WakeAt(at, ExpireQueue())]
+
+
+def _may_go_ahead(pending: Pending) -> bool:
+    """A request that may wait at a busy worker (prefetch): unary, actor path, no session."""
+    request = pending.request
+    return isinstance(request, Execute) and not request.stream and request.session_id is None

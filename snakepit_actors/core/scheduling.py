@@ -14,6 +14,8 @@ decision is O(1) amortised:
   ``affinity_wait_s`` (its reply and the worker's check-in travel separately, so a sequential
   caller's next request often arrives a moment before the worker is free again); when the hold
   ends it takes any free slot or joins the queue;
+* *prefetch*: slots *ahead* per worker (``prefetch.AheadSlots``) for an ``ahead`` request
+  that would queue: its busy worker starts it next. It counts as queued (and for max_queue).
 * a *strict* request (``affinity.py``) is held for its worker until its queue deadline
   ("strict_queue") or refused at once ("strict_fail_fast"); if that worker leaves, the held
   strict requests are *stranded* (``take_stranded``): they must fail, not run elsewhere.
@@ -27,6 +29,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Generic, Literal, TypeVar
 
+from snakepit_actors.core.prefetch import AheadSlots
 from snakepit_actors.core.scheduling_decisions import (
     Dispatch,
     Expired,
@@ -50,6 +53,7 @@ class _Waiting(Generic[T]):
     done: bool = False
     held_for: str | None = None  # the worker this request is held for (affinity), if any
     strict: bool = False  # held for that worker only: never runs elsewhere
+    ahead: bool = False  # may take a slot ahead (prefetch) on a busy worker
 
 
 @dataclass(slots=True)
@@ -69,11 +73,14 @@ class Scheduler(Generic[T]):
         queue_timeout_s: how long a request may wait for a worker; None waits for its own
             deadline only.
         affinity_wait_s: how long a request may be held for its busy preferred worker.
+        prefetch: slots ahead per worker, beyond ``capacity`` (see the module docstring).
     """
 
     def __init__(self, *, capacity: int = 1, max_queue: int = 1000,
-                 queue_timeout_s: float | None = None, affinity_wait_s: float = 0.0) -> None:
+                 queue_timeout_s: float | None = None, affinity_wait_s: float = 0.0,
+                 prefetch: int = 0) -> None:
         self._capacity = capacity
+        self._ahead = AheadSlots(prefetch)
         self._affinity_wait_s = affinity_wait_s
         self._holds: list[tuple[float, int, _Waiting[T]]] = []
         self._max_queue = max_queue
@@ -108,11 +115,11 @@ class Scheduler(Generic[T]):
 
     @property
     def queued(self) -> int:
-        return self._queued
+        return self._queued + self._ahead.used(len(self._workers))
 
     @property
     def free_slots(self) -> int:
-        """Slots of ready workers that could take a request now."""
+        """Slots of ready workers that could take a request now (not counting ahead)."""
         return self._free
 
     def in_flight(self, worker_id: str) -> int:
@@ -130,6 +137,7 @@ class Scheduler(Generic[T]):
         self._workers[worker_id] = _Worker(next(self._generations))
         for _ in range(self._capacity):
             self._give_slot(worker_id)
+        self._ahead.add_worker(worker_id, self._workers[worker_id].generation)
         return self._drain(now)
 
     def remove_worker(self, worker_id: str) -> list[str]:
@@ -137,7 +145,9 @@ class Scheduler(Generic[T]):
         worker = self._workers.pop(worker_id, None)
         if worker is None:
             return []
-        self._free -= self._capacity - len(worker.in_flight)
+        running = len(worker.in_flight)
+        self._free -= max(0, self._capacity - running)
+        self._ahead.remove_worker(worker_id, running, self._capacity)
         for waiting in worker.held:  # released by the next release_held()
             if waiting.done:
                 continue
@@ -151,7 +161,7 @@ class Scheduler(Generic[T]):
     def submit(self, request_id: str, item: T, now: float, deadline: float | None = None,
                preferred: str | None = None, *, expires: bool = True,
                strict: Literal["hint", "strict_queue", "strict_fail_fast"] = "hint",
-               ) -> Dispatch[T] | Queued | Rejected:
+               ahead: bool = False) -> Dispatch[T] | Queued | Rejected:
         """A new request: dispatch it to a free slot, queue it, or refuse it.
 
         ``preferred`` (affinity hint) takes that worker's free slot if it has one; otherwise
@@ -159,6 +169,7 @@ class Scheduler(Generic[T]):
         until dispatched, cancelled or closed (lease requests, whose callers keep their own).
         ``strict`` (with ``preferred``, a ready worker) runs it on that worker only: held until
         a slot frees ("strict_queue") or refused with "affinity_busy" ("strict_fail_fast").
+        ``ahead``: it may take a slot ahead on a busy worker rather than queue (prefetch).
         """
         if self.closed:
             return Rejected("closed")
@@ -172,14 +183,17 @@ class Scheduler(Generic[T]):
                 and self._queued < self._max_queue:
             self._hold(preferred, request_id, item, now, deadline, expires)
             return Queued(self._queued)
-        slot = slot or self._take_slot()
+        slot = slot or self._take_slot() or (
+            self._take_ahead() if ahead and not self._queued and self.queued < self._max_queue
+            else None)
         if slot is not None:
-            self._workers[slot].in_flight.add(request_id)
+            self._add(slot, request_id, ahead)
             return Dispatch(slot, request_id, item)
-        if self._queued >= self._max_queue:
+        if self.queued >= self._max_queue:
             return Rejected("queue_full")
         self._enqueue(request_id, item, now, deadline, expires)
-        return Queued(self._queued)
+        self._queue[-1].ahead = ahead
+        return Queued(self.queued)
 
     def _submit_strict(self, worker_id: str, request_id: str, item: T, now: float,
                        deadline: float | None, expires: bool,
@@ -209,11 +223,15 @@ class Scheduler(Generic[T]):
             self.remove_worker(worker_id)  # while the request still counts as holding a slot
             return []
         worker.in_flight.discard(request_id)
+        self._ahead.done(worker_id, request_id)
+        if len(worker.in_flight) >= self._capacity:  # the position freed was one ahead
+            self._ahead.give(worker_id, worker.generation)
+            return self._drain(now)
         while worker.held:
             waiting = worker.held.popleft()
             if not waiting.done:
                 self._settle(waiting)
-                worker.in_flight.add(waiting.request_id)
+                self._add(worker_id, waiting.request_id, waiting.ahead)
                 return [Dispatch(worker_id, waiting.request_id, waiting.item)]
         self._give_slot(worker_id)
         return self._drain(now)
@@ -253,7 +271,7 @@ class Scheduler(Generic[T]):
             slot = self._take_slot()
             if slot is not None:
                 self._settle(waiting)
-                self._workers[slot].in_flight.add(waiting.request_id)
+                self._add(slot, waiting.request_id, waiting.ahead)
                 out.append(Dispatch(slot, waiting.request_id, waiting.item))
             else:
                 self._queue.append(waiting)
@@ -292,6 +310,17 @@ class Scheduler(Generic[T]):
     def _give_slot(self, worker_id: str) -> None:
         self._slots.append((worker_id, self._workers[worker_id].generation))
         self._free += 1
+
+    def _add(self, worker_id: str, request_id: str, ahead: bool) -> None:
+        self._workers[worker_id].in_flight.add(request_id)
+        self._ahead.dispatched(worker_id, request_id, ahead)
+
+    def _take_ahead(self) -> str | None:
+        return self._ahead.take(self._generation_of)
+
+    def _generation_of(self, worker_id: str) -> int | None:
+        worker = self._workers.get(worker_id)
+        return worker.generation if worker is not None else None
 
     def _take_preferred(self, worker_id: str) -> str | None:
         worker = self._workers.get(worker_id)
@@ -347,19 +376,19 @@ class Scheduler(Generic[T]):
         """Free slots take queued requests in arrival order. One whose queue deadline has
         passed is skipped, not dispatched: ``expire`` reports it."""
         out: list[Dispatch[T]] = []
-        while self._free:
+        while self._free or self._ahead.free:
             self._trim_queue()
             if not self._queue:
                 break
             waiting = self._queue.popleft()
             if waiting.expires_at is not None and waiting.expires_at <= now:
                 continue  # still in the expiry heap: the next expire() returns it
-            slot = self._take_slot()
+            slot = self._take_slot() or (self._take_ahead() if waiting.ahead else None)
             if slot is None:
                 self._queue.appendleft(waiting)
                 break
             self._settle(waiting)
-            self._workers[slot].in_flight.add(waiting.request_id)
+            self._add(slot, waiting.request_id, waiting.ahead)
             out.append(Dispatch(slot, waiting.request_id, waiting.item))
         return out
 

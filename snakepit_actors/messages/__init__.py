@@ -31,6 +31,7 @@ from snakepit_actors.messages.api import (
     Execute,
     ExecuteBatch,
     ExecuteFailed,
+    ExecuteReplies,
     ExecuteResult,
     GetStats,
     InitRecycler,
@@ -86,6 +87,8 @@ from snakepit_actors.messages.placement import (
 )
 from snakepit_actors.messages.requests import (
     Checkin,
+    CheckinBatch,
+    RunBatch,
     RunRequest,
 )
 from snakepit_actors.messages.sessions import (
@@ -145,6 +148,7 @@ __all__ = [
     "AgentHere",
     "CancelRequest",
     "Checkin",
+    "CheckinBatch",
     "ClosePool",
     "CreateSession",
     "DeleteProgram",
@@ -157,6 +161,7 @@ __all__ = [
     "Execute",
     "ExecuteBatch",
     "ExecuteFailed",
+    "ExecuteReplies",
     "ExecuteResult",
     "GetProgram",
     "GetSession",
@@ -204,6 +209,7 @@ __all__ = [
     "RequestLease",
     "RequestRecycle",
     "ReturnLease",
+    "RunBatch",
     "RunRequest",
     "SessionCommand",
     "SessionDeleted",

@@ -2,6 +2,7 @@
 
     you  --StartPool------------>  PoolRoot   -> PoolStarted(pool) | PoolStartFailed(error)
     you  --Execute-------------->  Pool       -> ExecuteResult | ExecuteFailed   (one of them)
+    you  --ExecuteBatch--------->  Pool       -> the same, one per Execute (or ExecuteReplies)
     you  --GetStats / ListWorkers->Pool       -> PoolStats / WorkerList
     you  --ClosePool------------>  Pool       -> PoolClosed  (queued requests fail PoolClosedError)
     you  --RequestRecycle------->  Pool       -> RecycleRequested
@@ -103,6 +104,12 @@ class Execute:
     #: W3C trace context (traceparent, tracestate) sent to the worker as gRPC metadata, so
     #: the tool's spans join the caller's trace (OpenTelemetry; () = none)
     trace_context: tuple[tuple[str, str], ...] = ()
+    #: The sender also accepts its replies grouped: ``ExecuteReplies`` (each reply is still
+    #: sent exactly once). Fewer messages when many requests are in flight; off by default.
+    batch_replies: bool = False
+
+    def __str__(self) -> str:  # short: Thespian formats every message it carries
+        return f"Execute({self.request_id!r}, {self.tool!r})"
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,6 +118,9 @@ class ExecuteBatch:
     carries one message per sender->target pair at a time)."""
 
     requests: tuple[Execute, ...]
+
+    def __str__(self) -> str:
+        return f"ExecuteBatch({len(self.requests)})"
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,6 +132,9 @@ class ExecuteResult:
     worker_id: str
     elapsed_ms: float
 
+    def __str__(self) -> str:
+        return f"ExecuteResult({self.request_id!r}, {self.worker_id!r})"
+
 
 @dataclass(frozen=True, slots=True)
 class ExecuteFailed:
@@ -129,6 +142,20 @@ class ExecuteFailed:
 
     request_id: str
     error: SnakepitError
+
+    def __str__(self) -> str:
+        return f"ExecuteFailed({self.request_id!r}, {type(self.error).__name__})"
+
+
+@dataclass(frozen=True, slots=True)
+class ExecuteReplies:
+    """Replies to several ``Execute(batch_replies=True)`` in one message (one per request;
+    a request's reply comes either alone or in one of these, never both)."""
+
+    replies: tuple[ExecuteResult | ExecuteFailed, ...]
+
+    def __str__(self) -> str:
+        return f"ExecuteReplies({len(self.replies)})"
 
 
 @dataclass(frozen=True, slots=True)

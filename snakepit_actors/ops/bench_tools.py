@@ -79,13 +79,15 @@ def sequential(calls: list[Callable[[], Any]], count: int,
 
 
 def throughputs(calls: list[Callable[[], Any]], callers: int, count: int, budget_s: float,
-                rounds: int = 2) -> list[Rate]:
-    """``throughput`` of each of ``calls``, measured in alternating rounds and merged."""
+                rounds: int = 2, threads: list[int] | None = None) -> list[Rate]:
+    """``throughput`` of each of ``calls``, measured in alternating rounds and merged;
+    ``threads``: the callers of each call (default ``callers`` for all)."""
     per_s = [0.0] * len(calls)
     latencies: list[list[float]] = [[] for _ in calls]
     for _ in range(rounds):
         for i, call in enumerate(calls):
-            rate = throughput(call, callers, count // rounds, budget_s / rounds)
+            n = threads[i] if threads is not None else callers
+            rate = throughput(call, n, count // rounds, budget_s / rounds)
             per_s[i] += rate.per_s / rounds
             latencies[i] += rate.latencies_ms
     return [Rate(r, lat) for r, lat in zip(per_s, latencies, strict=True)]
@@ -142,6 +144,23 @@ def routed(slots: list[Callable[[], Any]]) -> Callable[[], Any]:
             if nxt is not None:
                 nxt[1].append(slot)
                 nxt[0].release()
+
+    return call
+
+
+def per_slot(slots: list[Callable[[], Any]]) -> Callable[[], Any]:
+    """One caller thread per slot, no router at all: each thread that calls it keeps the next
+    slot for itself (call it from at most ``len(slots)`` threads per round)."""
+    mine = threading.local()
+    lock = threading.Lock()
+    taken = itertools.count()
+
+    def call() -> Any:
+        slot = getattr(mine, "slot", None)
+        if slot is None:
+            with lock:
+                slot = mine.slot = slots[next(taken) % len(slots)]
+        return slot()
 
     return call
 

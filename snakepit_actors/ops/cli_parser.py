@@ -90,7 +90,8 @@ def _bench(sub: Any) -> None:
         "docs/performance.md.",
         "bench --quick", "bench --scenario echo --dispatch direct --duration 5 --json")
     bench.add_argument("--scenario", action="append",
-                       choices=["echo", "cpu", "sleep", "startup", "crash", "map", "all"],
+                       choices=["echo", "cpu", "sleep", "startup", "crash", "map", "message",
+                                "all"],
                        help="what to measure; repeat for several (default: all)")
     bench.add_argument("--workers", type=_positive_int, default=None,
                        help="workers per pool (default per scenario: echo 4, cpu 2, sleep 8, "

@@ -56,6 +56,9 @@ FIELD_HELP: dict[str, str] = {
     "worker_memory_mb": "Recycle a worker when the RSS of its process tree exceeds this many "
                         "MiB (None: never). Sampled every heartbeat interval.",
     "capacity": "Concurrent requests per worker process (threads or asyncio in the worker).",
+    "prefetch": "Actor path: requests the Pool may send a busy worker ahead, beyond `capacity`, "
+                "while others wait (several per message; 0 = none). Unary requests without a "
+                "session only.",
     "transport": "How workers listen: `unix` sockets in the run directory, or `tcp` on "
                  "127.0.0.1.",
     "max_payload_bytes": "Largest args / result accepted, in bytes "

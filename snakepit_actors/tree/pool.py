@@ -4,7 +4,8 @@
      ├─ WorkerRegistry ──facts: WorkerReady / StartFailed / Exited / Abandoned──> Pool
      ├─ SessionStore <──SessionsTouched, session commands── Pool
      └─ Pool (this; permanent)
-          ──RunRequest / RecycleWorker / EndWorkerSession──> Worker_i ──Checkin──> Pool
+          ──RunRequest | RunBatch / RecycleWorker / EndWorkerSession──> Worker_i
+          <──Checkin | CheckinBatch── Worker_i
           ──LeaseGranted / Refused / Revoked / Recalled──> clients ──LeaseBatch──> Pool
 
 A thin shell around ``core.pool_core.PoolCore``, which holds every decision: each handler turns
@@ -38,7 +39,7 @@ from typing import Any
 from thespian.actors import ActorTypeDispatcher, WakeupMessage
 
 from snakepit_actors.core.pool_core import PoolCore
-from snakepit_actors.core.pool_decisions import Decision, WakeAt
+from snakepit_actors.core.pool_decisions import Decision, Run, WakeAt
 from snakepit_actors.core.timers import (
     CheckHolders,
     ExpireQueue,
@@ -50,6 +51,7 @@ from snakepit_actors.messages import (
     ActorReplaced,
     CancelRequest,
     Checkin,
+    CheckinBatch,
     ClosePool,
     Execute,
     ExecuteBatch,
@@ -62,6 +64,8 @@ from snakepit_actors.messages import (
     RequestLease,
     RequestRecycle,
     ReturnLease,
+    RunBatch,
+    RunRequest,
     SessionCommand,
     SessionsEnded,
     SessionStoreReplaced,
@@ -107,12 +111,23 @@ class Pool(ActorTypeDispatcher):
         return self._core
 
     def _execute(self, decisions: list[Decision], now: float) -> None:
-        """Carry out the core's decisions, in order."""
+        """Carry out the core's decisions, in order; the requests for one Worker go out as
+        one ``RunBatch`` (before anything else is sent, so no send overtakes them)."""
+        runs: dict[str, tuple[Any, list[RunRequest]]] = {}
         for d in decisions:
-            if isinstance(d, WakeAt):
+            if isinstance(d, Run):
+                runs.setdefault(d.worker_id, (d.to, []))[1].append(d.message)
+            elif isinstance(d, WakeAt):
                 self.wakeupAfter(max(0.0, d.when - now), payload=d.timer)
             else:
+                self._send_runs(runs)
                 self.send(d.to, d.message)
+        self._send_runs(runs)
+
+    def _send_runs(self, runs: dict[str, tuple[Any, list[RunRequest]]]) -> None:
+        for to, batch in runs.values():
+            self.send(to, batch[0] if len(batch) == 1 else RunBatch(tuple(batch)))
+        runs.clear()
 
     # --- set-up and worker facts --------------------------------------------------------------
 
@@ -181,9 +196,8 @@ class Pool(ActorTypeDispatcher):
         self._execute(self.core.execute(msg, sender, now), now)
 
     def receiveMsg_ExecuteBatch(self, msg: ExecuteBatch, sender: Any) -> None:
-        now = time.time()
-        for request in msg.requests:
-            self._execute(self.core.execute(request, sender, now), now)
+        now, core = time.time(), self.core
+        self._execute([d for r in msg.requests for d in core.execute(r, sender, now)], now)
 
     def receiveMsg_CancelRequest(self, msg: CancelRequest, sender: Any) -> None:
         now = time.time()
@@ -192,6 +206,10 @@ class Pool(ActorTypeDispatcher):
     def receiveMsg_Checkin(self, msg: Checkin, sender: Any) -> None:
         now = time.time()
         self._execute(self.core.checkin(msg, now), now)
+
+    def receiveMsg_CheckinBatch(self, msg: CheckinBatch, sender: Any) -> None:
+        now, core = time.time(), self.core
+        self._execute([d for c in msg.checkins for d in core.checkin(c, now)], now)
 
     # --- leases (the direct data path) --------------------------------------------------------
 

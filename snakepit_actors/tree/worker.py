@@ -15,9 +15,26 @@ request past its deadline gets ``RequestTimeoutError``; the Worker probes its pr
 it if the tool stopped within ``cancel_grace_s``, else recycles it. On ``ActorExitRequest`` it
 answers its callers and stops its process: SIGTERM to the group, then SIGKILL.
 
-It checks in with the sender of the last ``RunRequest`` (a restarted Pool is new), follows
-``ActorReplaced`` (re-announcing its process and ``WorkerReady`` to a new registry). On a member
-node: that node's run dir and process registry, TCP on its worker address, no host tools.
+``InitWorker`` -> pre-register in the ProcessRegistry -> spawn -> ready line (a pipe watched with
+``ThespianWatch``, never a blocking read) -> ping -> ``WorkerReady``. Requests (handled in
+``worker_data_path``) run on persistent call threads whose completion wakes the actor through a
+pipe, so it stays responsive while tools run (capacity > 1, crash detection, exit requests);
+the process's death is seen at once (pidfd).
+
+When its process dies the Worker checks its in-flight requests in as crashed (the Pool replies
+``WorkerCrashedError`` or re-runs an idempotent one elsewhere), tells the Pool
+``WorkerProcessLost`` (which revokes the clients' leases) and exits; its Starter restarts it.
+A request past its deadline gets ``RequestTimeoutError``: the Worker drains and probes its
+process, keeping it if the tool stopped within ``cancel_grace_s``, else recycling it (the only
+way to stop a running tool). ``RecycleWorker`` from the Pool does the same for a direct-path
+call, swaps processes for a graceful reason (the replacement starts first), or exits once
+drained when its member node drains. On ``ActorExitRequest`` it answers its callers and stops
+its process: SIGTERM to the group, then SIGKILL.
+
+On a member node the Worker uses that node's run directory and process registry, listens on
+TCP at the member's worker address, has no host tools, and registers with the pool's NodeAgent
+there. It checks in with the sender of the last ``RunRequest`` (a restarted Pool is new) and
+follows ``ActorReplaced`` (re-announcing its process and ``WorkerReady`` to a new registry).
 """
 
 from __future__ import annotations
@@ -39,14 +56,11 @@ from snakepit_actors.core.worker_lifecycle import LifecycleTimings, WorkerLifecy
 from snakepit_actors.errors import SnakepitError
 from snakepit_actors.messages import (
     ActorReplaced,
-    CancelRequest,
     Checkin,
     EndWorkerSession,
     ExecuteFailed,
-    ExecuteResult,
     InitWorker,
     RecycleWorker,
-    RunRequest,
     WorkerContext,
     WorkerOnNode,
     WorkerProcessLost,
@@ -57,11 +71,11 @@ from snakepit_actors.telemetry import bind_context, get_logger
 from snakepit_actors.tree import log_capture, processes, worker_link
 from snakepit_actors.tree.member_env import MemberEnv
 from snakepit_actors.tree.process_swap import Swapper
+from snakepit_actors.tree.worker_data_path import CheckinsDue, QueueDeadlineDue, WorkerDataPath
 from snakepit_actors.tree.worker_link import InFlight, WorkerLink
 from snakepit_actors.tree.worker_process import (
     ProcessHandle,
     bridge_spec,
-    follow_pool,
     member_context,
     ready_fact,
 )
@@ -69,7 +83,7 @@ from snakepit_actors.tree.worker_process import (
 log = get_logger("worker")
 
 
-class Worker(ActorTypeDispatcher):
+class Worker(WorkerDataPath, ActorTypeDispatcher):
     """One external process, proxied. See the module docstring for its lifecycle."""
 
     #: Placement: run only on a system advertising every required capability.
@@ -105,27 +119,12 @@ class Worker(ActorTypeDispatcher):
         self._ctx, self._worker_id, self._restarts = msg.context, msg.worker_id, msg.restarts
         self._core = WorkerLifecycle(LifecycleTimings.from_config(msg.context.config))
         self._link = WorkerLink(msg.worker_id, msg.context.config.max_payload_bytes,
-                                msg.context.worker_token, msg.context.config.protocol)
+                                msg.context.worker_token, msg.context.config.protocol,
+                                msg.context.config.capacity)
         bind_context(worker_id=msg.worker_id)
         if msg.node:
             self._join_member(msg)
         self._run(self._core.start())
-
-    def receiveMsg_RunRequest(self, msg: RunRequest, sender: Any) -> None:
-        self._ctx, rid = follow_pool(self._context(), sender), msg.request.request_id
-        match self._core.request_received(rid):
-            case fx.RefuseRequest(state=state):
-                error = worker_link.not_ready_error(self._worker_id, state)
-                self.send(msg.reply_to, ExecuteFailed(rid, error))
-                self.send(self._context().pool, Checkin(self._worker_id, rid, False, 0.0,
-                                                        worker_lost=True))
-            case fx.StartCall():
-                try:
-                    self._in_flight[rid] = self._link.call(msg, self._process.wake)
-                except SnakepitError as exc:  # the args cannot be sent
-                    self.send(msg.reply_to, ExecuteFailed(rid, exc))
-                    self._run(self._core.request_finished(
-                        rid, ok=False, elapsed_ms=0.0, timed_out=False, now=time.monotonic()))
 
     def receiveMsg_ActorReplaced(self, msg: ActorReplaced, sender: Any) -> None:
         """A restarted registry or Pool (the Starter says): use it; tell a new registry."""
@@ -135,11 +134,6 @@ class Worker(ActorTypeDispatcher):
                 self._process.reregister(self._ctx)
         if msg.role == "worker_registry" and self._endpoint and self._core.serving:
             self._announce("again")
-
-    def receiveMsg_CancelRequest(self, msg: CancelRequest, sender: Any) -> None:
-        flight = self._in_flight.get(msg.request_id)
-        if flight is not None:
-            flight.future.cancel()  # it ends as CANCELLED: RequestCancelledError
 
     def receiveMsg_EndWorkerSession(self, msg: EndWorkerSession, sender: Any) -> None:
         """Free the session's state in the process (fire and forget: a failure means the
@@ -176,6 +170,10 @@ class Worker(ActorTypeDispatcher):
                 self._run(self._core.probe_due(time.monotonic()))
             case fx.ReplacementTimeout(generation=generation):
                 self._run(self._core.replacement_timed_out(generation))
+            case QueueDeadlineDue():
+                self._queue_deadline_due()
+            case CheckinsDue():
+                self._checkins_due()
             case other:
                 log.error("timer.unknown", actor="Worker", payload=repr(other))
 
@@ -190,6 +188,7 @@ class Worker(ActorTypeDispatcher):
         """Stopped with its tree (or by its own ``Exit``): answer the callers (outside the
         tree) but send nothing to peers, which may be exiting too (a send to a dying peer holds
         an exiting actor up to 7 s); the Pool and ProcessRegistry stop with us."""
+        self._deferred = None  # held-back check-ins: the Pool stops too (or hears WorkerExited)
         self._run(self._core.exit_requested())
         self._release()
 
@@ -206,14 +205,7 @@ class Worker(ActorTypeDispatcher):
             self._run(self._core.ready_line(ready.address))
 
     def _collect_done(self) -> None:
-        for streaming in self._in_flight.values():
-            chunk = worker_link.next_chunk(streaming)
-            if chunk is not None:
-                self.send(streaming.request.reply_to, chunk)
-        for rid in [rid for rid, f in self._in_flight.items() if f.future.done()]:
-            flight = self._in_flight.get(rid)
-            if flight is not None:  # a crash found earlier in this loop fails the rest at once
-                self._complete(flight)
+        self._collect_calls()
         self._collect_heartbeat()
         if self._probe is not None and self._probe.done():
             probe, self._probe = self._probe, None
@@ -223,22 +215,6 @@ class Worker(ActorTypeDispatcher):
         if self._heartbeat is not None and self._heartbeat.done():
             beat, self._heartbeat = self._heartbeat, None
             self._run(self._core.heartbeat_answered(worker_link.beat_ok(beat)))
-
-    def _complete(self, flight: InFlight) -> None:
-        """Exactly one reply to the caller, then the core decides the check-in (or the
-        process is lost, and every call in flight fails with it)."""
-        outcome = self._link.outcome(flight)
-        rid = flight.request.request.request_id
-        if outcome.reply is None:
-            self._run(self._core.process_died(outcome.lost))
-            return
-        del self._in_flight[rid]
-        if outcome.timed_out:
-            log.info("request.timeout", request_id=rid, worker_id=self._worker_id)
-        self.send(flight.request.reply_to, outcome.reply)
-        self._run(self._core.request_finished(
-            rid, ok=isinstance(outcome.reply, ExecuteResult), elapsed_ms=outcome.elapsed_ms,
-            timed_out=outcome.timed_out, now=time.monotonic()))
 
     # --- effects ------------------------------------------------------------------------------
 
@@ -257,9 +233,8 @@ class Worker(ActorTypeDispatcher):
             case fx.ReportStartFailed(error=error):
                 self._report_start_failed(error)
             case fx.CheckIn():
-                self.send(self._context().pool, Checkin(
-                    self._worker_id, effect.request_id, effect.ok, effect.elapsed_ms,
-                    worker_lost=effect.worker_lost))
+                self._check_in(Checkin(self._worker_id, effect.request_id, effect.ok,
+                                       effect.elapsed_ms, worker_lost=effect.worker_lost))
             case fx.ReportProcessLost():
                 self._report_lost(effect)
             case fx.AbandonInFlight(request_ids=request_ids):
@@ -277,13 +252,15 @@ class Worker(ActorTypeDispatcher):
             case fx.SwapIn():
                 self._swap_in()
             case fx.StopProcess(notify=notify):
+                self._flush(force=True)
                 self._stop_process(notify)
             case fx.Exit(reason=reason):
+                self._flush(force=True)
                 if reason in ("recycle", "moving"):
                     log.info("worker.stopping", worker_id=self._worker_id, reason=reason)
                 self.send(self.myAddress, ActorExitRequest())
             case fx.StartCall() | fx.RefuseRequest():
-                raise TypeError(f"{effect!r} is answered by receiveMsg_RunRequest")
+                raise TypeError(f"{effect!r} is answered by WorkerDataPath._start")
 
     def _spawn(self) -> None:
         try:
@@ -337,12 +314,15 @@ class Worker(ActorTypeDispatcher):
             log.warning("worker.unhealthy", worker_id=self._worker_id,
                         missed=self._core.missed_beats)
         error = worker_link.crash_error(self._worker_id, self._process.proc, effect.reason)
+        self._flush(force=True)  # check-ins of calls answered before go first
         for rid in effect.request_ids:
             flight = self._in_flight.pop(rid, None)
-            if flight is not None:
+            never_ran = flight is not None and flight.pump is None and (
+                flight.future.cancel() or flight.never_ran)
+            if flight is not None and not never_ran:
                 flight.future.cancel()
             self.send(ctx.pool, Checkin(self._worker_id, rid, ok=False, elapsed_ms=0.0,
-                                        worker_lost=True, crash=error))
+                                        worker_lost=True, crash=error, never_ran=never_ran))
         self.send(ctx.pool, WorkerProcessLost(self._worker_id, error))
         log.warning("worker.exited", worker_id=self._worker_id, reason=effect.reason,
                     exit_code=error.details.get("exit_code"))
@@ -376,8 +356,8 @@ class Worker(ActorTypeDispatcher):
         self._release()
 
     def _release(self) -> None:
-        """Close the channel and the descriptors (idempotent)."""
-        self._link.close()
+        """Close the channel, end the call threads, close the descriptors (idempotent)."""
+        self._link.stop()
         self._process.release()
 
     # --- set-up -------------------------------------------------------------------------------

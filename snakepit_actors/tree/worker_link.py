@@ -5,11 +5,13 @@ ends mean for the caller.
            ^                                                                      │
            └── wake pipe <── done callbacks and StreamPumps (grpc threads) ───────┘
 
-Calls run as gRPC futures (or a ``StreamPump`` for a stream) whose completion writes to the
-Worker's wake pipe, never calling Thespian from a grpc thread; the Worker then reads each
-finished call's ``outcome``: the reply for its caller, or the process is lost. Only the Worker
-imports this module, from a leaf actor process, so grpc is imported lazily here: the modules of
-actors that fork children must stay free of grpc.
+Unary calls run as blocking calls on the Worker's persistent ``CallThreads`` (a stream on a
+``StreamPump``); their completion writes to the Worker's wake pipe, never calling Thespian from
+another thread; the Worker then reads each finished call's ``outcome``: the reply for its
+caller, or the process is lost. A request whose deadline passed while it waited in the call
+threads' FIFO (sent ahead by the Pool) fails with ``QueueTimeoutError`` without running.
+Only the Worker imports this module, from a leaf actor process, so grpc is imported lazily
+here: the modules of actors that fork children must stay free of grpc.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Callable
+from concurrent.futures import CancelledError
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,6 +27,7 @@ from snakepit_actors.errors import (
     PayloadTooLargeError,
     PoolClosedError,
     PoolNotReadyError,
+    QueueTimeoutError,
     RequestCancelledError,
     RequestTimeoutError,
     WorkerCrashedError,
@@ -32,6 +36,7 @@ from snakepit_actors.json_codec import encode_args
 from snakepit_actors.messages import ExecuteFailed, ExecuteResult, RunRequest, StreamChunk
 from snakepit_actors.protocols import WireProtocol, wire_for
 from snakepit_actors.tree import processes
+from snakepit_actors.tree.call_threads import CallThreads
 from snakepit_actors.tree.streaming import StreamPump
 from snakepit_actors.worker_token import with_token
 
@@ -43,10 +48,12 @@ class InFlight:
     """One call running in the process."""
 
     request: RunRequest
-    future: Any  # a grpc future, or the StreamPump of a streaming call
-    started: float  # perf_counter
+    future: Any  # a Future of the call threads, or the StreamPump of a streaming call
+    started: float  # perf_counter: when the call started (a queued one: when it was queued)
     pump: StreamPump | None = None
     seq: int = 0  # the next StreamChunk's sequence number
+    queue_expired: bool = False  # cancelled at its queue deadline, before a call thread took it
+    never_ran: bool = False  # a call thread refused it: the process was found gone before
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,7 +72,7 @@ class WorkerLink:
     ``protocol`` (``protocols.wire_for``)."""
 
     def __init__(self, worker_id: str, max_payload_bytes: int, token: str = "",
-                 protocol: str = "snakepit_actors") -> None:
+                 protocol: str = "snakepit_actors", capacity: int = 1) -> None:
         self.worker_id = worker_id
         self.limit = max_payload_bytes
         self.token = token
@@ -73,6 +80,9 @@ class WorkerLink:
         self._wire: WireProtocol | None = None
         self._channel: Any = None
         self._stub: Any = None
+        self._capacity = capacity
+        self._threads: CallThreads | None = None  # started by the first unary call
+        self._broken = False  # a call found the process gone: queued calls do not start
 
     def open(self, address: str) -> None:
         """Connect to ``address`` and ping it (blocks up to 10 s).
@@ -84,6 +94,7 @@ class WorkerLink:
 
         self.close()
         self._wire = wire = wire_for(self.protocol)
+        self._broken = False
         limit = self.limit + 1024 * 1024
         self._channel = grpc.insecure_channel(address, options=[
             ("grpc.max_send_message_length", limit), ("grpc.max_receive_message_length", limit),
@@ -103,23 +114,58 @@ class WorkerLink:
                 self._channel.close()
         self._channel = self._stub = None
 
+    def stop(self) -> None:
+        """Close the channel and end the call threads (queued calls are cancelled)."""
+        self.close()
+        if self._threads is not None:
+            self._threads.stop()
+
+    def waiting_calls(self) -> int:
+        """Unary calls queued for a call thread (not started)."""
+        return self._threads.waiting() if self._threads is not None else 0
+
     def call(self, msg: RunRequest, wake: Wake) -> InFlight:
-        """Start ``msg`` in the process; ``wake`` runs (on a grpc thread) when it ends.
+        """Start ``msg`` in the process, or queue it behind the calls running (a unary call
+        runs when a call thread is free); ``wake`` runs (on another thread) when it ends.
 
         Raises:
             PayloadTooLargeError, SerializationError: the args cannot be sent.
         """
         request = self._encode(msg)
         deadline = msg.deadline_unix_s
-        timeout = None if deadline is None else max(0.0, deadline - time.time())
         trace = msg.request.trace_context or None  # the caller's span (OpenTelemetry)
         if msg.request.stream:
+            timeout = None if deadline is None else max(0.0, deadline - time.time())
             call = self._stub.ExecuteStreamingTool(request, timeout=timeout, metadata=trace)
             pump = StreamPump(call, wake, self._link_wire(), self.worker_id)
             return InFlight(msg, pump, time.perf_counter(), pump)
-        future = self._stub.ExecuteTool.future(request, timeout=timeout, metadata=trace)
-        future.add_done_callback(wake)
-        return InFlight(msg, future, time.perf_counter())
+        import grpc
+
+        flight = InFlight(msg, None, time.perf_counter())
+        method, queue_deadline = self._stub.ExecuteTool, msg.queue_deadline_unix_s
+        expected = (grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.CANCELLED)
+
+        def run() -> Any:
+            flight.started, now = time.perf_counter(), time.time()
+            if self._broken:
+                flight.never_ran = True
+                raise _ProcessGone()
+            if queue_deadline is not None and now >= queue_deadline:
+                raise _ExpiredInQueue("queue_timeout")
+            if deadline is not None and deadline <= now:
+                raise _ExpiredInQueue("deadline_in_queue")
+            try:
+                return method(request, timeout=None if deadline is None else deadline - now,
+                              metadata=trace)
+            except grpc.RpcError as exc:
+                self._broken = self._broken or exc.code() not in expected
+                raise
+
+        if self._threads is None:
+            self._threads = CallThreads(self._capacity, lambda: wake(None),
+                                        name=f"snakepit-call-{self.worker_id}")
+        flight.future = self._threads.submit(run)
+        return flight
 
     def heartbeat(self, timeout_s: float, wake: Wake) -> Any:
         """A Heartbeat call (its answer counts the tool calls running in the process, where the
@@ -157,6 +203,18 @@ class WorkerLink:
             if flight.pump is not None:
                 return _stream_outcome(flight.pump, rid, wid, elapsed_ms)
             response = flight.future.result()
+        except CancelledError:  # cancelled while it waited for a call thread: never ran
+            if flight.queue_expired:
+                return Outcome(ExecuteFailed(rid, _queue_timeout(
+                    rid, wid, "queue_timeout", elapsed_ms)), elapsed_ms)
+            return Outcome(ExecuteFailed(rid, RequestCancelledError(
+                f"request {rid} was cancelled before it started", details={"worker_id": wid})),
+                elapsed_ms)
+        except _ProcessGone:
+            return Outcome(None, elapsed_ms, lost="the process was gone before the call started")
+        except _ExpiredInQueue as exc:
+            return Outcome(ExecuteFailed(rid, _queue_timeout(rid, wid, exc.args[0], elapsed_ms)),
+                           elapsed_ms)
         except grpc.RpcError as exc:
             if exc.code() == grpc.StatusCode.CANCELLED:
                 return Outcome(ExecuteFailed(rid, RequestCancelledError(
@@ -173,6 +231,22 @@ class WorkerLink:
         value, error = self._link_wire().decode(response, wid)
         return Outcome(ExecuteFailed(rid, error) if error is not None
                        else ExecuteResult(rid, value, wid, elapsed_ms), elapsed_ms)
+
+
+def _queue_timeout(rid: str, worker_id: str, reason: str, waited_ms: float) -> QueueTimeoutError:
+    return QueueTimeoutError(
+        f"request {rid} waited {waited_ms / 1000:.3f}s for worker {worker_id}, sent ahead "
+        f"(PoolConfig.prefetch), and never ran ({reason.replace('_', ' ')})", reason=reason,
+        details={"worker_id": worker_id})
+
+
+class _ProcessGone(Exception):
+    """A queued call not started: an earlier call found the process gone (never escapes)."""
+
+
+class _ExpiredInQueue(Exception):
+    """A queued call's queue deadline or deadline passed before a call thread took it
+    (``args[0]``: the QueueTimeoutError's reason; never escapes this module)."""
 
 
 def _stream_outcome(pump: StreamPump, rid: str, worker_id: str, elapsed_ms: float) -> Outcome:

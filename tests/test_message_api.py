@@ -1,0 +1,99 @@
+"""The message API under batching (requests sent ahead, replies and check-ins grouped) on real
+pools: an embedding actor and the handle's actor path get exactly one reply per ``Execute``,
+each its own result or error, and a worker killed with requests waiting ahead fails only the
+request it was running."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from snakepit_actors import Pool, PoolConfig, ToolError, WorkerCrashedError
+from snakepit_actors.ops.bench_message import RunLoad, load_from_actor
+
+pytestmark = pytest.mark.timeout(120)
+
+
+@pytest.fixture(scope="module")
+def actor_pool() -> Iterator[Pool]:
+    with Pool.start(PoolConfig(name="msgapi", pool_size=2, data_path="actor", prefetch=4,
+                               queue_timeout=30.0)) as pool:
+        yield pool
+
+
+@pytest.mark.parametrize("batched", [False, True], ids=["execute", "execute_batch"])
+def test_an_embedding_actor_gets_exactly_one_reply_per_execute_with_64_in_flight(
+        actor_pool: Pool, batched: bool) -> None:
+    done = load_from_actor(actor_pool, RunLoad(None, "echo", {"x": 1}, in_flight=64,
+                                               count=400, seconds=30.0, batched=batched))
+    assert (done.sent, done.replies, done.failed, done.duplicates) == (400, 400, 0, 0), done
+
+
+def test_each_request_gets_its_own_result_or_its_own_error_under_batching(
+        actor_pool: Pool) -> None:
+    def call(i: int) -> object:
+        if i % 3 == 0:
+            try:
+                actor_pool.execute("fail", {"message": f"boom-{i}"}, timeout=30)
+            except ToolError as exc:
+                return str(exc)
+            return "no error"
+        return actor_pool.execute("echo", {"i": i}, timeout=30)
+
+    with ThreadPoolExecutor(64) as ex:
+        got = list(ex.map(call, range(300)))
+    for i, value in enumerate(got):
+        if i % 3 == 0:
+            assert f"boom-{i}" in str(value)
+        else:
+            assert value == {"i": i}
+    assert actor_pool.stats().queued == 0
+
+
+def test_a_worker_killed_with_requests_waiting_ahead_fails_only_the_request_it_ran() -> None:
+    cfg = PoolConfig(name="msgcrash", pool_size=1, data_path="actor", prefetch=4,
+                     queue_timeout=30.0)
+    with Pool.start(cfg) as pool, ThreadPoolExecutor(5) as ex:
+        victim = ex.submit(pool.execute, "sleep", {"seconds": 5.0}, timeout=30)
+        _wait_for(lambda: pool.stats().busy == 1)
+        waiting = [ex.submit(pool.execute, "echo", {"i": i}, timeout=30) for i in range(4)]
+        _wait_for(lambda: pool.stats().queued == 4)  # sent ahead, still counted as queued
+        (worker,) = pool.workers()
+        assert worker.pid is not None
+        os.kill(worker.pid, signal.SIGKILL)
+        with pytest.raises(WorkerCrashedError):
+            victim.result(30)
+        assert [f.result(30) for f in waiting] == [{"i": i} for i in range(4)]  # ran after
+        assert pool.stats().restarts == 1
+
+
+def _wait_for(condition: object, timeout_s: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if condition():  # type: ignore[operator]
+            return
+        time.sleep(0.02)
+    raise AssertionError("condition not reached")
+
+
+def test_a_check_in_held_back_behind_a_long_call_reaches_the_pool_soon_after_its_reply(
+        ) -> None:
+    cfg = PoolConfig(name="msghold", pool_size=1, data_path="actor", prefetch=3,
+                     queue_timeout=30.0)
+    with Pool.start(cfg) as pool, ThreadPoolExecutor(4) as ex:
+        first = ex.submit(pool.execute, "sleep", {"seconds": 0.5}, timeout=30)
+        _wait_for(lambda: pool.stats().busy == 1)
+        quick = ex.submit(pool.execute, "echo", {}, timeout=30)
+        long = ex.submit(pool.execute, "sleep", {"seconds": 3.0}, timeout=30)
+        last = ex.submit(pool.execute, "echo", {}, timeout=30)
+        _wait_for(lambda: pool.stats().queued == 3)  # all three sent ahead
+        assert first.result(30) == 0.5 and quick.result(30) == {}
+        answered = time.monotonic()
+        _wait_for(lambda: pool.workers()[0].requests >= 2)  # checked in while `long` runs
+        assert time.monotonic() - answered < 2.0 and not long.done()
+        assert long.result(30) == 3.0 and last.result(30) == {}
