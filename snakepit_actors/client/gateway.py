@@ -12,16 +12,13 @@
     replies: matched to Futures by request id (``ExecuteReplies`` unpacked); ``StreamChunk``
     values go to their sink
 
-The gateway also watches the actor system itself (``watch_system``): pidfds of the admin, the
-logger and the pool's PoolRoot sit in the same select(). When one dies (kill -9 of the admin;
-of the logger, which the admin follows within 0.2 s; of the PoolRoot, which takes the pool's
-tree along), the pool is gone for good: every pending Future and every later ``submit`` fails
-at once with ``PoolClosedError`` (reason "actor_system_gone", or "pool_tree_gone" for the
-PoolRoot) and the handle's ``on_gone`` cleans up what is left.
+The gateway also watches the actor system (``watch_system``): pidfds of the admin, the logger
+and the PoolRoot sit in the same select(). When one dies the pool is gone for good: every
+pending Future and every later ``submit`` fails at once with ``PoolClosedError`` (reason
+"actor_system_gone", or "pool_tree_gone") and the handle's ``on_gone`` cleans up the rest.
 
-(How long a caller waits, and the receiving end of a stream: ``replies.py``.) Thespian
-endpoints are not shared safely between threads, hence one thread. A caller never
-waits here without a bound derived from its request's deadline (``reply_wait_s``).
+One thread, as Thespian endpoints are not thread-safe. A caller never waits here longer than
+its request's deadline allows (``reply_wait_s`` in ``replies.py``).
 """
 
 from __future__ import annotations
@@ -68,9 +65,7 @@ from snakepit_actors.messages import (
 
 
 class Gateway:
-    """The one thread that owns the ActorSystem endpoint; see the module docstring.
-
-    Args:
+    """The one thread that owns the ActorSystem endpoint (see the module docstring). Args:
         actor_system: the handle's ActorSystem (its endpoint is used by this thread only).
         name: the pool's name (names the thread).
         on_progress: called with (workers_ready, pool_size) on each ``StartProgress``.
@@ -388,17 +383,15 @@ def _alive(pid: int) -> bool:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
-    except OSError:
-        return True
+    except OSError:  # EPERM: it runs, as another user
+        pass
     return True
 
 
 def _reply_key(message: Any) -> str | None:
-    if isinstance(message, ExecuteResult | ExecuteFailed | PoolStats | WorkerList
-                  | RecycleRequested | TreeDescription):
-        return message.request_id
-    if isinstance(message, SESSION_REPLIES):
-        return message.request_id
+    if isinstance(message, (ExecuteResult, ExecuteFailed, PoolStats, WorkerList,
+                            RecycleRequested, TreeDescription, *SESSION_REPLIES)):
+        return str(message.request_id)
     if isinstance(message, PoolStarted | PoolStartFailed):
         return "start"
     if isinstance(message, PoolClosed):
