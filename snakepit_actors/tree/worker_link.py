@@ -153,13 +153,16 @@ class WorkerLink:
 
         elapsed_ms = (time.perf_counter() - flight.started) * 1000.0
         rid, wid = flight.request.request.request_id, self.worker_id
+        cancelled = Outcome(ExecuteFailed(rid, RequestCancelledError(
+            f"request {rid} was cancelled", details={"worker_id": wid})), elapsed_ms)
         try:
             response = (_stream_outcome(flight.pump) if flight.pump is not None
                         else flight.future.result())
+        except grpc.FutureCancelledError:  # a unary call's future, cancelled (CancelRequest)
+            return cancelled
         except grpc.RpcError as exc:
             if exc.code() == grpc.StatusCode.CANCELLED:
-                return Outcome(ExecuteFailed(rid, RequestCancelledError(
-                    f"request {rid} was cancelled", details={"worker_id": wid})), elapsed_ms)
+                return cancelled
             if exc.code() == grpc.StatusCode.DEADLINE_EXCEEDED:
                 return Outcome(ExecuteFailed(rid, RequestTimeoutError(
                     f"request {rid} ({flight.request.request.tool!r}) passed its deadline on "
