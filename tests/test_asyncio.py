@@ -11,7 +11,13 @@ from collections.abc import Iterator
 
 import pytest
 
-from snakepit_actors import Pool, PoolConfig, PoolSaturatedError, SessionNotFoundError
+from snakepit_actors import (
+    Pool,
+    PoolConfig,
+    PoolSaturatedError,
+    QueueTimeoutError,
+    SessionNotFoundError,
+)
 
 from .conftest import _LIVE_POOLS, pool_pids, project_processes, wait_gone
 
@@ -56,11 +62,17 @@ def test_a_burst_of_10000_gathered_calls_gets_10000_results_and_no_error(apool: 
     assert apool.stats().queue_timeouts == before  # the line moved: queue_timeout never hit
 
 
-def test_callers_beyond_max_queue_are_refused_at_once_and_async_with_leaves_nothing() -> None:
+def test_a_small_pool_refuses_callers_beyond_max_queue_at_once_and_times_out_a_stalled_line(
+        ) -> None:
+    """40 callers on 1 worker with max_queue=5: 6 (7 if a lease came during the burst) get
+    in, the rest are refused before any call ends; the line moves every 0.2 s, so nobody
+    times out (queue_timeout=1.0) until the worker is stuck in a 3 s call. ``async with``
+    then leaves no process."""
     before = set(project_processes())
 
-    async def main() -> tuple[list[float], list[float], set[int]]:
-        async with Pool.start_async(name="sat", pool_size=1, max_queue=5) as pool:
+    async def main() -> tuple[list[float], list[float], float, set[int]]:
+        async with Pool.start_async(name="sat", pool_size=1, max_queue=5,
+                                    queue_timeout=1.0) as pool:
             pids = pool_pids(pool)
             t0 = time.monotonic()
 
@@ -73,13 +85,21 @@ def test_callers_beyond_max_queue_are_refused_at_once_and_async_with_leaves_noth
 
             outcomes = await asyncio.gather(*(timed() for _ in range(40)))
             assert (await pool.stats_async()).saturated >= 40 - 7
+            stuck = asyncio.ensure_future(pool.execute_async("sleep", {"seconds": 3}))
+            await asyncio.sleep(0.2)
+            t1 = time.monotonic()
+            with pytest.raises(QueueTimeoutError):
+                await pool.execute_async("echo", {})
+            waited = time.monotonic() - t1
+            stuck.cancel()
         ok = [t for kind, t in outcomes if kind == "ok"]
         refused = [t for kind, t in outcomes if kind == "refused"]
-        return ok, refused, pids
+        return ok, refused, waited, pids
 
-    ok, refused, pids = asyncio.run(main())
-    assert 6 <= len(ok) <= 7 and len(ok) + len(refused) == 40  # 1 slot + max_queue (+1 race)
+    ok, refused, waited, pids = asyncio.run(main())
+    assert 6 <= len(ok) <= 7 and len(ok) + len(refused) == 40
     assert max(refused) < min(ok), "a refusal waited for a worker"
+    assert 0.9 < waited < 2.5
     assert not wait_gone(pids) and not set(project_processes()) - before
 
 

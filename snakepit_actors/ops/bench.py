@@ -8,6 +8,7 @@ Scenarios (``BenchOptions.scenarios``)::
     sleep    10 ms sleep, ``workers`` (8) workers, capacity 1 and 4 (or ``capacity``)
     startup  8 workers with init_delay_s=2 against one worker (sequential would be 8x)
     crash    kill -9 of a busy worker under load: its caller's error, the replacement, losses
+    asyncio  64 tasks on one loop beside 64 threads; gathered bursts of 1k and 10k (bench_async.py)
 
 Every pool figure has its baselines from the same run: *raw gRPC* calls the pool's own worker
 processes with no pool in between, through a perfect FIFO router (a caller takes any free
@@ -33,6 +34,7 @@ from typing import Any
 
 from snakepit_actors.client.handle import Pool
 from snakepit_actors.config import DataPath, PoolConfig
+from snakepit_actors.ops import bench_async
 from snakepit_actors.ops.bench_tools import (
     Figure,
     Rate,
@@ -48,7 +50,7 @@ from snakepit_actors.ops.bench_tools import (
     work_sleep,
 )
 
-SCENARIOS = ("echo", "cpu", "sleep", "startup", "crash")
+SCENARIOS = ("echo", "cpu", "sleep", "startup", "crash", "asyncio")
 #: A measurement never runs longer than this, whatever ``duration_s`` asks.
 MAX_DURATION_S = 120.0
 
@@ -289,7 +291,8 @@ def _crash(pool: Pool, path: str, callers: int, budget_s: float) -> list[Figure]
 # --- running and reporting --------------------------------------------------------------------
 
 _RUNNERS: dict[str, Callable[[BenchOptions], list[Figure]]] = {
-    "echo": echo, "cpu": cpu, "sleep": sleep, "startup": startup, "crash": crash}
+    "echo": echo, "cpu": cpu, "sleep": sleep, "startup": startup, "crash": crash,
+    "asyncio": bench_async.run}
 
 
 def run(options: BenchOptions | None = None, *, quick: bool = False) -> list[Figure]:

@@ -1,7 +1,7 @@
 """The ``snakepit-actors`` console script.
 
     snakepit-actors demo [--workers N] [--json]
-    snakepit-actors bench [--scenario echo|cpu|sleep|startup|crash|all ...] [--workers N]
+    snakepit-actors bench [--scenario echo|cpu|sleep|startup|crash|asyncio|all ...] [--workers N]
                           [--concurrency N] [--duration S] [--dispatch direct|actor|both]
                           [--capacity N] [--quick] [--json]
     snakepit-actors start --config pool.toml            (a node, in the foreground)
@@ -86,11 +86,11 @@ def _bench_parser(sub: Any) -> None:
                     "the same worker processes and to ProcessPoolExecutor doing the same work, "
                     "in the same run. Every measurement is bounded in count and time.")
     bench.add_argument("--scenario", action="append",
-                       choices=["echo", "cpu", "sleep", "startup", "crash", "all"],
+                       choices=["echo", "cpu", "sleep", "startup", "crash", "asyncio", "all"],
                        help="what to measure; repeat for several (default: all)")
     bench.add_argument("--workers", type=_positive_int, default=None,
                        help="workers per pool (default per scenario: echo 4, cpu 2, sleep 8, "
-                            "startup 8, crash 4)")
+                            "startup 8, crash 4, asyncio 4)")
     bench.add_argument("--concurrency", type=_positive_int, default=64,
                        help="concurrent callers in throughput runs (default 64)")
     bench.add_argument("--duration", type=_duration, default=None, metavar="SECONDS",
