@@ -204,6 +204,8 @@ def test_session_and_program_calls_have_async_forms(apool: Pool) -> None:
         async with apool.session_async() as session:
             counts = [await session.execute_async("session_counter") for _ in range(3)]
             assert counts == [1, 2, 3]
+            assert (await session.update_async({"k": "v"})).data == {"k": "v"}
+            assert (await session.info_async()).session_id == session.id
             sid = session.id
         assert sid not in [s.session_id for s in await apool.list_sessions_async()]
         stats = await apool.stats_async()

@@ -123,15 +123,13 @@ class AsyncMethods:
 
     async def aclose(self, timeout: float = 10.0) -> None:
         """``close`` for asyncio: the same steps on a thread of its own (requests in flight
-        get up to ``timeout`` seconds, then every process stops), plus this loop's gRPC
-        channels. Idempotent. The close completes even if the awaiting task is cancelled.
+        get up to ``timeout`` seconds, then every process stops). Idempotent. The close
+        completes even if the awaiting task is cancelled.
 
         Raises:
             InvalidArgumentsError: ``timeout`` is not a finite number > 0 (the pool stays open).
         """
         timeout = check_seconds(timeout)
-        if self._aio is not None and not self._closed:
-            await self._aio.aclose()
         await _in_thread(functools.partial(self.close, timeout))
 
     async def __aenter__(self: P) -> P:

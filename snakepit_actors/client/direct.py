@@ -266,7 +266,7 @@ class DirectPath:
         return entry
 
     def channel_options(self) -> list[tuple[str, Any]]:
-        """The options of every channel to a worker (sync or grpc.aio)."""
+        """The options of every channel to a worker."""
         limit = self._cfg.max_payload_bytes + _CHANNEL_OVERHEAD_BYTES
         return [("grpc.max_send_message_length", limit),
                 ("grpc.max_receive_message_length", limit), ("grpc.enable_http_proxy", 0),

@@ -1,18 +1,14 @@
-"""asyncio on the direct data path: ``Pool.execute_async`` on the leases of ``direct.DirectPath``,
-with the call made by grpc.aio on the caller's own event loop.
+"""asyncio on the direct data path: ``Pool.execute_async`` on the leases of ``direct.DirectPath``.
 
     asyncio task
-        | acquire (LeaseClient): an idle lease at once, or wait in line (a TaskWaiter: the
-        | lease is handed to this loop; no thread per waiting task)
+        | acquire (LeaseClient): an idle lease at once, or wait in line (a TaskWaiter: one
+        | future and one timer; the lease is handed to this loop; no thread per waiting task)
         v
-    ExecuteTool on a grpc.aio channel of this loop (one per worker process and loop)
+    ExecuteTool as a gRPC future on the lease's cached channel; its completion wakes the
+    loop, which settles the call (a lease freed there goes to its next task directly)
         | result / ToolFailure / DEADLINE_EXCEEDED / other status: as the sync path
         v
     release: the next waiting caller (task or thread) gets the lease at once
-
-One event loop has no GIL contention between callers, so 64 tasks do at least what 64 threads
-do: no gRPC future thread per call, no thread hop to wake the task (a lease released on this
-loop is handed to the next task of this loop without touching the self-pipe).
 
 Cancellation: cancelling the awaiting task cancels the call where it is. Still waiting for a
 lease: it leaves the line (a lease on its way goes to the next caller). Running on a worker:
@@ -23,8 +19,10 @@ its cancellation runs on to its end and the worker's next request waits for it. 
 old behaviour (the call runs on; its result is dropped) shield it:
 ``await asyncio.shield(pool.execute_async(...))``.
 
-grpc.aio channels belong to the loop they were made on: each loop gets its own, closed when
-the pool closes (``close``) or dropped with their loop.
+Why not grpc.aio (one loop, no gRPC thread): a process that used grpc.aio and then started
+another pool (forking its actor system) left that system's actor processes spinning in gRPC's
+fork handlers and its start hung; the sync stack's fork support (``GRPC_ENABLE_FORK_SUPPORT``)
+does not have that problem.
 """
 
 from __future__ import annotations
@@ -32,9 +30,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
-import threading
 import time
-import weakref
 from typing import Any
 
 from snakepit_actors.client import direct
@@ -44,8 +40,6 @@ from snakepit_actors.core.leases import Lease
 from snakepit_actors.errors import SnakepitError
 from snakepit_actors.messages import Execute
 
-_Channels = dict[str, tuple[int, Any, Any]]  # endpoint -> (pid, grpc.aio channel, stub)
-
 
 class AsyncDirect:
     """asyncio calls on ``path``'s leases (see the module docstring). Any number of event loops
@@ -53,10 +47,6 @@ class AsyncDirect:
 
     def __init__(self, path: DirectPath) -> None:
         self._path = path
-        self._loops: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Channels] = (
-            weakref.WeakKeyDictionary())
-        self._lock = threading.Lock()
-        self._closing: set[asyncio.Task[None]] = set()
 
     async def execute(self, request: Execute) -> Any:
         """Run ``request`` on a leased worker; see ``Pool.execute_async`` for errors and
@@ -116,18 +106,39 @@ class AsyncDirect:
 
     async def _call(self, lease: Lease, request: Execute, started: float) -> _Call:
         path = self._path
-        stub = self._stub(lease)
-        grpc = direct._grpc
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future[_Call] = loop.create_future()
+
+        def settle(grpc_call: Any) -> None:  # on the loop: the next task gets the lease
+            if grpc_call.cancelled():  # without a thread hop
+                return  # the task was cancelled and gave the lease back
+            try:
+                call = path._settle(lease, request, grpc_call.result(), started)
+            except Exception as exc:  # grpc.RpcError (the call itself)
+                call = path._settle_error(lease, request, exc, started)
+            with contextlib.suppress(RuntimeError):  # the loop is closed: nobody waits
+                _resolve(done, call)
+
+        def finished(grpc_call: Any) -> None:  # on a gRPC thread
+            try:
+                loop.call_soon_threadsafe(settle, grpc_call)
+            except RuntimeError:  # the loop is closed: the lease goes back all the same
+                settle(grpc_call)
+
+        stub = lease.stub or path._stub(lease)
         try:
-            response = await stub.ExecuteTool(direct._proto(request, lease),
-                                              timeout=direct._timeout(request),
-                                              metadata=path.metadata)
-        except asyncio.CancelledError:  # the RPC is cancelled: the worker stops the tool
-            path.leases.release(lease, "ok", request.session_id, None, ok=True)
-            raise
-        except (grpc.RpcError, grpc.aio.UsageError, ValueError) as exc:  # closed channel
+            grpc_future = stub.ExecuteTool.future(direct._proto(request, lease),
+                                                  timeout=direct._timeout(request),
+                                                  metadata=path.metadata)
+        except ValueError as exc:  # a closed channel: its process went
             return path._settle_error(lease, request, exc, started)
-        return path._settle(lease, request, response, started)
+        grpc_future.add_done_callback(finished)
+        try:
+            return await done
+        except asyncio.CancelledError:
+            if grpc_future.cancel():  # it was running: the worker stops the tool
+                path.leases.release(lease, "ok", request.session_id, None, ok=True)
+            raise
 
     async def _wait_gone(self, lease: Lease, detail: str) -> SnakepitError:
         future = asyncio.wrap_future(self._path.leases.gone_future(lease))
@@ -136,63 +147,10 @@ class AsyncDirect:
         except TimeoutError:
             return self._path._unconfirmed(lease, detail)
 
-    # --- grpc.aio channels, one set per event loop ------------------------------------------
 
-    def _stub(self, lease: Lease) -> Any:
-        """This loop's stub for the lease's process, made on first use (and again for a new
-        process behind the same endpoint)."""
-        loop = asyncio.get_running_loop()
-        channels = self._loops.get(loop)
-        if channels is None:
-            with self._lock:
-                channels = self._loops.setdefault(loop, {})
-        entry = channels.get(lease.endpoint)
-        if entry is None or entry[0] != lease.pid:
-            if entry is not None:
-                self._close_later(loop, entry[1])
-            entry = channels[lease.endpoint] = self._open(lease)
-        return entry[2]
-
-    def _open(self, lease: Lease) -> tuple[int, Any, Any]:
-        direct._import_grpc()
-        from snakepit_actors._proto import bridge_pb2_grpc
-
-        channel = direct._grpc.aio.insecure_channel(lease.endpoint,
-                                                    options=self._path.channel_options())
-        return lease.pid, channel, bridge_pb2_grpc.BridgeServiceStub(channel)
-
-    def _close_later(self, loop: asyncio.AbstractEventLoop, channel: Any) -> None:
-        """Close ``channel`` on its ``loop`` (any thread); a closed loop's channels are freed
-        with the loop."""
-        def close() -> None:
-            task = loop.create_task(channel.close())
-            self._closing.add(task)
-            task.add_done_callback(self._closing.discard)
-
-        with contextlib.suppress(RuntimeError):  # the loop is closed
-            if asyncio._get_running_loop() is loop:
-                close()
-            else:
-                loop.call_soon_threadsafe(close)
-
-    async def aclose(self) -> None:
-        """Close this loop's channels now, and every other loop's on that loop."""
-        loop = asyncio.get_running_loop()
-        with self._lock:
-            mine = self._loops.pop(loop, {})
-        for _pid, channel, _stub in mine.values():
-            with contextlib.suppress(Exception):
-                await channel.close()
-        self.close()
-
-    def close(self) -> None:
-        """Close every loop's channels, each on its own loop (any thread; never blocks)."""
-        with self._lock:
-            loops = list(self._loops.items())
-            self._loops.clear()
-        for loop, channels in loops:
-            for _pid, channel, _stub in channels.values():
-                self._close_later(loop, channel)
+def _resolve(future: asyncio.Future[_Call], call: _Call) -> None:
+    if not future.done():
+        future.set_result(call)
 
 
 #: The context the expiry timers run in (a timer would otherwise copy the caller's per waiter).

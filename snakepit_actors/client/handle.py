@@ -171,8 +171,6 @@ class Pool(SessionMethods, HostToolMethods, AsyncMethods):
         self._gateway.stop()
         if self._direct is not None:
             self._direct.close_channels()
-        if self._aio is not None:
-            self._aio.close()
         self._stop_host_tools()
         if self._gateway.gone_error is None:
             shutdown_actor_system(self._system, self.admin_pid)
