@@ -92,7 +92,8 @@ def test_a_client_keeping_every_worker_busy_still_lets_an_actor_path_request_thr
 
         with ThreadPoolExecutor(16) as ex:
             hogs = [ex.submit(hog) for _ in range(16)]
-            wait_for(lambda: pool.stats().busy == 2 and pool.stats().queued >= 10)
+            # the Pool queues one lease request per worker slot; 14 callers wait in the handle
+            wait_for(lambda: pool.stats().busy == 2 and pool.stats().queued == 2)
             started = time.monotonic()
             values = list(pool.execute_stream("stream_progress", {"steps": 1, "delay": 0.0}))
             waited = time.monotonic() - started
@@ -118,22 +119,18 @@ def test_a_timed_out_call_lets_a_neighbour_on_its_worker_finish_before_the_recyc
         assert pool.execute("echo", {"after": 1}, timeout=30) == {"after": 1}
 
 
-def test_cancelling_an_async_caller_gives_its_lease_back_when_its_call_ends() -> None:
+def test_cancelling_an_async_caller_cancels_its_call_and_gives_its_lease_back_at_once(
+        ) -> None:
     with direct("cancel", pool_size=1, queue_timeout=10.0) as pool:
         async def main() -> None:
-            task = asyncio.ensure_future(pool.execute_async("sleep", {"seconds": 0.5}))
+            task = asyncio.ensure_future(pool.execute_async("sleep", {"seconds": 5}))
             await asyncio.sleep(0.1)
             task.cancel()
             with pytest.raises(asyncio.CancelledError):
                 await task
-            waiter = asyncio.ensure_future(pool.execute_async("echo", {"w": 1}))
-            await asyncio.sleep(0.05)
-            waiter.cancel()  # cancelled while waiting for a lease
-            with pytest.raises(asyncio.CancelledError):
-                await waiter
-            assert await pool.execute_async("echo", {"x": 2}, timeout=5) == {"x": 2}
+            assert await pool.execute_async("echo", {"x": 2}, timeout=3) == {"x": 2}
 
-        asyncio.run(main())
+        asyncio.run(main())  # (test_asyncio.py: cancelled in line, shielded, actor path)
         wait_for(lambda: pool.stats().busy == 0 and pool.stats().queued == 0)
 
 

@@ -22,10 +22,12 @@ pytestmark = pytest.mark.timeout(120)
 IDLE_S, HOLD_S, WITHDRAW_S = 0.005, 0.5, 0.05
 
 
-def broker() -> LeaseBroker[str]:
+def broker(max_requests: int | None = None, max_waiting: int | None = None,
+           ) -> LeaseBroker[str]:
     ids = itertools.count()
     return LeaseBroker(lambda: f"L{next(ids)}", idle_return_s=IDLE_S, max_hold_s=HOLD_S,
-                       withdraw_after_s=WITHDRAW_S)
+                       withdraw_after_s=WITHDRAW_S, max_requests=max_requests,
+                       max_waiting=max_waiting)
 
 
 def grant(b: LeaseBroker[str], now: float, worker: str = "w1") -> tuple[Lease, list[str]]:
@@ -199,6 +201,35 @@ def test_the_ledger_revokes_exactly_a_workers_leases_and_drains_before_a_recycle
     assert len(ledger) == 0
 
 
+def test_a_burst_sends_one_lease_request_per_worker_slot_and_refuses_past_max_waiting_at_once(
+        ) -> None:
+    b = broker(max_requests=4, max_waiting=96)
+    for i in range(100):  # 4 slots may be free, 96 more may queue
+        assert b.acquire(f"c{i}", None, 0.0) is None
+    with pytest.raises(PoolSaturatedError, match="max_queue=96"):
+        b.acquire("c100", None, 0.0)
+    out = b.take_outgoing()
+    assert len(out.requests) == 4 and b.waiting == 100
+    handoffs = b.granted(out.requests[0].request_id, "w1", "unix:/x", 42, 0.0)
+    assert [h.item for h in handoffs] == ["c0"]
+    assert len(b.take_outgoing().requests) == 1 and b.requested == 4  # the next caller's
+    assert [h.item for h in b.release(handoffs[0].lease, 0.001)] == ["c1"]  # no message
+    assert not b.take_outgoing()
+    assert b.acquire("c101", None, 0.002) is None  # one slot held: 3 may be free, 96 queue
+    with pytest.raises(PoolSaturatedError):
+        b.acquire("c102", None, 0.002)
+
+
+def test_a_refusal_under_the_cap_fails_the_newest_caller_and_asks_for_the_next() -> None:
+    b = broker(max_requests=2, max_waiting=10)
+    for i in range(5):
+        b.acquire(f"c{i}", None, 0.0)
+    first, _second = b.take_outgoing().requests
+    refusals = b.refused(first.request_id, PoolSaturatedError("full"))
+    assert [r.item for r in refusals] == ["c4"] and b.waiting == 4
+    assert len(b.take_outgoing().requests) == 1 and b.requested == 2
+
+
 def test_a_callers_queue_deadline_is_the_pools_rule() -> None:
     assert queue_expiry(10.0, None, 5.0) == (15.0, "queue_timeout")
     assert queue_expiry(10.0, 12.0, 5.0) == (12.0, "deadline_in_queue")
@@ -216,9 +247,12 @@ class BrokerAgainstAPool(RuleBasedStateMachine):
     order and never two on one lease, lease requests cover the waiting callers, an idle lease
     never sits beside a waiting caller, and idle leases go back in time."""
 
+    MAX_REQUESTS: int | None = None
+    MAX_WAITING: int | None = None
+
     def __init__(self) -> None:
         super().__init__()
-        self.b = broker()
+        self.b = broker(self.MAX_REQUESTS, self.MAX_WAITING)
         self.now = 0.0
         self.callers = itertools.count()
         self.waiting: list[str] = []  # the model's FIFO of waiting callers
@@ -268,7 +302,13 @@ class BrokerAgainstAPool(RuleBasedStateMachine):
     @rule(session=st.sampled_from([None, "s1", "s2"]))
     def arrive(self, session: str | None) -> None:
         caller = f"c{next(self.callers)}"
-        lease = self.b.acquire(caller, session, self.now)
+        try:
+            lease = self.b.acquire(caller, session, self.now)
+        except PoolSaturatedError:
+            assert self.MAX_REQUESTS is not None and self.MAX_WAITING is not None
+            free = max(0, self.MAX_REQUESTS - self.b.held)
+            assert len(self.waiting) == free + self.MAX_WAITING
+            return
         if lease is None:
             self.waiting.append(caller)
         else:
@@ -341,7 +381,10 @@ class BrokerAgainstAPool(RuleBasedStateMachine):
     @invariant()
     def books_agree(self) -> None:
         assert self.b.waiting == len(self.waiting)
-        assert self.b.requested >= self.b.waiting, "a waiting caller no request covers"
+        assert self.b.requested >= min(self.b.waiting, self.MAX_REQUESTS or self.b.waiting), (
+            "a waiting caller no request covers")
+        if self.MAX_REQUESTS is not None:
+            assert self.b.requested <= self.MAX_REQUESTS, "more lease requests out than slots"
         assert not (self.b.idle and self.b.waiting), "an idle lease beside a waiting caller"
         assert self.b.in_use == len(self.using)
 
@@ -376,6 +419,20 @@ class BrokerAgainstAPool(RuleBasedStateMachine):
 BrokerAgainstAPool.TestCase.settings = settings(max_examples=300, stateful_step_count=60,
                                                 deadline=None)
 test_lease_broker_state_machine = BrokerAgainstAPool.TestCase
+
+
+class CappedBrokerAgainstAPool(BrokerAgainstAPool):
+    """The same, with the lease requests out capped (the pool's worker slots) and the callers
+    beyond them bounded (max_queue): a burst costs the Pool ``cap`` requests, not one per
+    caller, and the caller past the bound is refused at once."""
+
+    MAX_REQUESTS = 2
+    MAX_WAITING = 3
+
+
+CappedBrokerAgainstAPool.TestCase.settings = settings(max_examples=300, stateful_step_count=60,
+                                                      deadline=None)
+test_capped_lease_broker_state_machine = CappedBrokerAgainstAPool.TestCase
 
 
 # --- the Pool's side: leases and Execute on one capacity-1 scheduler --------------------------

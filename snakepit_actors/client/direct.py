@@ -1,6 +1,6 @@
 """The Python handle's direct data path (docs/architecture.md, "Two data paths"): lease a worker
-slot from the Pool, call the worker's gRPC endpoint from the caller's own thread (or a gRPC
-future, for asyncio), give the slot back.
+slot from the Pool, call the worker's gRPC endpoint from the caller's own thread, give the
+slot back (asyncio callers: ``direct_async.py``, on the same leases).
 
     caller thread / asyncio task
         | acquire (LeaseClient): an idle lease at once, or wait in FIFO order for one
@@ -16,7 +16,9 @@ replaces its process, cancelling the stuck tool); any other status means the pro
 the lease goes back with ``worker_lost=True`` and the caller waits (bounded) for the Pool's
 ``LeaseRevoked``, whose ``WorkerCrashedError`` carries the exit code or signal the Worker saw
 through its pidfd. An idempotent request then runs once more on another lease. A caller waits
-for a lease until its queue deadline (``scheduling.queue_expiry``, the Pool's rule).
+for a lease until its queue deadline (``scheduling.queue_expiry``, the Pool's rule), with
+queue_timeout counted from the last time the line of waiting callers moved: a long line that
+moves never times out (docs/asyncio.md, "Bursts").
 
 The client process is GIL-bound under load, so this path keeps its Python small: one lock
 round trip to take a lease, one to give it back (with the counters), and no gateway wake-up.
@@ -25,7 +27,6 @@ grpc is imported on the first call, long after the actor system started (never a
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import threading
 import time
@@ -33,7 +34,7 @@ from collections.abc import Callable
 from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any
 
-from snakepit_actors.client.lease_client import LeaseClient, TaskWaiter, ThreadWaiter
+from snakepit_actors.client.lease_client import LeaseClient, ThreadWaiter
 from snakepit_actors.client.tracing import with_trace
 from snakepit_actors.config import PoolConfig
 from snakepit_actors.core.leases import Lease
@@ -94,37 +95,13 @@ class DirectPath:
     def execute(self, request: Execute) -> Any:
         """Run ``request`` on a leased worker; see ``Pool.execute`` for blocking and errors."""
         started = time.perf_counter()
-        expiry, why = queue_expiry(time.time(), request.deadline_unix_s,
-                                   self._cfg.queue_timeout)
         attempt = 1
         while True:
-            lease = self._counted(self._acquire, request, expiry, why, started)
+            lease = self._counted(self._acquire, request, started)
             call = self._call(lease, request, started)
             if not call.lost:
                 break
             error = self._wait_gone(lease, call.lost)
-            attempt = self._counted(self._retry_or_raise, request, attempt, error)
-        if call.error is not None:
-            raise call.error
-        return call.value
-
-    async def execute_async(self, request: Execute) -> Any:
-        """``execute`` for asyncio: never blocks the event loop. Cancelling the awaiting task
-        leaves a started call running; its lease comes back when the call ends."""
-        started = time.perf_counter()
-        expiry, why = queue_expiry(time.time(), request.deadline_unix_s,
-                                   self._cfg.queue_timeout)
-        attempt = 1
-        while True:
-            try:
-                lease = await self._acquire_async(request, expiry, why, started)
-            except SnakepitError as exc:
-                self.leases.count_failure(exc)
-                raise
-            call = await self._call_async(lease, request, started)
-            if not call.lost:
-                break
-            error = await self._wait_gone_async(lease, call.lost)
             attempt = self._counted(self._retry_or_raise, request, attempt, error)
         if call.error is not None:
             raise call.error
@@ -147,47 +124,36 @@ class DirectPath:
 
     # --- taking a lease -----------------------------------------------------------------------
 
-    def _acquire(self, request: Execute, expiry: float | None, why: str,
-                 started: float) -> Lease:
+    def _acquire(self, request: Execute, started: float) -> Lease:
+        """A lease for ``request``: an idle one, else wait in line until one is handed over
+        or the queue wait expires (``queue_expiry``, counted from ``LeaseClient.waited_since``:
+        a line that moves does not time out).
+
+        Raises:
+            QueueTimeoutError: the wait expired. PoolSaturatedError, PoolClosedError.
+        """
+        since = time.time()
         while True:
             waiter = ThreadWaiter()
             lease = self.leases.acquire(waiter, request.session_id)
-            if lease is None:
-                if not waiter.wait(_remaining(expiry)):
+            while lease is None:
+                expiry, why = self.queue_expiry(request, since)
+                if waiter.wait(_remaining(expiry)):
+                    lease = waiter.outcome()
+                elif self.queue_expiry(request, since)[0] == expiry:  # the line did not move
                     if self.leases.abandon(waiter):
                         raise self._queue_timeout(request, why, started)
                     waiter.wait(None)  # answered as the wait ended: the answer is on its way
-                lease = waiter.outcome()
+                    lease = waiter.outcome()
             if self._usable(lease, request, started):
                 return lease
 
-    async def _acquire_async(self, request: Execute, expiry: float | None, why: str,
-                             started: float) -> Lease:
-        while True:
-            waiter = TaskWaiter(asyncio.get_running_loop(), self.leases)
-            lease = self.leases.acquire(waiter, request.session_id)
-            if lease is None:
-                try:
-                    lease = await asyncio.wait_for(asyncio.shield(waiter.future),
-                                                   _remaining(expiry))
-                except TimeoutError as exc:
-                    if isinstance(exc, SnakepitError):  # the answer: a QueueTimeoutError
-                        raise
-                    if self.leases.abandon(waiter):
-                        raise self._queue_timeout(request, why, started) from None
-                    lease = await waiter.future  # handed over as the wait ended
-                except asyncio.CancelledError:
-                    self._drop_waiter(waiter)
-                    raise
-            if self._usable(lease, request, started):
-                return lease
-
-    def _drop_waiter(self, waiter: TaskWaiter) -> None:
-        """A waiting task was cancelled: stop waiting, or give back what it was handed."""
-        if self.leases.abandon(waiter) or waiter.future.cancel():
-            return  # a handoff now finds the future done and gives the lease back
-        if not waiter.future.cancelled() and waiter.future.exception() is None:
-            self.leases.release_unused(waiter.future.result())
+    def queue_expiry(self, request: Execute, since: float) -> tuple[float | None, str]:
+        """When a caller waiting for a lease since ``since`` (Unix seconds) gives up, and why:
+        the pool's rule (``queue_expiry``), with queue_timeout counted from the last time the
+        line of waiting callers moved (``LeaseClient.waited_since``)."""
+        return queue_expiry(self.leases.waited_since(since), request.deadline_unix_s,
+                            self._cfg.queue_timeout)
 
     def _usable(self, lease: Lease, request: Execute, started: float) -> bool:
         """False if the lease was revoked before its call started (nothing ran: acquire
@@ -221,28 +187,6 @@ class DirectPath:
             self.leases.release_unused(lease)
             raise
         return self._settle(lease, request, response, started)
-
-    async def _call_async(self, lease: Lease, request: Execute, started: float) -> _Call:
-        loop = asyncio.get_running_loop()
-        done: asyncio.Future[_Call] = loop.create_future()
-
-        def finished(grpc_call: Any) -> None:  # on a grpc thread: settle, then wake the loop
-            try:
-                call = self._settle(lease, request, grpc_call.result(), started)
-            except Exception as exc:  # grpc.RpcError (the call itself)
-                call = self._settle_error(lease, request, exc, started)
-            with contextlib.suppress(RuntimeError):  # the loop is closed: nobody waits
-                loop.call_soon_threadsafe(_resolve, done, call)
-
-        stub = lease.stub or self._stub(lease)
-        try:
-            grpc_future = stub.ExecuteTool.future(
-                self._request(request, lease), timeout=_timeout(request),
-                metadata=with_trace(self.metadata, request.trace_context))
-        except ValueError as exc:  # a closed channel: its process went
-            return self._settle_error(lease, request, exc, started)
-        grpc_future.add_done_callback(finished)
-        return await asyncio.shield(done)
 
     def _settle(self, lease: Lease, request: Execute, response: Any, started: float) -> _Call:
         """The worker answered: free the lease and count (one lock), then decode."""
@@ -286,13 +230,6 @@ class DirectPath:
         except FutureTimeout:
             return self._unconfirmed(lease, detail)
 
-    async def _wait_gone_async(self, lease: Lease, detail: str) -> SnakepitError:
-        future = asyncio.wrap_future(self.leases.gone_future(lease))
-        try:
-            return await asyncio.wait_for(future, REVOCATION_WAIT_S)
-        except TimeoutError:
-            return self._unconfirmed(lease, detail)
-
     def _unconfirmed(self, lease: Lease, detail: str) -> SnakepitError:
         self.leases.forget_gone(lease)
         return WorkerCrashedError(
@@ -314,13 +251,7 @@ class DirectPath:
         return lease.stub
 
     def _open(self, lease: Lease) -> tuple[int, Any, Any]:
-        limit = self._cfg.max_payload_bytes + _CHANNEL_OVERHEAD_BYTES
-        channel = _grpc.insecure_channel(lease.endpoint, options=[
-            ("grpc.max_send_message_length", limit), ("grpc.max_receive_message_length", limit),
-            ("grpc.enable_http_proxy", 0),
-            # Its own connection: gRPC's global subchannel pool would hand this channel the old
-            # process's connection, still in reconnect backoff after that process died.
-            ("grpc.use_local_subchannel_pool", 1)])
+        channel = _grpc.insecure_channel(lease.endpoint, options=self.channel_options())
         entry = (lease.pid, channel, self._loaded_wire().stub(channel))
         with self._channels_lock:
             old = self._channels.get(lease.endpoint)
@@ -331,6 +262,15 @@ class DirectPath:
         if old is not None:
             old[1].close()
         return entry
+
+    def channel_options(self) -> list[tuple[str, Any]]:
+        """The options of every channel to a worker."""
+        limit = self._cfg.max_payload_bytes + _CHANNEL_OVERHEAD_BYTES
+        return [("grpc.max_send_message_length", limit),
+                ("grpc.max_receive_message_length", limit), ("grpc.enable_http_proxy", 0),
+                # Its own connection: gRPC's global subchannel pool would hand this channel the
+                # old process's connection, still in reconnect backoff after that process died.
+                ("grpc.use_local_subchannel_pool", 1)]
 
     def close_channels(self) -> None:
         """Close every gRPC channel (after the pool stopped)."""
@@ -363,8 +303,3 @@ def _remaining(expiry: float | None) -> float | None:
 def _timeout(request: Execute) -> float | None:
     deadline = request.deadline_unix_s
     return None if deadline is None else max(0.001, deadline - time.time())
-
-
-def _resolve(future: asyncio.Future[_Call], call: _Call) -> None:
-    if not future.done():
-        future.set_result(call)

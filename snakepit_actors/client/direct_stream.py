@@ -19,7 +19,6 @@ from typing import Any
 from snakepit_actors.client import direct
 from snakepit_actors.client.direct import DirectPath
 from snakepit_actors.client.tracing import with_trace
-from snakepit_actors.core.scheduling_decisions import queue_expiry
 from snakepit_actors.messages import Execute
 from snakepit_actors.protocols import NO_VALUE
 
@@ -28,8 +27,7 @@ def stream(path: DirectPath, request: Execute) -> Iterator[Any]:
     """Run the streaming ``request`` on a leased worker; yields values as they arrive.
     See ``Pool.execute_stream`` for blocking and errors."""
     started = time.perf_counter()
-    expiry, why = queue_expiry(time.time(), request.deadline_unix_s, path._cfg.queue_timeout)
-    lease = path._counted(path._acquire, request, expiry, why, started)
+    lease = path._counted(path._acquire, request, started)
     stub = lease.stub or path._stub(lease)
     try:
         call = stub.ExecuteStreamingTool(path._request(request, lease),

@@ -35,7 +35,9 @@ from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any
 
+from snakepit_actors.client.async_api import AsyncMethods
 from snakepit_actors.client.direct import DirectPath
+from snakepit_actors.client.direct_async import AsyncDirect
 from snakepit_actors.client.fanout_api import FanoutMethods
 from snakepit_actors.client.gateway import Gateway
 from snakepit_actors.client.host_tools import HostToolMethods
@@ -76,8 +78,9 @@ from snakepit_actors.tree.reaper import sweep_orphans
 _CONTROL_TIMEOUT_S = 10.0
 
 
-class Pool(SessionMethods, HostToolMethods, FanoutMethods, MetricsMethods):
-    """A running pool of external Python workers. Create it with ``Pool.start``.
+class Pool(SessionMethods, HostToolMethods, FanoutMethods, MetricsMethods, AsyncMethods):
+    """A running pool of external Python workers. Create it with ``Pool.start`` (or, in
+    asyncio, ``Pool.start_async``: async_api.py).
 
     All methods are thread-safe; ``execute_async`` may be awaited from any event loop.
     """
@@ -95,11 +98,15 @@ class Pool(SessionMethods, HostToolMethods, FanoutMethods, MetricsMethods):
         gateway.pool = pool_address
         gateway.on_pool_replaced = self._pool_replaced
         self._direct: DirectPath | None = None
+        self._aio: AsyncDirect | None = None
         if config.data_path == "direct":
             leases = LeaseClient(pool_address, gateway.new_id, gateway.wake,
                                  affinity_wait_s=config.affinity_wait_s
-                                 if config.affinity == "hint" else 0.0)
+                                 if config.affinity == "hint" else 0.0,
+                                 max_requests=config.pool_size * config.capacity,
+                                 max_waiting=config.max_queue)
             self._direct = DirectPath(config, leases, worker_token)
+            self._aio = AsyncDirect(self._direct)
             gateway.attach(leases)
         self.admin_pid = admin_pid
         #: The token every gRPC call to this pool's workers must carry, for your own direct
@@ -234,18 +241,21 @@ class Pool(SessionMethods, HostToolMethods, FanoutMethods, MetricsMethods):
     async def execute_async(self, tool: str, args: Mapping[str, Any] | None = None, *,
                             session_id: str | None = None, timeout: float | None = None,
                             idempotent: bool = False) -> Any:
-        """``execute`` for asyncio: same parameters and errors; never blocks the loop."""
-        if self._direct is not None and self._uses_direct_path(session_id):
-            return await self._direct.execute_async(self._request(tool, args, session_id,
-                                                                  timeout, idempotent))
-        future, request = self._submit(tool, args, session_id, timeout, idempotent)
-        wait_s = reply_wait_s(request.deadline_unix_s)
-        try:
-            return await asyncio.wait_for(asyncio.wrap_future(future), wait_s)
-        except TimeoutError as exc:
-            if isinstance(exc, SnakepitError):  # the reply itself: a Queue/RequestTimeoutError
-                raise
-            raise self._no_reply(request, wait_s) from None
+        """``execute`` for asyncio: same parameters and errors; never blocks the loop.
+
+        Any number of calls may wait at once at O(1) cost each: a handle keeps one lease
+        request per worker slot at the Pool and lets ``max_queue`` more callers wait in its
+        own line (the next gets ``PoolSaturatedError`` at once); ``queue_timeout`` counts from
+        the last time that line moved (docs/asyncio.md, "Bursts").
+
+        Cancelling the awaiting task cancels the request: it leaves the line, or its call is
+        cancelled on the worker (the tool sees ``ctx.cancelled``) and the worker serves the
+        next caller. ``await asyncio.shield(pool.execute_async(...))`` lets it run on.
+        """
+        request = self._request(tool, args, session_id, timeout, idempotent)
+        if self._aio is not None and self._uses_direct_path(session_id):
+            return await self._aio.execute(request)
+        return await self._execute_via_actors(request)
 
     def execute_stream(self, tool: str, args: Mapping[str, Any] | None = None, *,
                        session_id: str | None = None,

@@ -24,7 +24,12 @@ from typing import Any
 
 from snakepit_actors.core.leases import Handoff, Lease, LeaseBroker, Outcome, Refusal
 from snakepit_actors.core.usage import UsageMeter
-from snakepit_actors.errors import PoolClosedError, QueueTimeoutError, SnakepitError
+from snakepit_actors.errors import (
+    PoolClosedError,
+    PoolSaturatedError,
+    QueueTimeoutError,
+    SnakepitError,
+)
 from snakepit_actors.messages import (
     LeaseBatch,
     LeaseGranted,
@@ -88,7 +93,10 @@ class TaskWaiter:
     def give(self, lease: Lease) -> bool:
         """Hand over ``lease`` (False: the loop is gone; the caller gives it back)."""
         try:
-            self._loop.call_soon_threadsafe(self._set, lease)
+            if asyncio._get_running_loop() is self._loop:  # a call on this loop released it
+                self._loop.call_soon(self._set, lease)  # no self-pipe write
+            else:
+                self._loop.call_soon_threadsafe(self._set, lease)
         except RuntimeError:  # the loop is closed: nobody waits
             return False
         return True
@@ -121,16 +129,25 @@ class LeaseClient:
         wake: wakes the gateway thread (it then calls ``flush``); cheap, any thread.
         affinity_wait_s: how long a session's caller waits for its worker's lease (hint mode;
             0: never).
+        max_requests: lease requests out at most (the pool's worker slots; None: one per
+            waiting caller).
+        max_waiting: callers that may wait beyond those (the pool's max_queue; None: any).
     """
 
     def __init__(self, pool: Any, new_id: Callable[[], str], wake: Callable[[], None],
                  clock: Callable[[], float] = time.monotonic, *,
-                 affinity_wait_s: float = 0.0) -> None:
+                 affinity_wait_s: float = 0.0, max_requests: int | None = None,
+                 max_waiting: int | None = None) -> None:
         self.pool = pool
         self._wake = wake
         self._clock = clock
         self._lock = threading.Lock()
-        self._broker: LeaseBroker[Waiter] = LeaseBroker(new_id, affinity_wait_s=affinity_wait_s)
+        self._broker: LeaseBroker[Waiter] = LeaseBroker(
+            new_id, affinity_wait_s=affinity_wait_s, max_requests=max_requests,
+            max_waiting=max_waiting)
+        #: When a waiting caller last got a lease (Unix seconds): the line of waiting callers
+        #: moves. A waiting caller's queue_timeout counts from it (``waited_since``).
+        self.line_moved_at = 0.0
         self._meter = UsageMeter()
         self._gone: dict[str, Future[SnakepitError]] = {}  # lost leases -> their revocation
         self._wake_at: float | None = None  # when the gateway will call flush next
@@ -151,9 +168,14 @@ class LeaseClient:
 
         Raises:
             PoolClosedError: the pool is closed.
+            PoolSaturatedError: max_queue callers wait already, beyond one per worker slot.
         """
         with self._lock:
-            lease = self._broker.acquire(waiter, session_id, self._clock())
+            try:
+                lease = self._broker.acquire(waiter, session_id, self._clock())
+            except PoolSaturatedError:
+                self._meter.refused()
+                raise
             wake = self._gateway_needed()
         if wake:
             self._wake()
@@ -210,7 +232,16 @@ class LeaseClient:
         with self._lock:
             self._gone.pop(lease.lease_id, None)
 
+    def waited_since(self, started: float) -> float:
+        """Since when a caller waiting since ``started`` (Unix seconds) counts its queue_timeout:
+        the last time the line of waiting callers moved, if later. A line that moves never
+        times out, however long; one the pool serves no lease for does, after queue_timeout."""
+        moved = self.line_moved_at
+        return moved if moved > started else started
+
     def _deliver(self, handoffs: list[Handoff[Waiter]], refusals: list[Refusal[Waiter]]) -> None:
+        if handoffs:
+            self.line_moved_at = time.time()
         for handoff in handoffs:
             if not handoff.item.give(handoff.lease):
                 self.release_unused(handoff.lease)

@@ -228,3 +228,11 @@ class Session:
     def update(self, data: Mapping[str, Any]) -> SessionInfo:
         """Merge ``data`` into the session's host-side data (``Pool.update_session``)."""
         return self.pool.update_session(self.id, data)
+
+    async def info_async(self) -> SessionInfo:
+        """``info`` for asyncio (``Pool.get_session_async``)."""
+        return await self.pool.get_session_async(self.id)  # type: ignore[attr-defined, no-any-return]
+
+    async def update_async(self, data: Mapping[str, Any]) -> SessionInfo:
+        """``update`` for asyncio (``Pool.update_session_async``)."""
+        return await self.pool.update_session_async(self.id, data)  # type: ignore[attr-defined, no-any-return]

@@ -22,8 +22,12 @@ Session affinity (hint mode, ``affinity_wait_s`` > 0): a caller whose session la
 W takes W's idle lease; else it is *held* for W (``holds.Holds``) up to ``affinity_wait_s``, and
 W's next free lease goes to it first. When the hold ends it takes any lease: the session *moves*
 (``Lease.session_from`` names the worker it left, for the call to tell the worker process).
-(``UsageMeter``: usage.py; the Pool's side, ``LeaseLedger``: lease_ledger.py.) No I/O, threads
-or actors here; time comes in as ``now`` arguments.
+A client keeps at most ``max_requests`` lease requests out (one per worker slot of the pool;
+``lease_requests.LeaseRequests``), and lets at most ``max_waiting`` callers wait beyond the
+slots it does not hold (the Pool's max_queue rule, applied to its own callers): the next one is
+refused at once (``PoolSaturatedError``). (``UsageMeter``: usage.py; the Pool's
+side, ``LeaseLedger``: lease_ledger.py.) No I/O, threads or actors here; time comes in as
+``now`` arguments.
 """
 
 from __future__ import annotations
@@ -34,8 +38,9 @@ from typing import Generic, TypeVar
 
 from snakepit_actors.core.holds import Holds
 from snakepit_actors.core.lease_records import Handoff, Lease, Outcome, Outgoing, Refusal
-from snakepit_actors.errors import PoolClosedError, SnakepitError
-from snakepit_actors.messages import RequestLease, ReturnLease
+from snakepit_actors.core.lease_requests import LeaseRequests
+from snakepit_actors.errors import PoolClosedError, PoolSaturatedError, SnakepitError
+from snakepit_actors.messages import ReturnLease
 
 __all__ = ["Handoff", "Lease", "LeaseBroker", "Outcome", "Outgoing", "Refusal"]
 
@@ -58,12 +63,16 @@ class LeaseBroker(Generic[T]):
         max_hold_s: how long a lease may be held before it goes back at its next release.
         affinity_wait_s: how long a session's caller is held for its worker's lease (0: never;
             the pool's ``affinity_wait_s`` in hint mode).
+        max_requests: at most this many lease requests out at once (the pool's worker slots;
+            None: one per waiting caller).
+        max_waiting: with ``max_requests``, at most this many callers wait beyond the slots
+            not held (the pool's ``max_queue``; None: no bound but the Pool's).
     """
 
     def __init__(self, new_id: Callable[[], str], *, idle_return_s: float = IDLE_RETURN_S,
                  max_hold_s: float = MAX_HOLD_S, withdraw_after_s: float = WITHDRAW_AFTER_S,
-                 max_sessions: int = 10_000, affinity_wait_s: float = 0.0) -> None:
-        self._new_id = new_id
+                 max_sessions: int = 10_000, affinity_wait_s: float = 0.0,
+                 max_requests: int | None = None, max_waiting: int | None = None) -> None:
         self._affinity_wait_s = affinity_wait_s
         self._holds: Holds[T] = Holds()  # callers waiting a moment for their session's worker
         self._idle_return_s = idle_return_s
@@ -74,7 +83,8 @@ class LeaseBroker(Generic[T]):
         self._idle: dict[str, Lease] = {}  # insertion order: the longest idle first
         self._queue: deque[T] = deque()  # waiting callers, oldest first (lazily trimmed)
         self._waiting: dict[T, str | None] = {}  # live waiters -> their session
-        self._tokens: dict[str, str | None] = {}  # lease requests out, oldest first -> session
+        self._requests = LeaseRequests(new_id, max_requests)
+        self._max_waiting = max_waiting
         self._surplus_since: float | None = None
         self._idled = False  # a lease went idle since the last next_tick_at
         self._sessions: OrderedDict[str, tuple[str, int]] = OrderedDict()  # -> (worker, pid)
@@ -90,7 +100,7 @@ class LeaseBroker(Generic[T]):
     @property
     def requested(self) -> int:
         """Lease requests sent and not yet answered or withdrawn."""
-        return len(self._tokens)
+        return len(self._requests)
 
     @property
     def held(self) -> int:
@@ -122,6 +132,7 @@ class LeaseBroker(Generic[T]):
 
         Raises:
             PoolClosedError: the broker is closed.
+            PoolSaturatedError: ``max_waiting`` callers wait beyond the slots not held.
         """
         if self.closed:
             raise PoolClosedError("the pool is closed", reason="closed")
@@ -130,14 +141,27 @@ class LeaseBroker(Generic[T]):
         lease = self._take_idle(pinned, hold=self._affinity_wait_s > 0)
         if lease is not None:
             return self._give(lease, session_id)
+        self._check_room()
         if pinned is not None and self._affinity_wait_s > 0:
             self._holds.hold(item, pinned, now + self._affinity_wait_s)
         else:
             self._queue.append(item)
         self._waiting[item] = session_id
-        if len(self._tokens) < len(self._waiting):
-            self._request(session_id)
+        self._requests.cover(len(self._waiting), session_id, self._out, new_caller=True)
         return None
+
+    def _check_room(self) -> None:
+        """The Pool's max_queue rule for our own callers: as many may wait as there are slots
+        we do not hold (they may be free), plus ``max_waiting``."""
+        cap, limit = self._requests.cap, self._max_waiting
+        if cap is None or limit is None:
+            return
+        free = max(0, cap - len(self._held))
+        if len(self._waiting) >= free + limit:
+            raise PoolSaturatedError(
+                f"pool is saturated: {len(self._held)} worker slots busy for this handle and "
+                f"max_queue={limit} of its callers waiting already: back off and retry, or "
+                "raise max_queue / pool_size", details={"max_queue": limit})
 
     def abandon(self, item: T) -> bool:
         """``item`` stops waiting (its queue deadline passed, or it was cancelled). False if it
@@ -175,7 +199,7 @@ class LeaseBroker(Generic[T]):
             return []
         if now - lease.granted_at >= self._max_hold_s:
             self._end(lease)
-            self._requeue()
+            self._requests.requeue(self._out)
             return []
         return self._hand_over_or_idle(lease, now)
 
@@ -184,26 +208,27 @@ class LeaseBroker(Generic[T]):
     def granted(self, lease_id: str, worker_id: str, endpoint: str, pid: int,
                 now: float) -> list[Handoff[T]]:
         """The Pool lent a slot (for any of our requests, even a withdrawn one)."""
-        self._tokens.pop(lease_id, None)
+        self._requests.answered(lease_id)
         lease = Lease(lease_id, worker_id, endpoint, pid, now)
         self._held[lease_id] = lease
         if self.closed:
             self._end(lease)
             return []
-        return self._hand_over_or_idle(lease, now)
+        handoffs = self._hand_over_or_idle(lease, now)
+        if handoffs:  # a caller beyond the requests out may need one now
+            self._requests.cover(len(self._waiting), None, self._out)
+        return handoffs
 
     def refused(self, lease_id: str, error: SnakepitError) -> list[Refusal[T]]:
-        """The Pool refused a lease request: the newest callers it no longer covers fail."""
-        if lease_id not in self._tokens:
+        """The Pool refused a lease request: the newest caller fails (none if the requests
+        still out cover every caller they should), and the next one gets its request."""
+        if not self._requests.answered(lease_id):
             return []
-        del self._tokens[lease_id]
-        out: list[Refusal[T]] = []
-        while len(self._tokens) < len(self._waiting):
-            item = self._pop_newest()
-            if item is None:
-                break
-            out.append(Refusal(item, error))
-        return out
+        if len(self._requests) >= self._requests.wanted(len(self._waiting)):
+            return []
+        item = self._pop_newest()
+        self._requests.cover(len(self._waiting), None, self._out)
+        return [] if item is None else [Refusal(item, error)]
 
     def revoked(self, lease_id: str, error: SnakepitError) -> Lease | None:
         """The Pool revoked ``lease_id`` (its worker is gone). Returns the lease (with ``gone``
@@ -221,9 +246,7 @@ class LeaseBroker(Generic[T]):
         """A restarted Pool knows none of our leases: revoke all, send every request again."""
         for lease_id in list(self._held):
             self.revoked(lease_id, error)
-        sessions, self._tokens, self._out = list(self._tokens.values()), {}, Outgoing()
-        for session_id in sessions:
-            self._request(session_id)
+        self._out = self._requests.resend_all()
 
     def recalled(self, lease_id: str) -> None:
         """The Pool wants ``lease_id`` back: now if idle, else when its call ends."""
@@ -247,13 +270,13 @@ class LeaseBroker(Generic[T]):
             if lease.idle_since + self._idle_return_s > now:  # the same sum as idle_deadline
                 break
             self._end(lease)
-        surplus = len(self._tokens) - len(self._waiting)
+        surplus = self._requests.surplus(len(self._waiting))
         if surplus <= 0:
             self._surplus_since = None
         elif self._surplus_since is None:
             self._surplus_since = now
         elif self._surplus_since + self._withdraw_after_s <= now:
-            self._withdraw(list(reversed(self._tokens))[:surplus])
+            self._requests.withdraw_newest(surplus, self._out)
             self._surplus_since = None
         return handoffs
 
@@ -272,7 +295,7 @@ class LeaseBroker(Generic[T]):
         if self._idled and self.in_use:
             times.append(now + self._idle_return_s)
         self._idled = False
-        if len(self._tokens) > len(self._waiting):
+        if self._requests.surplus(len(self._waiting)) > 0:
             since = now if self._surplus_since is None else self._surplus_since
             times.append(since + self._withdraw_after_s)
         return min(times) if times else None
@@ -292,7 +315,7 @@ class LeaseBroker(Generic[T]):
         self._waiting.clear()
         self._queue.clear()
         self._holds = Holds()
-        self._withdraw(list(self._tokens))
+        self._requests.withdraw_all(self._out)
         for lease in list(self._idle.values()):
             self._end(lease)
         return out
@@ -314,32 +337,6 @@ class LeaseBroker(Generic[T]):
         self._idle[lease.lease_id] = lease
         self._idled = True
         return []
-
-    def _request(self, session_id: str | None) -> None:
-        request_id = self._new_id()
-        self._tokens[request_id] = session_id
-        self._out.requests.append(RequestLease(request_id, session_id))
-
-    def _requeue(self) -> None:
-        """Move our lease requests to the back of the Pool's queue (withdraw them, ask again,
-        in one batch, after the lease just returned): a request another client queued before
-        now gets that slot first. Our requests stand for whichever caller waits next, so
-        without this they would keep the places of callers served long ago."""
-        sessions = list(self._tokens.values())
-        self._withdraw(list(self._tokens))
-        for session_id in sessions:
-            self._request(session_id)
-
-    def _withdraw(self, request_ids: list[str]) -> None:
-        """Forget these lease requests: drop the ones not sent yet, withdraw the others."""
-        for request_id in request_ids:
-            del self._tokens[request_id]
-        gone = set(request_ids)
-        unsent = [r for r in self._out.requests if r.request_id in gone]
-        if unsent:
-            self._out.requests = [r for r in self._out.requests if r.request_id not in gone]
-            gone -= {r.request_id for r in unsent}
-        self._out.withdrawn.extend(r for r in request_ids if r in gone)
 
     def _give(self, lease: Lease, session_id: str | None) -> Lease:
         """Mark ``lease`` in use by a caller of ``session_id``; note if the session moves."""
@@ -372,8 +369,8 @@ class LeaseBroker(Generic[T]):
                 out.append(Handoff(item, self._give(lease, self._waiting.pop(item))))
                 continue
             self._queue.append(item)
-            if len(self._tokens) < len(self._waiting):
-                self._request(self._waiting[item])
+            self._requests.cover(len(self._waiting), self._waiting[item], self._out,
+                                 new_caller=True)
         return out
 
     def _pop_oldest(self) -> T | None:

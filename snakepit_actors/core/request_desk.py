@@ -136,6 +136,7 @@ class RequestDesk:
         c.requests += usage.requests
         c.errors += usage.errors
         c.queue_timeouts += usage.queue_timeouts
+        c.saturated += usage.saturated
         c.session_moves += usage.session_moves
         for latency_ms in usage.latencies_ms:
             self.latency.add(latency_ms)

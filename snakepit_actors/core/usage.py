@@ -24,6 +24,7 @@ class UsageMeter:
         self._requests = 0
         self._errors = 0
         self._queue_timeouts = 0
+        self._saturated = 0
         self._session_moves = 0
         self._latencies: deque[float] = deque(maxlen=4 * self._max_latencies)
         self._calls: dict[str, int] = {}  # worker_id -> calls
@@ -42,6 +43,11 @@ class UsageMeter:
         elif session_id and self._admitted.get(worker_id, 0) < self._max_sessions:
             self._sessions[session_id] = worker_id
             self._admitted[worker_id] = self._admitted.get(worker_id, 0) + 1
+
+    def refused(self) -> None:
+        """The client refused a caller itself (max_queue of its own callers waited); the
+        request's end is counted by ``finished`` as usual."""
+        self._saturated += 1
 
     def session_moved(self) -> None:
         """A session's request ran on another worker than its previous one (hint mode)."""
@@ -67,6 +73,7 @@ class UsageMeter:
         report = UsageReport(self._requests, self._errors, self._queue_timeouts,
                              tuple(list(self._latencies)[::step]), tuple(
                                  WorkerUsage(w, n, tuple(by_worker.get(w, ())))
-                                 for w, n in self._calls.items()), self._session_moves)
+                                 for w, n in self._calls.items()), self._session_moves,
+                             self._saturated)
         self._reset()
         return report

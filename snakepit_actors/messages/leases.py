@@ -71,11 +71,13 @@ class UsageReport:
     latencies_ms: tuple[float, ...] = ()
     workers: tuple[WorkerUsage, ...] = ()
     session_moves: int = 0  # session requests that ran on another worker than the previous
+    saturated: int = 0  # callers the client refused itself: max_queue of its own waited
 
     def __repr__(self) -> str:
         return (f"UsageReport(requests={self.requests}, errors={self.errors}, "
                 f"queue_timeouts={self.queue_timeouts}, latencies={len(self.latencies_ms)}, "
-                f"workers={len(self.workers)}, session_moves={self.session_moves})")
+                f"workers={len(self.workers)}, session_moves={self.session_moves}, "
+                f"saturated={self.saturated})")
 
 
 @dataclass(frozen=True, slots=True, repr=False)

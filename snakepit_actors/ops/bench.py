@@ -11,6 +11,7 @@ Scenarios (``BenchOptions.scenarios``)::
     map      Pool.map with chunks against ProcessPoolExecutor.map (bench_map.py)
     message  the message API (an embedding actor; the handle's actor path) against the direct
              path, CPU per request, raw gRPC with one thread per worker (``bench_message``)
+    asyncio  64 tasks on one loop beside 64 threads; gathered bursts of 1k and 10k (bench_async.py)
 
 Every pool figure has its baselines from the same run: *raw gRPC* calls the pool's own worker
 processes with no pool in between, through a perfect FIFO router (a caller takes any free
@@ -36,7 +37,7 @@ from typing import Any
 
 from snakepit_actors.client.handle import Pool
 from snakepit_actors.config import DataPath, PoolConfig
-from snakepit_actors.ops import bench_message
+from snakepit_actors.ops import bench_async, bench_message
 from snakepit_actors.ops.bench_map import map_scenario
 from snakepit_actors.ops.bench_tools import (
     Figure,
@@ -53,7 +54,8 @@ from snakepit_actors.ops.bench_tools import (
     work_sleep,
 )
 
-SCENARIOS = ("echo", "cpu", "sleep", "startup", "crash", "map", *bench_message.SCENARIOS)
+SCENARIOS = ("echo", "cpu", "sleep", "startup", "crash", "map", *bench_message.SCENARIOS,
+             "asyncio")
 #: A measurement never runs longer than this, whatever ``duration_s`` asks.
 MAX_DURATION_S = 120.0
 
@@ -296,7 +298,8 @@ def _crash(pool: Pool, path: str, callers: int, budget_s: float) -> list[Figure]
 _RUNNERS: dict[str, Callable[[BenchOptions], list[Figure]]] = {
     "echo": echo, "cpu": cpu, "sleep": sleep, "startup": startup, "crash": crash,
     "map": map_scenario,
-    **bench_message.RUNNERS}
+    **bench_message.RUNNERS,
+    "asyncio": bench_async.run}
 
 
 def run(options: BenchOptions | None = None, *, quick: bool = False) -> list[Figure]:

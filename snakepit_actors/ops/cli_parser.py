@@ -91,11 +91,11 @@ def _bench(sub: Any) -> None:
         "bench --quick", "bench --scenario echo --dispatch direct --duration 5 --json")
     bench.add_argument("--scenario", action="append",
                        choices=["echo", "cpu", "sleep", "startup", "crash", "map", "message",
-                                "all"],
+                                "asyncio", "all"],
                        help="what to measure; repeat for several (default: all)")
     bench.add_argument("--workers", type=_positive_int, default=None,
                        help="workers per pool (default per scenario: echo 4, cpu 2, sleep 8, "
-                            "startup 8, crash 4, map 4)")
+                            "startup 8, crash 4, map 4, asyncio 4)")
     bench.add_argument("--concurrency", type=_positive_int, default=64,
                        help="concurrent callers in throughput runs (default 64)")
     bench.add_argument("--duration", type=_duration, default=None, metavar="SECONDS",

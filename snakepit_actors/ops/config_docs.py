@@ -30,8 +30,10 @@ FIELD_HELP: dict[str, str] = {
     "request_timeout": "Default deadline of a request in seconds, queueing included "
                        "(None: none). The caller gets `RequestTimeoutError`; see `cancel_grace_s`.",
     "queue_timeout": "Seconds a request may wait for a free worker before "
-                     "`QueueTimeoutError` (None: only its own deadline).",
-    "max_queue": "Requests that may wait; more are refused with `PoolSaturatedError`.",
+                     "`QueueTimeoutError` (None: only its own deadline). Direct path: counted "
+                     "from the last time the handle's line of callers moved (docs/asyncio.md).",
+    "max_queue": "Requests that may wait; more are refused with `PoolSaturatedError`. Direct "
+                 "path: also the callers one handle lets wait beyond its free slots.",
     "heartbeat_interval": "Seconds between health pings of each worker process.",
     "heartbeat_misses": "Missed pings after which a worker is declared unhealthy and replaced.",
     "max_restarts": "Restarts of one worker allowed within `max_seconds` before its slot is "

@@ -199,6 +199,8 @@ class WorkerLink:
 
         elapsed_ms = (time.perf_counter() - flight.started) * 1000.0
         rid, wid = flight.request.request.request_id, self.worker_id
+        cancelled = Outcome(ExecuteFailed(rid, RequestCancelledError(
+            f"request {rid} was cancelled", details={"worker_id": wid})), elapsed_ms)
         try:
             if flight.pump is not None:
                 return _stream_outcome(flight.pump, rid, wid, elapsed_ms)
@@ -210,6 +212,8 @@ class WorkerLink:
             return Outcome(ExecuteFailed(rid, RequestCancelledError(
                 f"request {rid} was cancelled before it started", details={"worker_id": wid})),
                 elapsed_ms)
+        except grpc.FutureCancelledError:  # a unary call's future, cancelled (CancelRequest)
+            return cancelled
         except _ProcessGone:
             return Outcome(None, elapsed_ms, lost="the process was gone before the call started")
         except _ExpiredInQueue as exc:
@@ -217,8 +221,7 @@ class WorkerLink:
                            elapsed_ms)
         except grpc.RpcError as exc:
             if exc.code() == grpc.StatusCode.CANCELLED:
-                return Outcome(ExecuteFailed(rid, RequestCancelledError(
-                    f"request {rid} was cancelled", details={"worker_id": wid})), elapsed_ms)
+                return cancelled
             if exc.code() == grpc.StatusCode.DEADLINE_EXCEEDED:
                 return Outcome(ExecuteFailed(rid, RequestTimeoutError(
                     f"request {rid} ({flight.request.request.tool!r}) passed its deadline on "
