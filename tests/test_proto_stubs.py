@@ -68,10 +68,11 @@ def test_the_checked_in_stubs_describe_the_protos(name: str, tmp_path: Path) -> 
     _tools_version()
     from grpc_tools import protoc  # type: ignore[import-untyped]
 
-    folder = _load_generator().PROTOS[name]
+    generator = _load_generator()
+    folder = generator.PROTOS[name]
     out = tmp_path / f"{name}.pb"
-    assert protoc.main(["protoc", f"-I{folder}", f"--descriptor_set_out={out}",
-                        str(folder / f"{name}.proto")]) == 0
+    assert protoc.main(["protoc", f"-I{folder}", f"-I{generator._WELL_KNOWN}",
+                        f"--descriptor_set_out={out}", str(folder / f"{name}.proto")]) == 0
     (fresh,) = descriptor_pb2.FileDescriptorSet.FromString(out.read_bytes()).file
     stub = importlib.import_module(f"snakepit_actors._proto.{name}_pb2")
     checked_in = descriptor_pb2.FileDescriptorProto.FromString(stub.DESCRIPTOR.serialized_pb)

@@ -206,6 +206,18 @@ class CleanupSessionResponse(_message.Message):
     resources_cleaned: int
     def __init__(self, success: bool = ..., resources_cleaned: _Optional[int] = ...) -> None: ...
 
+class CancelToolRequest(_message.Message):
+    __slots__ = ("request_id",)
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    request_id: str
+    def __init__(self, request_id: _Optional[str] = ...) -> None: ...
+
+class CancelToolResponse(_message.Message):
+    __slots__ = ("found",)
+    FOUND_FIELD_NUMBER: _ClassVar[int]
+    found: bool
+    def __init__(self, found: bool = ...) -> None: ...
+
 class HeartbeatRequest(_message.Message):
     __slots__ = ("client_time_ns",)
     CLIENT_TIME_NS_FIELD_NUMBER: _ClassVar[int]

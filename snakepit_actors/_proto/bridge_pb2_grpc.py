@@ -69,6 +69,11 @@ class BridgeServiceStub(object):
                 request_serializer=bridge__pb2.CleanupSessionRequest.SerializeToString,
                 response_deserializer=bridge__pb2.CleanupSessionResponse.FromString,
                 _registered_method=True)
+        self.CancelTool = channel.unary_unary(
+                '/snakepit.bridge.v1.BridgeService/CancelTool',
+                request_serializer=bridge__pb2.CancelToolRequest.SerializeToString,
+                response_deserializer=bridge__pb2.CancelToolResponse.FromString,
+                _registered_method=True)
         self.Heartbeat = channel.unary_unary(
                 '/snakepit.bridge.v1.BridgeService/Heartbeat',
                 request_serializer=bridge__pb2.HeartbeatRequest.SerializeToString,
@@ -130,6 +135,14 @@ class BridgeServiceServicer(object):
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CancelTool(self, request, context):
+        """Ask the tool of a running request to stop (its context's ``cancelled`` is set), as if its
+        caller had cancelled the call: for a caller that cannot cancel the gRPC call itself.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def Heartbeat(self, request, context):
         """Health beat from the owning Worker actor; answers with load figures.
         """
@@ -174,6 +187,11 @@ def add_BridgeServiceServicer_to_server(servicer, server):
                     servicer.CleanupSession,
                     request_deserializer=bridge__pb2.CleanupSessionRequest.FromString,
                     response_serializer=bridge__pb2.CleanupSessionResponse.SerializeToString,
+            ),
+            'CancelTool': grpc.unary_unary_rpc_method_handler(
+                    servicer.CancelTool,
+                    request_deserializer=bridge__pb2.CancelToolRequest.FromString,
+                    response_serializer=bridge__pb2.CancelToolResponse.SerializeToString,
             ),
             'Heartbeat': grpc.unary_unary_rpc_method_handler(
                     servicer.Heartbeat,
@@ -370,6 +388,33 @@ class BridgeService(object):
             '/snakepit.bridge.v1.BridgeService/CleanupSession',
             bridge__pb2.CleanupSessionRequest.SerializeToString,
             bridge__pb2.CleanupSessionResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CancelTool(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/snakepit.bridge.v1.BridgeService/CancelTool',
+            bridge__pb2.CancelToolRequest.SerializeToString,
+            bridge__pb2.CancelToolResponse.FromString,
             options,
             channel_credentials,
             insecure,

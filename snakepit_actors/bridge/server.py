@@ -108,6 +108,7 @@ class BridgeServicer(bridge_pb2_grpc.BridgeServiceServicer):
         self._max_payload = max_payload_bytes
         self._sessions: dict[str, SessionContext] = {}
         self._lock = threading.Lock()
+        self._cancels: dict[str, threading.Event] = {}  # running request id -> cancellation
         self._in_flight = 0
         self._served = 0
         # Plain tools of an adapter not declared thread-safe run one at a time.
@@ -274,8 +275,17 @@ class BridgeServicer(bridge_pb2_grpc.BridgeServiceServicer):
                          context: grpc.ServicerContext) -> SessionContext:
         """The session's context as seen by one request: its cancellation is set when the
         call ends for any reason (cancelled by the caller, deadline passed, answered)."""
-        cancel = threading.Event()
-        context.add_callback(cancel.set)
+        cancel, rid = threading.Event(), request.request_id
+        with self._lock:
+            self._cancels[rid] = cancel
+
+        def ended() -> None:
+            cancel.set()
+            with self._lock:
+                if self._cancels.get(rid) is cancel:
+                    del self._cancels[rid]
+
+        context.add_callback(ended)
         remaining = _remaining_s(context)
         moved = bool(request.session_id and request.session_moved_from)
         session = (self._moved_in(request.session_id) if moved
@@ -321,6 +331,16 @@ class BridgeServicer(bridge_pb2_grpc.BridgeServiceServicer):
         with self._lock:
             existed = self._sessions.pop(request.session_id, None) is not None
         return bridge_pb2.CleanupSessionResponse(success=True, resources_cleaned=int(existed))
+
+    def CancelTool(self, request: bridge_pb2.CancelToolRequest,
+                   context: grpc.ServicerContext) -> bridge_pb2.CancelToolResponse:
+        """Set the cancellation of the running request ``request_id`` (its tool sees
+        ``ctx.cancelled``); ``found`` is False if no such request runs here."""
+        with self._lock:
+            cancel = self._cancels.get(request.request_id)
+        if cancel is not None:
+            cancel.set()
+        return bridge_pb2.CancelToolResponse(found=cancel is not None)
 
     def Ping(self, request: bridge_pb2.PingRequest,
              context: grpc.ServicerContext) -> bridge_pb2.PingResponse:

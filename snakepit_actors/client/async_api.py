@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 from snakepit_actors.client.replies import reply_wait_s
 from snakepit_actors.client.session_api import Session
 from snakepit_actors.core.request_checks import check_seconds
-from snakepit_actors.errors import PoolNotReadyError
+from snakepit_actors.errors import PoolNotReadyError, SnakepitError
 from snakepit_actors.messages import (
     CancelRequest,
     Execute,
@@ -51,7 +51,6 @@ from snakepit_actors.messages import (
 if TYPE_CHECKING:
     from snakepit_actors.client.direct_async import AsyncDirect
     from snakepit_actors.config import PoolConfig
-    from snakepit_actors.errors import SnakepitError
 
 P = TypeVar("P", bound="AsyncMethods")
 R = TypeVar("R")

@@ -2,10 +2,10 @@
 
 Two data paths (``PoolConfig.data_path``; docs/architecture.md, "Two data paths"): "direct"
 (the default) runs ``execute`` through ``direct.DirectPath``: leases from the Pool, gRPC
-straight to the worker from the caller's thread; the gateway thread (``gateway.Gateway``) then
-only carries lease traffic, for a ``lease_client.LeaseClient``. "actor" sends every request
-through the actors as drawn here. ``execute_stream`` takes the configured path too
-(``direct_stream.py``); ``execute_stream_async`` always takes the actor path.
+straight to the worker from the caller's thread (the gateway thread only carries lease
+traffic). "actor" sends every request through the actors as drawn here. ``execute_stream``
+takes the configured path too (``direct_stream.py``); ``execute_stream_async`` always takes the
+actor path.
 
 Data flow (actor path)::
 
@@ -44,18 +44,13 @@ from snakepit_actors.client.host_tools import HostToolMethods
 from snakepit_actors.client.launch import launch
 from snakepit_actors.client.lease_client import LeaseClient
 from snakepit_actors.client.metrics import MetricsMethods
-from snakepit_actors.client.replies import REPLY_GRACE_S, StreamSink, reply_wait_s
+from snakepit_actors.client.replies import REPLY_GRACE_S, StreamSink, reply_wait_s, values_or_end
 from snakepit_actors.client.session_api import SessionMethods
 from snakepit_actors.client.system_watch import close_lost_system
 from snakepit_actors.client.tracing import trace_context, traced
 from snakepit_actors.config import PoolConfig
 from snakepit_actors.core.request_checks import check_call, check_seconds
-from snakepit_actors.errors import (
-    ConfigError,
-    PoolClosedError,
-    RequestTimeoutError,
-    SnakepitError,
-)
+from snakepit_actors.errors import ConfigError, PoolClosedError, RequestTimeoutError, SnakepitError
 from snakepit_actors.json_codec import encode_args
 from snakepit_actors.messages import (
     CancelRequest,
@@ -282,7 +277,7 @@ class Pool(SessionMethods, HostToolMethods, FanoutMethods, MetricsMethods, Async
             while not finished:
                 kind, value = sink.take_at(request.deadline_unix_s)
                 finished = kind != "values"
-                yield from _values_or_end(kind, value)
+                yield from values_or_end(kind, value)
         finally:
             if not finished:
                 self._gateway.submit(self._pool, CancelRequest(request.request_id), key="")
@@ -301,7 +296,7 @@ class Pool(SessionMethods, HostToolMethods, FanoutMethods, MetricsMethods, Async
             while not finished:
                 kind, value = await sink.take_at_async(request.deadline_unix_s)
                 finished = kind != "values"
-                for item in _values_or_end(kind, value):
+                for item in values_or_end(kind, value):
                     yield item
         finally:
             if not finished:
@@ -400,10 +395,3 @@ def _copy_worker_output(pool_name: str, run_dir: str) -> Any:
 
     return WorkerLogTailer([(pool_name, run_dir)]).start() if wants("info") else None
 
-
-def _values_or_end(kind: str, value: Any) -> tuple[Any, ...]:
-    """What one take from a ``StreamSink`` gives the caller: its values; nothing when the stream
-    ended ("end"); its error raised ("error")."""
-    if kind == "error":
-        raise value
-    return tuple(value) if kind == "values" else ()

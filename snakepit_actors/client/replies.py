@@ -20,7 +20,7 @@ from typing import Any
 
 from snakepit_actors.errors import RequestTimeoutError
 
-__all__ = ["REPLY_GRACE_S", "StreamSink", "reply_wait_s"]
+__all__ = ["REPLY_GRACE_S", "StreamSink", "reply_wait_s", "values_or_end"]
 
 #: How long past a request's deadline a caller still waits for the pool's own answer (its
 #: ``RequestTimeoutError`` is sent at the deadline and must travel back through the actors).
@@ -89,3 +89,11 @@ def _stream_timeout(wait_s: float | None) -> RequestTimeoutError:
     return RequestTimeoutError(
         f"the stream passed its deadline: no data, nor the pool's answer, within the last "
         f"{wait_s:.3f}s (deadline + {REPLY_GRACE_S}s grace)", reason="no_reply")
+
+
+def values_or_end(kind: str, value: Any) -> tuple[Any, ...]:
+    """What one take from a ``StreamSink`` gives the caller: its values; nothing when the stream
+    ended ("end"); its error raised ("error")."""
+    if kind == "error":
+        raise value
+    return tuple(value) if kind == "values" else ()

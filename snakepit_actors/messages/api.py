@@ -170,8 +170,10 @@ class StreamChunk:
 
 @dataclass(frozen=True, slots=True)
 class CancelRequest:
-    """Stop ``request_id`` if it is still queued or streaming (e.g. the consumer went away).
-    A cancelled request still gets its one final reply (``ExecuteFailed``); nothing if done."""
+    """Stop ``request_id`` (e.g. the consumer went away): a queued one never runs; a running
+    one's tool is told to stop (it sees ``ctx.cancelled``; Snakepit's workers cannot be told: their
+    tool runs to its end). A cancelled request still gets its one final reply
+    (``ExecuteFailed(RequestCancelledError)``); nothing if it was done already."""
 
     request_id: str
 

@@ -62,3 +62,7 @@ class OurWire:
     def cleanup_session(self, stub: Any, session_id: str) -> Any:
         return stub.CleanupSession.future(bridge_pb2.CleanupSessionRequest(session_id=session_id),
                                           timeout=5.0)
+
+    def cancel(self, stub: Any, request_id: str) -> Any:
+        return stub.CancelTool.future(bridge_pb2.CancelToolRequest(request_id=request_id),
+                                      timeout=5.0)

@@ -83,3 +83,6 @@ class SnakepitWire:
     def cleanup_session(self, stub: Any, session_id: str) -> Any:
         return stub.CleanupSession.future(pb2.CleanupSessionRequest(session_id=session_id),
                                           timeout=5.0)
+
+    def cancel(self, stub: Any, request_id: str) -> Any:
+        return None  # their worker has no such call: a running unary tool runs to its end

@@ -53,4 +53,8 @@ class WireProtocol(Protocol):
     def cleanup_session(self, stub: Any, session_id: str) -> Any:
         """Free ``session_id``'s state in the process, as a grpc future."""
 
+    def cancel(self, stub: Any, request_id: str) -> Any:
+        """Ask the process to cancel the running request's tool, as a grpc future (None: the
+        protocol has no such call; only a recycle stops the tool)."""
+
 

@@ -99,7 +99,7 @@ class WorkerDataPath:
 
     def receiveMsg_CancelRequest(self, msg: CancelRequest, sender: Any) -> None:
         flight = self._in_flight.get(msg.request_id)
-        if flight is not None and flight.future.cancel():  # a stream, or a call still queued
+        if flight is not None and self._link.cancel(flight):
             self._collect_calls()  # a queued call ends RequestCancelledError at once
 
     # --- steps --------------------------------------------------------------------------------

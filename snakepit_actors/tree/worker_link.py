@@ -54,6 +54,7 @@ class InFlight:
     seq: int = 0  # the next StreamChunk's sequence number
     queue_expired: bool = False  # cancelled at its queue deadline, before a call thread took it
     never_ran: bool = False  # a call thread refused it: the process was found gone before
+    cancelled: bool = False  # its caller cancelled it while it ran (``WorkerLink.cancel``)
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +83,7 @@ class WorkerLink:
         self._stub: Any = None
         self._capacity = capacity
         self._threads: CallThreads | None = None  # started by the first unary call
+        self._cancels: set[Any] = set()  # CancelTool calls in flight (a dropped one is cancelled)
         self._broken = False  # a call found the process gone: queued calls do not start
 
     def open(self, address: str) -> None:
@@ -193,8 +195,34 @@ class WorkerLink:
             req.request_id, req.session_id or "", req.tool, args, msg.deadline_unix_s or 0.0,
             msg.session_moved_from)
 
+    def cancel(self, flight: InFlight) -> bool:
+        """Cancel ``flight`` for its caller: a queued call or a stream at once; a running unary
+        call (a blocking call on a call thread cannot be cancelled) by asking the process to
+        cancel its tool, which then ends the call, answered as cancelled. False: it cannot be
+        (the protocol has no such call; the tool runs to its end)."""
+        if flight.future.cancel():
+            return True
+        if flight.pump is not None or self._stub is None:
+            return False
+        future = self._link_wire().cancel(self._stub, flight.request.request.request_id)
+        if future is None:
+            return False
+        flight.cancelled = True
+        self._cancels.add(future)
+        future.add_done_callback(self._cancels.discard)
+        return True
+
     def outcome(self, flight: InFlight) -> Outcome:
-        """How ``flight`` (done) ended; a CANCELLED call was cancelled by its caller."""
+        """How ``flight`` (done) ended; a CANCELLED call, or one whose tool was cancelled
+        (``cancel``), was cancelled by its caller."""
+        found = self._outcome(flight)
+        if flight.cancelled and found.reply is not None and not found.timed_out:
+            return Outcome(ExecuteFailed(flight.request.request.request_id, RequestCancelledError(
+                f"request {flight.request.request.request_id} was cancelled while it ran",
+                details={"worker_id": self.worker_id})), found.elapsed_ms)
+        return found
+
+    def _outcome(self, flight: InFlight) -> Outcome:
         import grpc
 
         elapsed_ms = (time.perf_counter() - flight.started) * 1000.0
