@@ -21,7 +21,6 @@ from typing import Any
 from snakepit_actors.client import direct
 from snakepit_actors.client.direct import DirectPath
 from snakepit_actors.client.replies import REPLY_GRACE_S, reply_wait_s
-from snakepit_actors.core.scheduling_decisions import queue_expiry
 from snakepit_actors.errors import (
     RequestTimeoutError,
     SerializationError,
@@ -192,8 +191,7 @@ def _one_call(path: DirectPath, execute: Execute, items: ChunkArgs, where: list[
     was lost."""
     started = time.perf_counter()
     try:
-        expiry, why = queue_expiry(time.time(), execute.deadline_unix_s, path._cfg.queue_timeout)
-        lease = path._counted(path._acquire, execute, expiry, why, started)
+        lease = path._counted(path._acquire, execute, started)
     except SnakepitError as exc:
         return exc, False
     stub = lease.stub or path._stub(lease)  # imports grpc and the stubs on first use

@@ -32,7 +32,7 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import TimeoutError as FutureTimeout
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 from snakepit_actors.client.lease_client import LeaseClient, ThreadWaiter
 from snakepit_actors.client.tracing import with_trace
@@ -58,6 +58,9 @@ REVOCATION_WAIT_S = 3.0
 _CHANNEL_OVERHEAD_BYTES = 1024 * 1024
 _grpc: Any = None  # the grpc module, imported by the first call
 
+
+P = ParamSpec("P")
+T = TypeVar("T")
 
 class _Call:
     """What one gRPC call came to: ``value``, ``error``, or ``lost`` (the status text) when the
@@ -107,9 +110,10 @@ class DirectPath:
             raise call.error
         return call.value
 
-    def _counted(self, step: Callable[..., Any], *args: Any) -> Any:
+    def _counted(self, step: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+        """``step(*args)``, counting a SnakepitError it raises in the pool's figures."""
         try:
-            return step(*args)
+            return step(*args, **kwargs)
         except SnakepitError as exc:
             self.leases.count_failure(exc)
             raise
