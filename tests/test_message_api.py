@@ -13,7 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from snakepit_actors import Pool, PoolConfig, ToolError, WorkerCrashedError
+from snakepit_actors import Pool, PoolConfig, RequestTimeoutError, ToolError, WorkerCrashedError
 from snakepit_actors.ops.bench_message import RunLoad, load_from_actor
 
 pytestmark = pytest.mark.timeout(120)
@@ -97,3 +97,18 @@ def test_a_check_in_held_back_behind_a_long_call_reaches_the_pool_soon_after_its
         _wait_for(lambda: pool.workers()[0].requests >= 2)  # checked in while `long` runs
         assert time.monotonic() - answered < 2.0 and not long.done()
         assert long.result(30) == 3.0 and last.result(30) == {}
+
+
+def test_what_was_sent_ahead_to_a_worker_whose_call_timed_out_runs_on_a_fresh_process() -> None:
+    """A call past its deadline makes the Worker drain and probe its process (here: recycle, as
+    ``cpu`` ignores cancellation); a request sent ahead behind it goes back to the Pool's queue
+    instead of starting on that process."""
+    cfg = PoolConfig(name="handback", pool_size=1, data_path="actor", cancel_grace_s=0.3)
+    with Pool.start(cfg) as pool, ThreadPoolExecutor(2) as callers:
+        [before] = pool.workers()
+        stuck = callers.submit(pool.execute, "cpu", {"ms": 20000}, timeout=0.5)
+        time.sleep(0.1)  # the cpu call runs; the next one is sent ahead behind it
+        behind = callers.submit(pool.execute, "info", {}, timeout=30)
+        with pytest.raises(RequestTimeoutError):
+            stuck.result(timeout=30)
+        assert behind.result(timeout=30)["pid"] != before.pid

@@ -16,10 +16,10 @@ reach it) fails what runs, reports the loss and exits; ``stopping`` is terminal.
 
 After a timeout the worker drains, then probes: a Heartbeat call counts the tool calls still
 running in the process; none within ``cancel_grace_s`` (from the first probe) keeps the warm
-process, else it is recycled (the only way to stop a running tool). A swap supersedes a pending
-probe (the new process runs nothing), a move supersedes both. Each input returns a tuple of
-``worker_effects`` for the Worker actor to run in order; one that does not apply now (a late
-timer, a stale answer) returns ``()``; one impossible by construction raises ``LifecycleError``.
+process, else it is recycled (the only way to stop a running tool); what was sent ahead and
+never started goes back to the Pool (``request_handed_back``). A swap supersedes a pending probe,
+a move supersedes both. Each input returns ``worker_effects`` for the actor to run in order; one
+that does not apply now returns ``()``; one impossible by construction raises ``LifecycleError``.
 """
 
 from __future__ import annotations
@@ -59,13 +59,8 @@ from snakepit_actors.messages import GRACEFUL_RECYCLE_REASONS, MOVE_RECYCLE_REAS
 class WorkerState(enum.Enum):
     """Where the Worker is in its life; see the module docstring."""
 
-    STARTING = "starting"
-    READY = "ready"
-    DRAINING = "draining"
-    PROBING = "probing"
-    SWAPPING = "swapping"
-    LEAVING = "leaving"
-    STOPPING = "stopping"
+    STARTING, READY, DRAINING, PROBING = "starting", "ready", "draining", "probing"
+    SWAPPING, LEAVING, STOPPING = "swapping", "leaving", "stopping"
 
 
 SERVING = frozenset({WorkerState.READY, WorkerState.DRAINING, WorkerState.PROBING,
@@ -203,6 +198,11 @@ class WorkerLifecycle:
         if timed_out:
             self._mark_timed_out()
         return (CheckIn(request_id, ok, elapsed_ms, self.timed_out), *self._settle(now))
+
+    def request_handed_back(self, request_id: str, now: float) -> Effects:
+        """A request sent ahead never started: the actor gives it back to the Pool itself."""
+        self.in_flight.discard(request_id)
+        return self._settle(now)
 
     # --- health --------------------------------------------------------------------------------
 

@@ -209,6 +209,7 @@ class Worker(WorkerDataPath, ActorTypeDispatcher):
         self._collect_heartbeat()
         if self._probe is not None and self._probe.done():
             probe, self._probe = self._probe, None
+            self._link.resume()  # kept or recycled: what comes next may start
             self._run(self._core.probe_answered(worker_link.calls_running(probe)))
 
     def _collect_heartbeat(self) -> None:

@@ -141,6 +141,9 @@ class WorkerDataPath:
         process is lost, and every call in flight fails with it)."""
         outcome = self._link.outcome(flight)
         rid = flight.request.request.request_id
+        if outcome.handed_back:
+            self._hand_back(rid)
+            return
         if outcome.reply is None:
             self._flush(force=True)  # what this pass answered goes before the crash's
             self._run(self._core.process_died(outcome.lost))
@@ -155,6 +158,22 @@ class WorkerDataPath:
         self._run(self._core.request_finished(
             rid, ok=isinstance(outcome.reply, ExecuteResult), elapsed_ms=outcome.elapsed_ms,
             timed_out=outcome.timed_out, now=time.monotonic()))
+        if outcome.timed_out:
+            self._hand_back_queued()
+
+    def _hand_back_queued(self) -> None:
+        """A call passed its deadline, so the process is drained and probed: what was sent
+        ahead and has not started goes back to the Pool's queue to run elsewhere."""
+        for rid, flight in list(self._in_flight.items()):
+            if flight.pump is None and flight.future.cancel():
+                self._hand_back(rid)
+
+    def _hand_back(self, rid: str) -> None:
+        del self._in_flight[rid]
+        self._check_in(Checkin(self._worker_id, rid, ok=False, elapsed_ms=0.0, worker_lost=True,
+                               crash=worker_link.not_ready_error(self._worker_id, "draining"),
+                               never_ran=True))
+        self._run(self._core.request_handed_back(rid, time.monotonic()))
 
     def _checkins_due(self) -> None:
         self._checkin_timer = False

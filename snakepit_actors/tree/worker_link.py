@@ -66,6 +66,7 @@ class Outcome:
     elapsed_ms: float
     timed_out: bool = False
     lost: str = ""
+    handed_back: bool = False  # never started (a call before it timed out): back to the Pool
 
 
 class WorkerLink:
@@ -85,6 +86,7 @@ class WorkerLink:
         self._threads: CallThreads | None = None  # started by the first unary call
         self._cancels: set[Any] = set()  # CancelTool calls in flight (a dropped one is cancelled)
         self._broken = False  # a call found the process gone: queued calls do not start
+        self._held = False  # a call passed its deadline: queued calls go back (until resume())
 
     def open(self, address: str) -> None:
         """Connect to ``address`` and ping it (blocks up to 10 s).
@@ -96,7 +98,7 @@ class WorkerLink:
 
         self.close()
         self._wire = wire = wire_for(self.protocol)
-        self._broken = False
+        self._broken = self._held = False
         limit = self.limit + 1024 * 1024
         self._channel = grpc.insecure_channel(address, options=[
             ("grpc.max_send_message_length", limit), ("grpc.max_receive_message_length", limit),
@@ -121,6 +123,10 @@ class WorkerLink:
         self.close()
         if self._threads is not None:
             self._threads.stop()
+
+    def resume(self) -> None:
+        """The process was probed after a timeout and kept: queued calls may start again."""
+        self._held = False
 
     def waiting_calls(self) -> int:
         """Unary calls queued for a call thread (not started)."""
@@ -152,6 +158,8 @@ class WorkerLink:
             if self._broken:
                 flight.never_ran = True
                 raise _ProcessGone()
+            if self._held:
+                raise _HeldBack()
             if queue_deadline is not None and now >= queue_deadline:
                 raise _ExpiredInQueue("queue_timeout")
             if deadline is not None and deadline <= now:
@@ -161,6 +169,7 @@ class WorkerLink:
                               metadata=trace)
             except grpc.RpcError as exc:
                 self._broken = self._broken or exc.code() not in expected
+                self._held = self._held or exc.code() == grpc.StatusCode.DEADLINE_EXCEEDED
                 raise
 
         if self._threads is None:
@@ -242,6 +251,8 @@ class WorkerLink:
                 elapsed_ms)
         except grpc.FutureCancelledError:  # a unary call's future, cancelled (CancelRequest)
             return cancelled
+        except _HeldBack:
+            return Outcome(None, elapsed_ms, handed_back=True)
         except _ProcessGone:
             return Outcome(None, elapsed_ms, lost="the process was gone before the call started")
         except _ExpiredInQueue as exc:
@@ -269,6 +280,10 @@ def _queue_timeout(rid: str, worker_id: str, reason: str, waited_ms: float) -> Q
         f"request {rid} waited {waited_ms / 1000:.3f}s for worker {worker_id}, sent ahead "
         f"(PoolConfig.prefetch), and never ran ({reason.replace('_', ' ')})", reason=reason,
         details={"worker_id": worker_id})
+
+
+class _HeldBack(Exception):
+    """A queued call not started: an earlier call passed its deadline (never escapes)."""
 
 
 class _ProcessGone(Exception):
