@@ -119,6 +119,10 @@ THESPIAN_LOG_DEFS: dict[str, Any] = {
 }
 
 
+#: Free ports tried for an admin before giving up (another process may take one first).
+_PORT_ATTEMPTS = 3
+
+
 @dataclass(frozen=True, slots=True)
 class StartedSystem:
     """A running actor system owned by one pool handle."""
@@ -133,21 +137,31 @@ def start_actor_system(cfg: SystemConfig, run_dir: str,
     """Start a new, private multiprocTCPBase system on loopback with its own admin port.
 
     ``extra_capabilities`` are added to Thespian's (e.g. a convention address for a node that
-    leads a multi-host convention). Blocks about 0.1 s. Raises whatever Thespian raises if the
-    port was taken meanwhile.
+    leads a multi-host convention). Blocks about 0.1 s. A free port picked here can be taken by
+    another process before the admin binds it (many systems starting at once): then another is
+    tried, up to ``_PORT_ATTEMPTS`` in all. Raises whatever Thespian raises if a configured
+    ``admin_port`` is taken, or every attempt failed.
     """
-    from thespian.actors import ActorSystem
+    from thespian.actors import ActorSystem, InvalidActorAddress
     from thespian.system import utilis
 
     prepare_thespian(cfg.bind_address, allow_remote=cfg.allow_non_loopback)
     os.environ["THESPLOG_FILE"] = cfg.log_file or os.path.join(run_dir, "thespian.log")
     utilis._thesplog_file = None  # Thespian caches the log path on first use; take ours
-    port = cfg.admin_port or free_port(cfg.bind_address)
-    capabilities: dict[str, Any] = {**(extra_capabilities or {}), "Admin Port": port}
-    if cfg.convention:  # lead a convention on our own admin port (multi-host placement)
-        capabilities["Convention Address.IPv4"] = (cfg.bind_address, port)
-    asys = ActorSystem(cfg.base, capabilities, logDefs=THESPIAN_LOG_DEFS, transientUnique=True)
-    return StartedSystem(asys, port, capabilities)
+    for attempt in range(1, _PORT_ATTEMPTS + 1):
+        port = cfg.admin_port or free_port(cfg.bind_address)
+        capabilities: dict[str, Any] = {**(extra_capabilities or {}), "Admin Port": port}
+        if cfg.convention:  # lead a convention on our own admin port (multi-host placement)
+            capabilities["Convention Address.IPv4"] = (cfg.bind_address, port)
+        try:
+            asys = ActorSystem(cfg.base, capabilities, logDefs=THESPIAN_LOG_DEFS,
+                               transientUnique=True)
+        except InvalidActorAddress:  # the admin could not take the port
+            if cfg.admin_port or attempt == _PORT_ATTEMPTS:
+                raise
+            continue
+        return StartedSystem(asys, port, capabilities)
+    raise AssertionError("unreachable")
 
 
 def shutdown_actor_system(started: StartedSystem, admin_pid: int = 0,
