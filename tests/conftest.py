@@ -157,6 +157,22 @@ def _describe(pid: int) -> str:
         return "gone"
 
 
+@contextlib.contextmanager
+def shared_pool(config: PoolConfig) -> Iterator[Pool]:
+    """A pool shared by several tests (a module fixture): its processes, restarted ones
+    included, are not counted as leaks of a single test; checked for leaks when it closes."""
+    pool = Pool.start(config)
+    _LIVE_POOLS.append(pool)
+    try:
+        yield pool
+    finally:
+        pids = pool_pids(pool)
+        _LIVE_POOLS.remove(pool)
+        pool.close()
+        leaked = wait_gone(pids)
+        assert not leaked, f"the shared pool {config.name!r} left processes: {leaked}"
+
+
 @pytest.fixture(scope="module", params=["direct", "actor"])
 def data_path(request: pytest.FixtureRequest) -> str:
     """Each data path of the Python handle in turn (``PoolConfig.data_path``): a test that
@@ -169,14 +185,6 @@ def data_path(request: pytest.FixtureRequest) -> str:
 def module_pool(data_path: str) -> Iterator[Pool]:
     """A 4-worker showcase pool shared by one test module (once per data path); checked for
     leaks at the end."""
-    pool = Pool.start(PoolConfig(name="test", pool_size=4, queue_timeout=10.0,
-                                 data_path=data_path))  # type: ignore[arg-type]
-    _LIVE_POOLS.append(pool)
-    try:
+    with shared_pool(PoolConfig(name="test", pool_size=4, queue_timeout=10.0,
+                                data_path=data_path)) as pool:  # type: ignore[arg-type]
         yield pool
-    finally:
-        pids = pool_pids(pool)
-        _LIVE_POOLS.remove(pool)
-        pool.close()
-        leaked = wait_gone(pids)
-        assert not leaked, f"module pool left processes: {leaked}"

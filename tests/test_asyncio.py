@@ -19,7 +19,7 @@ from snakepit_actors import (
     SessionNotFoundError,
 )
 
-from .conftest import _LIVE_POOLS, pool_pids, project_processes, wait_gone
+from .conftest import pool_pids, project_processes, shared_pool, wait_gone
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -28,16 +28,9 @@ pytestmark = pytest.mark.timeout(120)
 def apool(data_path: str) -> Iterator[Pool]:
     """Two workers, room for a 10,000-caller burst, and a queue_timeout shorter than that
     burst takes (once per data path)."""
-    pool = Pool.start(PoolConfig(name="aio", pool_size=2, max_queue=20_000, queue_timeout=2.0,
-                                 data_path=data_path))  # type: ignore[arg-type]
-    _LIVE_POOLS.append(pool)
-    try:
+    with shared_pool(PoolConfig(name="aio", pool_size=2, max_queue=20_000, queue_timeout=2.0,
+                                data_path=data_path)) as pool:  # type: ignore[arg-type]
         yield pool
-    finally:
-        pids = pool_pids(pool)
-        _LIVE_POOLS.remove(pool)
-        pool.close()
-        assert not wait_gone(pids), "the module pool left processes"
 
 
 # --- bursts ---------------------------------------------------------------------------------

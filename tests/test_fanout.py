@@ -25,22 +25,15 @@ from snakepit_actors import (
     WorkerCrashedError,
 )
 from snakepit_actors.errors import RequestCancelledError, RequestTimeoutError, SerializationError
-from tests.conftest import _LIVE_POOLS, pool_pids, wait_gone
+from tests.conftest import shared_pool
 
 pytestmark = pytest.mark.timeout(120)
 
 
 @pytest.fixture(scope="module")
 def pool() -> Iterator[Pool]:
-    started = Pool.start(PoolConfig(name="fanout", pool_size=4, queue_timeout=20.0))
-    _LIVE_POOLS.append(started)
-    try:
+    with shared_pool(PoolConfig(name="fanout", pool_size=4, queue_timeout=20.0)) as started:
         yield started
-    finally:
-        pids = pool_pids(started)
-        _LIVE_POOLS.remove(started)
-        started.close()
-        assert not wait_gone(pids), "the fan-out pool left processes"
 
 
 def wait_for(condition: object, timeout_s: float = 10.0) -> None:

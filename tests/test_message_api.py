@@ -16,13 +16,15 @@ import pytest
 from snakepit_actors import Pool, PoolConfig, RequestTimeoutError, ToolError, WorkerCrashedError
 from snakepit_actors.ops.bench_message import RunLoad, load_from_actor
 
+from .conftest import shared_pool
+
 pytestmark = pytest.mark.timeout(120)
 
 
 @pytest.fixture(scope="module")
 def actor_pool() -> Iterator[Pool]:
-    with Pool.start(PoolConfig(name="msgapi", pool_size=2, data_path="actor", prefetch=4,
-                               queue_timeout=30.0)) as pool:
+    with shared_pool(PoolConfig(name="msgapi", pool_size=2, data_path="actor", prefetch=4,
+                                queue_timeout=30.0)) as pool:
         yield pool
 
 
