@@ -24,6 +24,7 @@ import contextlib
 from collections.abc import Callable
 from typing import Any
 
+from snakepit_actors.errors import PoolClosedError
 from snakepit_actors.system import StartedSystem, SystemPids, kill_lost_system
 from snakepit_actors.tree.reaper import sweep_orphans
 
@@ -34,6 +35,16 @@ def watch_system(gateway: Any, pids: SystemPids, root_pid: int, pool_name: str,
     logger of ``pids``, or the PoolRoot (``root_pid``; 0: unknown), exits. Never blocks."""
     gateway.watch_system({pids.admin: "admin", pids.logger: "logger", root_pid: "PoolRoot"},
                          _reaper(pool_name, pids, process_db, run_id))
+
+
+def system_lost_error(what: str) -> PoolClosedError:
+    """What every caller gets once ``what`` ("admin", "logger" or "PoolRoot") died and the
+    handle will not start its system again."""
+    tree = what == "PoolRoot"
+    return PoolClosedError(
+        f"the pool's {'actor tree' if tree else 'actor system'} died (its {what} process "
+        f"exited); a request that had reached a worker may have run; start a new pool",
+        reason="pool_tree_gone" if tree else "actor_system_gone", details={"exited": what})
 
 
 def admin_children(admin_pid: int) -> set[int]:
