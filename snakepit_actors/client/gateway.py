@@ -15,7 +15,8 @@
 The gateway also watches the actor system (``watch_system``): pidfds of the admin, the logger
 and the PoolRoot sit in the same select(). When one dies the pool is gone for good: every
 pending Future and every later ``submit`` fails at once with ``PoolClosedError`` (reason
-"actor_system_gone", or "pool_tree_gone") and the handle's ``on_gone`` cleans up the rest.
+"actor_system_gone", or "pool_tree_gone"; ``lost_error`` may choose another: system_restart.py)
+and the handle's ``on_gone`` cleans up the rest.
 
 One thread, as Thespian endpoints are not thread-safe. A caller never waits here longer than
 its request's deadline allows (``reply_wait_s`` in ``replies.py``).

@@ -91,10 +91,12 @@ def launch(cfg: PoolConfig, on_progress: Callable[[int, int], None] | None,
         started = (gateway.call(root, start, "start", wait_s) if abort is None
                    else _start_unless_aborted(gateway, root, start, wait_s, abort))
     except BaseException as exc:
+        began = time.monotonic()
         if gateway is not None:
             gateway.stop()
         if abort is not None and abort.is_set() and pids.session:  # closing: kill, at once
-            kill_lost_system(pids)
+            while kill_lost_system(pids) and time.monotonic() - began < 2.0:
+                time.sleep(0.05)  # again: an actor may have forked while its parent died
             with contextlib.suppress(Exception):
                 system.actor_system._systemBase.transport.close()
         else:

@@ -96,6 +96,11 @@ class SystemRestarter:
             thread = self._thread
         if thread is not None and thread is not threading.current_thread():
             thread.join(max(0.0, timeout_s))
+        gateway = self._pool._gateway
+        if isinstance(gateway.gone_error, PoolNotReadyError):  # aborted: closed by the caller
+            gateway.gone_error = PoolClosedError(
+                f"pool {self._pool.config.name!r} was closed while it restarted its actor "
+                "system", reason="closed", details=gateway.gone_error.details)
 
     def _watch(self, gateway: Gateway) -> None:
         """Decide on ``gateway``'s system loss (its ``lost_error``), then start the restart

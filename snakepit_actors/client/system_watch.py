@@ -21,6 +21,7 @@ the handle's endpoint and kills whatever is still there.
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -62,6 +63,12 @@ def _reaper(pool_name: str, pids: SystemPids, process_db: str,
         from snakepit_actors.telemetry import get_logger
 
         killed = kill_lost_system(pids)
+        for _ in range(20):  # again: an actor may have forked while its parent was killed
+            time.sleep(0.05)
+            more = kill_lost_system(pids)
+            if not more:
+                break
+            killed += more
         if process_db:
             sweep_orphans(process_db, ended_runs={run_id}, grace_s=0.5)
         get_logger("pool").error("pool.system_gone", pool=pool_name, admin_pid=pids.admin,
