@@ -209,6 +209,8 @@ class Pool(SessionMethods, HostToolMethods, FanoutMethods, MetricsMethods, Async
             RequestTimeoutError: the deadline passed while a worker had it.
             WorkerCrashedError: the worker died under it.
             PoolClosedError: the pool is closed.
+            PoolNotReadyError: ``reason="system_restarting"``: its actor system died and the
+                handle starts a new one (``on_system_loss="restart"``); retry in a moment.
         """
         if self._direct is not None and self._uses_direct_path(session_id):
             return self._direct.execute(self._request(tool, args, session_id, timeout,
@@ -321,7 +323,7 @@ class Pool(SessionMethods, HostToolMethods, FanoutMethods, MetricsMethods, Async
 
     def _check_open(self) -> None:
         """Raises PoolClosedError: closed by ``close``, or its actor system died
-        (reason "actor_system_gone")."""
+        (reason "actor_system_gone"); PoolNotReadyError while it restarts (system_restart.py)."""
         if self._gateway.gone_error is not None:
             raise self._gateway.gone_error
         if self._closed:
