@@ -1,12 +1,15 @@
 """A handle configured with ``on_system_loss="restart"`` supervises its whole actor system:
 kill -9 of Thespian's admin or of the PoolRoot under a few callers fails what was in flight
 with a typed error, and a new system and pool serve again within seconds; nothing of the old
-system is left; past the intensity (3 restarts in 60 s) the handle closes for good; ``close()``
-during a restart returns promptly and leaves nothing. Both data paths; real processes."""
+system is left; past the intensity (3 restarts in 60 s), or when the new system cannot start,
+the handle closes for good; ``close()`` during a restart returns promptly and leaves nothing.
+Both data paths; real processes."""
 
 from __future__ import annotations
 
+import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -136,3 +139,33 @@ def test_close_during_a_restart_returns_promptly_and_leaves_nothing(path: DataPa
     with pytest.raises(PoolClosedError):
         pool.execute("ping")
     # The new system's processes: the autouse leak fixture fails the test if any is left.
+
+
+def test_a_restart_that_cannot_start_the_workers_closes_the_handle_for_good(
+        tmp_path: Path) -> None:
+    marker = tmp_path / "broken"  # once it exists, the worker interpreter fails at once
+    python = tmp_path / "python.sh"
+    python.write_text(f"#!/bin/sh\n[ -e {marker} ] && exit 3\nexec {sys.executable} \"$@\"\n")
+    python.chmod(0o755)
+    pool = Pool.start(PoolConfig(name="restart-fails", pool_size=1, data_path="actor",
+                                 python=str(python), startup_timeout=3.0,
+                                 on_system_loss="restart"))
+    _LIVE_POOLS.append(pool)
+    try:
+        marker.write_text("")
+        kill(pool.admin_pid)
+        deadline = time.monotonic() + 15.0
+        while time.monotonic() < deadline:
+            try:
+                pool.execute("ping", timeout=2.0)
+            except PoolClosedError as exc:
+                assert exc.reason == "system_restart_failed", exc
+                break
+            except PoolNotReadyError as exc:
+                assert exc.reason == "system_restarting", exc
+            time.sleep(0.05)
+        else:
+            raise AssertionError("the failed restart did not close the handle")
+    finally:
+        close_s = close(pool)
+    assert close_s < 1.0
