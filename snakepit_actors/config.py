@@ -19,13 +19,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from snakepit_actors.config_hints import unknown_key
+from snakepit_actors.config_hints import json_problem, unknown_key
 from snakepit_actors.errors import ConfigError
 
 Affinity = Literal["hint", "strict_queue", "strict_fail_fast"]
 Transport = Literal["unix", "tcp"]
 DataPath = Literal["direct", "actor"]
 ProtocolName = Literal["snakepit_actors", "snakepit"]
+SystemLoss = Literal["close", "restart"]
 
 _ADAPTER_RE = re.compile(r"^[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)*:[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)*$")
 _SNAKEPIT_ADAPTER_RE = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)+$")
@@ -124,6 +125,9 @@ class PoolConfig:
                                          each, ~500 req/s at most); async streams use actors
     retry_idempotent          False      (True: every request counts as idempotent and is
                                          re-run once on another worker if its worker dies)
+    on_system_loss            "close"    the handle ends for good when its actor system or
+                                         PoolRoot dies / ("restart") it starts them again,
+                                         at most 3 times in 60 s (calls fail meanwhile)
     placement                 {}         ({} = workers run here) / capabilities a member node
                                          must advertise to run this pool's workers
     placement_timeout         10 s       start fails early / waits longer for a member
@@ -169,6 +173,7 @@ class PoolConfig:
     startup_batch_size: int = 0
     retry_idempotent: bool = False
     data_path: DataPath = "direct"
+    on_system_loss: SystemLoss = "close"
     placement: Mapping[str, Any] = field(default_factory=dict)
     placement_timeout: float = 10.0
     node_heartbeat_s: float = 1.0
@@ -258,18 +263,6 @@ def _is_number(value: Any) -> bool:
             and math.isfinite(value))
 
 
-def _json_problem(value: Any) -> str | None:
-    """What keeps a mapping from the wire's JSON (``json_codec``'s rule); None: nothing."""
-    from snakepit_actors.errors import SerializationError
-    from snakepit_actors.json_codec import encode_value
-
-    try:
-        encode_value(dict(value) if isinstance(value, Mapping) else {}, "adapter_config")
-    except SerializationError as exc:
-        return exc.message
-    return None
-
-
 def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
@@ -303,7 +296,7 @@ def _problems(cfg: PoolConfig) -> list[str]:
              "protocol='snakepit' or use env={'PYTHONPATH': ...}", cfg.python_path)
     need(isinstance(cfg.adapter_config, Mapping), "adapter_config must be a mapping",
          cfg.adapter_config)
-    problem = _json_problem(cfg.adapter_config)
+    problem = json_problem(cfg.adapter_config)
     need(problem is None, f"adapter_config is sent to the worker as JSON: {problem}",
          cfg.adapter_config)
     need(isinstance(cfg.python, str) and bool(cfg.python), "python must be an interpreter path",
@@ -361,6 +354,9 @@ def _problems(cfg: PoolConfig) -> list[str]:
          cfg.retry_idempotent)
     need(cfg.data_path in ("direct", "actor"), "data_path must be 'direct' or 'actor'",
          cfg.data_path)
+    need(cfg.on_system_loss in ("close", "restart"),
+         "on_system_loss must be 'close' (the handle ends with its actor system) or 'restart' "
+         "(it starts a new one), e.g. on_system_loss='restart'", cfg.on_system_loss)
     need(isinstance(cfg.placement, Mapping) and all(
         isinstance(k, str) and k and not k.startswith(("snakepit_", "Admin", "Convention",
                                                         "Thespian"))

@@ -1,4 +1,5 @@
-"""Messages for unknown configuration keys: one per key, with the likeliest intended key.
+"""Messages for unknown configuration keys (one per key, with the likeliest intended key), and
+what keeps a value from the wire's JSON.
 
     >>> unknown_key("pools.default.pool_sise", ["pool_size", "adapter"], "a PoolConfig field")
     "pools.default.pool_sise is not a PoolConfig field; did you mean 'pool_size'?"
@@ -10,7 +11,8 @@ Listing every valid key after every typo buried the one that mattered; the full 
 from __future__ import annotations
 
 import difflib
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 #: How alike a key must be to be suggested (difflib's ratio): catches typos, swapped or missing
 #: letters and plural/singular slips; leaves unrelated words alone.
@@ -30,3 +32,15 @@ def unknown_key(path: str, known: Iterable[str], what: str) -> str:
     hint = (f"did you mean {close[0]!r}?" if close
             else "every valid key is listed in docs/configuration.md")
     return f"{path} is not {what}; {hint}"
+
+
+def json_problem(value: Any) -> str | None:
+    """What keeps a mapping from the wire's JSON (``json_codec``'s rule); None: nothing."""
+    from snakepit_actors.errors import SerializationError
+    from snakepit_actors.json_codec import encode_value
+
+    try:
+        encode_value(dict(value) if isinstance(value, Mapping) else {}, "adapter_config")
+    except SerializationError as exc:
+        return exc.message
+    return None

@@ -94,7 +94,9 @@ class PoolNotReadyError(SnakepitError):
     (it had been sent; retry only if idempotent) or not (a lease request: retry). With
     ``reason="session_store_restarted"`` the SessionStore died and was restarted before it
     answered this session command (it may have run); the session exists again without its data
-    if the pool routed it, global programs are gone.
+    if the pool routed it, global programs are gone. With ``reason="system_restarting"``
+    (``on_system_loss="restart"``) the pool's actor system died and the handle is starting a new
+    one: a request in flight at the loss may have run; retry in a moment.
     """
 
     category = "pool"
@@ -108,7 +110,9 @@ class PoolClosedError(SnakepitError):
     Thespian admin or logger process exited, e.g. killed); with ``"pool_tree_gone"`` its actor
     tree did (its PoolRoot exited, or stopped the tree because a child it cannot rebuild died).
     A request that had reached a worker may have run; one still queued did not. Start a new
-    pool."""
+    pool. With ``on_system_loss="restart"`` these come only past the restart intensity
+    (``details["gave_up"]``), and ``"system_restart_failed"`` when the new system did not
+    start."""
 
     category = "pool"
     default_reason = "closed"

@@ -58,6 +58,7 @@ __all__ = [
 EVENTS = frozenset({
     "pool.init_started", "pool.init_complete", "pool.start_failed", "pool.closing",
     "pool.closed", "pool.degraded", "pool.saturated", "pool.failed", "pool.system_gone",
+    "pool.system_restarted", "pool.system_restart_failed",
     "pool.restarted", "pool.child_restarted",
     "worker.spawning", "worker.ready", "worker.start_failed", "worker.exited",
     "worker.restarting", "worker.unhealthy", "worker.stopping", "worker.abandoned",

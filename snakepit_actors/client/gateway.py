@@ -15,7 +15,8 @@
 The gateway also watches the actor system (``watch_system``): pidfds of the admin, the logger
 and the PoolRoot sit in the same select(). When one dies the pool is gone for good: every
 pending Future and every later ``submit`` fails at once with ``PoolClosedError`` (reason
-"actor_system_gone", or "pool_tree_gone") and the handle's ``on_gone`` cleans up the rest.
+"actor_system_gone", or "pool_tree_gone"; ``lost_error`` may choose another: system_restart.py)
+and the handle's ``on_gone`` cleans up the rest.
 
 One thread, as Thespian endpoints are not thread-safe. A caller never waits here longer than
 its request's deadline allows (``reply_wait_s`` in ``replies.py``).
@@ -38,6 +39,7 @@ from typing import Any
 from snakepit_actors.client.lease_client import LeaseClient
 from snakepit_actors.client.replies import StreamSink
 from snakepit_actors.client.session_api import SESSION_REPLIES, fail_session_calls
+from snakepit_actors.client.system_watch import system_lost_error
 from snakepit_actors.errors import (
     PoolClosedError,
     PoolNotReadyError,
@@ -88,7 +90,8 @@ class Gateway:
         self._system_fds: dict[int, str] = {}  # pidfd -> what it is ("admin", "logger", ...)
         self._polled_pids: dict[int, str] = {}  # no pidfd for these: checked every loop
         self.on_gone: Callable[[], None] | None = None
-        self.gone_error: PoolClosedError | None = None
+        self.gone_error: SnakepitError | None = None
+        self.lost_error: Callable[[str], SnakepitError] = system_lost_error  # what callers get
         self.pool: Any = None  # the Pool actor now (``PoolReplaced`` moves it)
         self.root: Any = None  # the PoolRoot (answers ``DescribeTree``)
         self.on_pool_replaced: Callable[[Any], None] | None = None
@@ -309,11 +312,7 @@ class Gateway:
         Stop the loop, fail every pending Future and every lease waiter, then let the handle
         clean up (``on_gone``)."""
         self._running = False
-        tree = what == "PoolRoot"
-        self.gone_error = PoolClosedError(
-            f"the pool's {'actor tree' if tree else 'actor system'} died (its {what} process "
-            f"exited); a request that had reached a worker may have run; start a new pool",
-            reason="pool_tree_gone" if tree else "actor_system_gone", details={"exited": what})
+        self.gone_error = self.lost_error(what)
         for future in list(self._pending.values()):
             if not future.done():
                 with contextlib.suppress(InvalidStateError):

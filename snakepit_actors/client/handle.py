@@ -36,16 +36,14 @@ from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any
 
 from snakepit_actors.client.async_api import AsyncMethods
-from snakepit_actors.client.direct import DirectPath
-from snakepit_actors.client.direct_async import AsyncDirect
 from snakepit_actors.client.fanout_api import FanoutMethods
 from snakepit_actors.client.gateway import Gateway
 from snakepit_actors.client.host_tools import HostToolMethods
 from snakepit_actors.client.launch import launch
-from snakepit_actors.client.lease_client import LeaseClient
 from snakepit_actors.client.metrics import MetricsMethods
 from snakepit_actors.client.replies import REPLY_GRACE_S, StreamSink, reply_wait_s, values_or_end
 from snakepit_actors.client.session_api import SessionMethods
+from snakepit_actors.client.system_restart import SystemRestarter, copy_worker_output, data_path
 from snakepit_actors.client.system_watch import close_lost_system
 from snakepit_actors.client.tracing import trace_context, traced
 from snakepit_actors.config import PoolConfig
@@ -92,24 +90,15 @@ class Pool(SessionMethods, HostToolMethods, FanoutMethods, MetricsMethods, Async
         self._pool = pool_address
         gateway.pool = pool_address
         gateway.on_pool_replaced = self._pool_replaced
-        self._direct: DirectPath | None = None
-        self._aio: AsyncDirect | None = None
-        if config.data_path == "direct":
-            leases = LeaseClient(pool_address, gateway.new_id, gateway.wake,
-                                 affinity_wait_s=config.affinity_wait_s
-                                 if config.affinity == "hint" else 0.0,
-                                 max_requests=config.pool_size * config.capacity,
-                                 max_waiting=config.max_queue)
-            self._direct = DirectPath(config, leases, worker_token)
-            self._aio = AsyncDirect(self._direct)
-            gateway.attach(leases)
+        self._direct, self._aio = data_path(config, gateway, pool_address, worker_token)
         self.admin_pid = admin_pid
         #: The token every gRPC call to this pool's workers must carry, for your own direct
         #: calls (``snakepit_actors.worker_token.with_token``). A secret: do not log it.
         self.worker_token = worker_token
         self._closed = False
         self._close_lock = threading.Lock()
-        self._output = _copy_worker_output(config.name, run_dir)
+        self._output = copy_worker_output(config.name, run_dir)
+        self._restarts = SystemRestarter(self)  # on_system_loss="restart" (system_restart.py)
 
     # --- lifecycle ----------------------------------------------------------------------------
 
@@ -157,8 +146,9 @@ class Pool(SessionMethods, HostToolMethods, FanoutMethods, MetricsMethods, Async
             if self._closed:
                 return
             self._closed = True
-        self._stop_fanout()
         deadline = time.monotonic() + timeout
+        self._restarts.stop(timeout)  # a restart under way is aborted; nothing new starts
+        self._stop_fanout()
         lost = self._gateway.gone_error is not None
         if not lost:
             with contextlib.suppress(SnakepitError):
@@ -219,6 +209,8 @@ class Pool(SessionMethods, HostToolMethods, FanoutMethods, MetricsMethods, Async
             RequestTimeoutError: the deadline passed while a worker had it.
             WorkerCrashedError: the worker died under it.
             PoolClosedError: the pool is closed.
+            PoolNotReadyError: ``reason="system_restarting"``: its actor system died and the
+                handle starts a new one (``on_system_loss="restart"``); retry in a moment.
         """
         if self._direct is not None and self._uses_direct_path(session_id):
             return self._direct.execute(self._request(tool, args, session_id, timeout,
@@ -331,7 +323,7 @@ class Pool(SessionMethods, HostToolMethods, FanoutMethods, MetricsMethods, Async
 
     def _check_open(self) -> None:
         """Raises PoolClosedError: closed by ``close``, or its actor system died
-        (reason "actor_system_gone")."""
+        (reason "actor_system_gone"); PoolNotReadyError while it restarts (system_restart.py)."""
         if self._gateway.gone_error is not None:
             raise self._gateway.gone_error
         if self._closed:
@@ -386,12 +378,4 @@ class Pool(SessionMethods, HostToolMethods, FanoutMethods, MetricsMethods, Async
         self._check_open()
         return self._gateway.call(self._pool, msg, msg.request_id, _CONTROL_TIMEOUT_S)
 
-
-def _copy_worker_output(pool_name: str, run_dir: str) -> Any:
-    """Copy the workers' stdout/stderr into the log as ``worker.output`` if anyone listens
-    (logging configured at info, or a subscriber); None otherwise."""
-    from snakepit_actors.telemetry import wants
-    from snakepit_actors.tree.log_capture import WorkerLogTailer
-
-    return WorkerLogTailer([(pool_name, run_dir)]).start() if wants("info") else None
 

@@ -153,7 +153,7 @@ class LeaseClient:
         self._wake_at: float | None = None  # when the gateway will call flush next
         self._reported_at = clock()
         self.closed = False
-        self._close_error: PoolClosedError | None = None  # the actor system died
+        self._close_error: SnakepitError | None = None  # the actor system died
 
     @property
     def busy(self) -> int:
@@ -337,7 +337,7 @@ class LeaseClient:
             self._wake_at = None
         self._wake()
 
-    def close(self, error: PoolClosedError | None = None) -> None:
+    def close(self, error: SnakepitError | None = None) -> None:
         """Refuse new requests: waiting callers fail with ``PoolClosedError`` (``error`` if
         given, for every waiter and running call: the actor system is gone); leases come back
         as their calls end (the gateway sends them while it runs). Idempotent."""

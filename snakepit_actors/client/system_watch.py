@@ -21,9 +21,11 @@ the handle's endpoint and kills whatever is still there.
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import Callable
 from typing import Any
 
+from snakepit_actors.errors import PoolClosedError
 from snakepit_actors.system import StartedSystem, SystemPids, kill_lost_system
 from snakepit_actors.tree.reaper import sweep_orphans
 
@@ -34,6 +36,16 @@ def watch_system(gateway: Any, pids: SystemPids, root_pid: int, pool_name: str,
     logger of ``pids``, or the PoolRoot (``root_pid``; 0: unknown), exits. Never blocks."""
     gateway.watch_system({pids.admin: "admin", pids.logger: "logger", root_pid: "PoolRoot"},
                          _reaper(pool_name, pids, process_db, run_id))
+
+
+def system_lost_error(what: str) -> PoolClosedError:
+    """What every caller gets once ``what`` ("admin", "logger" or "PoolRoot") died and the
+    handle will not start its system again."""
+    tree = what == "PoolRoot"
+    return PoolClosedError(
+        f"the pool's {'actor tree' if tree else 'actor system'} died (its {what} process "
+        f"exited); a request that had reached a worker may have run; start a new pool",
+        reason="pool_tree_gone" if tree else "actor_system_gone", details={"exited": what})
 
 
 def admin_children(admin_pid: int) -> set[int]:
@@ -51,6 +63,12 @@ def _reaper(pool_name: str, pids: SystemPids, process_db: str,
         from snakepit_actors.telemetry import get_logger
 
         killed = kill_lost_system(pids)
+        for _ in range(20):  # again: an actor may have forked while its parent was killed
+            time.sleep(0.05)
+            more = kill_lost_system(pids)
+            if not more:
+                break
+            killed += more
         if process_db:
             sweep_orphans(process_db, ended_runs={run_id}, grace_s=0.5)
         get_logger("pool").error("pool.system_gone", pool=pool_name, admin_pid=pids.admin,

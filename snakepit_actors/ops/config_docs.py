@@ -78,6 +78,11 @@ FIELD_HELP: dict[str, str] = {
     "cancel_grace_s": "After a request passes its deadline: how long the worker waits for the "
                       "tool to stop on its own (`ctx.cancelled`) and keeps its warm process; "
                       "a tool still running then has its process recycled (0: at once).",
+    "on_system_loss": "What the Python handle does when its actor system (Thespian's admin or "
+                      "logger) or its PoolRoot dies: `close` (every call fails with "
+                      "`PoolClosedError` for good) or `restart` (calls fail with "
+                      "`PoolNotReadyError(reason=\"system_restarting\")` while it starts a "
+                      "new system and pool, at most 3 times in 60 s; docs/supervision.md).",
     "placement": "Capabilities a convention member must advertise to run this pool's workers "
                  "(TOML: `placement = { worker_node = true }`); empty: workers run on this "
                  "system. See docs/multihost.md.",
