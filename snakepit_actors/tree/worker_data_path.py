@@ -231,7 +231,9 @@ class WorkerDataPath:
             self._checkins.append(checkin)
 
     def _flush(self, force: bool = False) -> None:
-        """End the pass: the replies first (one message per caller), then the check-ins.
+        """End the pass: the check-ins sent now, then the replies (one message per caller), so
+        the Pool has usually heard a worker is free before its caller, told the answer, asks
+        again (a session's next call finds its worker free, not busy).
 
         Check-ins of calls that succeeded are held back (not the replies) while more calls
         wait in the call threads' FIFO, up to ``prefetch`` of them: the Pool only needs them
@@ -244,8 +246,6 @@ class WorkerDataPath:
         held = (self._deferred or []) + [(c, now) for c in self._checkins or []]
         replies, self._replies = self._replies or {}, None
         self._checkins = self._deferred = None
-        for target, group in replies.values():
-            self.send(target, group[0] if len(group) == 1 else ExecuteReplies(tuple(group)))
         if not force and held and len(held) < self._context().config.prefetch \
                 and self._link.waiting_calls() and all(c.ok and not c.worker_lost
                                                        for c, _ in held):
@@ -253,10 +253,12 @@ class WorkerDataPath:
             if not self._checkin_timer:
                 self._checkin_timer = True
                 self.wakeupAfter(HOLD_CHECKINS_S, payload=CheckinsDue())
-            return
-        checkins = [c if t == now else dataclasses.replace(c, held_ms=(now - t) * 1000.0)
-                    for c, t in held]
-        if len(checkins) == 1:
-            self.send(self._context().pool, checkins[0])
-        elif checkins:
-            self.send(self._context().pool, CheckinBatch(tuple(checkins)))
+        else:
+            checkins = [c if t == now else dataclasses.replace(c, held_ms=(now - t) * 1000.0)
+                        for c, t in held]
+            if len(checkins) == 1:
+                self.send(self._context().pool, checkins[0])
+            elif checkins:
+                self.send(self._context().pool, CheckinBatch(tuple(checkins)))
+        for target, group in replies.values():
+            self.send(target, group[0] if len(group) == 1 else ExecuteReplies(tuple(group)))
