@@ -8,7 +8,7 @@ import shutil
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import psutil
 import pytest
@@ -95,6 +95,16 @@ def wait_gone(pids: set[int], timeout_s: float = 5.0) -> set[int]:
         if alive:
             time.sleep(0.05)
     return alive
+
+
+def wait_for(condition: Callable[[], object], timeout_s: float = 10.0) -> None:
+    """Poll ``condition`` until it is true; AssertionError after ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.01)
+    raise AssertionError("condition not reached")
 
 
 def is_alive(pid: int) -> bool:

@@ -25,7 +25,7 @@ from snakepit_actors import (
     WorkerCrashedError,
 )
 from snakepit_actors.errors import RequestCancelledError, RequestTimeoutError, SerializationError
-from tests.conftest import shared_pool
+from tests.conftest import shared_pool, wait_for
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -35,14 +35,6 @@ def pool() -> Iterator[Pool]:
     with shared_pool(PoolConfig(name="fanout", pool_size=4, queue_timeout=20.0)) as started:
         yield started
 
-
-def wait_for(condition: object, timeout_s: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if condition():  # type: ignore[operator]
-            return
-        time.sleep(0.01)
-    raise AssertionError("condition not reached")
 
 
 # --- map ------------------------------------------------------------------------------------------

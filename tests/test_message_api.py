@@ -16,7 +16,7 @@ import pytest
 from snakepit_actors import Pool, PoolConfig, RequestTimeoutError, ToolError, WorkerCrashedError
 from snakepit_actors.ops.bench_message import RunLoad, load_from_actor
 
-from .conftest import shared_pool
+from .conftest import shared_pool, wait_for
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -62,9 +62,9 @@ def test_a_worker_killed_with_requests_waiting_ahead_fails_only_the_request_it_r
                      queue_timeout=30.0)
     with Pool.start(cfg) as pool, ThreadPoolExecutor(5) as ex:
         victim = ex.submit(pool.execute, "sleep", {"seconds": 5.0}, timeout=30)
-        _wait_for(lambda: pool.stats().busy == 1)
+        wait_for(lambda: pool.stats().busy == 1)
         waiting = [ex.submit(pool.execute, "echo", {"i": i}, timeout=30) for i in range(4)]
-        _wait_for(lambda: pool.stats().queued == 4)  # sent ahead, still counted as queued
+        wait_for(lambda: pool.stats().queued == 4)  # sent ahead, still counted as queued
         (worker,) = pool.workers()
         assert worker.pid is not None
         os.kill(worker.pid, signal.SIGKILL)
@@ -74,14 +74,6 @@ def test_a_worker_killed_with_requests_waiting_ahead_fails_only_the_request_it_r
         assert pool.stats().restarts == 1
 
 
-def _wait_for(condition: object, timeout_s: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if condition():  # type: ignore[operator]
-            return
-        time.sleep(0.02)
-    raise AssertionError("condition not reached")
-
 
 def test_a_check_in_held_back_behind_a_long_call_reaches_the_pool_soon_after_its_reply(
         ) -> None:
@@ -89,14 +81,14 @@ def test_a_check_in_held_back_behind_a_long_call_reaches_the_pool_soon_after_its
                      queue_timeout=30.0)
     with Pool.start(cfg) as pool, ThreadPoolExecutor(4) as ex:
         first = ex.submit(pool.execute, "sleep", {"seconds": 0.5}, timeout=30)
-        _wait_for(lambda: pool.stats().busy == 1)
+        wait_for(lambda: pool.stats().busy == 1)
         quick = ex.submit(pool.execute, "echo", {}, timeout=30)
         long = ex.submit(pool.execute, "sleep", {"seconds": 3.0}, timeout=30)
         last = ex.submit(pool.execute, "echo", {}, timeout=30)
-        _wait_for(lambda: pool.stats().queued == 3)  # all three sent ahead
+        wait_for(lambda: pool.stats().queued == 3)  # all three sent ahead
         assert first.result(30) == 0.5 and quick.result(30) == {}
         answered = time.monotonic()
-        _wait_for(lambda: pool.workers()[0].requests >= 2)  # checked in while `long` runs
+        wait_for(lambda: pool.workers()[0].requests >= 2)  # checked in while `long` runs
         assert time.monotonic() - answered < 2.0 and not long.done()
         assert long.result(30) == 3.0 and last.result(30) == {}
 

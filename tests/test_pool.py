@@ -28,7 +28,7 @@ from snakepit_actors import (
 )
 from snakepit_actors.config import DataPath
 
-from .conftest import pool_pids, wait_gone
+from .conftest import pool_pids, wait_for, wait_gone
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -78,7 +78,7 @@ def test_crash_fails_only_that_request_and_the_worker_comes_back(module_pool: Po
         module_pool.execute("crash", {"code": 7}, timeout=20)
     assert caught.value.details["worker_id"].startswith("test_worker_")
     assert caught.value.details["exit_code"] == 7
-    _wait_for(lambda: module_pool.stats().restarts == restarts_before + 1, timeout_s=20)
+    wait_for(lambda: module_pool.stats().restarts == restarts_before + 1, timeout_s=20)
     workers = module_pool.workers()
     assert len(workers) == 4 and len({w.pid for w in workers} - pids_before) == 1
     assert module_pool.stats().workers == 4
@@ -115,9 +115,9 @@ def test_a_full_queue_refuses_with_pool_saturated_error(data_path: DataPath) -> 
     cfg = PoolConfig(name="sat", pool_size=1, max_queue=1, data_path=data_path)
     with Pool.start(cfg) as pool, ThreadPoolExecutor(2) as ex:
         running = ex.submit(pool.execute, "sleep", {"seconds": 1.0})
-        _wait_for(lambda: pool.stats().busy == 1)
+        wait_for(lambda: pool.stats().busy == 1)
         queued = ex.submit(pool.execute, "sleep", {"seconds": 0.0})
-        _wait_for(lambda: pool.stats().queued == 1)
+        wait_for(lambda: pool.stats().queued == 1)
         with pytest.raises(PoolSaturatedError) as caught:
             pool.execute("echo", {})
         assert "max_queue=1" in str(caught.value)
@@ -130,7 +130,7 @@ def test_a_request_that_waits_past_queue_timeout_gets_queue_timeout_error(
     cfg = PoolConfig(name="qt", pool_size=1, queue_timeout=0.3, data_path=data_path)
     with Pool.start(cfg) as pool, ThreadPoolExecutor(1) as ex:
         running = ex.submit(pool.execute, "sleep", {"seconds": 2.5})
-        _wait_for(lambda: pool.stats().busy == 1)
+        wait_for(lambda: pool.stats().busy == 1)
         started = time.monotonic()
         with pytest.raises(QueueTimeoutError) as caught:
             pool.execute("echo", {})
@@ -263,14 +263,6 @@ def test_stats_and_workers_describe_the_pool(module_pool: Pool) -> None:
     assert [w.worker_id for w in workers] == sorted(w.worker_id for w in workers)
     assert all(w.pid > 0 and w.state in ("ready", "busy") for w in workers)
 
-
-def _wait_for(condition: object, timeout_s: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if condition():  # type: ignore[operator]
-            return
-        time.sleep(0.02)
-    raise AssertionError("condition not reached")
 
 
 # --- streaming ------------------------------------------------------------------------------

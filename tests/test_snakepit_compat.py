@@ -40,7 +40,7 @@ from snakepit_actors.protocols.snakepit_codec import (
     encode_parameters,
     error_from_payload,
 )
-from tests.conftest import _LIVE_POOLS, pool_pids, wait_gone
+from tests.conftest import shared_pool, wait_gone
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -135,16 +135,9 @@ def spool(data_path: str) -> Iterator[Pool]:
     TCP, so both of the shim's loopback bindings are exercised)."""
     if not (PEER / "grpc_server.py").is_file():
         pytest.skip(f"Snakepit's Python side is not at {PEER}")
-    pool = Pool.start(_config(data_path=data_path,
-                              transport="tcp" if data_path == "actor" else "unix"))
-    _LIVE_POOLS.append(pool)
-    try:
+    with shared_pool(_config(data_path=data_path,
+                             transport="tcp" if data_path == "actor" else "unix")) as pool:
         yield pool
-    finally:
-        pids = pool_pids(pool)
-        _LIVE_POOLS.remove(pool)
-        pool.close()
-        assert not wait_gone(pids), "the snakepit pool left processes"
 
 
 @needs_peer
