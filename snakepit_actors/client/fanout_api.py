@@ -78,10 +78,11 @@ class FanoutMethods:
             InvalidArgumentsError: a bad parameter (not an iterable, ``chunksize`` < 1, ...),
                 raised by this call; nothing ran.
             PoolClosedError: the pool is closed.
-            While iterating, an item's error (those of ``Pool.execute``; an unknown tool is
-            ``UnknownToolError``; an item that is not a mapping, ``InvalidArgumentsError``)
-            where its result would be, unless ``return_exceptions``; then the map stops. An
-            exception raised by the input iterable is raised after the results before it.
+            SnakepitError: while iterating, an item's error (those of ``Pool.execute``; an
+                unknown tool is ``UnknownToolError``; an item that is not a mapping,
+                ``InvalidArgumentsError``) where its result would be, unless
+                ``return_exceptions``; then the map stops. An exception raised by the input
+                iterable is raised after the results before it.
         """
         return self._fanout().map(tool, iterable_of_args, chunksize=chunksize, ordered=ordered,
                                   timeout=timeout, idempotent=idempotent,
