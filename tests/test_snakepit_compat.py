@@ -8,6 +8,7 @@ heals). Skipped when the peer folder is absent.
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import ipaddress
 import json
 import os
@@ -48,8 +49,9 @@ PEER = (Path(__file__).resolve().parent.parent.parent / "shared" / "peers" / "sn
         / "priv" / "python")
 ADAPTER = "snakepit_bridge.adapters.showcase.ShowcaseAdapter"
 needs_peer = pytest.mark.skipif(
-    not (PEER / "grpc_server.py").is_file(),
-    reason=f"Snakepit's Python side is not at {PEER} (the test peer folder, ../shared/peers/)")
+    not (PEER / "grpc_server.py").is_file() or importlib.util.find_spec("numpy") is None,
+    reason=f"Snakepit's Python side is not at {PEER} (the test peer folder, ../shared/peers/), "
+           "or numpy, which it imports, is not installed (the dev extra has it)")
 
 
 def _config(**changes: object) -> PoolConfig:
@@ -133,8 +135,8 @@ def test_streamed_chunks_are_json_or_text_or_bytes() -> None:
 def spool(data_path: str) -> Iterator[Pool]:
     """A 2-worker pool of Snakepit's showcase workers (once per data path; the actor path's on
     TCP, so both of the shim's loopback bindings are exercised)."""
-    if not (PEER / "grpc_server.py").is_file():
-        pytest.skip(f"Snakepit's Python side is not at {PEER}")
+    if not (PEER / "grpc_server.py").is_file() or importlib.util.find_spec("numpy") is None:
+        pytest.skip(f"Snakepit's Python side is not at {PEER}, or numpy is not installed")
     with shared_pool(_config(data_path=data_path,
                              transport="tcp" if data_path == "actor" else "unix")) as pool:
         yield pool
