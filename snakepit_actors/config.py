@@ -95,7 +95,7 @@ class PoolConfig:
     ========================  =========  ===================================================
     pool_size                 4          less parallelism / more memory (~36 MiB RSS each)
     capacity                  1          - / requests share one process (threads or asyncio)
-    prefetch                  2          more actor messages per request / a request may wait
+    prefetch                  0          more actor messages per request / a request may wait
                                          at a busy worker while another frees (actor path)
     startup_timeout           30 s       slow adapters fail / a broken start is seen later
     request_timeout           None       (None = no deadline) / stuck tools hold workers
@@ -166,7 +166,7 @@ class PoolConfig:
     worker_ttl: float | None = None
     worker_memory_mb: int | None = None
     capacity: int = 1
-    prefetch: int = 2
+    prefetch: int = 0
     transport: Transport = "unix"
     max_payload_bytes: int = 64 * 1024 * 1024
     worker_log_max_bytes: int | None = 16 * 1024 * 1024

@@ -97,7 +97,8 @@ def test_what_was_sent_ahead_to_a_worker_whose_call_timed_out_runs_on_a_fresh_pr
     """A call past its deadline makes the Worker drain and probe its process (here: recycle, as
     ``cpu`` ignores cancellation); a request sent ahead behind it goes back to the Pool's queue
     instead of starting on that process."""
-    cfg = PoolConfig(name="handback", pool_size=1, data_path="actor", cancel_grace_s=0.3)
+    cfg = PoolConfig(name="handback", pool_size=1, data_path="actor", cancel_grace_s=0.3,
+                     prefetch=2)
     with Pool.start(cfg) as pool, ThreadPoolExecutor(2) as callers:
         [before] = pool.workers()
         stuck = callers.submit(pool.execute, "cpu", {"ms": 20000}, timeout=0.5)

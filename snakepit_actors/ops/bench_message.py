@@ -286,7 +286,7 @@ def _cpu_per_request(pool: Pool, call: Callable[[], Any], inflight: int,
 
 
 def _pool(name: str, path: DataPath, o: BenchOptions, workers: int, **fields: Any) -> Pool:
-    return Pool.start(PoolConfig(name=name, pool_size=workers, queue_timeout=60.0,
+    return Pool.start(PoolConfig(name=name, pool_size=workers, queue_timeout=60.0, prefetch=2,
                                  data_path=path, **fields))
 
 
