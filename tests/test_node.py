@@ -106,11 +106,18 @@ data_path = "actor"
 @pytest.fixture
 def node(tmp_path: Path) -> Iterator[RunningNode]:
     config = tmp_path / "pool.toml"
-    config.write_text(node_toml(free_port(), level="debug").replace(
-        "drain_timeout_s = 10", f"drain_timeout_s = 10\nmetrics_port = {free_port()}"))
-    running = RunningNode(config, tmp_path / "node.err")
+    for attempt in range(3):  # a free port may be taken by another test runner before the node
+        config.write_text(node_toml(free_port(), level="debug").replace(
+            "drain_timeout_s = 10", f"drain_timeout_s = 10\nmetrics_port = {free_port()}"))
+        running = RunningNode(config, tmp_path / "node.err")
+        try:
+            running.wait_for("ready on")
+            break
+        except AssertionError:
+            running.stop()
+            if attempt == 2 or "is in use" not in running.stderr_path.read_text():
+                raise
     try:
-        running.wait_for("ready on")
         yield running
     finally:
         running.stop()
