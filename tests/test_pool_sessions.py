@@ -9,7 +9,7 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -26,16 +26,7 @@ from snakepit_actors import (
 from snakepit_actors.config import DataPath
 from snakepit_actors.telemetry import subscribe
 
-from .conftest import _LIVE_POOLS
-
-
-def wait_for(condition: Callable[[], bool], timeout_s: float = 15.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.02)
-    raise AssertionError("condition not reached")
+from .conftest import _LIVE_POOLS, wait_for
 
 
 @pytest.fixture(scope="module")
@@ -164,7 +155,7 @@ def _kill_worker_of(pool: Pool, session_id: str) -> str:
     restarts = pool.stats().restarts
     os.kill(info["pid"], signal.SIGKILL)
     wait_for(lambda: pool.stats().restarts > restarts
-             and all(w.state == "ready" for w in pool.workers()))
+             and all(w.state == "ready" for w in pool.workers()), 15.0)
     return str(info["worker_id"])
 
 
@@ -183,7 +174,7 @@ def test_strict_fail_fast_refuses_at_once_while_the_sessions_worker_is_busy() ->
     with Pool.start(cfg) as pool, ThreadPoolExecutor(1) as ex:
         pool.execute("ping", session_id="ff", timeout=20)
         busy = ex.submit(pool.execute, "sleep", {"seconds": 1.0}, session_id="ff", timeout=20)
-        wait_for(lambda: pool.stats().busy == 1)
+        wait_for(lambda: pool.stats().busy == 1, 15.0)
         started = time.monotonic()
         with pytest.raises(SessionAffinityError) as caught:
             pool.execute("ping", session_id="ff", timeout=20)
