@@ -34,7 +34,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Mappi
 from concurrent.futures import Future
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
-from snakepit_actors.client.replies import reply_wait_s
+from snakepit_actors.client.replies import CONTROL_TIMEOUT_S, reply_wait_s
 from snakepit_actors.client.session_api import Session
 from snakepit_actors.core.request_checks import check_seconds
 from snakepit_actors.errors import PoolNotReadyError, SnakepitError
@@ -55,7 +55,6 @@ if TYPE_CHECKING:
 P = TypeVar("P", bound="AsyncMethods")
 R = TypeVar("R")
 
-_CONTROL_TIMEOUT_S = 10.0
 
 
 class PoolStart(Generic[P]):
@@ -91,7 +90,7 @@ class AsyncMethods:
         def _check_open(self) -> None: ...
         def _no_reply(self, request: Execute, wait_s: float | None) -> SnakepitError: ...
         def close(self, timeout: float = 10.0) -> None: ...
-        def recycle(self, worker_id: str, timeout: float = _CONTROL_TIMEOUT_S) -> None: ...
+        def recycle(self, worker_id: str, timeout: float = CONTROL_TIMEOUT_S) -> None: ...
         @classmethod
         def start(cls: type[P], config: PoolConfig | None = None, *,
                   on_progress: Callable[[int, int], None] | None = None,
@@ -99,9 +98,9 @@ class AsyncMethods:
         def create_session(self, session_id: str | None = None, *, ttl: float | None = None,
                            metadata: Mapping[str, str] | None = None,
                            data: Mapping[str, Any] | None = None,
-                           timeout: float = _CONTROL_TIMEOUT_S) -> SessionInfo: ...
+                           timeout: float = CONTROL_TIMEOUT_S) -> SessionInfo: ...
         def delete_session(self, session_id: str, *,
-                           timeout: float = _CONTROL_TIMEOUT_S) -> bool: ...
+                           timeout: float = CONTROL_TIMEOUT_S) -> bool: ...
 
     # --- lifecycle ----------------------------------------------------------------------------
 
@@ -176,7 +175,7 @@ class AsyncMethods:
         reply = await self._control_async(ListWorkers(self._gateway.new_id()))
         return list(reply.workers)
 
-    async def recycle_async(self, worker_id: str, timeout: float = _CONTROL_TIMEOUT_S) -> None:
+    async def recycle_async(self, worker_id: str, timeout: float = CONTROL_TIMEOUT_S) -> None:
         """``recycle`` for asyncio (same errors; the round trip runs on the loop's executor)."""
         await _executor(self.recycle, worker_id, timeout)
 
@@ -184,10 +183,10 @@ class AsyncMethods:
         self._check_open()
         future = self._gateway.submit(self._pool, message, message.request_id)
         try:
-            return await asyncio.wait_for(asyncio.wrap_future(future), _CONTROL_TIMEOUT_S)
+            return await asyncio.wait_for(asyncio.wrap_future(future), CONTROL_TIMEOUT_S)
         except TimeoutError:
             raise PoolNotReadyError(f"no answer to {type(message).__name__} within "
-                                    f"{_CONTROL_TIMEOUT_S}s", reason="no_answer") from None
+                                    f"{CONTROL_TIMEOUT_S}s", reason="no_answer") from None
 
     # --- sessions and programs (session_api.py): the sync call on the loop's executor ---------
 
@@ -195,50 +194,50 @@ class AsyncMethods:
                                    ttl: float | None = None,
                                    metadata: Mapping[str, str] | None = None,
                                    data: Mapping[str, Any] | None = None,
-                                   timeout: float = _CONTROL_TIMEOUT_S) -> SessionInfo:
+                                   timeout: float = CONTROL_TIMEOUT_S) -> SessionInfo:
         """``create_session`` for asyncio (same parameters and errors)."""
         return await _executor(functools.partial(
             self.create_session, session_id, ttl=ttl, metadata=metadata, data=data,
             timeout=timeout))
 
     async def get_session_async(self, session_id: str, *,
-                                timeout: float = _CONTROL_TIMEOUT_S) -> SessionInfo:
+                                timeout: float = CONTROL_TIMEOUT_S) -> SessionInfo:
         """``get_session`` for asyncio (same parameters and errors)."""
         return await _executor(functools.partial(
             self.get_session, session_id, timeout=timeout))  # type: ignore[attr-defined]
 
     async def update_session_async(self, session_id: str, data: Mapping[str, Any], *,
-                                   timeout: float = _CONTROL_TIMEOUT_S) -> SessionInfo:
+                                   timeout: float = CONTROL_TIMEOUT_S) -> SessionInfo:
         """``update_session`` for asyncio (same parameters and errors)."""
         return await _executor(functools.partial(
             self.update_session, session_id, data, timeout=timeout))  # type: ignore[attr-defined]
 
     async def delete_session_async(self, session_id: str, *,
-                                   timeout: float = _CONTROL_TIMEOUT_S) -> bool:
+                                   timeout: float = CONTROL_TIMEOUT_S) -> bool:
         """``delete_session`` for asyncio (same parameters and errors)."""
         return await _executor(functools.partial(self.delete_session, session_id,
                                                  timeout=timeout))
 
     async def list_sessions_async(self, *,
-                                  timeout: float = _CONTROL_TIMEOUT_S) -> list[SessionInfo]:
+                                  timeout: float = CONTROL_TIMEOUT_S) -> list[SessionInfo]:
         """``list_sessions`` for asyncio (same parameters and errors)."""
         return await _executor(functools.partial(
             self.list_sessions, timeout=timeout))  # type: ignore[attr-defined]
 
     async def set_program_async(self, name: str, value: Any, *,
-                                timeout: float = _CONTROL_TIMEOUT_S) -> None:
+                                timeout: float = CONTROL_TIMEOUT_S) -> None:
         """``set_program`` for asyncio (same parameters and errors)."""
         await _executor(functools.partial(
             self.set_program, name, value, timeout=timeout))  # type: ignore[attr-defined]
 
     async def get_program_async(self, name: str, default: Any = None, *,
-                                timeout: float = _CONTROL_TIMEOUT_S) -> Any:
+                                timeout: float = CONTROL_TIMEOUT_S) -> Any:
         """``get_program`` for asyncio (same parameters and errors)."""
         return await _executor(functools.partial(
             self.get_program, name, default, timeout=timeout))  # type: ignore[attr-defined]
 
     async def delete_program_async(self, name: str, *,
-                                   timeout: float = _CONTROL_TIMEOUT_S) -> bool:
+                                   timeout: float = CONTROL_TIMEOUT_S) -> bool:
         """``delete_program`` for asyncio (same parameters and errors)."""
         return await _executor(functools.partial(
             self.delete_program, name, timeout=timeout))  # type: ignore[attr-defined]

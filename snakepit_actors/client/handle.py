@@ -41,7 +41,13 @@ from snakepit_actors.client.gateway import Gateway
 from snakepit_actors.client.host_tools import HostToolMethods
 from snakepit_actors.client.launch import launch
 from snakepit_actors.client.metrics import MetricsMethods
-from snakepit_actors.client.replies import REPLY_GRACE_S, StreamSink, reply_wait_s, values_or_end
+from snakepit_actors.client.replies import (
+    CONTROL_TIMEOUT_S,
+    REPLY_GRACE_S,
+    StreamSink,
+    reply_wait_s,
+    values_or_end,
+)
 from snakepit_actors.client.session_api import SessionMethods
 from snakepit_actors.client.system_restart import SystemRestarter, copy_worker_output, data_path
 from snakepit_actors.client.system_watch import close_lost_system
@@ -67,8 +73,6 @@ from snakepit_actors.system import (
 )
 from snakepit_actors.telemetry import close_event_inbox
 from snakepit_actors.tree.reaper import sweep_orphans
-
-_CONTROL_TIMEOUT_S = 10.0
 
 
 class Pool(SessionMethods, HostToolMethods, FanoutMethods, MetricsMethods, AsyncMethods):
@@ -129,7 +133,7 @@ class Pool(SessionMethods, HostToolMethods, FanoutMethods, MetricsMethods, Async
                               "pool_size=2)) or Pool.start(pool_size=2)")
         cfg = (config or PoolConfig()).with_overrides(**overrides) if overrides else (
             config or PoolConfig())
-        up = launch(cfg, on_progress, _CONTROL_TIMEOUT_S)
+        up = launch(cfg, on_progress, CONTROL_TIMEOUT_S)
         return cls(cfg, up.system, up.run_dir, up.gateway, up.pool, up.admin_pid, up.run_id,
                    up.process_db, up.worker_token)
 
@@ -153,7 +157,7 @@ class Pool(SessionMethods, HostToolMethods, FanoutMethods, MetricsMethods, Async
         if not lost:
             with contextlib.suppress(SnakepitError):
                 self._gateway.call(self._pool, ClosePool(), "close",
-                                   min(timeout, _CONTROL_TIMEOUT_S))
+                                   min(timeout, CONTROL_TIMEOUT_S))
         if self._direct is not None:
             self._direct.leases.close(self._gateway.gone_error)
         if not lost:
@@ -348,7 +352,7 @@ class Pool(SessionMethods, HostToolMethods, FanoutMethods, MetricsMethods, Async
         reply = self._control(ListWorkers(self._gateway.new_id()))
         return list(reply.workers)
 
-    def recycle(self, worker_id: str, timeout: float = _CONTROL_TIMEOUT_S) -> None:
+    def recycle(self, worker_id: str, timeout: float = CONTROL_TIMEOUT_S) -> None:
         """Replace ``worker_id``'s process gracefully: it gets no new work, its running requests
         finish, a replacement process starts before the old one stops. Returns once the Pool
         accepted (one actor round trip); the swap completes in the background (watch
@@ -376,6 +380,6 @@ class Pool(SessionMethods, HostToolMethods, FanoutMethods, MetricsMethods, Async
 
     def _control(self, msg: GetStats | ListWorkers) -> Any:
         self._check_open()
-        return self._gateway.call(self._pool, msg, msg.request_id, _CONTROL_TIMEOUT_S)
+        return self._gateway.call(self._pool, msg, msg.request_id, CONTROL_TIMEOUT_S)
 
 

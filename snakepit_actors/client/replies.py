@@ -20,8 +20,10 @@ from typing import Any
 
 from snakepit_actors.errors import RequestTimeoutError
 
-__all__ = ["REPLY_GRACE_S", "StreamSink", "reply_wait_s", "values_or_end"]
+__all__ = ["CONTROL_TIMEOUT_S", "REPLY_GRACE_S", "StreamSink", "reply_wait_s", "values_or_end"]
 
+#: How long a control call (start, stats, workers, recycle) waits for the Pool's answer.
+CONTROL_TIMEOUT_S = 10.0
 #: How long past a request's deadline a caller still waits for the pool's own answer (its
 #: ``RequestTimeoutError`` is sent at the deadline and must travel back through the actors).
 REPLY_GRACE_S = 5.0

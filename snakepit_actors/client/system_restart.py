@@ -35,14 +35,13 @@ from snakepit_actors.client.direct_async import AsyncDirect
 from snakepit_actors.client.gateway import Gateway
 from snakepit_actors.client.launch import Launched, launch
 from snakepit_actors.client.lease_client import LeaseClient
+from snakepit_actors.client.replies import CONTROL_TIMEOUT_S
 from snakepit_actors.client.system_watch import system_lost_error
 from snakepit_actors.config import PoolConfig
 from snakepit_actors.core.system_plan import GiveUp, SystemPlan
 from snakepit_actors.errors import PoolClosedError, PoolNotReadyError, SnakepitError
 from snakepit_actors.system import remove_run_dir
 from snakepit_actors.telemetry import close_event_inbox, get_logger
-
-_CONTROL_TIMEOUT_S = 10.0
 
 
 def data_path(config: PoolConfig, gateway: Gateway, pool: Any,
@@ -139,7 +138,7 @@ class SystemRestarter:
         """The restart thread: a new system and pool, swapped in; or the handle closed."""
         pool, began = self._pool, time.monotonic()
         try:
-            up = launch(pool.config, None, _CONTROL_TIMEOUT_S, abort=self._abort)
+            up = launch(pool.config, None, CONTROL_TIMEOUT_S, abort=self._abort)
         except BaseException as exc:
             if not self._abort.is_set():
                 old_gateway.gone_error = PoolClosedError(
