@@ -8,6 +8,7 @@ import asyncio
 import threading
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -17,6 +18,7 @@ from snakepit_actors import (
     PoolSaturatedError,
     QueueTimeoutError,
     SessionNotFoundError,
+    ToolError,
 )
 
 from .conftest import pool_pids, project_processes, shared_pool, wait_gone
@@ -164,6 +166,57 @@ def test_a_caller_cancelled_in_line_leaves_it_and_the_next_one_is_served(apool: 
     deadline = time.monotonic() + 10
     while (s := apool.stats()).busy or s.queued:
         assert time.monotonic() < deadline, f"a slot stayed taken: {s}"
+        time.sleep(0.02)
+
+
+# --- streams --------------------------------------------------------------------------------
+
+def _pumps() -> int:
+    return sum(t.name == "snakepit-stream-pump" for t in threading.enumerate())
+
+
+def test_an_async_stream_takes_the_pools_data_path_and_raises_the_tools_error(
+        apool: Pool) -> None:
+    """On the direct path a stream is read by the handle itself (a pump thread per stream),
+    not through the Pool actor; values in order, then the tool's failure as a ToolError."""
+    async def main() -> tuple[list[Any], int]:
+        seen, pumps = [], 0
+        async for value in apool.execute_stream_async("stream_progress", {"steps": 5}):
+            seen.append(value["step"])
+            pumps = max(pumps, _pumps())
+        with pytest.raises(ToolError, match="failed at step 3"):
+            async for value in apool.execute_stream_async("stream_progress",
+                                                          {"steps": 5, "fail_at": 3}):
+                seen.append(value["step"])
+        return seen, pumps
+
+    seen, pumps = asyncio.run(main())
+    assert seen == [1, 2, 3, 4, 5, 1, 2]
+    assert pumps == (1 if apool.config.data_path == "direct" else 0)
+
+
+def test_leaving_or_cancelling_an_async_stream_stops_the_tool_and_frees_its_slot(
+        apool: Pool) -> None:
+    async def leave() -> None:
+        async for value in apool.execute_stream_async("stream_progress",
+                                                      {"steps": 10_000, "delay": 0.05}):
+            if value["step"] == 2:
+                break
+
+    async def main() -> list[Any]:
+        await asyncio.gather(leave(), leave())  # both workers
+        tasks = [asyncio.ensure_future(leave()) for _ in range(2)]
+        await asyncio.sleep(0.3)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        return await asyncio.gather(*(apool.execute_async("echo", {"i": i}, timeout=10)
+                                      for i in range(2)))
+
+    assert asyncio.run(main()) == [{"i": 0}, {"i": 1}]
+    deadline = time.monotonic() + 10
+    while (s := apool.stats()).busy or s.queued or _pumps():
+        assert time.monotonic() < deadline, f"a slot or a pump stayed: {s}, {_pumps()}"
         time.sleep(0.02)
 
 

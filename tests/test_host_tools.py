@@ -3,6 +3,7 @@ service, with results, errors and timeouts passed back."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import stat
 import time
@@ -91,3 +92,35 @@ def test_registering_a_host_tool_with_a_bad_name_or_function_is_a_typed_error(
         assert bad_fn.value.reason == "invalid_fn"
     finally:
         server.stop()
+
+
+def test_an_async_host_tool_runs_on_the_loop_it_was_registered_from(host_pool: Pool) -> None:
+    async def main() -> list[object]:
+        loop = asyncio.get_running_loop()
+
+        async def where(tag: str) -> dict[str, object]:
+            await asyncio.sleep(0.01)
+            return {"tag": tag, "same_loop": asyncio.get_running_loop() is loop}
+
+        async def stuck() -> None:
+            await asyncio.sleep(30)
+
+        host_pool.register_host_tool("where", where)
+        host_pool.register_host_tool("stuck", stuck)
+        first = await host_pool.execute_async("host", {"name": "where", "tag": "a"}, timeout=10)
+        with pytest.raises(ToolError) as caught:  # cancelled at the host call's own timeout
+            await host_pool.execute_async("host", {"name": "stuck", "timeout": 0.3}, timeout=10)
+        return [first, str(caught.value)]
+
+    first, stuck = asyncio.run(main())
+    assert first == {"tag": "a", "same_loop": True}
+    assert "TimeoutError" in stuck or "DEADLINE" in stuck, stuck
+
+
+def test_an_async_host_tool_registered_outside_a_loop_runs_in_its_own(host_pool: Pool) -> None:
+    async def double(n: int) -> int:
+        await asyncio.sleep(0)
+        return 2 * n
+
+    host_pool.register_host_tool("double", double)
+    assert host_pool.execute("host", {"name": "double", "n": 21}, timeout=10) == 42

@@ -354,7 +354,7 @@ def test_a_node_leads_a_convention_status_names_each_workers_node_and_its_death_
         assert leader.member.proc.poll() is None, "the member outlives its leader"
         # its log line travels through the member's logging actor: it may come a little later
         assert wait_until(lambda: any(e.get("event") == "node.pool_silent"
-                                      for e in leader.member.events()), 10.0)
+                                      for e in leader.member.events()), 30.0)
 
 
 def test_after_its_member_is_lost_status_shows_no_dead_pid_as_starting_or_ready(

@@ -70,22 +70,26 @@ def test_a_failed_request_marks_its_span_as_an_error(pool: Pool, exporter: Any) 
     assert client.status.status_code.name == "ERROR"
 
 
-def test_the_actor_path_carries_the_context_of_the_callers_own_span(
-        pool: Pool, exporter: Any) -> None:
-    """``execute_stream_async`` always takes the actor path: Execute -> Pool -> Worker, whose
-    gRPC call sends the trace context as metadata."""
+@pytest.mark.parametrize("data_path", ["actor", "direct"])
+def test_an_async_stream_carries_the_context_of_the_callers_own_span(
+        exporter: Any, data_path: str) -> None:
+    """The actor path (Execute -> Pool -> Worker, whose gRPC call sends the trace context as
+    metadata) and the direct path (the handle's own gRPC call) alike."""
     import asyncio
 
     from opentelemetry import trace
 
-    async def run() -> list[Any]:
+    async def run(pool: Pool) -> list[Any]:
         with trace.get_tracer("test").start_as_current_span("test.parent") as parent:
             values = [v async for v in pool.execute_stream_async("traced_steps", {"steps": 2})]
         return [parent, values]
 
-    parent, _values = asyncio.run(run())
-    trace_id, parent_id = hex_ids(parent)
-    spans = [s for s in pool.execute("traced_work") if s["trace_id"] == trace_id]
+    with Pool.start(PoolConfig(name=f"traced_{data_path}", pool_size=1,
+                               adapter="tests.traced_adapter:TracedAdapter",
+                               data_path=data_path)) as pool:  # type: ignore[arg-type]
+        parent, _values = asyncio.run(run(pool))
+        trace_id, parent_id = hex_ids(parent)
+        spans = [s for s in pool.execute("traced_work") if s["trace_id"] == trace_id]
     (server,) = [s for s in spans if s["name"] == "snakepit.tool"]
     assert server["parent_id"] == parent_id
     steps = [s for s in spans if s["name"] == "tool.step"]

@@ -282,10 +282,19 @@ class Pool(SessionMethods, HostToolMethods, FanoutMethods, MetricsMethods, Async
                                    session_id: str | None = None,
                                    timeout: float | None = None) -> AsyncIterator[Any]:
         """``execute_stream`` for asyncio: ``async for value in pool.execute_stream_async(...)``.
-        Never blocks the event loop. The deadline is fixed when the iteration starts."""
+        Never blocks the event loop. The deadline is fixed when the iteration starts. On the
+        direct path one thread per stream reads it, at most 64 values ahead of the loop; on
+        the actor path values are buffered without bound."""
+        request = self._request(tool, args, session_id, timeout, False, stream=True)
+        if self._aio is not None and self._uses_direct_path(session_id):
+            from snakepit_actors.client.direct_stream_async import stream_async
+
+            async with contextlib.aclosing(stream_async(self._aio, request)) as values:
+                async for value in values:
+                    yield value
+            return
         loop = asyncio.get_running_loop()
         sink = StreamSink(loop)
-        request = self._request(tool, args, session_id, timeout, False, stream=True)
         self._gateway.submit(self._pool, request, sink=sink)
         finished = False
         try:

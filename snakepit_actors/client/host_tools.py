@@ -9,13 +9,20 @@ The server listens on ``host-tools.sock`` in the pool's run directory (only the 
 can connect), started by the first ``register_host_tool``; every worker is told that address
 at spawn (``SNAKEPIT_HOST_TOOLS``). A host tool runs on one of the server's threads; the
 caller's timeout is a gRPC deadline (the host function itself is not interrupted).
+
+An ``async def`` host tool runs on the event loop that was running where it was registered
+(``register_host_tool`` called from a coroutine), so it may share that loop's clients and
+locks; registered outside any loop, each call runs it in a new loop on its host-tool thread.
+At the caller's deadline its task is cancelled.
 grpc is imported only when the first host tool is registered, long after the actor system
 started.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import inspect
 import os
 import threading
 import traceback
@@ -44,6 +51,7 @@ class HostToolServer:
         self._path = os.path.join(run_dir, HOST_TOOLS_SOCKET)
         self._limit = max_payload_bytes
         self._tools: dict[str, Callable[..., Any]] = {}
+        self._loops: dict[str, asyncio.AbstractEventLoop] = {}  # async tools -> their loop
         self._lock = threading.Lock()
         self._server: Any = None
 
@@ -62,8 +70,15 @@ class HostToolServer:
             raise InvalidArgumentsError(
                 f"host tool {name!r} must be a function, got {fn!r:.80}: e.g. "
                 f"pool.register_host_tool({name!r}, lambda key: ...)", reason="invalid_fn")
+        loop = None
+        if inspect.iscoroutinefunction(fn):
+            with contextlib.suppress(RuntimeError):
+                loop = asyncio.get_running_loop()
         with self._lock:
             self._tools[name] = fn
+            self._loops.pop(name, None)
+            if loop is not None:
+                self._loops[name] = loop
             if self._server is None:
                 self._server = self._start()
 
@@ -102,8 +117,9 @@ class HostToolServer:
         server.start()
         return server
 
-    def call(self, request: Any) -> Any:
-        """Run one host tool for a ``HostToolRequest``; every failure is a ``ToolFailure``."""
+    def call(self, request: Any, time_left: float | None = None) -> Any:
+        """Run one host tool for a ``HostToolRequest``; every failure is a ``ToolFailure``.
+        ``time_left``: the caller's remaining seconds (an async tool is cancelled after)."""
         from snakepit_actors._proto import bridge_pb2
 
         def failure(category: str, type_name: str, message: str, tb: str = "") -> Any:
@@ -112,6 +128,7 @@ class HostToolServer:
 
         with self._lock:
             fn = self._tools.get(request.name)
+            loop = self._loops.get(request.name)
             known = sorted(self._tools)
         if fn is None and request.name == LIST_HOST_TOOLS:
             return bridge_pb2.HostToolResponse(result_json=encode_value(known, "result"))
@@ -127,6 +144,8 @@ class HostToolServer:
                            f"args of host tool {request.name!r} must be a JSON object")
         try:
             result = fn(**kwargs)
+            if inspect.isawaitable(result):
+                result = _await(result, loop, time_left)
         except Exception as exc:
             return failure("tool", type(exc).__name__, str(exc),
                            "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)))
@@ -145,7 +164,29 @@ class _Servicer:
         self._host = host
 
     def CallHostTool(self, request: Any, context: Any) -> Any:
-        return self._host.call(request)
+        return self._host.call(request, context.time_remaining())
+
+
+def _await(awaitable: Any, loop: asyncio.AbstractEventLoop | None,
+           time_left: float | None) -> Any:
+    """The result of an async host tool: on ``loop`` (its registration's), else in a new loop
+    here; cancelled after ``time_left`` seconds (raises TimeoutError)."""
+    async def bounded() -> Any:
+        return await asyncio.wait_for(awaitable, time_left)
+
+    if loop is None:
+        return asyncio.run(bounded())
+    if loop.is_closed():
+        if inspect.iscoroutine(awaitable):
+            awaitable.close()
+        raise RuntimeError("the event loop this async host tool was registered on is closed: "
+                           "register it again from the running loop")
+    future = asyncio.run_coroutine_threadsafe(bounded(), loop)
+    try:  # a loop that stopped running never answers: bounded here too
+        return future.result(None if time_left is None else time_left + 1.0)
+    except TimeoutError:
+        future.cancel()
+        raise
 
 
 class HostToolMethods:

@@ -101,6 +101,15 @@ class NodeAgent(ActorTypeDispatcher):
         self._workers.clear()
 
     def receiveMsg_WorkerOnNode(self, msg: WorkerOnNode, sender: Any) -> None:
+        """A Worker of the pool runs here. One registered under the same id by another actor
+        is an orphan: the pool placed the worker elsewhere while this member was paused or cut
+        off, then placed it back here (rebalance) before two pings could leave it unlisted."""
+        old = self._workers.get(msg.worker_id)
+        if old is not None and old != sender:
+            node = self._init.node if self._init is not None else ""
+            log.warning("node.worker_orphaned", worker_id=msg.worker_id, node=node,
+                        reason="replaced")
+            self.send(old, ActorExitRequest())
         self._workers[msg.worker_id] = sender
         self._unlisted[msg.worker_id] = 0
 
