@@ -116,6 +116,7 @@ def _walk(client: NodeClient, address: Any, pids: dict[int, int], workers: dict[
         return node
     listed = client.children(address) if actor in ("WorkerSupervisor", "Starter") else None
     unlisted = list(status.childActors)
+    roles = _root_roles(client, address) if actor == "PoolRoot" else {}
     for info in listed.children if listed is not None else ():  # the supervisor's start order
         child = next((c for c in unlisted if info.address is not None and c == info.address),
                      None)
@@ -128,7 +129,7 @@ def _walk(client: NodeClient, address: Any, pids: dict[int, int], workers: dict[
         node["children"].append(_walk(client, child, pids, workers, {
             "child_id": info.child_id, "state": info.state, "restarts": info.restarts}))
     for child in unlisted:
-        node["children"].append(_walk(client, child, pids, workers, {}))
+        node["children"].append(_walk(client, child, pids, workers, roles.get(str(child), {})))
     if actor == "NodeWatch":
         listed_members = client.members(address)
         if listed_members is not None:
@@ -140,6 +141,17 @@ def _walk(client: NodeClient, address: Any, pids: dict[int, int], workers: dict[
         node["process"] = {"pid": w.pid, "state": w.state, "endpoint": w.endpoint,
                            "node": w.node}
     return node
+
+
+def _root_roles(client: NodeClient, root: Any) -> dict[str, dict[str, Any]]:
+    """A PoolRoot's children by address: their role and how often that role was restarted
+    (``DescribeTree``); empty if it did not answer."""
+    tree = client.tree(root)
+    if tree is None:
+        return {}
+    restarts = dict(tree.restarts)
+    return {str(address): {"role": role, "restarts": restarts.get(role, 0)}
+            for role, address in tree.children}
 
 
 def render(report: dict[str, Any]) -> str:

@@ -1,0 +1,240 @@
+"""A node's web view (``start --web``): who looks at the pools, who kills for the demo, and
+the server's start and stop.
+
+    node process
+     ├─ main thread      Node.wait(): the node's own endpoint (PoolReplaced, metrics)
+     ├─ "snakepit-web-collector"   a private() endpoint of the node's actor system:
+     │     status.gather() (tree, workers, stats, members) -> core.web_page -> ViewHub
+     │     every COLLECT_S while a page is open, at once after a feed event or a new viewer
+     ├─ event inbox threads        telemetry.subscribe(FEED_EVENTS) -> ViewHub.publish_event
+     └─ "snakepit-web"   uvicorn serving web/app.py from the ViewHub
+
+The collector and the server never block an actor: the collector asks the actors what
+``status`` asks them (each call bounded by ``CALL_TIMEOUT_S``), only while someone watches;
+the server only reads the hub. A demo kill (``--web-demo-controls`` only) sends SIGKILL to a
+pid taken from the page state, after checking that the process descends from the node's
+actor system. ``WebView.stop`` ends the streams, the server, the collector and the
+subscription; the node then stops its pools as usual.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from snakepit_actors.core.web_feed import FEED_EVENTS
+from snakepit_actors.core.web_page import Target, demo_target, page_state
+from snakepit_actors.errors import InvalidArgumentsError
+from snakepit_actors.telemetry import get_logger, subscribe
+
+log = get_logger("web")
+
+#: Seconds between two looks at the pools while a page is open.
+COLLECT_S = 0.5
+#: Seconds a look waits for each actor's answer (a dead actor costs this much, once).
+CALL_TIMEOUT_S = 1.0
+#: After a feed event, look again this often for FOLLOW_S (a restart settles quickly).
+FOLLOW_EVERY_S, FOLLOW_S = 0.2, 3.0
+
+
+@dataclass(frozen=True, slots=True)
+class WebOptions:
+    """How a node serves its web view.
+
+    Attributes:
+        port: the TCP port on 127.0.0.1 (0: a free one, printed at start).
+        token: the token a viewer must present ("" : a new random one per start).
+        demo_controls: serve the buttons that kill a worker's process, a Worker actor or the
+            Pool actor (never on unless asked for on the command line).
+    """
+
+    port: int = 0
+    token: str = ""
+    demo_controls: bool = False
+
+
+class Collector:
+    """The thread that looks at the node's pools and publishes the page state.
+
+    Args:
+        actor_system: the node's actor system (a ``private()`` endpoint is made of it).
+        directory: the node's NodeDirectory address.
+        port: the node's admin port (shown on the page).
+        publish: ``ViewHub.publish_state``.
+        viewers: how many pages are open now (no look while none is).
+    """
+
+    def __init__(self, actor_system: Any, directory: Any, port: int, publish: Any,
+                 viewers: Any) -> None:
+        self._asys, self._directory, self._port = actor_system, directory, port
+        self._publish, self._viewers = publish, viewers
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._follow_until = 0.0
+        self.looks = 0
+        self._thread = threading.Thread(target=self._run, name="snakepit-web-collector",
+                                        daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def wake(self, follow: bool = False) -> None:
+        """Look now (any thread); with ``follow``, keep looking often for a while."""
+        if follow:
+            self._follow_until = time.monotonic() + FOLLOW_S
+        self._wake.set()
+
+    def stop(self, timeout_s: float = 5.0) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout_s)
+
+    def _run(self) -> None:
+        from snakepit_actors.ops.node_client import NodeClient
+
+        with self._asys.private() as endpoint:
+            client: NodeClient | None = None
+            first = True
+            while not self._stop.is_set():
+                if first or self._viewers() > 0:
+                    first = False
+                    client = self._look(endpoint, client)
+                following = time.monotonic() < self._follow_until
+                self._wake.wait(FOLLOW_EVERY_S if following else COLLECT_S)
+                self._wake.clear()
+
+    def _look(self, endpoint: Any, client: Any) -> Any:
+        """One look at every pool; published to the hub. Errors are logged, never raised."""
+        from snakepit_actors.ops.node_client import NodeClient
+        from snakepit_actors.ops.status import gather
+
+        try:
+            if client is None:
+                client = NodeClient.over(endpoint, self._directory, self._port,
+                                         timeout_s=CALL_TIMEOUT_S)
+            else:
+                client.refresh()
+            report = gather(client)
+        except Exception as exc:
+            log.warning("web.collect_failed", error=f"{type(exc).__name__}: {exc}")
+            return client
+        self.looks += 1
+        self._publish(page_state(report), time.monotonic())
+        return client
+
+
+class DemoControls:
+    """The demo buttons' kills: SIGKILL to a pid the page state names, if it is a process of
+    the node's actor system (a descendant of its admin).
+
+    Args:
+        hub: the ``ViewHub`` (its state names the pids).
+        admin_pid: the node's Thespian admin.
+        after: called after a kill (the collector looks again soon).
+    """
+
+    def __init__(self, hub: Any, admin_pid: int, after: Any = None) -> None:
+        self._hub, self._admin_pid, self._after = hub, admin_pid, after
+
+    def kill(self, what: str, pool: str, worker_id: str = "") -> dict[str, Any]:
+        """Kill ``what`` ("process", "worker_actor" or "pool") of ``pool``; returns
+        ``{"killed": pid, "what": ...}``.
+
+        Raises:
+            InvalidArgumentsError: reason "no_such_target": nothing like that runs now (the
+                message says why), or the pid is not a process of this node.
+        """
+        target = demo_target(self._hub.state, pool, what, worker_id)
+        if not isinstance(target, Target):
+            raise InvalidArgumentsError(target.reason, reason="no_such_target",
+                                        details={"what": what, "pool": pool,
+                                                 "worker_id": worker_id})
+        if not self._ours(target.pid):
+            raise InvalidArgumentsError(f"pid {target.pid} ({target.label}) is no longer a "
+                                        f"process of this node", reason="no_such_target")
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(target.pid, signal.SIGKILL)
+        log.warning("web.demo_kill", pool=pool, what=what, worker_id=worker_id,
+                    pid=target.pid)
+        if self._after is not None:
+            self._after()
+        return {"killed": target.pid, "what": target.label}
+
+    def _ours(self, pid: int) -> bool:
+        import psutil
+
+        try:
+            return self._admin_pid in {p.pid for p in psutil.Process(pid).parents()}
+        except psutil.Error:
+            return False
+
+
+class WebView:
+    """A node's web view, running: ``url`` (with the token) is what the node prints.
+
+    Build it with ``start_web_view``; ``stop`` it before the actor system stops.
+    """
+
+    def __init__(self, server: Any, hub: Any, collector: Collector, unsubscribe: Any,
+                 token: str) -> None:
+        self.server, self.hub, self.collector = server, hub, collector
+        self._unsubscribe, self.token = unsubscribe, token
+
+    @property
+    def url(self) -> str:
+        """The page's address with the token (the first visit turns it into a cookie)."""
+        return f"{self.server.url}?token={self.token}"
+
+    def stop(self) -> None:
+        """End the streams, the server, the collector and the subscription. Idempotent."""
+        self._unsubscribe()
+        self.hub.close()
+        self.server.stop()
+        self.collector.stop()
+        log.info("web.stopped", port=self.server.port)
+
+
+def start_web_view(actor_system: Any, directory: Any, admin_port: int, admin_pid: int,
+                   node_name: str, options: WebOptions) -> WebView:
+    """Serve the node's web view on 127.0.0.1 (see the module docstring).
+
+    Raises:
+        ConfigError: the web extra is missing, or the port cannot be bound.
+    """
+    from snakepit_actors.core.web_access import new_token
+    from snakepit_actors.web import require_web
+
+    require_web()
+    from snakepit_actors.web.app import build_app
+    from snakepit_actors.web.hub import ViewHub
+    from snakepit_actors.web.server import WebServer
+
+    collector_box: list[Collector] = []
+    hub = ViewHub(on_viewer=lambda: collector_box[0].wake() if collector_box else None)
+    collector = Collector(actor_system, directory, admin_port, hub.publish_state,
+                          lambda: hub.viewers)
+    collector_box.append(collector)
+
+    def on_event(event: str, fields: dict[str, Any]) -> None:
+        if hub.publish_event(event, fields, time.monotonic(), time.time()) is not None:
+            collector.wake(follow=True)
+
+    unsubscribe = subscribe(on_event, FEED_EVENTS)
+    token = options.token or new_token()
+    kill = (DemoControls(hub, admin_pid, lambda: collector.wake(follow=True)).kill
+            if options.demo_controls else None)
+    server = WebServer(build_app(hub, token, kill, node_name), "127.0.0.1", options.port)
+    try:
+        server.start()
+    except BaseException:
+        unsubscribe()
+        raise
+    collector.start()
+    log.info("web.started", port=server.port, demo_controls=options.demo_controls)
+    return WebView(server, hub, collector, unsubscribe, token)
