@@ -117,15 +117,17 @@ function workerRow(pool, w) {
   if (before !== undefined && w.restarts > before) view.flashUntil.set(key, Date.now() + 2500);
   const flash = (view.flashUntil.get(key) || 0) > Date.now();
   const actions = view.demo ? h("td", {}, h("div", { class: "actions" },
-    h("button", { type: "button", "data-kill": "process",
+    h("button", { type: "button", "data-kill": "process", title: "SIGKILL the worker's process",
                   onclick: () => demoKill("process", pool.name, w.worker_id) }, "kill process"),
     h("button", { type: "button", "data-kill": "worker_actor",
+                  title: "SIGKILL the Worker actor that owns the process",
                   onclick: () => demoKill("worker_actor", pool.name, w.worker_id) },
-      "kill Worker actor"))) : null;
+      "kill actor"))) : null;
   return h("tr", { "data-worker": w.worker_id, class: flash ? "flash" : null },
     h("td", {}, w.worker_id), h("td", {}, w.node),
     h("td", { class: "num pid" }, dash(w.pid)),
-    h("td", { class: "state" }, badge(w.state), w.reason ? ` ${w.reason}` : ""),
+    h("td", { class: "state" }, badge(w.state),
+      w.reason ? h("small", { class: "muted reason" }, ` ${w.reason}`) : null),
     h("td", { class: "num requests" }, w.requests),
     h("td", { class: "num restarts" }, w.restarts),
     h("td", { class: "num rss" }, dash(w.rss_mb)),
