@@ -51,7 +51,7 @@ from snakepit_actors.messages import (
 from snakepit_actors.ops.config_file import NodeFile
 from snakepit_actors.ops.metrics import StatsCache, prometheus_modules, serve_metrics
 from snakepit_actors.ops.node_directory import NODE_GLOBAL_NAME
-from snakepit_actors.ops.web_node import WebOptions
+from snakepit_actors.ops.web_node import WebOptions, start_web_view
 from snakepit_actors.system import (
     StartedSystem,
     make_run_dir,
@@ -60,15 +60,11 @@ from snakepit_actors.system import (
     shutdown_actor_system,
     start_actor_system,
 )
-from snakepit_actors.telemetry import (
-    bind_context,
-    close_event_inbox,
-    get_logger,
-    open_event_inbox,
-)
+from snakepit_actors.telemetry import bind_context, close_event_inbox, get_logger, open_event_inbox
 from snakepit_actors.tree.log_capture import WorkerLogTailer
 from snakepit_actors.tree.process_table import default_data_dir, process_db_path
 from snakepit_actors.tree.reaper import sweep_orphans
+from snakepit_actors.web import require_web
 
 log = get_logger("node")
 
@@ -156,8 +152,6 @@ class Node:
         """
         node = self.node_file.node
         if self.web is not None:
-            from snakepit_actors.web import require_web
-
             require_web()  # fail before anything starts
         if port_in_use(node.admin_port, node.bind_address):
             raise ConfigError(
@@ -179,7 +173,8 @@ class Node:
         try:
             self._start_tree(on_pool)
             if self.web is not None:
-                self._start_web(self.web)
+                self._web = start_web_view(self._system.actor_system, self._directory, node,
+                                           self._admin_pid, self.web)
         except BaseException:
             self.stop(grace_s=0.0)
             raise
@@ -193,15 +188,6 @@ class Node:
         self._write_record()
         log.info("node.ready", node=node.name, admin_port=node.admin_port,
                  pools=[p.entry.name for p in self.pools])
-
-    def _start_web(self, options: WebOptions) -> None:
-        from snakepit_actors.ops.web_node import start_web_view
-
-        assert self._system is not None
-        node = self.node_file.node
-        self._web = start_web_view(
-            self._system.actor_system, self._directory, node.admin_port, self._admin_pid,
-            node.name, replace(options, token=options.token or node.web_token))
 
     def _record_path(self) -> str:
         node = self.node_file.node

@@ -200,9 +200,10 @@ class WebView:
         log.info("web.stopped", port=self.server.port)
 
 
-def start_web_view(actor_system: Any, directory: Any, admin_port: int, admin_pid: int,
-                   node_name: str, options: WebOptions) -> WebView:
-    """Serve the node's web view on 127.0.0.1 (see the module docstring).
+def start_web_view(actor_system: Any, directory: Any, node: Any, admin_pid: int,
+                   options: WebOptions) -> WebView:
+    """Serve the web view of the node whose ``[node]`` table is ``node`` on 127.0.0.1 (see
+    the module docstring); its token: ``options.token``, else ``node.web_token``, else new.
 
     Raises:
         ConfigError: the web extra is missing, or the port cannot be bound.
@@ -217,7 +218,7 @@ def start_web_view(actor_system: Any, directory: Any, admin_port: int, admin_pid
 
     collector_box: list[Collector] = []
     hub = ViewHub(on_viewer=lambda: collector_box[0].wake() if collector_box else None)
-    collector = Collector(actor_system, directory, admin_port, hub.publish_state,
+    collector = Collector(actor_system, directory, node.admin_port, hub.publish_state,
                           lambda: hub.viewers)
     collector_box.append(collector)
 
@@ -226,10 +227,10 @@ def start_web_view(actor_system: Any, directory: Any, admin_port: int, admin_pid
             collector.wake(follow=True)
 
     unsubscribe = subscribe(on_event, FEED_EVENTS)
-    token = options.token or new_token()
+    token = options.token or node.web_token or new_token()
     kill = (DemoControls(hub, admin_pid, lambda: collector.wake(follow=True)).kill
             if options.demo_controls else None)
-    server = WebServer(build_app(hub, token, kill, node_name), "127.0.0.1", options.port)
+    server = WebServer(build_app(hub, token, kill, node.name), "127.0.0.1", options.port)
     try:
         server.start()
     except BaseException:
