@@ -106,7 +106,8 @@ def _crash_and_recover(pool: Pool, out: dict[str, Any]) -> None:
 
 def run_web_demo(workers: int, web_port: int = 0) -> int:
     """``demo --web``: run a node with one ``workers``-worker showcase pool and its live web
-    view, demo buttons on, until SIGINT or SIGTERM; prints the page's URL. Returns the exit
+    view, demo buttons on and a few requests per second, until SIGINT or SIGTERM; prints the
+    page's URL. Returns the exit
     code (0 after a clean stop, 1 if the node could not start).
 
     Raises:
@@ -122,4 +123,5 @@ def run_web_demo(workers: int, web_port: int = 0) -> int:
                          (PoolConfig(name="demo", pool_size=workers),))
     say(f"starting a node with a {workers}-worker showcase pool and its web view; open the "
         f"URL below, press the buttons and watch the tree restart what they kill")
-    return run_node(node_file, say, WebOptions(port=web_port, demo_controls=True))
+    return run_node(node_file, say, WebOptions(port=web_port, demo_controls=True,
+                                               demo_traffic=True))

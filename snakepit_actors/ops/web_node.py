@@ -7,7 +7,8 @@ the server's start and stop.
      │     status.gather() (tree, workers, stats, members) -> core.web_page -> ViewHub
      │     every COLLECT_S while a page is open, at once after a feed event or a new viewer
      ├─ event inbox threads        telemetry.subscribe(FEED_EVENTS) -> ViewHub.publish_event
-     └─ "snakepit-web"   uvicorn serving web/app.py from the ViewHub
+     ├─ "snakepit-web"   uvicorn serving web/app.py from the ViewHub
+     └─ "snakepit-web-traffic"     (demo --web only) a few showcase requests per second
 
 The collector and the server never block an actor: the collector asks the actors what
 ``status`` asks them (each call bounded by ``CALL_TIMEOUT_S``), only while someone watches;
@@ -40,6 +41,8 @@ COLLECT_S = 0.5
 CALL_TIMEOUT_S = 1.0
 #: After a feed event, look again this often for FOLLOW_S (a restart settles quickly).
 FOLLOW_EVERY_S, FOLLOW_S = 0.2, 3.0
+#: Seconds between two requests of ``demo_traffic``.
+TRAFFIC_EVERY_S = 0.2
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,11 +54,14 @@ class WebOptions:
         token: the token a viewer must present ("" : a new random one per start).
         demo_controls: serve the buttons that kill a worker's process, a Worker actor or the
             Pool actor (never on unless asked for on the command line).
+        demo_traffic: send a few showcase ``sleep`` requests per second to every pool, so
+            requests and latency move on the page (``demo --web`` only).
     """
 
     port: int = 0
     token: str = ""
     demo_controls: bool = False
+    demo_traffic: bool = False
 
 
 class Collector:
@@ -129,6 +135,45 @@ class Collector:
         return client
 
 
+class DemoTraffic:
+    """A thread sending showcase ``sleep`` requests (10-60 ms) to every pool of the node, one
+    at a time, about ``TRAFFIC_EVERY_S`` apart, through a private endpoint (the actor path);
+    failures (a worker the viewer just killed) only count on the page."""
+
+    def __init__(self, actor_system: Any, directory: Any, port: int) -> None:
+        self._asys, self._directory, self._port = actor_system, directory, port
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="snakepit-web-traffic",
+                                        daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self, timeout_s: float = 10.0) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout_s)
+
+    def _run(self) -> None:
+        import random
+
+        from snakepit_actors.errors import SnakepitError
+        from snakepit_actors.ops.node_client import NodeClient
+
+        with self._asys.private() as endpoint:
+            client: NodeClient | None = None
+            while not self._stop.wait(TRAFFIC_EVERY_S):
+                try:
+                    client = (NodeClient.over(endpoint, self._directory, self._port,
+                                              timeout_s=CALL_TIMEOUT_S)
+                              if client is None else client)
+                    for entry in client.refresh().pools:
+                        client.execute(entry, "sleep", {"seconds": random.uniform(0.01, 0.06)},
+                                       timeout_s=2.0)
+                except SnakepitError:
+                    continue
+
+
 class DemoControls:
     """The demo buttons' kills: SIGKILL to a pid the page state names, if it is a process of
     the node's actor system (a descendant of its admin).
@@ -182,9 +227,9 @@ class WebView:
     """
 
     def __init__(self, server: Any, hub: Any, collector: Collector, unsubscribe: Any,
-                 token: str) -> None:
+                 token: str, traffic: DemoTraffic | None = None) -> None:
         self.server, self.hub, self.collector = server, hub, collector
-        self._unsubscribe, self.token = unsubscribe, token
+        self._unsubscribe, self.token, self._traffic = unsubscribe, token, traffic
 
     @property
     def url(self) -> str:
@@ -192,7 +237,10 @@ class WebView:
         return f"{self.server.url}?token={self.token}"
 
     def stop(self) -> None:
-        """End the streams, the server, the collector and the subscription. Idempotent."""
+        """End the demo traffic, the streams, the server, the collector and the subscription.
+        Idempotent."""
+        if self._traffic is not None:
+            self._traffic.stop()
         self._unsubscribe()
         self.hub.close()
         self.server.stop()
@@ -237,5 +285,9 @@ def start_web_view(actor_system: Any, directory: Any, node: Any, admin_pid: int,
         unsubscribe()
         raise
     collector.start()
+    traffic = None
+    if options.demo_traffic:
+        traffic = DemoTraffic(actor_system, directory, node.admin_port)
+        traffic.start()
     log.info("web.started", port=server.port, demo_controls=options.demo_controls)
-    return WebView(server, hub, collector, unsubscribe, token)
+    return WebView(server, hub, collector, unsubscribe, token, traffic)
