@@ -189,6 +189,7 @@ def test_the_page_survives_a_pool_restart_keeps_following_the_tree_and_the_node_
     expect(page.locator("#notice")).to_contain_text("killed the Pool actor", timeout=5000)
     expect(pool_actor).not_to_have_attribute("data-pid", old_pid or "", timeout=15000)
     expect(pool_actor).not_to_have_attribute("data-pid", "", timeout=15000)
+    expect(pool_actor).to_have_attribute("data-restarts", "1", timeout=15000)
     expect(page.locator("section[data-pool=default] .badge").first).to_have_text(
         "ready", timeout=15000)
     expect(page.locator("#feed li[data-event='pool.restarted']").first).to_be_visible(
