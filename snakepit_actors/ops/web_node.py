@@ -35,7 +35,8 @@ from snakepit_actors.telemetry import get_logger, subscribe
 
 log = get_logger("web")
 
-#: Seconds between two looks at the pools while a page is open.
+#: Seconds from one look at the pools to the next while a page is open (at least 0.1 s
+#: between the end of one and the start of the next).
 COLLECT_S = 0.5
 #: Seconds a look waits for each actor's answer (a dead actor costs this much, once).
 CALL_TIMEOUT_S = 1.0
@@ -108,11 +109,13 @@ class Collector:
             client: NodeClient | None = None
             first = True
             while not self._stop.is_set():
+                began = time.monotonic()
                 if first or self._viewers() > 0:
                     first = False
                     client = self._look(endpoint, client)
                 following = time.monotonic() < self._follow_until
-                self._wake.wait(FOLLOW_EVERY_S if following else COLLECT_S)
+                took = time.monotonic() - began  # a slow look (a loaded host) waits less
+                self._wake.wait(max(0.1, (FOLLOW_EVERY_S if following else COLLECT_S) - took))
                 self._wake.clear()
 
     def _look(self, endpoint: Any, client: Any) -> Any:
