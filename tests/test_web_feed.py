@@ -25,6 +25,13 @@ def test_crashes_restarts_escalations_recycles_and_member_loss_are_kept_requests
     assert [i.seq for i in feed.recent()] == [1, 2, 3, 4, 5]
 
 
+def test_the_nodes_echo_of_a_pool_restart_is_not_a_second_line() -> None:
+    feed = EventFeed()
+    assert feed.add("pool.restarted", {"component": "pool_root", "child": "pool"}, 0.0)
+    assert feed.add("pool.restarted", {"component": "node", "restarts": 1}, 0.0) is None
+    assert len(feed.recent()) == 1
+
+
 def test_a_line_names_the_worker_and_the_details_but_not_the_nodes_own_name() -> None:
     assert describe("worker.exited", {"worker_id": "w1", "reason": "process_exited",
                                       "exit_code": -9, "node": "mynode"}) == (

@@ -5,7 +5,8 @@ lines, numbered, in a bounded ring.
     a page reconnecting with the last number it saw ──> EventFeed.since(seq) ──> what it missed
 
 Only the events of ``FEED_EVENTS`` are kept (crashes, restarts, escalations, recycles, member
-nodes coming and going); every other event is ignored. Each gets a kind (what the page
+nodes coming and going); every other event is ignored, and so is the node's own echo of what
+a pool already said. Each gets a kind (what the page
 colours it by) and a one-line text built from its fields. The ring holds the last ``size``
 items: a page that was away longer gets the ring and a note of how many it missed.
 
@@ -43,6 +44,9 @@ FEED_EVENTS: dict[str, tuple[str, str]] = {
 }
 #: The fields shown after the event's subject, in this order, when present.
 _DETAILS = ("child", "reason", "exit_code", "pid", "restarts", "error", "silent_s", "workers")
+#: (event, component) pairs that repeat what a pool's own actors reported: the node logs
+#: ``pool.restarted`` again when it registers the new Pool actor.
+_ECHOES = frozenset({("pool.restarted", "node")})
 #: Events whose ``node`` field names a member node (elsewhere it is the node's own name,
 #: bound to every event of its processes).
 _MEMBER_EVENTS = frozenset({"worker.node_lost", "worker.moving"})
@@ -91,7 +95,7 @@ class EventFeed:
     def add(self, event: str, fields: Mapping[str, Any], now_unix_s: float) -> FeedItem | None:
         """Keep ``event`` if the feed shows it; returns its item (None: not a feed event)."""
         kind = FEED_EVENTS.get(event)
-        if kind is None:
+        if kind is None or (event, fields.get("component")) in _ECHOES:
             return None
         self.last_seq += 1
         item = FeedItem(self.last_seq, now_unix_s, event, kind[0], kind[1],
