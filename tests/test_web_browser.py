@@ -2,7 +2,8 @@
 Debian's headless Chromium driven by Playwright. The tree is drawn; a worker killed through
 the API shows its exit and restart on the page within 2 s (the restarted row once its new
 process is ready); the page survives a restart of the Pool
-actor (killed with the page's own button) and keeps following the tree; without the token
+actor (killed with the page's own button) and keeps following the tree; it reconnects by
+itself when its stream is cut; without the token
 the page, the API and the event stream answer 401/403. A screenshot of the page is written to
 ``tests/artifacts/`` (ignored by git; its path is printed).
 
@@ -230,3 +231,19 @@ def test_without_the_token_the_page_api_and_event_stream_answer_401_or_403(
     assert status == 200 and b"event: snapshot" in head
     with contextlib.suppress(Exception):
         page.close()
+
+
+def test_the_page_reconnects_by_itself_when_its_stream_is_cut(node: WebNode,
+                                                              browser: Any) -> None:
+    page = open_page(browser, node)
+    expect = playwright_api.expect
+    page.route("**/api/events", lambda route: route.abort())  # the node is unreachable
+    page.evaluate("source.close(); source.dispatchEvent(new Event('error'))")  # cut
+    expect(page.locator("body")).to_have_attribute("data-live", "false", timeout=5000)
+    page.unroute("**/api/events")  # reachable again: no reload, the page comes back
+    expect(page.locator("body")).to_have_attribute("data-live", "true", timeout=15000)
+    status, _ = node.api("/api/demo/kill", {"what": "process", "pool": "default",
+                                            "worker_id": "default_worker_2"})
+    assert status == 200
+    expect(page.locator("tr[data-worker=default_worker_2] td.restarts")).to_have_text(
+        "1", timeout=15000)
