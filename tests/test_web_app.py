@@ -29,10 +29,9 @@ TOKEN = "test-token-0123456789abcdef"
 
 
 class Served:
-    def __init__(self, kill: Any = None) -> None:
+    def __init__(self, kill: Any = None, max_viewers: int = 32) -> None:
         self.hub = ViewHub()
-        self.kills: list[tuple[str, str, str]] = []
-        self.server = WebServer(build_app(self.hub, TOKEN, kill, "n1"))
+        self.server = WebServer(build_app(self.hub, TOKEN, kill, "n1", max_viewers))
         self.server.start()
 
     def request(self, method: str, path: str, headers: dict[str, str] | None = None,
@@ -138,6 +137,23 @@ def test_the_event_stream_pushes_a_snapshot_then_updates_and_feed_lines(
         assert kinds == {"feed", "update"}  # the line, and the row without its process
     finally:
         stream.close()
+
+
+def test_a_stream_past_the_most_viewers_is_refused_503_until_one_closes() -> None:
+    s = Served(max_viewers=1)
+    try:
+        first = Stream(s.server.port, bearer())
+        assert first.next_event()[0] == "snapshot"
+        assert s.request("GET", "/api/events", bearer())[0] == 503
+        first.close()
+        deadline = time.monotonic() + 10
+        while s.hub.viewers and time.monotonic() < deadline:
+            time.sleep(0.02)
+        second = Stream(s.server.port, bearer())
+        assert second.next_event()[0] == "snapshot"
+        second.close()
+    finally:
+        s.server.stop()
 
 
 def test_the_demo_route_is_404_unless_the_node_gives_the_controls(served: Served) -> None:

@@ -49,6 +49,8 @@ _STATIC = {"app.js": "text/javascript", "style.css": "text/css"}
 KEEPALIVE_S = 15.0
 #: What a browser waits before reconnecting a dropped event stream (ms).
 RECONNECT_MS = 1000
+#: Event streams open at once, at most; one more is answered 503 (its browser retries).
+MAX_VIEWERS = 32
 _HEADERS = {
     "Cache-Control": "no-store",
     "X-Content-Type-Options": "nosniff",
@@ -62,8 +64,9 @@ KillFn = Callable[[str, str, str], dict[str, Any]]
 
 
 def build_app(hub: ViewHub, token: str, kill: KillFn | None = None,
-              node_name: str = "") -> Starlette:
-    """The app serving ``hub`` to bearers of ``token``; ``kill`` enables the demo buttons."""
+              node_name: str = "", max_viewers: int = MAX_VIEWERS) -> Starlette:
+    """The app serving ``hub`` to bearers of ``token``; ``kill`` enables the demo buttons;
+    at most ``max_viewers`` event streams are open at once."""
 
     def denied(request: Request) -> Response | None:
         access = check_access(token, authorization=request.headers.get("authorization"),
@@ -105,6 +108,9 @@ def build_app(hub: ViewHub, token: str, kill: KillFn | None = None,
     async def events(request: Request) -> Response:
         if (refused := denied(request)) is not None:
             return refused
+        if hub.viewers >= max_viewers:
+            return _error(503, "TooManyViewers", f"{hub.viewers} pages follow this node "
+                          f"already (at most {max_viewers}); close one")
         return StreamingResponse(_stream(hub, kill is not None, node_name),
                                  media_type="text/event-stream",
                                  headers=_HEADERS | {"X-Accel-Buffering": "no"})
