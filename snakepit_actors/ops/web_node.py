@@ -83,6 +83,7 @@ class Collector:
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._follow_until = 0.0
+        self._last_error = ""  # logged once, not at every look while it lasts
         self.looks = 0
         self._thread = threading.Thread(target=self._run, name="snakepit-web-collector",
                                         daemon=True)
@@ -131,8 +132,12 @@ class Collector:
                 client.refresh()
             report = gather(client)
         except Exception as exc:
-            log.warning("web.collect_failed", error=f"{type(exc).__name__}: {exc}")
+            error = f"{type(exc).__name__}: {exc}"
+            if error != self._last_error:
+                log.warning("web.collect_failed", error=error)
+            self._last_error = error
             return client
+        self._last_error = ""
         self.looks += 1
         self._publish(page_state(report), time.monotonic())
         return client
