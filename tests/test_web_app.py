@@ -112,11 +112,31 @@ def test_a_request_for_another_host_name_is_refused(served: Served) -> None:
 
 
 def test_the_state_api_returns_the_page_state_and_the_feed(served: Served) -> None:
-    served.hub.publish_state(page_state(report(pool_report())), 0.0)
+    served.hub.publish_state(page_state(report(pool_report())), time.monotonic())
     status, _, body = served.request("GET", "/api/state", bearer())
     data = json.loads(body)
     assert status == 200 and data["demo_controls"] is False
     assert data["state"]["pools"]["default"]["workers"][0]["pid"] == 500
+
+
+def test_a_read_of_the_state_api_asks_for_a_fresh_look_and_waits_for_it() -> None:
+    s = Served()
+    hub = s.hub
+    hub.publish_state(page_state(report(pool_report())), time.monotonic() - 60)  # stale
+
+    def look() -> None:  # what the node's collector does when asked
+        threading.Timer(0.2, lambda: hub.publish_state(
+            page_state(report(pool_report(worker_pid=777))), time.monotonic())).start()
+
+    hub._on_viewer = look
+    try:
+        assert not hub.wanted(time.monotonic())
+        status, _, body = s.request("GET", "/api/state", bearer())
+        assert status == 200
+        assert json.loads(body)["state"]["pools"]["default"]["workers"][0]["pid"] == 777
+        assert hub.wanted(time.monotonic())  # a script polling the API keeps it fresh
+    finally:
+        s.server.stop()
 
 
 def test_the_event_stream_pushes_a_snapshot_then_updates_and_feed_lines(

@@ -68,3 +68,57 @@ def test_a_demo_kill_refuses_a_pid_outside_the_nodes_actor_system(child: Any) ->
         controls.kill("worker_actor", "default", "default_worker_7")
     assert caught.value.reason == "no_such_target"
     assert child.poll() is None
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.slow
+def test_demo_web_serves_the_page_with_its_buttons_and_light_traffic_until_sigterm(
+        tmp_path: Path) -> None:
+    pytest.importorskip("starlette", reason="the web extra is not installed")
+    import json
+    import signal
+    import time
+    import urllib.request
+
+    from tests.test_node import RunningNode
+
+    class Demo(RunningNode):  # the same line reader, another command
+        def __init__(self) -> None:
+            self.stderr_path = tmp_path / "demo.err"
+            self._err = open(self.stderr_path, "w")  # noqa: SIM115  (closed in stop)
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "snakepit_actors.ops.cli", "demo", "--web",
+                 "--workers", "1"], stdout=subprocess.PIPE, stderr=self._err, text=True,
+                env={**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [
+                    str(Path(__file__).resolve().parent.parent),
+                    os.environ.get("PYTHONPATH")]))})
+            self.out = []
+            self._lines = __import__("queue").Queue()
+            __import__("threading").Thread(target=self._read, daemon=True).start()
+
+    demo = Demo()
+    try:
+        url = demo.wait_for("web view: ").split("web view: ", 1)[1].strip()
+        demo.wait_for("ready on")
+        base, token = url.split("?", 1)[0], url.split("token=", 1)[1]
+
+        def state() -> dict[str, Any]:
+            request = urllib.request.Request(base + "api/state",
+                                             headers={"Authorization": f"Bearer {token}"})
+            with urllib.request.urlopen(request, timeout=10) as response:
+                return dict(json.loads(response.read()))
+
+        assert state()["demo_controls"] is True
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:  # each read asks for a fresh look
+            requests = (state()["state"]["pools"].get("demo") or {}).get("queue", {})
+            if (requests.get("requests") or 0) > 0:
+                break
+            time.sleep(0.5)
+        else:
+            raise AssertionError("demo --web sent no request")
+        demo.proc.send_signal(signal.SIGTERM)
+        demo.wait_for("stopped in", timeout_s=60)
+        assert demo.proc.wait(30) == 0
+    finally:
+        demo.stop()

@@ -5,7 +5,8 @@ the server's start and stop.
      ├─ main thread      Node.wait(): the node's own endpoint (PoolReplaced, metrics)
      ├─ "snakepit-web-collector"   a private() endpoint of the node's actor system:
      │     status.gather() (tree, workers, stats, members) -> core.web_page -> ViewHub
-     │     every COLLECT_S while a page is open, at once after a feed event or a new viewer
+     │     every COLLECT_S while a page is open (or the state API was read in the last
+     │     10 s), at once after a feed event, a new viewer or a read
      ├─ event inbox threads        telemetry.subscribe(FEED_EVENTS) -> ViewHub.publish_event
      ├─ "snakepit-web"   uvicorn serving web/app.py from the ViewHub
      └─ "snakepit-web-traffic"     (demo --web only) a few showcase requests per second
@@ -73,13 +74,13 @@ class Collector:
         directory: the node's NodeDirectory address.
         port: the node's admin port (shown on the page).
         publish: ``ViewHub.publish_state``.
-        viewers: how many pages are open now (no look while none is).
+        wanted: ``ViewHub.wanted``: whether anyone follows the node now (no look otherwise).
     """
 
     def __init__(self, actor_system: Any, directory: Any, port: int, publish: Any,
-                 viewers: Any) -> None:
+                 wanted: Any) -> None:
         self._asys, self._directory, self._port = actor_system, directory, port
-        self._publish, self._viewers = publish, viewers
+        self._publish, self._wanted = publish, wanted
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._follow_until = 0.0
@@ -111,7 +112,7 @@ class Collector:
             first = True
             while not self._stop.is_set():
                 began = time.monotonic()
-                if first or self._viewers() > 0:
+                if first or self._wanted(began):
                     first = False
                     client = self._look(endpoint, client)
                 following = time.monotonic() < self._follow_until
@@ -275,7 +276,7 @@ def start_web_view(actor_system: Any, directory: Any, node: Any, admin_pid: int,
     collector_box: list[Collector] = []
     hub = ViewHub(on_viewer=lambda: collector_box[0].wake() if collector_box else None)
     collector = Collector(actor_system, directory, node.admin_port, hub.publish_state,
-                          lambda: hub.viewers)
+                          hub.wanted)
     collector_box.append(collector)
 
     def on_event(event: str, fields: dict[str, Any]) -> None:

@@ -4,7 +4,8 @@
                            redirects to / so the token leaves the address bar
     GET  /static/NAME      its script and style sheet
     GET  /favicon.ico      204 (none; the only route without the token)
-    GET  /api/state        the page state and the event feed, as JSON
+    GET  /api/state        the page state and the event feed, as JSON (a look at most 1 s old,
+                           waiting up to 3 s for one)
     GET  /api/events       server-sent events: "snapshot" first, then "update" (pools that
                            changed) and "feed" (event lines) as they happen
     POST /api/demo/kill    {"what": "process" | "worker_actor" | "pool", "pool", "worker_id"}:
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -102,6 +104,7 @@ def build_app(hub: ViewHub, token: str, kill: KillFn | None = None,
     async def state(request: Request) -> Response:
         if (refused := denied(request)) is not None:
             return refused
+        await _fresh(hub)
         body = hub.snapshot() | {"demo_controls": kill is not None, "node_name": node_name}
         return JSONResponse(body, headers=_HEADERS)
 
@@ -155,6 +158,16 @@ def build_app(hub: ViewHub, token: str, kill: KillFn | None = None,
 def _error(status: int, kind: str, message: str, reason: str = "") -> JSONResponse:
     return JSONResponse({"error": {"type": kind, "message": message, "reason": reason}},
                         status, headers=_HEADERS)
+
+
+async def _fresh(hub: ViewHub, max_age_s: float = 1.0, wait_s: float = 3.0) -> None:
+    """Ask for a look at the node and, if the last one is older than ``max_age_s``, wait for
+    the next (at most ``wait_s``: a stale state is better than no answer)."""
+    loop = asyncio.get_running_loop()
+    asked = loop.time()
+    hub.asked(time.monotonic())
+    while time.monotonic() - hub.published_at > max_age_s and loop.time() - asked < wait_s:
+        await asyncio.sleep(0.05)
 
 
 def sse(event: str, data: Any, event_id: int | None = None) -> bytes:

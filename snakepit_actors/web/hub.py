@@ -26,6 +26,9 @@ from snakepit_actors.core.web_page import PageDiffer, PageState, apply_worker_ev
 
 #: Messages a viewer's queue holds before the viewer is dropped (it reconnects).
 VIEWER_QUEUE = 256
+#: After a read of the state API, the node is looked at for this long even with no page open
+#: (a script polling ``/api/state`` gets fresh data).
+READ_KEEPS_LOOKING_S = 10.0
 
 Message = tuple[str, dict[str, Any]]
 
@@ -44,8 +47,8 @@ class ViewHub:
 
     Args:
         feed_size: event lines kept for viewers that connect later.
-        on_viewer: called (on the loop) when a viewer connects: the collector looks at the
-            node at once instead of at its next turn.
+        on_viewer: called (on the loop) when a viewer connects or the state API is read: the
+            collector looks at the node at once instead of at its next turn.
     """
 
     def __init__(self, feed_size: int = 200, on_viewer: Callable[[], None] | None = None
@@ -57,11 +60,24 @@ class ViewHub:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._closed = False
         self._on_viewer = on_viewer
+        self.published_at = float("-inf")  # monotonic time of the last look published
+        self._read_at = float("-inf")
 
     @property
     def viewers(self) -> int:
         """Event streams connected now."""
         return len(self._viewers)
+
+    def wanted(self, now: float) -> bool:
+        """Whether anyone follows the node now (``now``: monotonic seconds): an open event
+        stream, or a read of the state API within ``READ_KEEPS_LOOKING_S``."""
+        return bool(self._viewers) or now - self._read_at < READ_KEEPS_LOOKING_S
+
+    def asked(self, now: float) -> None:
+        """Someone read the state API: keep looking for a while, and look now."""
+        self._read_at = now
+        if self._on_viewer is not None:
+            self._on_viewer()
 
     @property
     def state(self) -> PageState:
@@ -74,6 +90,7 @@ class ViewHub:
     def publish_state(self, state: PageState, now: float) -> None:
         """A new look at the node (``now``: monotonic seconds): send what changed."""
         with self._lock:
+            self.published_at = now
             update = self._differ.update(state, now)
             if update is not None:
                 self._broadcast(("update", update.as_json()))
