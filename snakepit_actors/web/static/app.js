@@ -205,6 +205,7 @@ function onSnapshot(event) {
 
 function onUpdate(event) {
   const u = JSON.parse(event.data);
+  for (const [key, until] of view.flashUntil) if (until < Date.now()) view.flashUntil.delete(key);
   view.node = u.node;
   for (const name of u.removed) delete view.pools[name];
   Object.assign(view.pools, u.pools);
