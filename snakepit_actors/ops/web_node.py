@@ -273,11 +273,9 @@ def start_web_view(actor_system: Any, directory: Any, node: Any, admin_pid: int,
     from snakepit_actors.web.hub import ViewHub
     from snakepit_actors.web.server import WebServer
 
-    collector_box: list[Collector] = []
-    hub = ViewHub(on_viewer=lambda: collector_box[0].wake() if collector_box else None)
+    hub = ViewHub(on_viewer=lambda: collector.wake())  # (the server starts after both)
     collector = Collector(actor_system, directory, node.admin_port, hub.publish_state,
                           hub.wanted)
-    collector_box.append(collector)
 
     def on_event(event: str, fields: dict[str, Any]) -> None:
         if hub.publish_event(event, fields, time.monotonic(), time.time()) is not None:
