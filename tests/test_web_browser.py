@@ -247,3 +247,40 @@ def test_the_page_reconnects_by_itself_when_its_stream_is_cut(node: WebNode,
     assert status == 200
     expect(page.locator("tr[data-worker=default_worker_2] td.restarts")).to_have_text(
         "1", timeout=15000)
+
+
+def test_members_of_a_multi_host_pool_and_every_kind_of_event_are_drawn(
+        browser: Any) -> None:
+    """A page fed by hand (no node): what a convention's pool shows (its member nodes) and
+    the event kinds, as a live node would push them."""
+    from snakepit_actors.core.web_page import page_state
+    from snakepit_actors.web.app import build_app
+    from snakepit_actors.web.hub import ViewHub
+    from snakepit_actors.web.server import WebServer
+    from tests.test_web_page import pool_report, report
+
+    hub = ViewHub()
+    hub.publish_state(page_state(report(pool_report(members=True))), time.monotonic())
+    server = WebServer(build_app(hub, "t" * 20))
+    server.start()
+    try:
+        page = browser.new_page()
+        page.goto(f"{server.url}?token={'t' * 20}")
+        expect = playwright_api.expect
+        expect(page.locator("body")).to_have_attribute("data-live", "true", timeout=15000)
+        expect(page.locator("tr[data-member=gpu1]")).to_contain_text("gpu=true")
+        expect(page.locator("tr[data-member=odd]")).to_contain_text("no secret")
+        expect(page.locator("button[data-kill]")).to_have_count(0)  # no demo controls
+        for event, fields in (("placement.member_lost", {"node": "gpu1", "reason": "silent"}),
+                              ("pool.degraded", {"reason": "escalated"}),
+                              ("worker.recycled", {"worker_id": "default_worker_1"})):
+            hub.publish_event(event, {"pool": "default", **fields}, time.monotonic(),
+                              time.time())
+        expect(page.locator("#feed li")).to_have_count(3, timeout=5000)
+        kinds = page.locator("#feed li .badge").all_inner_texts()
+        assert kinds == ["recycle", "escalation", "member"]  # newest first
+        hub.publish_state(page_state(report()), time.monotonic())  # the pool is gone
+        expect(page.locator("section[data-pool]")).to_have_count(0, timeout=5000)
+    finally:
+        hub.close()
+        server.stop()
