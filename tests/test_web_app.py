@@ -146,6 +146,7 @@ def test_the_event_stream_pushes_a_snapshot_then_updates_and_feed_lines(
     try:
         kind, snapshot = stream.next_event()
         assert kind == "snapshot" and "default" in snapshot["state"]["pools"]
+        assert snapshot["run"] == served.hub.run and ViewHub().run != served.hub.run
         served.hub.publish_state(page_state(report(pool_report(worker_pid=501, restarts=1))),
                                  0.5)
         kind, update = stream.next_event()

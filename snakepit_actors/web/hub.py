@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
+import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -60,6 +61,7 @@ class ViewHub:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._closed = False
         self._on_viewer = on_viewer
+        self.run = uuid.uuid4().hex[:12]  # this hub's life (a restarted node has another)
         self.published_at = float("-inf")  # monotonic time of the last look published
         self._read_at = float("-inf")
 
@@ -129,18 +131,21 @@ class ViewHub:
     # --- viewers (on the loop) ---------------------------------------------------------------
 
     def snapshot(self) -> dict[str, Any]:
-        """The whole page: state and the feed kept (what a viewer gets first)."""
+        """The whole page: state and the feed kept (what a viewer gets first), and this
+        hub's ``run`` (a page that sees it change drops the feed it had: numbers restart)."""
         with self._lock:
-            return {"state": self._differ.state,
-                    "feed": [item.as_json() for item in self._feed.recent()]}
+            return self._snapshot()
+
+    def _snapshot(self) -> dict[str, Any]:
+        return {"run": self.run, "state": self._differ.state,
+                "feed": [item.as_json() for item in self._feed.recent()]}
 
     def connect(self) -> tuple[Viewer, dict[str, Any]]:
         """A new viewer and the snapshot it starts from (called on the server's loop)."""
         viewer = Viewer()
         with self._lock:
             self._loop = asyncio.get_running_loop()
-            snapshot = {"state": self._differ.state,
-                        "feed": [item.as_json() for item in self._feed.recent()]}
+            snapshot = self._snapshot()
             if self._closed:
                 viewer.queue.put_nowait(None)
             else:

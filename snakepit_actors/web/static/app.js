@@ -3,8 +3,8 @@
 // Events: "snapshot" (everything, first), "update" (pools that changed, whole), "feed" (lines).
 "use strict";
 
-const view = { node: {}, pools: {}, demo: false, feedSeen: 0, flashUntil: new Map(),
-               restartsSeen: new Map() };
+const view = { node: {}, pools: {}, demo: false, run: null, feedSeen: 0,
+               flashUntil: new Map(), restartsSeen: new Map() };
 let source = null;
 let retryTimer = null;
 
@@ -194,6 +194,11 @@ function addFeed(items) {
 
 function onSnapshot(event) {
   const data = JSON.parse(event.data);
+  if (data.run !== view.run) {  // another life of the node: its feed numbers start again
+    view.run = data.run;
+    view.feedSeen = 0;
+    document.getElementById("feed").replaceChildren();
+  }
   view.demo = Boolean(data.demo_controls);
   view.node = data.state.node;
   view.pools = data.state.pools;
