@@ -85,6 +85,7 @@ class Collector:
         self._stop = threading.Event()
         self._follow_until = 0.0
         self._last_error = ""  # logged once, not at every look while it lasts
+        self._pids: Any = None  # status.PortPids, made on the collector's thread
         self.looks = 0
         self._thread = threading.Thread(target=self._run, name="snakepit-web-collector",
                                         daemon=True)
@@ -123,15 +124,17 @@ class Collector:
     def _look(self, endpoint: Any, client: Any) -> Any:
         """One look at every pool; published to the hub. Errors are logged, never raised."""
         from snakepit_actors.ops.node_client import NodeClient
-        from snakepit_actors.ops.status import gather
+        from snakepit_actors.ops.status import PortPids, gather
 
+        if self._pids is None:
+            self._pids = PortPids()
         try:
             if client is None:
                 client = NodeClient.over(endpoint, self._directory, self._port,
                                          timeout_s=CALL_TIMEOUT_S)
             else:
                 client.refresh()
-            report = gather(client)
+            report = gather(client, pids=self._pids)
         except Exception as exc:
             error = f"{type(exc).__name__}: {exc}"
             if error != self._last_error:
