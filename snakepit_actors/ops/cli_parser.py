@@ -90,7 +90,9 @@ def _demo(sub: Any) -> None:
     demo = _verb(sub, "demo", "start a showcase pool, run a few tools, shut down",
                  "Start a pool of the bundled showcase adapter, run a plain call, a session, a "
                  "stream, a failing tool\nand a worker crash (showing its restart), print the "
-                 "tree and the stats, then stop every process.", "demo",
+                 "tree and the stats, then stop every process.\nWith --web: run the pool "
+                 "under light load with its live web view and kill buttons until\nSIGINT "
+                 "(docs/web.md).", "demo",
                  "demo --workers 2 --json", "demo --web")
     _web_args(demo, demo=True)
     demo.add_argument("--workers", type=_positive_int, default=4,
@@ -147,8 +149,9 @@ def _start(sub: Any) -> None:
         sub, "start", "run a node (pools from a TOML file) in the foreground",
         "Run a node: one actor system on the [node] admin_port with every [pools.<name>] of "
         "the file.\nSIGINT or SIGTERM drains it and stops every process. Every key: "
-        "docs/configuration.md. The live web view: docs/web.md.", "start --config pool.toml",
-        "--log-format json start --config pool.toml", "start --config pool.toml --web",
+        "docs/configuration.md.\nThe live web view (--web): docs/web.md.",
+        "start --config pool.toml", "--log-format json start --config pool.toml",
+        "start --config pool.toml --web",
         "start --config pool.toml --web-port 8780 --web-demo-controls")
     start.add_argument("--config", required=True, help="the node's TOML file")
     _web_args(start, demo=False)
