@@ -16,7 +16,7 @@ the system is shut down, stragglers are SIGKILLed (verified pids), the process t
 and the run directories are removed.
 
 With a web view (``--web``, ``ops/web_node.py``) the node also receives its pools' telemetry
-events (an event inbox per pool) and serves the page on 127.0.0.1 from two threads of its own;
+events (an event inbox per pool) and serves the page on 127.0.0.1 from threads of its own;
 it is stopped first, before the pools drain.
 
 grpc is never imported here: this process forks the actor system.

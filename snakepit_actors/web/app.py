@@ -122,13 +122,10 @@ def build_app(hub: ViewHub, token: str, kill: KillFn | None = None,
         if (refused := denied(request)) is not None:
             return refused
         if kill is None:
-            return JSONResponse({"error": {"type": "NotFound", "message": "demo controls are "
-                                 "off: start the node with --web-demo-controls"}}, 404,
-                                headers=_HEADERS)
+            return _error(404, "NotFound", "demo controls are off: start the node with "
+                          "--web-demo-controls")
         if request.headers.get("content-type", "").split(";")[0].strip() != "application/json":
-            return JSONResponse({"error": {"type": "UnsupportedMediaType", "message":
-                                 "send the request as application/json"}}, 415,
-                                headers=_HEADERS)
+            return _error(415, "UnsupportedMediaType", "send the request as application/json")
         try:
             body = await request.json()
         except ValueError:
