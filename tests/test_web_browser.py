@@ -122,8 +122,20 @@ def browser(tmp_path: Path) -> Iterator[Any]:
             context.close()
 
 
+#: Script errors of the pages opened by ``open_page`` (checked after each test).
+SCRIPT_ERRORS: list[str] = []
+
+
+@pytest.fixture(autouse=True)
+def no_script_errors() -> Iterator[None]:
+    SCRIPT_ERRORS.clear()
+    yield
+    assert not SCRIPT_ERRORS, f"the page's script failed: {SCRIPT_ERRORS}"
+
+
 def open_page(browser: Any, node: WebNode) -> Any:
     page = browser.new_page()
+    page.on("pageerror", lambda error: SCRIPT_ERRORS.append(str(error)))
     page.goto(node.url)  # ?token= -> cookie, redirected to /
     assert page.url == node.base, "the token must leave the address bar"
     page.wait_for_selector("body[data-live=true]", timeout=15000)
@@ -265,6 +277,7 @@ def test_members_of_a_multi_host_pool_and_every_kind_of_event_are_drawn(
     server.start()
     try:
         page = browser.new_page()
+        page.on("pageerror", lambda error: SCRIPT_ERRORS.append(str(error)))
         page.goto(f"{server.url}?token={'t' * 20}")
         expect = playwright_api.expect
         expect(page.locator("body")).to_have_attribute("data-live", "true", timeout=15000)
