@@ -80,6 +80,7 @@ EVENTS = frozenset({
     "placement.no_member", "worker.placed", "worker.node_lost", "worker.timeout_recovered",
     "worker.moving", "placement.member_draining", "member.draining", "placement.rebalancing",
     "timer.unknown", "access.refused", "access.unchecked",
+    "web.started", "web.stopped", "web.collect_failed", "web.demo_kill",
 })
 
 Subscriber = Callable[[str, dict[str, Any]], None]

@@ -136,3 +136,19 @@ def test_pool_config_from_a_mapping_suggests_the_field_too() -> None:
     with pytest.raises(ConfigError, match=r"^pool_sise is not a PoolConfig field; did you mean "
                                           r"'pool_size'\?$"):
         PoolConfig.from_mapping({"pool_sise": 2})
+
+
+def test_the_web_settings_are_checked_and_the_token_never_shown(tmp_path: Path) -> None:
+    node = parse_node_config({"node": {"admin_port": 27555, "web_port": 8780,
+                                       "web_token": "x" * 20},
+                              "pools": {"default": {"pool_size": 1}}}).node
+    assert (node.web_port, node.web_token) == (8780, "x" * 20) and "xxxx" not in repr(node)
+    with pytest.raises(ConfigError) as caught:
+        parse_node_config({"node": {"admin_port": 27555, "web_port": 27555,
+                                    "web_token": "short-secret"},
+                           "pools": {"default": {"pool_size": 1}}})
+    problems = caught.value.details["problems"]
+    assert any("web_port must differ from admin_port" in p for p in problems)
+    assert any("web_token must be '' (a new one per start) or at least 16" in p
+               for p in problems)
+    assert "short-secret" not in str(caught.value)

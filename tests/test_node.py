@@ -39,12 +39,13 @@ def _env() -> dict[str, str]:
 
 
 class RunningNode:
-    def __init__(self, config: Path, stderr: Path) -> None:
+    def __init__(self, config: Path, stderr: Path, *options: str) -> None:
         self.config = config
         self.stderr_path = stderr
         self._err = open(stderr, "w")  # noqa: SIM115  (closed in stop)
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "snakepit_actors.ops.cli", "start", "--config", str(config)],
+            [sys.executable, "-m", "snakepit_actors.ops.cli", "start", "--config", str(config),
+             *options],
             stdout=subprocess.PIPE, stderr=self._err, text=True, env=_env())
         self.out: list[str] = []
         # A reader thread, not select() + readline(): readline() may buffer several lines at

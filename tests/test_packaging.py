@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parent.parent
 #: roots.
 SOURCES = ("pyproject.toml", "README.md", "LICENSE", "NOTICE", "snakepit_actors", "supervision")
 SUBPACKAGES = ("core", "tree", "client", "multihost", "ops", "messages", "bridge", "_proto",
-               "protocols", "compat")
+               "protocols", "compat", "web")
 _JUNK = shutil.ignore_patterns("__pycache__", "*.pyc", "build", "*.egg-info", ".mypy_cache",
                                ".ruff_cache", ".pytest_cache")
 
@@ -86,7 +86,9 @@ def test_the_wheel_holds_every_subpackage_and_the_typing_markers(wheel: Path) ->
                if f"snakepit_actors/{sub}/__init__.py" not in names]
     missing += [marker for marker in ("snakepit_actors/py.typed",
                                       "snakepit_supervision/py.typed",
-                                      "snakepit_supervision/supervisor.py")
+                                      "snakepit_supervision/supervisor.py",
+                                      *(f"snakepit_actors/web/static/{page}" for page in (
+                                          "index.html", "app.js", "style.css")))
                 if marker not in names]
     assert not missing, missing
 

@@ -42,6 +42,13 @@ class UsageError(Exception):
 
 
 def _demo(args: argparse.Namespace) -> int:
+    if args.web or args.web_port is not None:
+        from snakepit_actors.ops.demo import run_web_demo
+        from snakepit_actors.web import require_web
+
+        require_web()  # exit 3 with the install hint, before anything starts
+
+        return run_web_demo(args.workers, args.web_port or 0)
     from snakepit_actors.ops.demo import run_demo
 
     return run_demo(args.workers, args.json)
@@ -90,7 +97,18 @@ def _start(args: argparse.Namespace) -> int:
     configure_logging(args.log_format or os.environ.get("SNAKEPIT_LOG_FORMAT")
                       or node.log_format,
                       args.log_level or os.environ.get("SNAKEPIT_LOG_LEVEL") or node.log_level)
-    return run_node(node_file, say)
+    web = None
+    if args.web or args.web_port is not None or args.web_demo_controls or node.web_port:
+        from snakepit_actors.ops.web_node import WebOptions
+        from snakepit_actors.web import require_web
+
+        require_web()  # exit 3 with the install hint, before anything starts
+        port = node.web_port if args.web_port is None else args.web_port
+        if not 0 <= port <= 65535:
+            raise ConfigError(f"--web-port must be in 0..65535, got {port}")
+        web = WebOptions(port=port, token=node.web_token,
+                         demo_controls=args.web_demo_controls)
+    return run_node(node_file, say, web)
 
 
 def _member(args: argparse.Namespace) -> int:

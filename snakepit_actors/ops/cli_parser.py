@@ -70,12 +70,31 @@ def _node_args(parser: argparse.ArgumentParser) -> None:
                         "'default')")
 
 
+def _web_args(parser: argparse.ArgumentParser, demo: bool) -> None:
+    parser.add_argument("--web", action="store_true",
+                        help="serve the live web view on 127.0.0.1 (needs the web extra: "
+                             "pip install 'snakepit-actors[web]'); prints its URL"
+                             + ("; turns the demo buttons on" if demo else ""))
+    parser.add_argument("--web-port", type=int, default=None, metavar="PORT",
+                        help="the web view's port (implies --web; default: "
+                             + ("a free one" if demo else "[node] web_port, else a free one")
+                             + ")")
+    if not demo:
+        parser.add_argument("--web-demo-controls", action="store_true",
+                            help="add buttons that kill a worker's process, a Worker actor or "
+                                 "the Pool actor, to watch the tree restart them (implies "
+                                 "--web; demos only)")
+
+
 def _demo(sub: Any) -> None:
     demo = _verb(sub, "demo", "start a showcase pool, run a few tools, shut down",
                  "Start a pool of the bundled showcase adapter, run a plain call, a session, a "
                  "stream, a failing tool\nand a worker crash (showing its restart), print the "
-                 "tree and the stats, then stop every process.", "demo",
-                 "demo --workers 2 --json")
+                 "tree and the stats, then stop every process.\nWith --web: run the pool "
+                 "under light load with its live web view and kill buttons until\nSIGINT "
+                 "(docs/web.md).", "demo",
+                 "demo --workers 2 --json", "demo --web")
+    _web_args(demo, demo=True)
     demo.add_argument("--workers", type=_positive_int, default=4,
                       help="workers in the pool (default 4)")
     _json_flag(demo, "the results")
@@ -130,9 +149,12 @@ def _start(sub: Any) -> None:
         sub, "start", "run a node (pools from a TOML file) in the foreground",
         "Run a node: one actor system on the [node] admin_port with every [pools.<name>] of "
         "the file.\nSIGINT or SIGTERM drains it and stops every process. Every key: "
-        "docs/configuration.md.", "start --config pool.toml",
-        "--log-format json start --config pool.toml")
+        "docs/configuration.md.\nThe live web view (--web): docs/web.md.",
+        "start --config pool.toml", "--log-format json start --config pool.toml",
+        "start --config pool.toml --web",
+        "start --config pool.toml --web-port 8780 --web-demo-controls")
     start.add_argument("--config", required=True, help="the node's TOML file")
+    _web_args(start, demo=False)
 
 
 def _member(sub: Any) -> None:

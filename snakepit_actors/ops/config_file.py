@@ -34,6 +34,7 @@ from typing import Any, Literal
 
 from snakepit_actors.config import PoolConfig, exposed_bind
 from snakepit_actors.config_hints import unknown_key
+from snakepit_actors.core.web_access import MIN_TOKEN_CHARS
 from snakepit_actors.errors import ConfigError
 
 ENV_PREFIX = "SNAKEPIT_"
@@ -62,6 +63,11 @@ class NodeConfig:
             ``placement``; False = a standalone node. Trusted networks only.
         secret: members must be started with the same ``--secret`` to receive workers ("" =
             any member); prefer the env override ``SNAKEPIT_NODE__SECRET`` to the file.
+        web_port: serve the live web view (``start --web``) on 127.0.0.1:PORT; 0 = off
+            unless ``--web`` asks for it (then a free port). Needs the ``web`` extra.
+        web_token: the token the web view asks for ("" = a new random one at each start,
+            printed in the page's URL); at least 16 characters. Prefer the env override
+            ``SNAKEPIT_NODE__WEB_TOKEN`` to the file.
         allow_non_loopback: the explicit opt-in a ``bind_address`` off loopback needs, with a
             ``secret``: Thespian then reads connections from other hosts, whose user cannot
             be checked (docs/process-hygiene.md). Firewall the port.
@@ -78,6 +84,8 @@ class NodeConfig:
     convention: bool = False
     secret: str = field(default="", repr=False)
     allow_non_loopback: bool = False
+    web_port: int = 0
+    web_token: str = field(default="", repr=False)
 
     def problems(self) -> list[str]:
         """Every invalid field, each as 'node.field must ..., got value'."""
@@ -89,7 +97,7 @@ class NodeConfig:
 
         need(isinstance(self.name, str) and bool(_NAME_RE.match(self.name)),
              "name must be 1-64 characters of letters, digits, '_', '.' or '-'", self.name)
-        for key in ("admin_port", "metrics_port"):
+        for key in ("admin_port", "metrics_port", "web_port"):
             value = getattr(self, key)
             need(_is_int(value) and 0 <= value <= 65535, f"{key} must be an int in 0..65535",
                  value)
@@ -108,6 +116,11 @@ class NodeConfig:
         need(isinstance(self.convention, bool), "convention must be true or false",
              self.convention)
         need(isinstance(self.secret, str), "secret must be a string", "<hidden>")
+        need(isinstance(self.web_token, str) and (self.web_token == "" or len(
+            self.web_token) >= MIN_TOKEN_CHARS), f"web_token must be '' (a new one per "
+             f"start) or at least {MIN_TOKEN_CHARS} characters", "<hidden>")
+        need(not self.web_port or self.web_port not in (self.admin_port, self.metrics_port),
+             "web_port must differ from admin_port and metrics_port", self.web_port)
         need(isinstance(self.allow_non_loopback, bool),
              "allow_non_loopback must be true or false", self.allow_non_loopback)
         need(not exposed_bind(self.bind_address, self.allow_non_loopback, self.secret),

@@ -4,6 +4,9 @@ crashing requests, print the workers and stats, shut down (every process stopped
     Pool.start(pool_size=N, on_progress) -> echo, add -> N x sleep 0.5 s in parallel
         -> fail (ToolError) -> no_such_tool (UnknownToolError) -> session_counter x3
         -> crash (WorkerCrashedError; the Starter restarts the worker) -> workers(), stats()
+
+``demo --web`` instead runs a node (``ops/node.py``) with one showcase pool, its live web view
+and the demo buttons, until SIGINT.
 """
 
 from __future__ import annotations
@@ -99,3 +102,26 @@ def _crash_and_recover(pool: Pool, out: dict[str, Any]) -> None:
     out["recovered_s"] = round(time.perf_counter() - t0, 3)
     say(f"                       the worker was restarted; pool back to full size in "
         f"{out['recovered_s']} s")
+
+
+def run_web_demo(workers: int, web_port: int = 0) -> int:
+    """``demo --web``: run a node with one ``workers``-worker showcase pool and its live web
+    view, demo buttons on and a few requests per second, until SIGINT or SIGTERM; prints the
+    page's URL. Returns the exit
+    code (0 after a clean stop, 1 if the node could not start).
+
+    Raises:
+        ConfigError: the web extra is missing, or ``web_port`` is taken.
+    """
+    from snakepit_actors.ops.config_file import NodeConfig, NodeFile
+    from snakepit_actors.ops.node import run_node
+    from snakepit_actors.ops.web_node import WebOptions
+    from snakepit_actors.system import free_port
+
+    node_file = NodeFile("<demo>", NodeConfig(name="demo", admin_port=free_port(),
+                                              drain_timeout_s=2.0),
+                         (PoolConfig(name="demo", pool_size=workers),))
+    say(f"starting a node with a {workers}-worker showcase pool and its web view; open the "
+        f"URL below, press the buttons and watch the tree restart what they kill")
+    return run_node(node_file, say, WebOptions(port=web_port, demo_controls=True,
+                                               demo_traffic=True))

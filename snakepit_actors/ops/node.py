@@ -15,6 +15,10 @@ queued ones (``ClosePool``); in-flight requests get up to ``drain_timeout_s`` to
 the system is shut down, stragglers are SIGKILLed (verified pids), the process table is swept
 and the run directories are removed.
 
+With a web view (``--web``, ``ops/web_node.py``) the node also receives its pools' telemetry
+events (an event inbox per pool) and serves the page on 127.0.0.1 from threads of its own;
+it is stopped first, before the pools drain.
+
 grpc is never imported here: this process forks the actor system.
 """
 
@@ -47,6 +51,7 @@ from snakepit_actors.messages import (
 from snakepit_actors.ops.config_file import NodeFile
 from snakepit_actors.ops.metrics import StatsCache, prometheus_modules, serve_metrics
 from snakepit_actors.ops.node_directory import NODE_GLOBAL_NAME
+from snakepit_actors.ops.web_node import WebOptions, start_web_view
 from snakepit_actors.system import (
     StartedSystem,
     make_run_dir,
@@ -55,10 +60,11 @@ from snakepit_actors.system import (
     shutdown_actor_system,
     start_actor_system,
 )
-from snakepit_actors.telemetry import bind_context, get_logger
+from snakepit_actors.telemetry import bind_context, close_event_inbox, get_logger, open_event_inbox
 from snakepit_actors.tree.log_capture import WorkerLogTailer
 from snakepit_actors.tree.process_table import default_data_dir, process_db_path
 from snakepit_actors.tree.reaper import sweep_orphans
+from snakepit_actors.web import require_web
 
 log = get_logger("node")
 
@@ -107,10 +113,12 @@ class Node:
     Args:
         node_file: the parsed ``--config`` file.
         environ: where ``data_dir`` defaults come from (``XDG_DATA_HOME``).
+        web: serve the live web view (None: no web view).
     """
 
     node_file: NodeFile
     environ: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
+    web: WebOptions | None = None
     pools: list[_RunningPool] = field(default_factory=list)
     _system: StartedSystem | None = None
     _admin_pid: int = 0
@@ -121,6 +129,13 @@ class Node:
     _metrics_server: Any = None
     _stop: threading.Event = field(default_factory=threading.Event)
     _directory: Any = None
+    _web: Any = None  # the running WebView
+    _inboxes: list[str] = field(default_factory=list)  # run dirs with an event inbox
+
+    @property
+    def web_url(self) -> str:
+        """The web view's address with its token ("" without a web view)."""
+        return str(self._web.url) if self._web is not None else ""
 
     @property
     def admin_pid(self) -> int:
@@ -130,11 +145,14 @@ class Node:
         """Start the actor system and every pool; blocks until all are ready.
 
         Raises:
-            ConfigError: the admin port is taken (e.g. the node already runs).
+            ConfigError: the admin port is taken (e.g. the node already runs), or the web
+                view cannot start (no web extra, its port taken); nothing is left running.
             PoolNotReadyError: a pool failed to start (its name and error are in the message);
                 everything started so far was stopped.
         """
         node = self.node_file.node
+        if self.web is not None:
+            require_web()  # fail before anything starts
         if port_in_use(node.admin_port, node.bind_address):
             raise ConfigError(
                 f"node.admin_port {node.admin_port} is in use on {node.bind_address}: is the "
@@ -154,6 +172,9 @@ class Node:
             self._run_dir)
         try:
             self._start_tree(on_pool)
+            if self.web is not None:
+                self._web = start_web_view(self._system.actor_system, self._directory, node,
+                                           self._admin_pid, self.web)
         except BaseException:
             self.stop(grace_s=0.0)
             raise
@@ -206,6 +227,9 @@ class Node:
                 cfg = replace(cfg, system=replace(cfg.system, secret=secret))
             t0 = time.perf_counter()
             run_id, run_dir = uuid.uuid4().hex[:12], make_run_dir(cfg.name)
+            if self.web is not None:  # the pool's events, for the web view's feed
+                open_event_inbox(run_dir)
+                self._inboxes.append(run_dir)
             root = asys.createActor(PoolRoot)
             entry = PoolEntry(cfg.name, None, root, cfg.pool_size, cfg.adapter, run_dir)
             self.pools.append(_RunningPool(entry, run_id))
@@ -301,6 +325,9 @@ class Node:
         log.info("node.draining", node=self.node_file.node.name, grace_s=grace)
         with contextlib.suppress(OSError):
             os.unlink(self._record_path())
+        if self._web is not None:
+            self._web.stop()
+            self._web = None
         with contextlib.suppress(Exception):
             self._drain(grace)
         if self._tailer is not None:
@@ -311,6 +338,9 @@ class Node:
         shutdown_actor_system(self._system, self._admin_pid)
         self._system = None
         sweep_orphans(self._process_db, ended_runs={p.run_id for p in self.pools})
+        for run_dir in self._inboxes:
+            close_event_inbox(run_dir)
+        self._inboxes.clear()
         for pool in self.pools:
             remove_run_dir(pool.entry.run_dir)
         remove_run_dir(self._run_dir)
@@ -332,12 +362,17 @@ class Node:
             time.sleep(0.05)
 
 
-def run_node(node_file: NodeFile, out: Callable[[str], None] = print) -> int:
+def run_node(node_file: NodeFile, out: Callable[[str], None] = print,
+             web: WebOptions | None = None) -> int:
     """``snakepit-actors start``: start the node, run until SIGINT/SIGTERM, drain, stop.
 
+    With ``web``, also serve the live web view and print its URL (with the token).
     Returns the exit code: 0 after a clean stop, 1 if the node could not start.
+
+    Raises:
+        ConfigError: the web view cannot start (no web extra, its port taken).
     """
-    node = Node(node_file)
+    node = Node(node_file, web=web)
     node.install_signal_handlers()
     cfg = node_file.node
     try:
@@ -346,6 +381,8 @@ def run_node(node_file: NodeFile, out: Callable[[str], None] = print) -> int:
     except SnakepitError as exc:
         out(f"error: {type(exc).__name__}: {exc}")
         return 1
+    if node.web_url:
+        out(f"web view: {node.web_url}")
     out(f"node {cfg.name} ready on {cfg.bind_address}:{cfg.admin_port} (pid {os.getpid()}); "
         f"SIGINT or SIGTERM to stop")
     node.wait()

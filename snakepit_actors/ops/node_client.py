@@ -71,6 +71,26 @@ class NodeClient:
                                                  globalName=NODE_GLOBAL_NAME)
         self.node = self._describe()
 
+    @classmethod
+    def over(cls, endpoint: Any, directory: Any, port: int, host: str = "127.0.0.1",
+             timeout_s: float = 10.0) -> NodeClient:
+        """A client on an endpoint the caller already has (a ``private()`` context of the
+        node's own actor system, for a thread of the node's process) instead of attaching.
+
+        Raises:
+            PoolNotReadyError: reason "node_unreachable": the directory did not answer.
+        """
+        client = cls.__new__(cls)
+        client.port, client.host, client.timeout_s = port, host, timeout_s
+        client._asys, client._directory = endpoint, directory
+        client.node = client._describe()
+        return client
+
+    def refresh(self) -> NodeDescription:
+        """Ask the directory again (a restarted Pool actor runs at a new address)."""
+        self.node = self._describe()
+        return self.node
+
     def _describe(self) -> NodeDescription:
         rid = uuid.uuid4().hex
         reply = self.call(self._directory, DescribeNode(rid),
@@ -155,7 +175,7 @@ class NodeClient:
 
         return self.call(address, Thespian_StatusReq(),
                          lambda m: isinstance(m, Thespian_ActorStatus)
-                         and m.actorAddress == address, 5.0)
+                         and m.actorAddress == address, min(5.0, self.timeout_s))
 
     def members(self, node_watch: Any) -> Any:
         """A pool's ``MemberList`` (its NodeWatch's view of member nodes), or None."""
@@ -163,13 +183,25 @@ class NodeClient:
 
         rid = uuid.uuid4().hex
         return self.call(node_watch, ListMembers(rid),
-                         lambda m: isinstance(m, MemberList) and m.request_id == rid, 5.0)
+                         lambda m: isinstance(m, MemberList) and m.request_id == rid,
+                         min(5.0, self.timeout_s))
+
+    def tree(self, root: Any) -> Any:
+        """A PoolRoot's ``TreeDescription`` (each child's role and address, restarts per
+        role), or None."""
+        from snakepit_actors.messages import DescribeTree, TreeDescription
+
+        rid = uuid.uuid4().hex
+        return self.call(root, DescribeTree(rid),
+                         lambda m: isinstance(m, TreeDescription) and m.request_id == rid,
+                         min(5.0, self.timeout_s))
 
     def children(self, supervisor: Any) -> Any:
         """A supervisor's ``ChildrenList`` (child ids, states, restarts), or None."""
         from snakepit_supervision.messages import ChildrenList, WhichChildren
 
-        return self.call(supervisor, WhichChildren(), lambda m: isinstance(m, ChildrenList), 5.0)
+        return self.call(supervisor, WhichChildren(), lambda m: isinstance(m, ChildrenList),
+                         min(5.0, self.timeout_s))
 
 
 __all__ = ["NodeClient", "SnakepitError"]

@@ -35,7 +35,33 @@ def listening_pids() -> dict[int, int]:
     return out
 
 
-def _pid_of(address: Any, pids: dict[int, int]) -> int | None:
+class PortPids:
+    """``listening_pids`` kept between looks (the web view's collector looks every 0.5 s and
+    a scan of every process's sockets is its dearest step): scanned again, at most once per
+    look (``new_look``), only when a port is unknown or its process is gone."""
+
+    def __init__(self) -> None:
+        self._pids: dict[int, int] = {}
+        self._scanned = False
+
+    def new_look(self) -> PortPids:
+        self._scanned = False
+        return self
+
+    def get(self, port: int) -> int | None:
+        import psutil
+
+        pid = self._pids.get(port)
+        if (pid is None or not psutil.pid_exists(pid)) and not self._scanned:
+            self._pids, self._scanned = listening_pids(), True
+            pid = self._pids.get(port)
+        return pid
+
+    def __bool__(self) -> bool:
+        return bool(self._pids)
+
+
+def _pid_of(address: Any, pids: dict[int, int] | PortPids) -> int | None:
     match = _PORT_RE.search(str(address))
     return pids.get(int(match.group(1))) if match else None
 
@@ -45,16 +71,19 @@ def _class_name(actor_class: Any) -> str:
     return name.rsplit(".", 1)[-1]
 
 
-def gather(client: NodeClient, pool_names: list[str] | None = None) -> dict[str, Any]:
-    """The node's status as plain data (what ``status --json`` prints)."""
-    pids = listening_pids()
+def gather(client: NodeClient, pool_names: list[str] | None = None,
+           pids: PortPids | None = None) -> dict[str, Any]:
+    """The node's status as plain data (what ``status --json`` prints); ``pids`` keeps the
+    actors' pids between calls (default: scan once now)."""
+    ports: dict[int, int] | PortPids = listening_pids() if pids is None else pids.new_look()
     now = time.time()
     pools = []
     for entry in client.node.pools:
         if pool_names and entry.name not in pool_names:
             continue
         row = {"name": entry.name, "adapter": entry.adapter, "pool_size": entry.pool_size}
-        if pids and _pid_of(entry.root, pids) is None:  # its PoolRoot is gone: do not wait
+        root_pid = _pid_of(entry.root, ports)
+        if ports and root_pid is None:  # its PoolRoot is gone: do not wait
             pools.append(row | {"state": "failed", "stats": None, "workers": [], "tree": {
                 "actor": "PoolRoot", "pid": None, "state": "failed", "restarts": 0,
                 "children": []}})
@@ -62,7 +91,7 @@ def gather(client: NodeClient, pool_names: list[str] | None = None) -> dict[str,
         stats = client.stats(entry)
         workers = client.workers(entry)
         by_id = {w.worker_id: w for w in workers}
-        tree = _walk(client, entry.root, pids, by_id, {})
+        tree = _walk(client, entry.root, ports, by_id, {})
         pools.append(row | {
             "state": _state(stats, tree),
             "stats": _stats_dict(stats),
@@ -103,7 +132,8 @@ def _worker_row(info: Any, now: float) -> dict[str, Any]:
             "endpoint": info.endpoint}
 
 
-def _walk(client: NodeClient, address: Any, pids: dict[int, int], workers: dict[str, Any],
+def _walk(client: NodeClient, address: Any, pids: dict[int, int] | PortPids,
+          workers: dict[str, Any],
           meta: dict[str, Any]) -> dict[str, Any]:
     status = client.actor_status(address)
     actor = _class_name(status.actorClass) if status is not None else "?"
@@ -116,6 +146,7 @@ def _walk(client: NodeClient, address: Any, pids: dict[int, int], workers: dict[
         return node
     listed = client.children(address) if actor in ("WorkerSupervisor", "Starter") else None
     unlisted = list(status.childActors)
+    roles = _root_roles(client, address) if actor == "PoolRoot" else {}
     for info in listed.children if listed is not None else ():  # the supervisor's start order
         child = next((c for c in unlisted if info.address is not None and c == info.address),
                      None)
@@ -128,7 +159,7 @@ def _walk(client: NodeClient, address: Any, pids: dict[int, int], workers: dict[
         node["children"].append(_walk(client, child, pids, workers, {
             "child_id": info.child_id, "state": info.state, "restarts": info.restarts}))
     for child in unlisted:
-        node["children"].append(_walk(client, child, pids, workers, {}))
+        node["children"].append(_walk(client, child, pids, workers, roles.get(str(child), {})))
     if actor == "NodeWatch":
         listed_members = client.members(address)
         if listed_members is not None:
@@ -140,6 +171,17 @@ def _walk(client: NodeClient, address: Any, pids: dict[int, int], workers: dict[
         node["process"] = {"pid": w.pid, "state": w.state, "endpoint": w.endpoint,
                            "node": w.node}
     return node
+
+
+def _root_roles(client: NodeClient, root: Any) -> dict[str, dict[str, Any]]:
+    """A PoolRoot's children by address: their role and how often that role was restarted
+    (``DescribeTree``); empty if it did not answer."""
+    tree = client.tree(root)
+    if tree is None:
+        return {}
+    restarts = dict(tree.restarts)
+    return {str(address): {"role": role, "restarts": restarts.get(role, 0)}
+            for role, address in tree.children}
 
 
 def render(report: dict[str, Any]) -> str:
