@@ -75,6 +75,7 @@ EVENTS = frozenset({
     "process_table.unavailable", "process_table.write_failed",
     "node.starting", "node.ready", "node.draining", "node.stopped", "node.pool_failed",
     "member.started", "member.stopped", "node.pool_silent", "node.worker_orphaned",
+    "node.agent_stopping",
     "placement.watching", "placement.waiting", "placement.placed", "placement.member_joined",
     "placement.member_live", "placement.member_ignored", "placement.member_lost",
     "placement.no_member", "worker.placed", "worker.node_lost", "worker.timeout_recovered",

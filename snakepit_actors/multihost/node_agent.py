@@ -96,6 +96,9 @@ class NodeAgent(ActorTypeDispatcher):
         """Stopped with its pool (or by itself): stop the pool's Workers here too. Their
         Starters ask them as well, but from another system that may be gone a moment later;
         this request is local, so the worker processes never outlive the pool."""
+        if self._workers:  # also when Thespian ends the agent as its pool's node goes away
+            log.warning("node.agent_stopping", pool=self._init.pool_name if self._init else "",
+                        workers=sorted(self._workers))
         for worker in self._workers.values():
             self.send(worker, ActorExitRequest())
         self._workers.clear()
