@@ -26,7 +26,8 @@ _MY_CWD = _ME.cwd()
 # this interpreter (their /proc environ is the one we were exec'd with): they keep our cmdline.
 _MARKER = ("SNAKEPIT_TEST_RUN", uuid.uuid4().hex)
 #: The modules a worker process runs (``-m MODULE``): our bridge, or the shim of Snakepit's.
-_WORKER_MODULES = {"snakepit_actors.bridge", "snakepit_actors.compat.shim"}
+_WORKER_MODULES = {"snakepit_actors.bridge", "snakepit_actors.compat.shim",
+                   "snakepit_actors.bridge.fork_server"}  # the template and its forks
 os.environ[_MARKER[0]] = _MARKER[1]
 
 

@@ -96,6 +96,11 @@ FIELD_HELP: dict[str, str] = {
                 "adapters `package.module.Class`; see docs/snakepit-compat.md).",
     "python_path": "Protocol `snakepit` only: folders put first on the workers' `sys.path`; "
                    "one must hold Snakepit's `grpc_server.py` (its `priv/python`).",
+    "start_method": "How worker processes start: `spawn` (a fresh interpreter each) or "
+                    "`forkserver` (forked from one template process per pool that imported "
+                    "the bridge, grpc and the adapter's module; Linux only; docs/scaling.md).",
+    "preload": "`forkserver` only: modules the template imports before it forks workers "
+               "(shared copy-on-write, e.g. `['numpy']`); each must be fork-safe.",
     "system": "The actor system of a standalone `Pool.start` (not allowed in a node file: "
               "the node owns it).",
 }
