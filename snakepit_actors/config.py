@@ -21,7 +21,7 @@ from typing import Any, Literal
 
 from snakepit_actors.config_hints import json_problem, unknown_key
 from snakepit_actors.errors import ConfigError
-from snakepit_actors.start_method import StartMethod, start_method_problems
+from snakepit_actors.start_method import DEFAULT_START_METHOD, StartMethod, start_method_problems
 
 Affinity = Literal["hint", "strict_queue", "strict_fail_fast"]
 Transport = Literal["unix", "tcp"]
@@ -139,7 +139,7 @@ class PoolConfig:
                                          adapters: docs/snakepit-compat.md)
     python_path               ()         ("snakepit" only) folders put first on the workers'
                                          sys.path; one must hold Snakepit's grpc_server.py
-    start_method              "spawn"    a fresh interpreter each / forks of one template
+    start_method              (Linux)    "spawn": fresh interpreters / "forkserver": forks
     ========================  =========  ===================================================
     """
 
@@ -182,7 +182,7 @@ class PoolConfig:
     node_heartbeat_misses: int = 3
     protocol: ProtocolName = "snakepit_actors"
     python_path: tuple[str, ...] = ()
-    start_method: StartMethod = "spawn"
+    start_method: StartMethod = DEFAULT_START_METHOD
     preload: tuple[str, ...] = ()
     system: SystemConfig = field(default_factory=SystemConfig)
 

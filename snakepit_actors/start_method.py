@@ -16,10 +16,14 @@ from typing import Any, Literal
 
 from snakepit_actors.config_hints import CLOSE_ENOUGH
 
-__all__ = ["START_METHODS", "StartMethod", "start_method_problems"]
+__all__ = ["DEFAULT_START_METHOD", "START_METHODS", "StartMethod", "start_method_problems"]
 
 StartMethod = Literal["spawn", "forkserver"]
 START_METHODS: tuple[str, ...] = ("spawn", "forkserver")
+#: "forkserver" on Linux (64 workers start about twice as fast, each worker process holds less
+#: than half the private memory: docs/scaling.md), "spawn" elsewhere (the fork server needs
+#: Linux's pidfds and PR_SET_PDEATHSIG).
+DEFAULT_START_METHOD: StartMethod = "forkserver" if sys.platform.startswith("linux") else "spawn"
 _MODULE_RE = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*$")
 
 
@@ -30,7 +34,9 @@ def start_method_problems(start_method: Any, preload: Any, protocol: Any,
     Args:
         start_method: the value given.
         preload: the value given (a tuple of module names).
-        protocol: the pool's protocol (only this project's bridge can be forked).
+        protocol: the pool's protocol (only this project's bridge is forked: workers of
+            protocol "snakepit" are spawned whatever the start method, so ``preload`` is
+            refused for them).
         platform: ``sys.platform`` (the fork server needs Linux).
     """
     if start_method not in START_METHODS:
@@ -51,7 +57,7 @@ def start_method_problems(start_method: Any, preload: Any, protocol: Any,
     if not platform.startswith("linux"):
         p.append(f"start_method='forkserver' needs Linux (pidfds, PR_SET_PDEATHSIG), this is "
                  f"{platform!r}: use start_method='spawn', got 'forkserver'")
-    if protocol != "snakepit_actors":
-        p.append("start_method='forkserver' forks this project's bridge only: protocol "
-                 "'snakepit' needs start_method='spawn', got 'forkserver'")
+    if protocol != "snakepit_actors" and preload:
+        p.append("preload needs workers forked from a template, and protocol 'snakepit' "
+                 f"workers are always spawned: remove preload, got {preload!r}")
     return p

@@ -74,13 +74,19 @@ def test_start_method_and_preload_are_validated_with_a_hint() -> None:
     with pytest.raises(ConfigError, match="did you mean 'forkserver'"):
         PoolConfig(start_method="fork_server")  # type: ignore[arg-type]
     with pytest.raises(ConfigError, match="preload is for start_method='forkserver'"):
-        PoolConfig(preload=("json",))
+        PoolConfig(start_method="spawn", preload=("json",))
     with pytest.raises(ConfigError, match="preload must list module names"):
         PoolConfig(start_method="forkserver", preload=("not a module",))
-    with pytest.raises(ConfigError, match="needs start_method='spawn'"):
-        PoolConfig(start_method="forkserver", protocol="snakepit",
-                   adapter="snakepit_bridge.adapters.showcase.ShowcaseAdapter",
-                   python_path=("/tmp",))
+    snakepit = {"protocol": "snakepit", "python_path": ("/tmp",),
+                "adapter": "snakepit_bridge.adapters.showcase.ShowcaseAdapter"}
+    with pytest.raises(ConfigError, match="'snakepit' workers are always spawned"):
+        PoolConfig(start_method="forkserver", preload=("json",), **snakepit)  # type: ignore[arg-type]
+    assert PoolConfig(start_method="forkserver", **snakepit)  # type: ignore[arg-type]
+
+
+def test_the_fork_server_is_the_default_on_linux_only() -> None:
+    expected = "forkserver" if sys.platform.startswith("linux") else "spawn"
+    assert PoolConfig().start_method == expected
 
 
 def test_start_method_and_preload_come_from_toml_and_the_environment(tmp_path: Path) -> None:

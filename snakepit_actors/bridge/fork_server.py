@@ -5,7 +5,8 @@ Started by the WorkerSupervisor (``tree/fork_server.py``) with ``PoolConfig(star
 --adapter pkg.mod:Class [--preload mod ...] --parent-pid P``, its unix socket (mode 0600, in the
 run directory) already bound and listening on fd N. Never imports thespian. The steps::
 
-    1. die with the parent   PR_SET_PDEATHSIG(SIGKILL), and a pidfd of --parent-pid
+    1. die with the parent   PR_SET_PDEATHSIG(SIGKILL), and a pidfd of --parent-pid; become
+                             the subreaper of the workers' trees (their orphans come here)
     2. import                grpc, the bridge's server code, the adapter's module, each
                              --preload module; no gRPC object is created (a channel or server
                              would start threads that the forked children cannot use)
@@ -15,6 +16,9 @@ run directory) already bound and listening on fd N. Never imports thespian. The 
          {"op": "fork", "spec": {...}} + fds [ready pipe, log file] -> {"pid": N}
          {"op": "status", "pid": N} -> {"exit_code": code | null, "known": bool}
     5. reap                  SIGCHLD: waitpid every exited child; keep the last 4096 statuses
+
+Before the first fork it calls ``gc.freeze()``: the objects it imported are never touched by the
+children's garbage collector, so their pages stay shared (copy-on-write).
 
 A forked child: new session (pgid = pid), stdin /dev/null, stdout and stderr to its log file,
 the request's environment, then ``bridge.__main__.serve`` exactly as a spawned worker (same
@@ -35,6 +39,8 @@ if __name__ == "__main__":  # first thing when run; importing this module has no
 import argparse
 import collections
 import contextlib
+import ctypes
+import gc
 import importlib
 import json
 import os
@@ -55,6 +61,7 @@ CONNECTION_TIMEOUT_S = 5.0
 EXIT_PARENT_GONE = 4
 EXIT_PARENT_DIED = 5
 EXIT_START_FAILED = 3
+_PR_SET_CHILD_SUBREAPER = 36
 
 
 def _parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -196,7 +203,7 @@ class Template:
         if pid == 0:
             self._child(spec, fds, conn)
         self.children.add(pid)
-        return {"pid": pid}
+        return {"pid": pid, "server_pid": os.getpid()}
 
     def _child(self, spec: dict[str, Any], fds: list[int], conn: socket.socket) -> NoReturn:
         """In the forked child: become the worker. Never returns."""
@@ -272,9 +279,17 @@ def _drain(fd: int) -> set[int]:
     return signals
 
 
+def _become_subreaper() -> None:
+    """Orphans of a forked worker's tree reparent here (the Worker's stop finds them by their
+    lineage among our children and kills them; we reap them)."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the fork server; see the module docstring. Returns the exit code."""
     args = _parse_args(argv)
+    _become_subreaper()
     try:
         parent_pidfd = os.pidfd_open(args.parent_pid)
     except OSError:
@@ -283,6 +298,7 @@ def main(argv: list[str] | None = None) -> int:
     listen.setblocking(False)
     started = time.monotonic()
     refused = import_template(args.adapter, list(args.preload))
+    gc.freeze()  # what the template allocated stays out of the children's collections: shared
     if refused:
         _log("fork_server.refused", reason=refused)
     _log("fork_server.ready", run_id=args.run_id, adapter=args.adapter, preload=args.preload,

@@ -117,6 +117,7 @@ class BridgeProcess:
         pidfd: forked only: a pidfd of the process (readable once it exited).
         fork_server: forked only: the socket of the fork server that reaps it.
         returncode: forked only: the exit code once known.
+        adopter: forked only: the fork server's pid (the subreaper of the process's tree).
     """
 
     popen: subprocess.Popen[bytes] | None
@@ -133,3 +134,4 @@ class BridgeProcess:
     pidfd: int | None = None
     fork_server: str = ""
     returncode: int | None = None
+    adopter: int = 0

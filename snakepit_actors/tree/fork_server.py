@@ -33,18 +33,26 @@ from snakepit_actors.tree import descendants
 from snakepit_actors.tree.bridge_process import BridgeProcess, BridgeSpec
 
 __all__ = ["FORK_TIMEOUT_S", "SOCKET_NAME", "UNKNOWN_EXIT_CODE", "ForkServer", "exit_status",
-           "fork_bridge", "socket_path"]
+           "fork_bridge", "socket_path", "wanted"]
 
 #: The fork server's socket, in the pool's run directory.
 SOCKET_NAME = "fork-server.sock"
 #: Its log (stdout and stderr), in the run directory.
-LOG_NAME = "fork-server.log"
+LOG_NAME = "fork-server.out"  # not "*.log": those are relayed as worker output
 #: Seconds a Worker waits for the reply to its fork request (the fork takes milliseconds;
 #: requests of many workers are served one after the other).
 FORK_TIMEOUT_S = 10.0
 #: The exit code reported for a forked worker whose fork server is gone (nobody kept it).
 UNKNOWN_EXIT_CODE = -256
 _STATUS_TIMEOUT_S = 1.0
+
+
+def wanted(cfg: PoolConfig) -> bool:
+    """Whether the pool's workers are forked: ``start_method="forkserver"``, this project's
+    bridge (protocol "snakepit" runs Snakepit's own script: spawned) and no ``placement``
+    (workers on member nodes are spawned there)."""
+    return (cfg.start_method == "forkserver" and cfg.protocol == "snakepit_actors"
+            and not cfg.placement)
 
 
 def socket_path(run_dir: str) -> str:
@@ -168,6 +176,7 @@ def fork_bridge(spec: BridgeSpec, timeout_s: float = FORK_TIMEOUT_S) -> BridgePr
         log_fd = os.open(spec.log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o666)
         reply = _request(spec.fork_server, request, (ready_w, log_fd), timeout_s)
         pid = _pid(reply, spec)
+        adopter = int(reply.get("server_pid", 0))
     except BaseException as exc:
         os.close(ready_r)
         if isinstance(exc, OSError | EOFError | ValueError) and not isinstance(
@@ -192,7 +201,8 @@ def fork_bridge(spec: BridgeSpec, timeout_s: float = FORK_TIMEOUT_S) -> BridgePr
         create_time = 0.0
     return BridgeProcess(popen=None, pid=pid, pgid=pid, create_time=create_time,
                          ready_fd=ready_r, log_path=spec.log_path, worker_id=spec.worker_id,
-                         lineage=lineage, pidfd=pidfd, fork_server=spec.fork_server)
+                         lineage=lineage, pidfd=pidfd, fork_server=spec.fork_server,
+                         adopter=adopter)
 
 
 def exit_status(path: str, pid: int) -> int:

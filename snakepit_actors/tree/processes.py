@@ -238,7 +238,7 @@ def stop_bridge(proc: BridgeProcess, grace_s: float = 2.0) -> int | None:
     kill_process_group(proc.pgid, signal.SIGKILL)
     _reap(proc)
     _close_ready_fd(proc)
-    descendants.kill_leftovers(tree, proc.lineage, proc.pid)
+    descendants.kill_leftovers(tree, proc.lineage, proc.pid, proc.adopter)
     proc.stopped = _returncode(proc) is not None
     return _returncode(proc)
 

@@ -172,7 +172,7 @@ def bridge_spec(ctx: WorkerContext, worker_id: str,
         max_payload_bytes=cfg.max_payload_bytes, token=ctx.worker_token,
         launch=launch_args(cfg.protocol, cfg.python_path, ctx.run_dir, worker_id),
         fork_server=fork_server.socket_path(ctx.run_dir)
-        if cfg.start_method == "forkserver" and member is None else "")
+        if fork_server.wanted(cfg) and member is None else "")
 
 
 def member_context(msg: InitWorker, registry: Any) -> tuple[MemberEnv, WorkerContext]:

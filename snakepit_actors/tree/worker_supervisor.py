@@ -49,6 +49,7 @@ from snakepit_actors.messages import (
 )
 from snakepit_actors.proctitle import name_process
 from snakepit_actors.telemetry import get_logger
+from snakepit_actors.tree import fork_server
 from snakepit_actors.tree.fork_server import ForkServer
 from snakepit_supervision import ChildSpec, InitSupervisor, Supervisor
 from snakepit_supervision.messages import ChildStarted, StartChild, SupervisorEscalated
@@ -86,7 +87,7 @@ class WorkerSupervisor(Supervisor):
         self._parent = sender
         cfg = ctx.config
         name_process("WorkerSupervisor", pool=cfg.name)
-        if cfg.start_method == "forkserver" and not cfg.placement:
+        if fork_server.wanted(cfg):
             self._start_fork_server()
             self.wakeupAfter(timedelta(seconds=FORK_SERVER_CHECK_S), ForkServerDue())
         ids = worker_ids(cfg.name, cfg.pool_size)
