@@ -108,6 +108,23 @@ def wait_for(condition: Callable[[], object], timeout_s: float = 10.0) -> None:
     raise AssertionError("condition not reached")
 
 
+def worker_actor_pid(worker_pid: int) -> int:
+    """The Worker actor of the worker process ``worker_pid``: its parent when it was spawned;
+    when it was forked (its parent is the fork server), the process its pidfd watches."""
+    proc = psutil.Process(worker_pid)
+    parent = psutil.Process(proc.ppid())
+    if "snakepit_actors.bridge.fork_server" not in parent.cmdline():
+        return parent.pid
+    for fd in os.listdir(f"/proc/{worker_pid}/fd"):
+        with contextlib.suppress(OSError):
+            if os.readlink(f"/proc/{worker_pid}/fd/{fd}") == "anon_inode:[pidfd]":
+                with open(f"/proc/{worker_pid}/fdinfo/{fd}") as info:
+                    for line in info:
+                        if line.startswith("Pid:"):
+                            return int(line.split()[1])
+    raise AssertionError(f"forked worker {worker_pid} watches no pidfd")
+
+
 def is_alive(pid: int) -> bool:
     try:
         return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE

@@ -24,7 +24,7 @@ from snakepit_actors.ops.bench_message import RunLoad, load_from_actor
 from snakepit_actors.tree import fork_server, processes
 from snakepit_actors.tree.reaper import sweep_orphans
 
-from .conftest import pool_pids, shared_pool, wait_for, wait_gone
+from .conftest import pool_pids, shared_pool, wait_for, wait_gone, worker_actor_pid
 
 pytestmark = [pytest.mark.timeout(120),
               pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux only")]
@@ -211,6 +211,17 @@ def test_a_forked_worker_killed_with_sigkill_is_replaced_by_a_new_fork(pool32: P
     [template] = fork_servers(pool32)
     assert psutil.Process(worker_pids(pool32)[victim_id]).ppid() == template.pid
     assert pool32.execute("ping") == "pong"
+
+
+@pytest.mark.slow
+def test_killing_the_worker_actor_of_a_forked_worker_takes_its_process_along(
+        pool32: Pool) -> None:
+    victim_id, victim = sorted(worker_pids(pool32).items())[1]
+    actor = worker_actor_pid(victim)
+    assert actor != psutil.Process(victim).ppid()  # the fork server is its parent
+    os.kill(actor, signal.SIGKILL)
+    assert wait_gone({victim}, 10.0) == set(), "the forked worker outlived its Worker actor"
+    wait_for(lambda: worker_pids(pool32).get(victim_id) not in (None, victim), timeout_s=30.0)
 
 
 @pytest.mark.slow
