@@ -44,7 +44,7 @@ class UsageError(Exception):
 def _demo(args: argparse.Namespace) -> int:
     from snakepit_actors.ops.demo import run_demo
 
-    return run_demo(args.workers, args.json)
+    return run_demo(args.workers, args.json, args.start_method)
 
 
 def _bench(args: argparse.Namespace) -> int:
