@@ -167,6 +167,27 @@ def test_an_adapter_module_that_starts_a_thread_is_refused_naming_it_and_spawn()
     assert "start_method='spawn'" in message
 
 
+def test_a_preload_module_that_starts_a_thread_is_refused_naming_it() -> None:
+    with pytest.raises(ConfigError, match=r"'tests\.fork_unsafe_adapter'"):
+        Pool.start(forked(name="unsafepre", adapter="snakepit_actors.bridge.showcase:"
+                          "ShowcaseAdapter", preload=("tests.fork_unsafe_adapter",)))
+
+
+def test_recycled_workers_are_forked_from_the_template_that_preloaded_their_modules() -> None:
+    with Pool.start(forked(name="forkrecycle", adapter="snakepit_actors.bridge.showcase:"
+                           "ShowcaseAdapter", preload=("tests.fork_adapters",),
+                           worker_max_requests=3)) as pool:
+        [template] = fork_servers(pool)
+        first = set(worker_pids(pool).values())
+        deadline = time.monotonic() + 30.0
+        while time.monotonic() < deadline and not (set(worker_pids(pool).values()) - first):
+            pool.execute("ping")
+        recycled = set(worker_pids(pool).values()) - first
+        assert recycled, "no worker was recycled after 3 requests"
+        assert {psutil.Process(pid).ppid() for pid in recycled} == {template.pid}
+        assert "tests.fork_adapters" in " ".join(template.cmdline())
+
+
 # --- a pool of 32 forked workers --------------------------------------------------------------
 
 @pytest.mark.slow
