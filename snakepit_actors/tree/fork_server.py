@@ -21,6 +21,7 @@ import json
 import os
 import socket
 import subprocess
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -207,13 +208,20 @@ def fork_bridge(spec: BridgeSpec, timeout_s: float = FORK_TIMEOUT_S) -> BridgePr
 
 def exit_status(path: str, pid: int) -> int:
     """The exit code (``-signal`` when killed) the fork server at ``path`` reaped for ``pid``;
-    ``UNKNOWN_EXIT_CODE`` when it does not know (it is gone, or restarted since)."""
-    try:
-        reply = _request(path, {"op": "status", "pid": pid}, (), _STATUS_TIMEOUT_S)
-    except (OSError, EOFError, ValueError):
-        return UNKNOWN_EXIT_CODE
-    code = reply.get("exit_code")
-    return code if isinstance(code, int) else UNKNOWN_EXIT_CODE
+    ``UNKNOWN_EXIT_CODE`` when it does not know (it is gone, or restarted since). Asks up to
+    three times, 20 ms apart: the exit may be seen on the pidfd a moment before the fork server
+    can reap it. Blocks at most about a second."""
+    for attempt in range(3):
+        try:
+            reply = _request(path, {"op": "status", "pid": pid}, (), _STATUS_TIMEOUT_S)
+        except (OSError, EOFError, ValueError):
+            return UNKNOWN_EXIT_CODE
+        code = reply.get("exit_code")
+        if isinstance(code, int):
+            return code
+        if attempt < 2:
+            time.sleep(0.02)
+    return UNKNOWN_EXIT_CODE
 
 
 def _pid(reply: dict[str, Any], spec: BridgeSpec) -> int:

@@ -169,8 +169,9 @@ class WorkerSupervisor(Supervisor):
         if self._stopping or self._ctx is None:
             return
         if self._fork_server is None or not self._fork_server.alive():
-            log.warning("fork_server.lost", pool=self._ctx.config.name,
-                        pid=self._fork_server.popen.pid if self._fork_server else None)
+            if self._fork_server is not None:  # else its start failed, and was logged
+                log.warning("fork_server.lost", pool=self._ctx.config.name,
+                            pid=self._fork_server.popen.pid)
             self._start_fork_server()
         self.wakeupAfter(timedelta(seconds=FORK_SERVER_CHECK_S), ForkServerDue())
 
