@@ -269,8 +269,9 @@ def _reap(proc: BridgeProcess) -> None:
         with contextlib.suppress(subprocess.TimeoutExpired):
             proc.popen.wait(_REAP_TIMEOUT_S)
         return
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.kill(proc.pid, signal.SIGKILL)  # it may not lead its group yet (setsid after fork)
+    if proc.pidfd is not None:  # it may not lead its group yet (setsid after the fork); by
+        with contextlib.suppress(OSError):  # pidfd: never a pid reused after its reaping
+            signal.pidfd_send_signal(proc.pidfd, signal.SIGKILL)
     _wait_exit(proc, _REAP_TIMEOUT_S)
     if proc.pidfd is not None:
         with contextlib.suppress(OSError):
