@@ -167,6 +167,16 @@ def test_an_adapter_module_that_starts_a_thread_is_refused_naming_it_and_spawn()
     assert "start_method='spawn'" in message
 
 
+def test_doctor_says_whether_the_fork_server_would_refuse_the_adapter() -> None:
+    from snakepit_actors.ops.doctor import _worker_python
+
+    unsafe = _worker_python(forked(adapter="tests.fork_unsafe_adapter:ThreadyAdapter"))
+    [check] = [c for c in unsafe if c.name.endswith("fork-safety")]
+    assert check.level == "fail" and "eager-loader" in check.detail and "spawn" in check.fix
+    safe = _worker_python(forked(preload=("json",)))
+    assert [c.level for c in safe if c.name.endswith("fork-safety")] == ["ok"]
+
+
 def test_a_preload_module_that_starts_a_thread_is_refused_naming_it() -> None:
     with pytest.raises(ConfigError, match=r"'tests\.fork_unsafe_adapter'"):
         Pool.start(forked(name="unsafepre", adapter="snakepit_actors.bridge.showcase:"
