@@ -20,8 +20,8 @@ __all__ = ["DEFAULT_START_METHOD", "START_METHODS", "StartMethod", "start_method
 
 StartMethod = Literal["spawn", "forkserver"]
 START_METHODS: tuple[str, ...] = ("spawn", "forkserver")
-#: "forkserver" on Linux (64 workers start about twice as fast, each worker process holds less
-#: than half the private memory: docs/scaling.md), "spawn" elsewhere (the fork server needs
+#: "forkserver" on Linux (64 worker processes start 2-4.6x as fast, each holds less than half
+#: the private memory: docs/scaling.md), "spawn" elsewhere (the fork server needs
 #: Linux's pidfds and PR_SET_PDEATHSIG).
 DEFAULT_START_METHOD: StartMethod = "forkserver" if sys.platform.startswith("linux") else "spawn"
 _MODULE_RE = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*$")
