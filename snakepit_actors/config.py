@@ -21,6 +21,7 @@ from typing import Any, Literal
 
 from snakepit_actors.config_hints import json_problem, unknown_key
 from snakepit_actors.errors import ConfigError
+from snakepit_actors.start_method import DEFAULT_START_METHOD, StartMethod, start_method_problems
 
 Affinity = Literal["hint", "strict_queue", "strict_fail_fast"]
 Transport = Literal["unix", "tcp"]
@@ -138,6 +139,7 @@ class PoolConfig:
                                          adapters: docs/snakepit-compat.md)
     python_path               ()         ("snakepit" only) folders put first on the workers'
                                          sys.path; one must hold Snakepit's grpc_server.py
+    start_method              (Linux)    "spawn": fresh interpreters / "forkserver": forks
     ========================  =========  ===================================================
     """
 
@@ -180,11 +182,14 @@ class PoolConfig:
     node_heartbeat_misses: int = 3
     protocol: ProtocolName = "snakepit_actors"
     python_path: tuple[str, ...] = ()
+    start_method: StartMethod = DEFAULT_START_METHOD
+    preload: tuple[str, ...] = ()
     system: SystemConfig = field(default_factory=SystemConfig)
 
     def __post_init__(self) -> None:
-        if isinstance(self.python_path, list):  # from TOML
-            object.__setattr__(self, "python_path", tuple(self.python_path))
+        for name in ("python_path", "preload"):  # lists from TOML
+            if isinstance(getattr(self, name), list):
+                object.__setattr__(self, name, tuple(getattr(self, name)))
         problems = _problems(self)
         if problems:
             raise ConfigError("invalid PoolConfig: " + "; ".join(problems),
@@ -294,6 +299,7 @@ def _problems(cfg: PoolConfig) -> list[str]:
              "adapter must look like 'package.module:Class'", cfg.adapter)
         need(cfg.python_path == (), "python_path is for protocol 'snakepit' only: set "
              "protocol='snakepit' or use env={'PYTHONPATH': ...}", cfg.python_path)
+    p.extend(start_method_problems(cfg.start_method, cfg.preload, cfg.protocol))
     need(isinstance(cfg.adapter_config, Mapping), "adapter_config must be a mapping",
          cfg.adapter_config)
     problem = json_problem(cfg.adapter_config)
@@ -391,3 +397,4 @@ def _problems(cfg: PoolConfig) -> list[str]:
     else:
         need(False, "system must be a SystemConfig", cfg.system)
     return p
+

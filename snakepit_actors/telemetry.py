@@ -64,6 +64,7 @@ EVENTS = frozenset({
     "worker.restarting", "worker.unhealthy", "worker.stopping", "worker.abandoned",
     "worker.restarted", "worker.recycling", "worker.recycled", "worker.recycle_failed",
     "worker.output", "worker.output_dropped", "worker.output_rotated",
+    "fork_server.started", "fork_server.lost", "fork_server.unready",
     "request.queued", "request.completed", "request.rejected", "request.queue_timeout",
     "request.failed", "request.undeliverable", "request.timeout", "request.retried",
     "lease.holder_died",

@@ -26,7 +26,8 @@ _MY_CWD = _ME.cwd()
 # this interpreter (their /proc environ is the one we were exec'd with): they keep our cmdline.
 _MARKER = ("SNAKEPIT_TEST_RUN", uuid.uuid4().hex)
 #: The modules a worker process runs (``-m MODULE``): our bridge, or the shim of Snakepit's.
-_WORKER_MODULES = {"snakepit_actors.bridge", "snakepit_actors.compat.shim"}
+_WORKER_MODULES = {"snakepit_actors.bridge", "snakepit_actors.compat.shim",
+                   "snakepit_actors.bridge.fork_server"}  # the template and its forks
 os.environ[_MARKER[0]] = _MARKER[1]
 
 
@@ -105,6 +106,23 @@ def wait_for(condition: Callable[[], object], timeout_s: float = 10.0) -> None:
             return
         time.sleep(0.01)
     raise AssertionError("condition not reached")
+
+
+def worker_actor_pid(worker_pid: int) -> int:
+    """The Worker actor of the worker process ``worker_pid``: its parent when it was spawned;
+    when it was forked (its parent is the fork server), the process its pidfd watches."""
+    proc = psutil.Process(worker_pid)
+    parent = psutil.Process(proc.ppid())
+    if "snakepit_actors.bridge.fork_server" not in parent.cmdline():
+        return parent.pid
+    for fd in os.listdir(f"/proc/{worker_pid}/fd"):
+        with contextlib.suppress(OSError):
+            if os.readlink(f"/proc/{worker_pid}/fd/{fd}") == "anon_inode:[pidfd]":
+                with open(f"/proc/{worker_pid}/fdinfo/{fd}") as info:
+                    for line in info:
+                        if line.startswith("Pid:"):
+                            return int(line.split()[1])
+    raise AssertionError(f"forked worker {worker_pid} watches no pidfd")
 
 
 def is_alive(pid: int) -> bool:

@@ -16,7 +16,7 @@ import pytest
 from snakepit_actors import Pool, PoolConfig, PoolNotReadyError, WorkerCrashedError
 from snakepit_actors.config import DataPath
 
-from .conftest import _LIVE_POOLS, wait_gone
+from .conftest import _LIVE_POOLS, wait_gone, worker_actor_pid
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(120)]
 
@@ -94,7 +94,7 @@ def test_killing_a_worker_actor_fails_its_request_and_takes_its_process_along(
         futures = [ex.submit(chaos_pool.execute, "sleep", {"seconds": 1.0}) for _ in range(4)]
         wait_for(lambda: chaos_pool.stats().busy == 4)
         victim = chaos_pool.workers()[1]
-        worker_actor = psutil.Process(victim.pid).ppid()
+        worker_actor = worker_actor_pid(victim.pid)
         os.kill(worker_actor, signal.SIGKILL)
         ok, failed = outcomes(futures)
     assert (ok, len(failed)) == (3, 1), failed
@@ -106,7 +106,7 @@ def test_killing_a_worker_actor_fails_its_request_and_takes_its_process_along(
 def test_killing_a_starter_replaces_it_and_its_worker(chaos_pool: Pool) -> None:
     before = {w.worker_id: w.pid for w in chaos_pool.workers()}
     victim = chaos_pool.workers()[2]
-    starter = psutil.Process(psutil.Process(victim.pid).ppid()).ppid()
+    starter = psutil.Process(worker_actor_pid(victim.pid)).ppid()
     os.kill(starter, signal.SIGKILL)
     assert wait_gone({victim.pid}, 5.0) == set(), "the worker process outlived its Starter"
     wait_for(lambda: len(chaos_pool.workers()) == 4 and all(

@@ -33,7 +33,7 @@ def test_the_launching_program_keeps_its_own_title() -> None:
                     reason="setproctitle is not installed: titles are off (a dependency; "
                            "the pool works without it)")
 def test_actor_processes_show_their_role_and_workers_keep_their_command_line() -> None:
-    with Pool.start(PoolConfig(name="titled", pool_size=1)) as pool:
+    with Pool.start(PoolConfig(name="titled", pool_size=1, start_method="spawn")) as pool:
         (info,) = pool.workers()
         bridge = psutil.Process(info.pid)
         worker = bridge.parent()

@@ -61,6 +61,12 @@ def tree_pids(pool: Pool) -> dict[str, int]:
     return out
 
 
+def starters_of(supervisor: psutil.Process) -> list[psutil.Process]:
+    """The WorkerSupervisor's Starter actors: its children but the fork server it owns."""
+    return [c for c in supervisor.children()
+            if "snakepit_actors.bridge.fork_server" not in c.cmdline()]
+
+
 def pool_processes(pool: Pool) -> set[int]:
     """The admin and every descendant of it (actors, logger, worker processes)."""
     admin = psutil.Process(pool.admin_pid)

@@ -163,17 +163,32 @@ def main(argv: list[str] | None = None) -> int:
     args = _parse_args(argv)
     if os.getppid() != args.parent_pid:
         return EXIT_PARENT_GONE
-    faulthandler.register(signal.SIGUSR1, all_threads=True)  # kill -USR1: stacks to the log
-    os.set_inheritable(args.ready_fd, False)  # no grandchild may hold the ready pipe open
     socket_paths: list[str] = []
     threading.Thread(target=_watch_parent, args=(args.parent_pid, socket_paths),
                      name="bridge-parent-watch", daemon=True).start()
+    return serve(args, socket_paths)
 
+
+def serve(args: argparse.Namespace, socket_paths: list[str],
+          secrets: tuple[str, str] | None = None) -> int:
+    """Steps 2 to 5 of the module docstring: load the adapter, bind, announce, serve until
+    SIGTERM. Shared by a spawned worker (``main``) and a forked one (``fork_server``).
+
+    Args:
+        args: the parsed command line (a forked worker builds the same namespace).
+        socket_paths: filled with the unix socket bound, for the parent watch to unlink.
+        secrets: ``(adapter_config JSON, token)``; None reads them as ``_secrets`` does.
+
+    Returns:
+        The exit code (0 after SIGTERM, ``EXIT_START_FAILED``).
+    """
+    faulthandler.register(signal.SIGUSR1, all_threads=True)  # kill -USR1: stacks to the log
+    os.set_inheritable(args.ready_fd, False)  # no grandchild may hold the ready pipe open
     started = time.monotonic()
     try:
         from .listener import BridgeServer
 
-        config_json, token = _secrets(args)
+        config_json, token = _secrets(args) if secrets is None else secrets
         adapter = _load_adapter(args.adapter, config_json)
         server = BridgeServer(adapter, worker_id=args.worker_id, capacity=max(1, args.capacity),
                               max_payload_bytes=args.max_payload_bytes,

@@ -51,7 +51,7 @@ def _demo(args: argparse.Namespace) -> int:
         return run_web_demo(args.workers, args.web_port or 0)
     from snakepit_actors.ops.demo import run_demo
 
-    return run_demo(args.workers, args.json)
+    return run_demo(args.workers, args.json, args.start_method)
 
 
 def _bench(args: argparse.Namespace) -> int:

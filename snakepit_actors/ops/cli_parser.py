@@ -10,6 +10,7 @@ import argparse
 from typing import Any
 
 from snakepit_actors import __version__
+from snakepit_actors.start_method import START_METHODS
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_CONFIG, EXIT_UNREACHABLE = 0, 1, 2, 3, 4
 #: Exit code -> what it means; a script can tell "fix the config" from "the node is down".
@@ -97,6 +98,9 @@ def _demo(sub: Any) -> None:
     _web_args(demo, demo=True)
     demo.add_argument("--workers", type=_positive_int, default=4,
                       help="workers in the pool (default 4)")
+    demo.add_argument("--start-method", choices=START_METHODS, default=None,
+                      help="how worker processes start (default: forkserver on Linux, else "
+                      "spawn; docs/scaling.md)")
     _json_flag(demo, "the results")
 
 

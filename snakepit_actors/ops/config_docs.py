@@ -96,6 +96,12 @@ FIELD_HELP: dict[str, str] = {
                 "adapters `package.module.Class`; see docs/snakepit-compat.md).",
     "python_path": "Protocol `snakepit` only: folders put first on the workers' `sys.path`; "
                    "one must hold Snakepit's `grpc_server.py` (its `priv/python`).",
+    "start_method": "How worker processes start: `spawn` (a fresh interpreter each) or "
+                    "`forkserver` (forked from one template process per pool that imported "
+                    "the bridge, grpc and the adapter's module; Linux only; protocol "
+                    "`snakepit` workers are always spawned; docs/scaling.md).",
+    "preload": "`forkserver` only: modules the template imports before it forks workers "
+               "(shared copy-on-write, e.g. `['numpy']`); each must be fork-safe.",
     "system": "The actor system of a standalone `Pool.start` (not allowed in a node file: "
               "the node owns it).",
 }
@@ -116,6 +122,8 @@ def _default(f: dataclasses.Field[Any]) -> str:
         return "(required)"
     if f.name == "python":
         return "the host's `sys.executable`"
+    if f.name == "start_method":
+        return "`'forkserver'` on Linux, else `'spawn'`"
     if isinstance(value, SystemConfig):
         return "loopback, a free admin port"
     return f"`{value!r}`"

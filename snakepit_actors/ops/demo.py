@@ -21,11 +21,14 @@ from snakepit_actors.client.handle import Pool
 from snakepit_actors.config import PoolConfig
 from snakepit_actors.errors import SnakepitError, ToolError, WorkerCrashedError
 from snakepit_actors.ops.console import Progress, say
+from snakepit_actors.start_method import StartMethod
 
 
-def run_demo(workers: int, as_json: bool) -> int:
+def run_demo(workers: int, as_json: bool, start_method: StartMethod | None = None) -> int:
     """Run the demo with a ``workers``-worker pool; print its results as JSON too when
     ``as_json``. Blocks for a few seconds; returns the exit code (0).
+
+    ``start_method``: how the workers start (None: ``PoolConfig``'s default).
 
     Raises:
         SnakepitError: the pool did not start (e.g. PoolNotReadyError).
@@ -34,7 +37,10 @@ def run_demo(workers: int, as_json: bool) -> int:
     t0 = time.perf_counter()
     say(f"starting a {workers}-worker showcase pool ...")
     progress = Progress()
-    with Pool.start(PoolConfig(name="demo", pool_size=workers),
+    cfg = PoolConfig(name="demo", pool_size=workers)
+    if start_method is not None:
+        cfg = cfg.with_overrides(start_method=start_method)
+    with Pool.start(cfg,
                     on_progress=progress.workers) as pool:
         progress.done()
         out["startup_s"] = round(time.perf_counter() - t0, 3)

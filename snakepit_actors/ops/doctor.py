@@ -2,11 +2,13 @@
 
 Checks, each ``ok`` / ``warn`` / ``fail`` with a fix: this interpreter's version; for every
 pool's interpreter: that it runs, imports grpc and imports the adapter (in a subprocess: this
-process never imports grpc); the data directory is writable; the admin (and metrics) port is
-free, or held by a running node; orphans left by dead runs (a dry-run of ``cleanup``); for a
-convention leader or a pool with a ``placement``: where Thespian listens (loopback cannot be
-reached from other hosts; a wildcard or public address exposes an unpickling port); any node
-off loopback that leads no convention fails.
+process never imports grpc) and, for a pool whose workers are forked, that the adapter's module
+and ``preload`` start no thread when imported (the fork server would refuse them); the data
+directory is writable; the admin (and metrics) port is free, or held by a running node;
+orphans left by dead runs (a dry-run of ``cleanup``); for a convention leader or a pool with a
+``placement``: where Thespian listens (loopback cannot be reached from other hosts; a wildcard
+or public address exposes an unpickling port); any node off loopback that leads no convention
+fails.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from typing import Literal
 
 from snakepit_actors.config import PoolConfig, is_loopback
 from snakepit_actors.ops.config_file import NodeFile
+from snakepit_actors.tree import fork_server
 from snakepit_actors.tree.process_table import ProcessTable, default_data_dir, process_db_path
 
 Level = Literal["ok", "warn", "fail"]
@@ -123,7 +126,12 @@ def _worker_python(cfg: PoolConfig) -> list[Check]:
              "except Exception as e: print('grpc-error', type(e).__name__, e)\n"
              f"try:\n m = importlib.import_module({module!r})\n"
              f" getattr(m, {cls.split('.')[0]!r}); print('adapter ok')\n"
-             "except Exception as e: print('adapter-error', type(e).__name__, e)\n")
+             "except Exception as e: print('adapter-error', type(e).__name__, e)\n"
+             f"for p in {list(cfg.preload)!r}:\n try: importlib.import_module(p)\n"
+             " except Exception as e: print('preload-error', p, type(e).__name__, e)\n"
+             "import threading\n"
+             "print('threads', *sorted(t.name for t in threading.enumerate()\n"
+             "                         if t is not threading.main_thread()))\n")
     try:
         done = subprocess.run([cfg.python, "-c", probe], capture_output=True, text=True,
                               timeout=60, env=env)
@@ -144,7 +152,22 @@ def _worker_python(cfg: PoolConfig) -> list[Check]:
                      f"{cfg.adapter}: {adapter_line.removeprefix('adapter-error ')}",
                      "" if ok else f"make {module!r} importable by {cfg.python} (install it, or "
                                    f"set env = {{ PYTHONPATH = \"...\" }} in the pool's table)"))
+    if fork_server.wanted(cfg) and ok:
+        out.append(_fork_safety(cfg, lines))
     return out
+
+
+def _fork_safety(cfg: PoolConfig, lines: list[str]) -> Check:
+    """Whether the fork server would refuse the pool: threads alive after its imports."""
+    threads = next((line for line in lines if line.startswith("threads")), "threads").split()[1:]
+    if not threads:
+        return Check(f"pool {cfg.name}: fork-safety", "ok",
+                     "the adapter's module and preload start no thread when imported")
+    return Check(f"pool {cfg.name}: fork-safety", "fail",
+                 f"importing {cfg.adapter} / preload {list(cfg.preload)} starts threads: "
+                 f"{', '.join(threads)}; the fork server refuses to fork it",
+                 "set start_method = \"spawn\" in the pool's table, or start those threads in "
+                 "the adapter's __init__ / setup()")
 
 
 def _writable(path: str) -> Check:

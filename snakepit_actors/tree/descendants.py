@@ -109,29 +109,32 @@ def _scan_children(pid: int) -> list[psutil.Process]:
     return []
 
 
-def adopted_by_me(lineage: str, exclude: int) -> list[psutil.Process]:
+def adopted_by_me(lineage: str, exclude: int, adopter: int = 0) -> list[psutil.Process]:
     """This process's children (other than ``exclude``, the bridge itself) whose environment
-    carries ``lineage``: orphans of that bridge's tree that reparented to us."""
+    carries ``lineage``: orphans of that bridge's tree that reparented to us (or to
+    ``adopter``: the fork server, the subreaper of a forked bridge's tree)."""
     if not lineage:
         return []
     found: list[psutil.Process] = []
     with contextlib.suppress(psutil.Error):
-        for child in children_of(os.getpid()):
+        for child in children_of(adopter or os.getpid()):
             with contextlib.suppress(psutil.Error):
                 if child.pid != exclude and child.environ().get(LINEAGE_VAR) == lineage:
                     found.append(child)
     return found
 
 
-def kill_leftovers(snapshot: Iterable[psutil.Process], lineage: str, bridge_pid: int) -> int:
+def kill_leftovers(snapshot: Iterable[psutil.Process], lineage: str, bridge_pid: int,
+                   adopter: int = 0) -> int:
     """SIGKILL what is left of a stopped bridge's tree: ``snapshot`` (its descendants seen while
-    it lived), the children this process adopted with its ``lineage``, and their descendants.
-    Waits up to a second for them to go, and reaps the adopted ones.
+    it lived), the children this process (or ``adopter``, see ``adopted_by_me``) adopted with
+    its ``lineage``, and their descendants. Waits up to a second for them to go, and reaps the
+    adopted ones that are our children.
 
     Returns:
         How many processes were signalled.
     """
-    adopted = adopted_by_me(lineage, bridge_pid)
+    adopted = adopted_by_me(lineage, bridge_pid, adopter)
     targets = {p.pid: p for p in [*snapshot, *adopted,
                                   *(d for a in adopted for d in descendants_of(a.pid))]}
     signalled = 0

@@ -27,128 +27,19 @@ import select
 import signal
 import subprocess
 import time
-from dataclasses import dataclass, field
 from typing import Any
 
 import psutil
 
-from snakepit_actors.errors import ConfigError, PoolNotReadyError
-from snakepit_actors.tree import descendants
+from snakepit_actors.errors import PoolNotReadyError
+from snakepit_actors.tree import descendants, fork_server
+from snakepit_actors.tree.bridge_process import BridgeProcess, BridgeSpec, ReadyInfo
 
 __all__ = ["BridgeProcess", "BridgeSpec", "ReadyInfo", "kill_process_group",
            "process_exit_code", "read_ready", "spawn_bridge", "stop_bridge", "wait_ready"]
 
 LOG_TAIL_BYTES = 2048
 _REAP_TIMEOUT_S = 5.0
-
-
-@dataclass(frozen=True, slots=True)
-class BridgeSpec:
-    """Everything needed to start one worker process.
-
-    Attributes:
-        python: the interpreter to run (path or name on PATH).
-        adapter: ``"package.module:Class"``.
-        adapter_config: JSON object given to ``Adapter(config)``.
-        listen: ``"unix:/path/w1.sock"`` or ``"127.0.0.1:0"``.
-        worker_id: the worker's id (also ``SNAKEPIT_WORKER_ID`` in its environment).
-        run_id: the pool run's id (also ``SNAKEPIT_RUN_ID``); orphan reaping checks it.
-        env: extra environment variables, on top of this process's environment.
-        log_path: file that receives the process's stdout and stderr (appended).
-        capacity: concurrent tool calls the process should serve.
-        max_payload_bytes: largest args / result the process accepts or sends.
-        parent_pid: the pid the bridge watches; it exits when its parent is not this pid.
-        token: the pool's token every call to the process must carry ("" = none).
-        launch: what follows ``python`` up to the common flags (``protocols.launch_args``).
-
-    ``adapter_config`` and ``token`` are secrets: they reach the process on its stdin
-    (``secrets``), never on its command line, which every user can read in /proc/PID/cmdline.
-    """
-
-    python: str
-    adapter: str
-    adapter_config: dict[str, Any]
-    listen: str
-    worker_id: str
-    run_id: str
-    env: dict[str, str]
-    log_path: str
-    capacity: int = 1
-    max_payload_bytes: int = 64 * 1024 * 1024
-    parent_pid: int = field(default_factory=os.getpid)
-    token: str = field(default="", repr=False)
-    launch: tuple[str, ...] = ("-m", "snakepit_actors.bridge")
-
-    def secrets(self) -> bytes:
-        """What the process reads on its stdin: ``adapter_config`` and ``token`` as JSON.
-
-        Raises:
-            ConfigError: ``adapter_config`` is not JSON-serialisable.
-        """
-        try:
-            return json.dumps({"adapter_config": dict(self.adapter_config), "token": self.token},
-                              separators=(",", ":")).encode()
-        except (TypeError, ValueError) as exc:
-            raise ConfigError(f"adapter_config must be JSON-serialisable: {exc}") from None
-
-    def argv(self, ready_fd: int) -> list[str]:
-        """The command line of the worker process.
-
-        Args:
-            ready_fd: the fd (in the child) the bridge writes its ready line to.
-
-        Secrets are not on it: see ``secrets``.
-        """
-        return [self.python, *self.launch, "--adapter", self.adapter,
-                "--listen", self.listen, "--ready-fd", str(ready_fd),
-                "--worker-id", self.worker_id, "--run-id", self.run_id,
-                "--parent-pid", str(self.parent_pid), "--secrets-stdin",
-                "--capacity", str(self.capacity),
-                "--max-payload-bytes", str(self.max_payload_bytes)]
-
-
-@dataclass(frozen=True, slots=True)
-class ReadyInfo:
-    """What a worker process announced once it was serving.
-
-    Attributes:
-        address: where to dial it: ``"unix:/path"`` or ``"127.0.0.1:PORT"``.
-        pid: its process id (as it sees it).
-    """
-
-    address: str
-    pid: int
-
-
-@dataclass(slots=True)
-class BridgeProcess:
-    """A started worker process, as the host sees it. Mutable; owned by one thread.
-
-    Attributes:
-        popen: the ``subprocess.Popen``.
-        pid: its process id; also its process group id (``pgid``).
-        pgid: its process group.
-        create_time: psutil's create time (with ``pid`` and the run id: identity for reaping).
-        ready_fd: read end of the ready pipe (non-blocking); None once closed.
-        log_path: its log file.
-        worker_id: its worker id.
-        buffer: bytes read from ``ready_fd`` that do not yet end a line.
-        ready: the ``ReadyInfo`` once read.
-        stopped: ``stop_bridge`` finished.
-        lineage: the ``SNAKEPIT_LINEAGE`` its tree inherits (``descendants.py``).
-    """
-
-    popen: subprocess.Popen[bytes]
-    pid: int
-    pgid: int
-    create_time: float
-    ready_fd: int | None
-    log_path: str
-    worker_id: str
-    buffer: bytearray = field(default_factory=bytearray)
-    ready: ReadyInfo | None = None
-    stopped: bool = False
-    lineage: str = ""  # SNAKEPIT_LINEAGE of its tree (descendants.py)
 
 
 def spawn_bridge(spec: BridgeSpec) -> BridgeProcess:
@@ -168,8 +59,14 @@ def spawn_bridge(spec: BridgeSpec) -> BridgeProcess:
     Raises:
         PoolNotReadyError: reason "spawn_failed": the interpreter could not be executed or the
             log file could not be opened (the OSError text is in the message).
-        ConfigError: ``spec.adapter_config`` is not JSON-serialisable.
+        ConfigError: ``spec.adapter_config`` is not JSON-serialisable, or (``fork_server``)
+            the fork server refuses to fork a non-fork-safe adapter.
+
+    With ``spec.fork_server`` set, the process is forked by the pool's fork server instead
+    (``fork_server.fork_bridge``: blocks for the fork itself, milliseconds) and is not our child.
     """
+    if spec.fork_server:
+        return fork_server.fork_bridge(spec)
     lineage = descendants.new_lineage()
     env = {**os.environ, **spec.env, "SNAKEPIT_WORKER_ID": spec.worker_id,
            "SNAKEPIT_RUN_ID": spec.run_id, "PYTHONUNBUFFERED": "1",
@@ -290,6 +187,8 @@ def process_exit_code(proc: BridgeProcess) -> int | None:
         None while running; the exit code, or ``-signal`` when a signal killed it (as
         ``Popen.returncode``).
     """
+    if proc.popen is None:
+        return _forked_exit_code(proc)
     if proc.popen.returncode is not None:
         return proc.popen.returncode
     try:
@@ -329,7 +228,7 @@ def stop_bridge(proc: BridgeProcess, grace_s: float = 2.0) -> int | None:
         The exit code (``-signal`` when killed by a signal); None if it could not be reaped.
     """
     if proc.stopped:
-        return proc.popen.returncode
+        return _returncode(proc)
     tree = descendants.descendants_of(proc.pid)  # setsid ones too, while the bridge holds them
     if process_exit_code(proc) is None and grace_s > 0:
         kill_process_group(proc.pgid, signal.SIGTERM)
@@ -337,12 +236,11 @@ def stop_bridge(proc: BridgeProcess, grace_s: float = 2.0) -> int | None:
         _wait_exit(proc, grace_s)
     # Before reaping: an unreaped leader keeps the pgid from being reused by someone else.
     kill_process_group(proc.pgid, signal.SIGKILL)
-    with contextlib.suppress(subprocess.TimeoutExpired):
-        proc.popen.wait(_REAP_TIMEOUT_S)
+    _reap(proc)
     _close_ready_fd(proc)
-    descendants.kill_leftovers(tree, proc.lineage, proc.pid)
-    proc.stopped = proc.popen.returncode is not None
-    return proc.popen.returncode
+    descendants.kill_leftovers(tree, proc.lineage, proc.pid, proc.adopter)
+    proc.stopped = _returncode(proc) is not None
+    return _returncode(proc)
 
 
 # --- helpers ---------------------------------------------------------------------------------
@@ -359,6 +257,40 @@ def _drain(proc: BridgeProcess) -> bool:
         if not chunk:
             return True
         proc.buffer += chunk
+
+
+def _returncode(proc: BridgeProcess) -> int | None:
+    return proc.returncode if proc.popen is None else proc.popen.returncode
+
+
+def _reap(proc: BridgeProcess) -> None:
+    """Wait (bounded) for the killed process: reap our child, or see a forked one exit."""
+    if proc.popen is not None:
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.popen.wait(_REAP_TIMEOUT_S)
+        return
+    if proc.pidfd is not None:  # it may not lead its group yet (setsid after the fork); by
+        with contextlib.suppress(OSError):  # pidfd: never a pid reused after its reaping
+            signal.pidfd_send_signal(proc.pidfd, signal.SIGKILL)
+    _wait_exit(proc, _REAP_TIMEOUT_S)
+    if proc.pidfd is not None:
+        with contextlib.suppress(OSError):
+            os.close(proc.pidfd)
+        proc.pidfd = None
+
+
+def _forked_exit_code(proc: BridgeProcess) -> int | None:
+    """A forked process's exit code: None while its pidfd is not readable; then what its fork
+    server reaped (``fork_server.UNKNOWN_EXIT_CODE`` if the fork server is gone)."""
+    if proc.returncode is not None:
+        return proc.returncode
+    if proc.pidfd is not None:
+        if not select.select([proc.pidfd], [], [], 0)[0]:
+            return None
+    elif psutil.pid_exists(proc.pid):
+        return None
+    proc.returncode = fork_server.exit_status(proc.fork_server, proc.pid)
+    return proc.returncode
 
 
 def _close_ready_fd(proc: BridgeProcess) -> None:

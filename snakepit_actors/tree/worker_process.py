@@ -8,7 +8,8 @@ the moment it exits, and the wake pipe that gRPC threads write to when a call en
 No decisions here (they are ``core.worker_lifecycle``'s); the handle keeps the ProcessRegistry
 informed (pre-registered before the spawn, so a crash now still leaves the process reapable).
 ``bridge_spec`` says how this worker's process is started (its socket, log
-file and host tools; on a member node, TCP on the member's worker address).
+file and host tools; on a member node, TCP on the member's worker address; forked by the
+pool's fork server with ``start_method="forkserver"``, except on a member node: spawned there).
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from snakepit_actors.messages import (
     WorkerReady,
 )
 from snakepit_actors.protocols import launch_args
-from snakepit_actors.tree import descendants, processes
+from snakepit_actors.tree import descendants, fork_server, processes
 from snakepit_actors.tree.member_env import MemberEnv
 
 #: The file name of the socket on which the pool's handle serves host tools, in its run
@@ -169,7 +170,9 @@ def bridge_spec(ctx: WorkerContext, worker_id: str,
         env={**cfg.env, "SNAKEPIT_HOST_TOOLS": host_tools},
         log_path=os.path.join(ctx.run_dir, worker_id + ".log"), capacity=cfg.capacity,
         max_payload_bytes=cfg.max_payload_bytes, token=ctx.worker_token,
-        launch=launch_args(cfg.protocol, cfg.python_path, ctx.run_dir, worker_id))
+        launch=launch_args(cfg.protocol, cfg.python_path, ctx.run_dir, worker_id),
+        fork_server=fork_server.socket_path(ctx.run_dir)
+        if fork_server.wanted(cfg) and member is None else "")
 
 
 def member_context(msg: InitWorker, registry: Any) -> tuple[MemberEnv, WorkerContext]:

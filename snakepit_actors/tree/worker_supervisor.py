@@ -16,16 +16,29 @@ instead, it is restarted by PoolRoot (every worker starts afresh). When a siblin
 restarted (``ActorReplaced`` from PoolRoot: a registry or the Pool), it uses the new address
 for every later Starter, passes it down to the running Starters and, to a new StarterRegistry,
 re-sends each running Starter.
+
+With ``start_method="forkserver"`` it also owns the pool run's fork server
+(``fork_server.py``): started before the first Starter (it waits, at most ``startup_timeout``,
+for the template to import the adapter), checked every ``FORK_SERVER_CHECK_S`` and replaced when
+it died (workers that fail to fork meanwhile fail their start and are restarted), stopped
+with this actor (it also dies with this process: PR_SET_PDEATHSIG). Its ProcessRegistry row
+(``<pool>_fork_server``) lets the reaper find it after a SIGKILL of the host.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
+from snakepit_actors.errors import SnakepitError
 from snakepit_actors.messages import (
     ActorReplaced,
     InitStarter,
     InitWorkerSupervisor,
+    ProcessEnded,
+    ProcessSpawned,
+    ProcessSpawning,
     StarterStarted,
     SubscribeWorkers,
     WorkerAbandoned,
@@ -36,12 +49,21 @@ from snakepit_actors.messages import (
 )
 from snakepit_actors.proctitle import name_process
 from snakepit_actors.telemetry import get_logger
+from snakepit_actors.tree import fork_server
+from snakepit_actors.tree.fork_server import ForkServer
 from snakepit_supervision import ChildSpec, InitSupervisor, Supervisor
 from snakepit_supervision.messages import ChildStarted, StartChild, SupervisorEscalated
 
 log = get_logger("worker_supervisor")
 
 STARTER_ACTOR = "snakepit_actors.tree.starter:Starter"
+#: Seconds between checks that the fork server still runs.
+FORK_SERVER_CHECK_S = 0.5
+
+
+@dataclass(frozen=True, slots=True)
+class ForkServerDue:
+    """Timer: check the fork server (replace it if it died)."""
 
 
 def worker_ids(pool_name: str, pool_size: int) -> list[str]:
@@ -58,12 +80,16 @@ class WorkerSupervisor(Supervisor):
         self._parent: Any = None  # PoolRoot: told when we give up (not when we are killed)
         self._batch: set[str] = set()  # workers of the start-up batch not yet settled
         self._later: list[str] = []  # workers still to start, in order
+        self._fork_server: ForkServer | None = None
 
     def receiveMsg_InitWorkerSupervisor(self, msg: InitWorkerSupervisor, sender: Any) -> None:
         self._ctx = ctx = msg.context
         self._parent = sender
         cfg = ctx.config
         name_process("WorkerSupervisor", pool=cfg.name)
+        if fork_server.wanted(cfg):
+            self._start_fork_server()
+            self.wakeupAfter(timedelta(seconds=FORK_SERVER_CHECK_S), ForkServerDue())
         ids = worker_ids(cfg.name, cfg.pool_size)
         size = cfg.startup_batch_size or len(ids)
         first, self._later = ids[:size], ids[size:]
@@ -132,6 +158,55 @@ class WorkerSupervisor(Supervisor):
 
     def receiveMsg_SupervisorStarted(self, msg: Any, sender: Any) -> None:
         """Acknowledgements of our Starters' own starts: nothing to do."""
+
+    # --- the fork server (start_method="forkserver") ------------------------------------------
+
+    def receiveMsg_WakeupMessage(self, msg: Any, sender: Any) -> None:
+        """Our ``ForkServerDue``; the Supervisor's own timers otherwise."""
+        if not isinstance(msg.payload, ForkServerDue):
+            super().receiveMsg_WakeupMessage(msg, sender)
+            return
+        if self._stopping or self._ctx is None:
+            return
+        if self._fork_server is None or not self._fork_server.alive():
+            if self._fork_server is not None:  # else its start failed, and was logged
+                log.warning("fork_server.lost", pool=self._ctx.config.name,
+                            pid=self._fork_server.popen.pid)
+            self._start_fork_server()
+        self.wakeupAfter(timedelta(seconds=FORK_SERVER_CHECK_S), ForkServerDue())
+
+    def receiveMsg_ActorExitRequest(self, msg: Any, sender: Any) -> None:
+        """Stopping: stop the fork server too (its forked workers stop with their Workers)."""
+        super().receiveMsg_ActorExitRequest(msg, sender)
+        server, self._fork_server = self._fork_server, None
+        if server is not None:
+            server.stop(grace_s=0.5)
+
+    def _start_fork_server(self) -> None:
+        """Start a fork server, wait for its template, record it for the reaper. A failure is
+        logged: the workers then fail their start with a typed error and are retried."""
+        ctx = self._ctx
+        assert ctx is not None
+        cfg, row = ctx.config, f"{ctx.config.name}_fork_server"
+        if self._fork_server is not None:
+            self._fork_server.stop(grace_s=0.0)
+            self.send(ctx.process_registry, ProcessEnded(row, self._fork_server.popen.pid))
+            self._fork_server = None
+        self.send(ctx.process_registry, ProcessSpawning(row, ctx.run_id, cfg.name))
+        try:
+            server = ForkServer.start(cfg, ctx.run_id, ctx.run_dir)
+        except SnakepitError as exc:
+            self.send(ctx.process_registry, ProcessEnded(row))
+            log.error("fork_server.unready", pool=cfg.name, error=str(exc))
+            return
+        self._fork_server = server
+        pid = server.popen.pid
+        self.send(ctx.process_registry, ProcessSpawned(row, pid, pid, server.create_time))
+        if server.wait_ready(cfg.startup_timeout):
+            log.info("fork_server.started", pool=cfg.name, pid=pid)
+        else:
+            log.error("fork_server.unready", pool=cfg.name, pid=pid,
+                      timeout_s=cfg.startup_timeout)
 
     def on_escalate(self, reason: str) -> None:
         if self._parent is not None:
