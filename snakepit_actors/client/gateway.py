@@ -83,6 +83,7 @@ class Gateway:
         self._prefix = uuid.uuid4().hex[:8]
         self._wake_r, self._wake_w = os.pipe()
         os.set_blocking(self._wake_r, False)
+        self._wake_pending = False  # a wake byte is on its way: callers need not write one
         self._running = True
         self._leases: LeaseClient | None = None
         self._transport = actor_system._systemBase.transport
@@ -125,7 +126,13 @@ class Gateway:
         self.wake()
 
     def wake(self) -> None:
-        """Make the gateway loop once now (any thread; never blocks)."""
+        """Make the gateway loop once now (any thread; never blocks). One write per gateway
+        loop at most: under load the callers woke it about once per request (a system call
+        each, with the GIL) while it was busy sending; the flag is cleared before the pipe is
+        read, so a wake that races the read leaves its byte for the next select."""
+        if self._wake_pending:
+            return
+        self._wake_pending = True
         with contextlib.suppress(OSError):
             os.write(self._wake_w, b"x")
 
@@ -284,6 +291,7 @@ class Gateway:
                 if dead:
                     self._system_gone(dead[0])
                     return
+                self._wake_pending = False  # before the read: see wake()
                 with contextlib.suppress(BlockingIOError):
                     os.read(self._wake_r, 4096)
                 return
