@@ -113,7 +113,7 @@ class Gateway:
                 self._system_fds[os.pidfd_open(pid)] = what
             except (OSError, AttributeError):  # gone already (ESRCH), or no pidfds here
                 self._polled_pids[pid] = what
-        self._transport.set_watch([self._wake.fileno(), *self._system_fds])
+        self._transport.set_watch(self._watched())
         self.wake()
 
     def new_id(self) -> str:
@@ -249,6 +249,11 @@ class Gateway:
         so this thread must live on."""
         from thespian.actors import ActorSystemFailure
 
+        # Thespian's tell runs its transport until the target acknowledges, selecting on our
+        # watched fds too: a wake byte waiting in the pipe made every pass return at once, a
+        # busy loop (a third of the client's GIL time at 48 workers) for as long as the Pool
+        # took to answer. Unwatched while telling; the byte wakes the next receive.
+        self._transport.set_watch([])
         try:
             self._asys.tell(target, message)
         except ActorSystemFailure as exc:
@@ -265,7 +270,13 @@ class Gateway:
                         f"pool ({type(exc).__name__}: {exc}): send plain, shallow values",
                         reason="args"))
             return False
+        finally:
+            self._transport.set_watch(self._watched())
         return True
+
+    def _watched(self) -> list[int]:
+        """The fds the gateway's receive selects on beside Thespian's sockets."""
+        return [self._wake.fileno(), *self._system_fds]
 
     def _receive(self, timeout_s: float | None) -> None:
         """Block in Thespian's select until a reply or the wake pipe; dispatch replies."""
