@@ -17,11 +17,8 @@ the steady state. A grant goes to the oldest waiter; requests left over when dem
 withdrawn. Each caller keeps its own queue deadline (``scheduling.queue_expiry``). A lease held
 longer than ``max_hold_s`` goes back at its next release, and our lease requests move to the
 back of the Pool's queue in the same message: clients take turns at least every ``max_hold_s``.
-One such lease goes back per ``rotate_every_s`` at most, however many the client holds: what
-other clients need is *a* turn, and returning every lease each ``max_hold_s`` cost 2N
-messages a second through the actors (a lease return and a grant each; at 48 workers a third
-of the client's GIL time went to its gateway sending them, and every return left a caller
-waiting for a grant).
+One lease goes back so per ``rotate_every_s`` at most (others need *a* turn; every lease each
+``max_hold_s`` made the messages a second grow with the pool: docs/scaling.md).
 
 Session affinity (hint mode, ``affinity_wait_s`` > 0): a caller whose session last ran on worker
 W takes W's idle lease; else it is *held* for W (``holds.Holds``) up to ``affinity_wait_s``, and
@@ -116,9 +113,8 @@ class LeaseBroker(Generic[T]):
 
     @property
     def waiting_on_own_slots(self) -> int:
-        """Waiting callers the Pool's queue does not see: those beyond our requests out, up to
-        the pool's slots (they wait for slots we hold; before requests stopped covering those,
-        the Pool counted them as queued)."""
+        """Waiting callers beyond our requests out (up to the pool's slots): they wait for
+        slots we hold, so the Pool's queue does not count them."""
         cap = self._requests.cap
         waiting = len(self._waiting) if cap is None else min(len(self._waiting), cap)
         return max(0, waiting - len(self._requests))
