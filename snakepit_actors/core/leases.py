@@ -202,7 +202,7 @@ class LeaseBroker(Generic[T]):
         lease.in_use = False
         if lease.gone is not None:  # revoked while in use: the Pool already dropped it
             self._held.pop(lease.lease_id, None)
-            self._requests.cover(self._demand(), None, self._out)
+            self._cover()
             return []
         if outcome == "lost":
             lease.lost = True
@@ -211,13 +211,16 @@ class LeaseBroker(Generic[T]):
             return []
         if outcome == "recycle":
             self._end(lease, recycle=True, reason=reason)
+            self._cover()
             return []
         if self.closed or lease.recalled:
             self._end(lease)
+            self._cover()
             return []
         if now - lease.granted_at >= self._max_hold_s and self._may_rotate(now):
             self._rotated_at = now
             self._end(lease)
+            self._cover()
             self._requests.requeue(self._out)
             return []
         return self._hand_over_or_idle(lease, now)
@@ -263,7 +266,7 @@ class LeaseBroker(Generic[T]):
         if not lease.in_use:
             self._held.pop(lease_id, None)
             self._idle.pop(lease_id, None)
-            self._requests.cover(self._demand(), None, self._out)
+            self._cover()
         return lease
 
     def pool_replaced(self, error: SnakepitError) -> None:
@@ -419,7 +422,12 @@ class LeaseBroker(Generic[T]):
         self._idle.pop(lease.lease_id, None)
         self._out.returns.append(ReturnLease(lease.lease_id, lease.worker_id, recycle=recycle,
                                              reason=reason))
-        self._requests.cover(self._demand(), None, self._out)  # its slot, for a waiter
+
+    def _cover(self) -> None:
+        """A lease we held is gone while callers wait: ask for its slot. (Not when an idle
+        lease goes back: only callers held for another worker can wait then, and asking again
+        would bring the same lease back and forth until their hold ends.)"""
+        self._requests.cover(self._demand(), None, self._out)
 
     def _demand(self) -> int:
         """Waiting callers that need a lease request out: no more than the pool's slots we do
