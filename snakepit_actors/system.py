@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 import contextlib
+import gc
 import logging
 import os
 import re
@@ -153,6 +154,10 @@ def start_actor_system(cfg: SystemConfig, run_dir: str,
         capabilities: dict[str, Any] = {**(extra_capabilities or {}), "Admin Port": port}
         if cfg.convention:  # lead a convention on our own admin port (multi-host placement)
             capabilities["Convention Address.IPv4"] = (cfg.bind_address, port)
+        # The admin and every actor are forks of this process: frozen, its heap is shared
+        # with them instead of copied by their collections (tree/fork_warmup.py); unfrozen
+        # again for the caller's own program.
+        gc.freeze()
         try:
             asys = ActorSystem(cfg.base, capabilities, logDefs=THESPIAN_LOG_DEFS,
                                transientUnique=True)
@@ -160,6 +165,8 @@ def start_actor_system(cfg: SystemConfig, run_dir: str,
             if cfg.admin_port or attempt == _PORT_ATTEMPTS:
                 raise
             continue
+        finally:
+            gc.unfreeze()
         return StartedSystem(asys, port, capabilities)
     raise AssertionError("unreachable")
 

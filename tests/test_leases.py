@@ -212,12 +212,44 @@ def test_a_burst_sends_one_lease_request_per_worker_slot_and_refuses_past_max_wa
     assert len(out.requests) == 4 and b.waiting == 100
     handoffs = b.granted(out.requests[0].request_id, "w1", "unix:/x", 42, 0.0)
     assert [h.item for h in handoffs] == ["c0"]
-    assert len(b.take_outgoing().requests) == 1 and b.requested == 4  # the next caller's
+    # one slot held: requests stay out for the other 3 only (none for a slot we hold)
+    assert not b.take_outgoing() and b.requested == 3
     assert [h.item for h in b.release(handoffs[0].lease, 0.001)] == ["c1"]  # no message
     assert not b.take_outgoing()
     assert b.acquire("c101", None, 0.002) is None  # one slot held: 3 may be free, 96 queue
     with pytest.raises(PoolSaturatedError):
         b.acquire("c102", None, 0.002)
+
+
+def test_a_client_holding_every_slot_has_no_request_out_until_it_gives_one_back() -> None:
+    """A request for a slot the client holds could only be granted once that slot came back,
+    and every rotation would move it to the back of the Pool's queue: none goes out."""
+    b = broker(max_requests=2, max_waiting=10)
+    for i in range(6):
+        b.acquire(f"c{i}", None, 0.0)
+    first, second = b.take_outgoing().requests
+    (one,) = b.granted(first.request_id, "w1", "unix:/1", 1, 0.0)
+    (two,) = b.granted(second.request_id, "w2", "unix:/2", 2, 0.0)
+    assert not b.take_outgoing() and b.requested == 0 and b.waiting == 4
+    assert [h.item for h in b.release(one.lease, 0.001)] == ["c2"]
+    assert not b.take_outgoing()  # a lease passed from caller to caller: no message
+    assert b.release(two.lease, HOLD_S + 0.01) == []  # held past max_hold: it goes back ...
+    out = b.take_outgoing()
+    assert len(out.returns) == 1 and len(out.requests) == 1  # ... and one request, for it
+    assert b.requested == 1
+
+
+def test_past_max_hold_one_lease_goes_back_per_rotate_every_s_however_many_are_held() -> None:
+    b = broker(max_requests=8, max_waiting=100)
+    for i in range(16):
+        b.acquire(f"c{i}", None, 0.0)
+    leases = [h.lease for r in b.take_outgoing().requests
+              for h in b.granted(r.request_id, f"w-{r.request_id}", "unix:/x", 1, 0.0)]
+    assert len(leases) == 8
+    now = HOLD_S + 0.01
+    handed = [b.release(lease, now) for lease in leases]
+    assert sum(1 for h in handed if not h) == 1  # one went back; 7 served the next callers
+    assert len(b.take_outgoing().returns) == 1
 
 
 def test_a_refusal_under_the_cap_fails_the_newest_caller_and_asks_for_the_next() -> None:
@@ -381,8 +413,9 @@ class BrokerAgainstAPool(RuleBasedStateMachine):
     @invariant()
     def books_agree(self) -> None:
         assert self.b.waiting == len(self.waiting)
-        assert self.b.requested >= min(self.b.waiting, self.MAX_REQUESTS or self.b.waiting), (
-            "a waiting caller no request covers")
+        cap = self.MAX_REQUESTS
+        need = self.b.waiting if cap is None else min(self.b.waiting, max(0, cap - self.b.held))
+        assert self.b.requested >= need, "a waiting caller no request (nor held slot) covers"
         if self.MAX_REQUESTS is not None:
             assert self.b.requested <= self.MAX_REQUESTS, "more lease requests out than slots"
         assert not (self.b.idle and self.b.waiting), "an idle lease beside a waiting caller"
@@ -406,6 +439,11 @@ class BrokerAgainstAPool(RuleBasedStateMachine):
                 assert lease is not None
                 self.leases[rid] = lease
                 self._served(handoffs)
+            elif self.waiting and any(self.lent.values()):  # the Pool revokes a lost lease
+                lease_id = next(lid for lid, lost in self.lent.items() if lost)
+                del self.lent[lease_id]
+                self.revoked.add(lease_id)
+                self.b.revoked(lease_id, WorkerCrashedError("gone"))
             else:
                 break
             self._sync()

@@ -91,6 +91,7 @@ class AsyncMethods:
         def _no_reply(self, request: Execute, wait_s: float | None) -> SnakepitError: ...
         def close(self, timeout: float = 10.0) -> None: ...
         def recycle(self, worker_id: str, timeout: float = CONTROL_TIMEOUT_S) -> None: ...
+        def with_own_waiters(self, stats: PoolStats) -> PoolStats: ...
         @classmethod
         def start(cls: type[P], config: PoolConfig | None = None, *,
                   on_progress: Callable[[int, int], None] | None = None,
@@ -164,7 +165,7 @@ class AsyncMethods:
             PoolClosedError: the pool is closed. PoolNotReadyError: no answer within 10 s.
         """
         reply: PoolStats = await self._control_async(GetStats(self._gateway.new_id()))
-        return reply
+        return self.with_own_waiters(reply)
 
     async def workers_async(self) -> list[WorkerInfo]:
         """``workers`` for asyncio: one actor round trip, awaited on the loop.

@@ -40,6 +40,7 @@ from snakepit_actors.client.lease_client import LeaseClient
 from snakepit_actors.client.replies import StreamSink
 from snakepit_actors.client.session_api import SESSION_REPLIES, fail_session_calls
 from snakepit_actors.client.system_watch import system_lost_error
+from snakepit_actors.client.wake_pipe import WakePipe
 from snakepit_actors.errors import (
     PoolClosedError,
     PoolNotReadyError,
@@ -81,12 +82,11 @@ class Gateway:
         self._pending: dict[str, Future[Any]] = {}
         self._ids = itertools.count()
         self._prefix = uuid.uuid4().hex[:8]
-        self._wake_r, self._wake_w = os.pipe()
-        os.set_blocking(self._wake_r, False)
+        self._wake = WakePipe()
         self._running = True
         self._leases: LeaseClient | None = None
         self._transport = actor_system._systemBase.transport
-        self._transport.set_watch([self._wake_r])
+        self._transport.set_watch([self._wake.fileno()])
         self._system_fds: dict[int, str] = {}  # pidfd -> what it is ("admin", "logger", ...)
         self._polled_pids: dict[int, str] = {}  # no pidfd for these: checked every loop
         self.on_gone: Callable[[], None] | None = None
@@ -113,7 +113,7 @@ class Gateway:
                 self._system_fds[os.pidfd_open(pid)] = what
             except (OSError, AttributeError):  # gone already (ESRCH), or no pidfds here
                 self._polled_pids[pid] = what
-        self._transport.set_watch([self._wake_r, *self._system_fds])
+        self._transport.set_watch(self._watched())
         self.wake()
 
     def new_id(self) -> str:
@@ -125,9 +125,9 @@ class Gateway:
         self.wake()
 
     def wake(self) -> None:
-        """Make the gateway loop once now (any thread; never blocks)."""
-        with contextlib.suppress(OSError):
-            os.write(self._wake_w, b"x")
+        """Make the gateway loop once now (any thread; never blocks; one byte per loop at
+        most: ``wake_pipe.py``)."""
+        self._wake.wake()
 
     def submit(self, target: Any, message: Any, key: str | None = None,
                sink: StreamSink | None = None) -> Future[Any]:
@@ -143,8 +143,7 @@ class Gateway:
         future.key = key or message.request_id  # type: ignore[attr-defined]
         future.target = target  # type: ignore[attr-defined]
         self._outbox.put((target, message, future))
-        with contextlib.suppress(OSError):
-            os.write(self._wake_w, b"x")
+        self._wake.kick()
         if self.gone_error is not None and not future.done():  # lost a race with _system_gone
             with contextlib.suppress(InvalidStateError):
                 future.set_exception(self.gone_error)
@@ -177,11 +176,11 @@ class Gateway:
         """Stop the thread; every pending Future fails with ``PoolClosedError``."""
         self._running = False
         self._outbox.put(None)
-        with contextlib.suppress(OSError):
-            os.write(self._wake_w, b"x")
+        self._wake.kick()
         self._thread.join(5.0)
         self._transport.set_watch([])
-        for fd in (self._wake_r, self._wake_w, *self._system_fds):
+        self._wake.close()
+        for fd in self._system_fds:
             with contextlib.suppress(OSError):
                 os.close(fd)
         error = self.gone_error or PoolClosedError(
@@ -250,6 +249,11 @@ class Gateway:
         so this thread must live on."""
         from thespian.actors import ActorSystemFailure
 
+        # Thespian's tell runs its transport until the target acknowledges, selecting on our
+        # watched fds too: a wake byte waiting in the pipe made every pass return at once, a
+        # busy loop (a third of the client's GIL time at 48 workers) for as long as the Pool
+        # took to answer. Unwatched while telling; the byte wakes the next receive.
+        self._transport.set_watch([])
         try:
             self._asys.tell(target, message)
         except ActorSystemFailure as exc:
@@ -266,7 +270,13 @@ class Gateway:
                         f"pool ({type(exc).__name__}: {exc}): send plain, shallow values",
                         reason="args"))
             return False
+        finally:
+            self._transport.set_watch(self._watched())
         return True
+
+    def _watched(self) -> list[int]:
+        """The fds the gateway's receive selects on beside Thespian's sockets."""
+        return [self._wake.fileno(), *self._system_fds]
 
     def _receive(self, timeout_s: float | None) -> None:
         """Block in Thespian's select until a reply or the wake pipe; dispatch replies."""
@@ -284,8 +294,7 @@ class Gateway:
                 if dead:
                     self._system_gone(dead[0])
                     return
-                with contextlib.suppress(BlockingIOError):
-                    os.read(self._wake_r, 4096)
+                self._wake.drain()  # then the loop flushes: see wake_pipe.py
                 return
             self._dispatch(message)
 

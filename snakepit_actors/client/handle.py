@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
@@ -354,7 +355,13 @@ class Pool(SessionMethods, HostToolMethods, FanoutMethods, MetricsMethods, Async
 
     def stats(self) -> PoolStats:
         """A snapshot of the pool's counters. Blocks for one actor round trip."""
-        return self._control(GetStats(self._gateway.new_id()))  # type: ignore[no-any-return]
+        return self.with_own_waiters(self._control(GetStats(self._gateway.new_id())))
+
+    def with_own_waiters(self, stats: PoolStats) -> PoolStats:
+        """``stats`` with this handle's callers waiting for a slot it holds counted as queued
+        (the Pool's queue holds no lease request for those: core/leases.py)."""
+        extra = self._direct.leases.waiting_on_own_slots if self._direct is not None else 0
+        return dataclasses.replace(stats, queued=stats.queued + extra) if extra else stats
 
     def workers(self) -> list[WorkerInfo]:
         """The workers, ordered by id. Blocks for one actor round trip."""

@@ -161,6 +161,13 @@ class LeaseClient:
         with self._lock:
             return self._broker.in_use
 
+    @property
+    def waiting_on_own_slots(self) -> int:
+        """Callers waiting for a slot this client holds (``LeaseBroker.waiting_on_own_slots``):
+        queued, though not in the Pool's queue."""
+        with self._lock:
+            return self._broker.waiting_on_own_slots
+
     # --- the callers' side --------------------------------------------------------------------
 
     def acquire(self, waiter: Waiter, session_id: str | None) -> Lease | None:

@@ -3,7 +3,8 @@
 
 A request stands for a waiting caller of the client, not for one in particular: the Pool grants
 it to the client, whose oldest waiter takes the lease. A client needs at most one request per
-worker slot of the pool (``cap``): a burst of 10,000 callers puts ``cap`` requests in the Pool's
+worker slot of the pool (``cap``), and the broker asks for none for the slots it holds
+(``LeaseBroker._demand``): a burst of 10,000 callers puts ``cap`` requests in the Pool's
 queue, not 10,000; the others wait in the client's own line (bounded by the broker's
 ``max_waiting``, the pool's max_queue) and are served by the leases those requests bring, each
 lease serving caller after caller. So one more waiting caller costs O(1) on both ends, whatever

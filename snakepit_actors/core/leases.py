@@ -17,6 +17,8 @@ the steady state. A grant goes to the oldest waiter; requests left over when dem
 withdrawn. Each caller keeps its own queue deadline (``scheduling.queue_expiry``). A lease held
 longer than ``max_hold_s`` goes back at its next release, and our lease requests move to the
 back of the Pool's queue in the same message: clients take turns at least every ``max_hold_s``.
+One lease goes back so per ``rotate_every_s`` at most (others need *a* turn; every lease each
+``max_hold_s`` made the messages a second grow with the pool: docs/scaling.md).
 
 Session affinity (hint mode, ``affinity_wait_s`` > 0): a caller whose session last ran on worker
 W takes W's idle lease; else it is *held* for W (``holds.Holds``) up to ``affinity_wait_s``, and
@@ -50,6 +52,9 @@ T = TypeVar("T", bound=Hashable)
 IDLE_RETURN_S = 0.005
 #: A lease held this long goes back to the Pool at its next release, even with callers waiting.
 MAX_HOLD_S = 0.5
+#: At most one lease held past ``MAX_HOLD_S`` goes back per this long (the turns of other
+#: clients stay within MAX_HOLD_S; the messages a second no longer grow with the pool's size).
+ROTATE_EVERY_S = MAX_HOLD_S / 8
 #: Surplus lease requests are withdrawn after this long (demand flickers under load).
 WITHDRAW_AFTER_S = 0.05
 
@@ -61,6 +66,7 @@ class LeaseBroker(Generic[T]):
         new_id: makes a unique lease request id.
         idle_return_s: how long a lease may sit unused before it goes back.
         max_hold_s: how long a lease may be held before it goes back at its next release.
+        rotate_every_s: at most one lease goes back for ``max_hold_s`` per this long.
         affinity_wait_s: how long a session's caller is held for its worker's lease (0: never;
             the pool's ``affinity_wait_s`` in hint mode).
         max_requests: at most this many lease requests out at once (the pool's worker slots;
@@ -71,6 +77,7 @@ class LeaseBroker(Generic[T]):
 
     def __init__(self, new_id: Callable[[], str], *, idle_return_s: float = IDLE_RETURN_S,
                  max_hold_s: float = MAX_HOLD_S, withdraw_after_s: float = WITHDRAW_AFTER_S,
+                 rotate_every_s: float = ROTATE_EVERY_S,
                  max_sessions: int = 10_000, affinity_wait_s: float = 0.0,
                  max_requests: int | None = None, max_waiting: int | None = None) -> None:
         self._affinity_wait_s = affinity_wait_s
@@ -78,6 +85,8 @@ class LeaseBroker(Generic[T]):
         self._idle_return_s = idle_return_s
         self._withdraw_after_s = withdraw_after_s
         self._max_hold_s = max_hold_s
+        self._rotate_every_s = rotate_every_s
+        self._rotated_at: float | None = None  # when a lease last went back for max_hold_s
         self._max_sessions = max_sessions
         self._held: dict[str, Lease] = {}
         self._idle: dict[str, Lease] = {}  # insertion order: the longest idle first
@@ -101,6 +110,14 @@ class LeaseBroker(Generic[T]):
     def requested(self) -> int:
         """Lease requests sent and not yet answered or withdrawn."""
         return len(self._requests)
+
+    @property
+    def waiting_on_own_slots(self) -> int:
+        """Waiting callers beyond our requests out (up to the pool's slots): they wait for
+        slots we hold, so the Pool's queue does not count them."""
+        cap = self._requests.cap
+        waiting = len(self._waiting) if cap is None else min(len(self._waiting), cap)
+        return max(0, waiting - len(self._requests))
 
     @property
     def held(self) -> int:
@@ -147,7 +164,7 @@ class LeaseBroker(Generic[T]):
         else:
             self._queue.append(item)
         self._waiting[item] = session_id
-        self._requests.cover(len(self._waiting), session_id, self._out, new_caller=True)
+        self._requests.cover(self._demand(), session_id, self._out, new_caller=True)
         return None
 
     def _check_room(self) -> None:
@@ -185,6 +202,7 @@ class LeaseBroker(Generic[T]):
         lease.in_use = False
         if lease.gone is not None:  # revoked while in use: the Pool already dropped it
             self._held.pop(lease.lease_id, None)
+            self._cover()
             return []
         if outcome == "lost":
             lease.lost = True
@@ -193,15 +211,23 @@ class LeaseBroker(Generic[T]):
             return []
         if outcome == "recycle":
             self._end(lease, recycle=True, reason=reason)
+            self._cover()
             return []
         if self.closed or lease.recalled:
             self._end(lease)
+            self._cover()
             return []
-        if now - lease.granted_at >= self._max_hold_s:
+        if now - lease.granted_at >= self._max_hold_s and self._may_rotate(now):
+            self._rotated_at = now
             self._end(lease)
+            self._cover()
             self._requests.requeue(self._out)
             return []
         return self._hand_over_or_idle(lease, now)
+
+    def _may_rotate(self, now: float) -> bool:
+        """Whether a lease may go back for ``max_hold_s`` now (one per ``rotate_every_s``)."""
+        return self._rotated_at is None or now - self._rotated_at >= self._rotate_every_s
 
     # --- the Pool's answers -------------------------------------------------------------------
 
@@ -216,7 +242,7 @@ class LeaseBroker(Generic[T]):
             return []
         handoffs = self._hand_over_or_idle(lease, now)
         if handoffs:  # a caller beyond the requests out may need one now
-            self._requests.cover(len(self._waiting), None, self._out)
+            self._requests.cover(self._demand(), None, self._out)
         return handoffs
 
     def refused(self, lease_id: str, error: SnakepitError) -> list[Refusal[T]]:
@@ -224,10 +250,10 @@ class LeaseBroker(Generic[T]):
         still out cover every caller they should), and the next one gets its request."""
         if not self._requests.answered(lease_id):
             return []
-        if len(self._requests) >= self._requests.wanted(len(self._waiting)):
+        if len(self._requests) >= self._requests.wanted(self._demand()):
             return []
         item = self._pop_newest()
-        self._requests.cover(len(self._waiting), None, self._out)
+        self._requests.cover(self._demand(), None, self._out)
         return [] if item is None else [Refusal(item, error)]
 
     def revoked(self, lease_id: str, error: SnakepitError) -> Lease | None:
@@ -240,6 +266,7 @@ class LeaseBroker(Generic[T]):
         if not lease.in_use:
             self._held.pop(lease_id, None)
             self._idle.pop(lease_id, None)
+            self._cover()
         return lease
 
     def pool_replaced(self, error: SnakepitError) -> None:
@@ -270,7 +297,7 @@ class LeaseBroker(Generic[T]):
             if lease.idle_since + self._idle_return_s > now:  # the same sum as idle_deadline
                 break
             self._end(lease)
-        surplus = self._requests.surplus(len(self._waiting))
+        surplus = self._requests.surplus(self._demand())
         if surplus <= 0:
             self._surplus_since = None
         elif self._surplus_since is None:
@@ -295,7 +322,7 @@ class LeaseBroker(Generic[T]):
         if self._idled and self.in_use:
             times.append(now + self._idle_return_s)
         self._idled = False
-        if self._requests.surplus(len(self._waiting)) > 0:
+        if self._requests.surplus(self._demand()) > 0:
             since = now if self._surplus_since is None else self._surplus_since
             times.append(since + self._withdraw_after_s)
         return min(times) if times else None
@@ -369,7 +396,7 @@ class LeaseBroker(Generic[T]):
                 out.append(Handoff(item, self._give(lease, self._waiting.pop(item))))
                 continue
             self._queue.append(item)
-            self._requests.cover(len(self._waiting), self._waiting[item], self._out,
+            self._requests.cover(self._demand(), self._waiting[item], self._out,
                                  new_caller=True)
         return out
 
@@ -395,3 +422,16 @@ class LeaseBroker(Generic[T]):
         self._idle.pop(lease.lease_id, None)
         self._out.returns.append(ReturnLease(lease.lease_id, lease.worker_id, recycle=recycle,
                                              reason=reason))
+
+    def _cover(self) -> None:
+        """A lease we held is gone while callers wait: ask for its slot. (Not when an idle
+        lease goes back: only callers held for another worker can wait then, and asking again
+        would bring the same lease back and forth until their hold ends.)"""
+        self._requests.cover(self._demand(), None, self._out)
+
+    def _demand(self) -> int:
+        """Waiting callers that need a lease request out: no more than the pool's slots we do
+        not hold (a request for a slot we hold could only be granted once we gave it back,
+        and each rotation would move every such request to the back of the Pool's queue)."""
+        waiting, cap = len(self._waiting), self._requests.cap
+        return waiting if cap is None else min(waiting, max(0, cap - len(self._held)))

@@ -57,6 +57,8 @@ def _demo(args: argparse.Namespace) -> int:
 def _bench(args: argparse.Namespace) -> int:
     from snakepit_actors.ops.bench import SCENARIOS, BenchOptions, report, run
 
+    if args.what == "scale":
+        return _bench_scale(args)
     chosen = args.scenario or ["all"]
     scenarios = SCENARIOS if "all" in chosen else tuple(dict.fromkeys(chosen))
     progress = Progress()
@@ -70,6 +72,23 @@ def _bench(args: argparse.Namespace) -> int:
     figures = run(options)
     progress.done()
     print(report(figures, args.json), flush=True)
+    return 0
+
+
+def _bench_scale(args: argparse.Namespace) -> int:
+    from snakepit_actors.ops import bench_scale
+
+    progress = Progress()
+    options = bench_scale.ScaleOptions(
+        ns=args.n or ((16,) if args.quick else bench_scale.DEFAULT_NS),
+        start_methods=bench_scale.START_METHODS if args.start_method == "both"
+        else (args.start_method,),
+        seconds=args.duration or (3.0 if args.quick else 5.0), progress=progress.line)
+    progress.line(f"measuring scale: N = {', '.join(map(str, options.ns))} ...")
+    results = bench_scale.run(options)
+    progress.done()
+    print(json.dumps(bench_scale.as_json(results), indent=2) if args.json
+          else bench_scale.render(results), flush=True)
     return 0
 
 

@@ -36,6 +36,16 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _sizes(text: str) -> tuple[int, ...]:
+    try:
+        sizes = tuple(int(part) for part in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must look like 16,64, got {text!r}") from None
+    if not sizes or min(sizes) < 1:
+        raise argparse.ArgumentTypeError(f"every size must be >= 1, got {text!r}")
+    return sizes
+
+
 def _duration(text: str) -> float:
     from snakepit_actors.ops.bench import MAX_DURATION_S
 
@@ -111,7 +121,16 @@ def _bench(sub: Any) -> None:
         "worker\nprocesses and to ProcessPoolExecutor doing the same work, in the same run. "
         "Every measurement\nis bounded in count and time. The targets and measured figures: "
         "docs/performance.md.",
-        "bench --quick", "bench --scenario echo --dispatch direct --duration 5 --json")
+        "bench --quick", "bench --scenario echo --dispatch direct --duration 5 --json",
+        "bench scale --n 16,64", "bench scale --quick")
+    bench.add_argument("what", nargs="?", choices=["scale"], default=None,
+                       help="scale: a node of N workers (start-up, processes, USS by role, "
+                            "throughput, close) beside bare gRPC servers; docs/scaling.md")
+    bench.add_argument("--n", type=_sizes, default=None, metavar="N,N,...",
+                       help="with scale: pool sizes (default 16,64,256; 16 with --quick)")
+    bench.add_argument("--start-method", default="both",
+                       choices=["spawn", "forkserver", "both"],
+                       help="with scale: how workers start (default both)")
     bench.add_argument("--scenario", action="append",
                        choices=["echo", "cpu", "sleep", "startup", "crash", "map", "message",
                                 "asyncio", "all"],

@@ -29,6 +29,7 @@ NodeWatch (its placements are not rebuilt), make the PoolRoot stop the whole tre
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import time
 import uuid
@@ -57,6 +58,7 @@ from snakepit_actors.messages import (
 )
 from snakepit_actors.proctitle import bind_actor_process
 from snakepit_actors.telemetry import bind_context, get_logger, relay_events
+from snakepit_actors.tree.fork_warmup import warm_for_workers
 from snakepit_actors.worker_token import new_token
 from snakepit_supervision.messages import SupervisorEscalated
 
@@ -98,6 +100,8 @@ class PoolRoot(ActorTypeDispatcher):
         cfg = msg.config
         bind_actor_process("PoolRoot", pool=cfg.name)
         bind_context(pool=cfg.name)  # every actor forked below inherits it
+        if multiprocessing.parent_process() is not None:  # a forked actor, not the caller
+            warm_for_workers(cfg.protocol)  # the Starters and Workers share, not copy, it
         msg = replace(msg, run_dir=msg.run_dir or self._make_run_dir(cfg.name),
                       run_id=msg.run_id or uuid.uuid4().hex[:12],
                       worker_token=msg.worker_token or new_token())

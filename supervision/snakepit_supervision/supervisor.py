@@ -32,7 +32,9 @@ and ignored. Order for each incarnation: ``child_init_message`` -> ``on_child_st
 
 from __future__ import annotations
 
+import gc
 import logging
+import multiprocessing
 import time
 from collections.abc import Callable, Sequence
 from datetime import timedelta
@@ -282,7 +284,11 @@ class Supervisor(SupervisedActor):
 
     def _start(self, child_ids: Sequence[str]) -> None:
         """Create every incarnation first (Thespian forks them concurrently), then init each.
-        Children ``child_start_held`` holds wait (state "held") for ``resume_held_starts``."""
+        Children ``child_start_held`` holds wait (state "held") for ``resume_held_starts``.
+        The heap is frozen first (``gc.freeze``, O(1)): the children's collections then never
+        visit, so never copy, the pages they share with this process."""
+        if multiprocessing.parent_process() is not None:  # forked: not the caller's process
+            gc.freeze()
         started = []
         for record in self._core.records(child_ids):
             if self._start_is_held(record):
