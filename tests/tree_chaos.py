@@ -62,9 +62,16 @@ def tree_pids(pool: Pool) -> dict[str, int]:
 
 
 def starters_of(supervisor: psutil.Process) -> list[psutil.Process]:
-    """The WorkerSupervisor's Starter actors: its children but the fork server it owns."""
-    return [c for c in supervisor.children()
-            if "snakepit_actors.bridge.fork_server" not in c.cmdline()]
+    """The WorkerSupervisor's live Starter actors: its children but the fork server it owns
+    (a killed Starter not yet reaped is a zombie, and not counted)."""
+    starters = []
+    for child in supervisor.children():
+        try:
+            if "snakepit_actors.bridge.fork_server" not in child.cmdline():
+                starters.append(child)
+        except psutil.Error:  # a zombie or gone
+            continue
+    return starters
 
 
 def pool_processes(pool: Pool) -> set[int]:
