@@ -97,6 +97,11 @@ class PoolConfig:
     capacity                  1          - / requests share one process (threads or asyncio)
     prefetch                  0          more actor messages per request / a request may wait
                                          at a busy worker while another frees (actor path)
+    data_plane                True       (False: unary requests without a session sent as
+                                         ``Execute`` go through the Pool and Worker actors,
+                                         ~4 messages each) / (True: a DataPlane actor
+                                         leases worker slots and calls gRPC itself: 2
+                                         messages each, one more process per pool)
     startup_timeout           30 s       slow adapters fail / a broken start is seen later
     request_timeout           None       (None = no deadline) / stuck tools hold workers
     cancel_grace_s            0.5 s      more recycles after timeouts / a stuck tool holds
@@ -167,6 +172,7 @@ class PoolConfig:
     worker_memory_mb: int | None = None
     capacity: int = 1
     prefetch: int = 0
+    data_plane: bool = True
     transport: Transport = "unix"
     max_payload_bytes: int = 64 * 1024 * 1024
     worker_log_max_bytes: int | None = 16 * 1024 * 1024
@@ -350,6 +356,7 @@ def _problems(cfg: PoolConfig) -> list[str]:
          cfg.worker_log_max_bytes)
     need(_is_int(cfg.startup_batch_size) and cfg.startup_batch_size >= 0,
          "startup_batch_size must be an int >= 0 (0 = all at once)", cfg.startup_batch_size)
+    need(isinstance(cfg.data_plane, bool), "data_plane must be True or False", cfg.data_plane)
     need(isinstance(cfg.retry_idempotent, bool), "retry_idempotent must be True or False",
          cfg.retry_idempotent)
     need(cfg.data_path in ("direct", "actor"), "data_path must be 'direct' or 'actor'",

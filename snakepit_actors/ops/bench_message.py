@@ -1,8 +1,9 @@
 """``snakepit-actors bench --scenario message``: the message API (``Execute`` to the Pool actor)
 against the direct path and raw gRPC, from the same run, and what each request costs in CPU.
 
-    embedding actor  --Execute / ExecuteBatch-->  Pool  --RunRequest | RunBatch-->  Worker ...
-    Pool handle, data_path="actor" (its gateway thread sends ExecuteBatch)
+    embedding actor  --Execute / ExecuteBatch-->  Pool  --forwarded-->  DataPlane --gRPC--> ...
+    Pool handle, data_path="actor" (its gateway thread sends ExecuteBatch); and the same with
+        data_plane=False (Pool -> Worker actors, prefetch 2), the path before the DataPlane
     Pool handle, data_path="direct" (leases; gRPC from the caller's thread)
     raw gRPC: a fair router over the worker slots (64 threads), and one thread per slot
 
@@ -221,6 +222,11 @@ def message(o: BenchOptions) -> list[Figure]:
         call = functools.partial(pool.execute, "echo", {"x": 1})
         (handle,) = throughputs([call], inflight, o.count(8000), o.seconds)
         handle_cpu = _cpu_per_request(pool, call, inflight, o)
+    o.say("message API: the handle, through the Pool and Worker actors (data_plane=False) ...")
+    with _pool("bench-msg-workers", "actor", o, workers, data_plane=False, prefetch=2) as pool:
+        call = functools.partial(pool.execute, "echo", {"x": 1})
+        (workers_path,) = throughputs([call], inflight, o.count(8000), o.seconds)
+        workers_cpu = _cpu_per_request(pool, call, inflight, o)
     target = ">= 0.8x direct, >= 1,200/s"
     figures = [
         _rate(f"raw gRPC {where}, one thread per worker slot", per_thread),
@@ -229,11 +235,15 @@ def message(o: BenchOptions) -> list[Figure]:
               ">= 0.75x"),
         _rate(f"message API via handle (data_path='actor') {where}", handle, direct.per_s,
               target),
+        _rate(f"message API via handle, Pool and Worker actors (data_plane=False, prefetch 2) "
+              f"{where}", workers_path, direct.per_s),
         _rate(f"message API from an embedding actor {where}", actor_rate, direct.per_s, target),
         _rate(f"message API from an embedding actor, ExecuteBatch + batch_replies, {where}",
               batched_rate, direct.per_s, target),
         Figure("message API via handle: CPU per request, all processes", handle_cpu, "ms",
                direct_cpu, "<= 1.5 ms"),
+        Figure("message API via handle, data_plane=False: CPU per request, all processes",
+               workers_cpu, "ms", direct_cpu),
         Figure("message API from an embedding actor: CPU per request, all processes",
                actor_cpu, "ms", direct_cpu, "<= 1.5 ms"),
         Figure("message API from an embedding actor: duplicate or missing replies",
@@ -286,7 +296,7 @@ def _cpu_per_request(pool: Pool, call: Callable[[], Any], inflight: int,
 
 
 def _pool(name: str, path: DataPath, o: BenchOptions, workers: int, **fields: Any) -> Pool:
-    return Pool.start(PoolConfig(name=name, pool_size=workers, queue_timeout=60.0, prefetch=2,
+    return Pool.start(PoolConfig(name=name, pool_size=workers, queue_timeout=60.0,
                                  data_path=path, **fields))
 
 

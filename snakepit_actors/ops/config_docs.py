@@ -61,6 +61,10 @@ FIELD_HELP: dict[str, str] = {
     "prefetch": "Actor path: requests the Pool may send a busy worker ahead, beyond `capacity`, "
                 "while others wait (several per message; 0 = none). Unary requests without a "
                 "session only.",
+    "data_plane": "Message API: a DataPlane actor leases worker slots from the Pool and makes "
+                  "the gRPC calls itself for unary `Execute`s without a session (2 actor "
+                  "messages per request instead of ~4; docs/architecture.md, \"The data "
+                  "plane\"). False: every request goes through the Pool and Worker actors.",
     "transport": "How workers listen: `unix` sockets in the run directory, or `tcp` on "
                  "127.0.0.1.",
     "max_payload_bytes": "Largest args / result accepted, in bytes "

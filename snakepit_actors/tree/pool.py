@@ -5,6 +5,7 @@
      ├─ SessionStore <──SessionsTouched, session commands── Pool
      └─ Pool (this; permanent)
           ──RunRequest | RunBatch / RecycleWorker / EndWorkerSession──> Worker_i
+          ──Execute | ExecuteBatch (unary, no session: forwarded) / CancelRequest──> DataPlane
           <──Checkin | CheckinBatch── Worker_i
           ──LeaseGranted / Refused / Revoked / Recalled──> clients ──LeaseBatch──> Pool
 
@@ -53,6 +54,7 @@ from snakepit_actors.messages import (
     Checkin,
     CheckinBatch,
     ClosePool,
+    DataPlaneServed,
     Execute,
     ExecuteBatch,
     GetStats,
@@ -139,6 +141,7 @@ class Pool(ActorTypeDispatcher):
                               report_progress=msg.report_progress,
                               session_store=msg.session_store, started=msg.restarts > 0,
                               worker_token=msg.worker_token)
+        self._core.data_plane = msg.data_plane
         self.send(msg.worker_registry, SubscribeWorkers(self.myAddress))  # facts come back
         if not msg.restarts:
             self._execute(self._core.start(now), now)
@@ -149,12 +152,15 @@ class Pool(ActorTypeDispatcher):
             self.receiveMessage(message, early_sender)
 
     def receiveMsg_ActorReplaced(self, msg: ActorReplaced, sender: Any) -> None:
-        """PoolRoot restarted a registry: subscribe to a new WorkerRegistry (the Workers
-        re-announce to it); tell a new SessionStore every pinned session, then the handle
-        (``msg.notify``: it fails the session calls it sent that have no answer)."""
+        """PoolRoot restarted a registry or the DataPlane: subscribe to a new WorkerRegistry
+        (the Workers re-announce to it); tell a new SessionStore every pinned session, then the
+        handle (``msg.notify``: it fails the session calls it sent that have no answer); fail
+        what a dead DataPlane was not heard to answer and forward to the new one."""
         now = time.time()
         if msg.role == "worker_registry":
             self.send(msg.address, SubscribeWorkers(self.myAddress))
+        elif msg.role == "data_plane":
+            self._execute(self.core.data_plane_replaced(msg.address), now)
         elif msg.role == "session_store":
             self._execute(self.core.sessions.store_replaced(msg.address, now), now)
             for address in msg.notify:  # after the switch: later commands reach the new store
@@ -193,11 +199,29 @@ class Pool(ActorTypeDispatcher):
 
     def receiveMsg_Execute(self, msg: Execute, sender: Any) -> None:
         now = time.time()
-        self._execute(self.core.execute(msg, sender, now), now)
+        forwarded = self.core.forward(msg, sender, now)
+        if forwarded is not None:
+            self.send(self.core.data_plane, forwarded)
+        else:
+            self._execute(self.core.execute(msg, sender, now), now)
 
     def receiveMsg_ExecuteBatch(self, msg: ExecuteBatch, sender: Any) -> None:
+        """The DataPlane's share goes on as one batch; the rest is the Pool's."""
         now, core = time.time(), self.core
-        self._execute([d for r in msg.requests for d in core.execute(r, sender, now)], now)
+        forwarded, decisions = [], []
+        for request in msg.requests:
+            one = core.forward(request, sender, now)
+            if one is not None:
+                forwarded.append(one)
+            else:
+                decisions += core.execute(request, sender, now)
+        if forwarded:
+            self.send(core.data_plane, forwarded[0] if len(forwarded) == 1
+                      else ExecuteBatch(tuple(forwarded)))
+        self._execute(decisions, now)
+
+    def receiveMsg_DataPlaneServed(self, msg: DataPlaneServed, sender: Any) -> None:
+        self.core.data_plane_served(msg.request_ids)
 
     def receiveMsg_CancelRequest(self, msg: CancelRequest, sender: Any) -> None:
         now = time.time()

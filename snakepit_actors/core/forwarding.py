@@ -1,0 +1,67 @@
+"""Which requests the Pool hands to the DataPlane, and the ledger that gives each of them one
+answer if the DataPlane dies.
+
+    Execute ──forwardable?──yes──> ForwardLedger.add ──> DataPlane ──reply──> caller
+       │                                 ^                   │
+       no: the Pool's own queue          └── served(ids) <───┘ DataPlaneServed, batched
+                                         lost(): every open entry fails (WorkerCrashedError)
+
+The DataPlane (``tree/data_plane.py``) serves unary requests without a session: they need no
+affinity, no stream and no Worker-side state. Everything else, and everything while the pool
+is not serving (starting, degraded, closed), stays on the Pool's own path, which already knows
+how to refuse it. The ledger costs one dict entry per request in flight; the DataPlane reports
+what it answered in batches, so after a ``kill -9`` of the DataPlane a request answered in its
+last moments may be failed once more (the Python handle drops a second answer; see
+docs/architecture.md, "The data plane").
+
+No Thespian, no clock of its own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from snakepit_actors.core.pool_decisions import Reply
+from snakepit_actors.core.request_checks import execute_problem
+from snakepit_actors.errors import WorkerCrashedError
+from snakepit_actors.messages import Execute, ExecuteFailed
+
+
+def forwardable(request: Execute) -> bool:
+    """Whether the DataPlane may serve ``request``: unary, no session, nothing wrong with it
+    (a bad request is refused by the Pool, with the Pool's own error)."""
+    return (not request.stream and request.session_id is None
+            and execute_problem(request) is None)
+
+
+class ForwardLedger:
+    """The requests forwarded to the DataPlane and not yet reported answered."""
+
+    def __init__(self) -> None:
+        self._open: dict[str, Any] = {}  # request_id -> whom to answer
+
+    def __len__(self) -> int:
+        return len(self._open)
+
+    def has(self, request_id: str) -> bool:
+        return request_id in self._open
+
+    def add(self, request_id: str, reply_to: Any) -> None:
+        self._open[request_id] = reply_to
+
+    def served(self, request_ids: Iterable[str]) -> None:
+        """The DataPlane answered these (unknown ids are ignored)."""
+        pop = self._open.pop
+        for request_id in request_ids:
+            pop(request_id, None)
+
+    def lost(self, reason: str) -> list[Reply]:
+        """The DataPlane died (``reason``): every request it was not heard to answer fails
+        with ``WorkerCrashedError`` (it may have run). The ledger is empty afterwards."""
+        out = [Reply(reply_to, ExecuteFailed(request_id, WorkerCrashedError(
+            f"the data plane died while request {request_id} was in it ({reason}); the request "
+            f"may have run", reason="data_plane_lost", details={"worker_id": None})))
+            for request_id, reply_to in self._open.items()]
+        self._open.clear()
+        return out

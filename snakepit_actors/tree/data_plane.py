@@ -1,0 +1,394 @@
+"""DataPlane actor: the message API's requests at direct-path cost.
+
+    PoolRoot
+     ├─ Pool ──Execute | ExecuteBatch (unary, no session; reply_to and deadline filled in),
+     │         CancelRequest, ClosePool──> DataPlane
+     └─ DataPlane (this; permanent; a leaf: it creates no actors, so it may use grpc)
+          ──LeaseBatch──> Pool ──LeaseGranted / Refused / Revoked / Recalled──> DataPlane
+          ──gRPC ExecuteTool on call threads──> the leased workers' processes
+          ──ExecuteResult | ExecuteFailed (ExecuteReplies per caller that asked)──> callers
+          ──DataPlaneServed (the ids answered, batched)──> Pool
+
+It holds worker leases exactly as the Python handle's direct path does (``core.leases``'
+``LeaseBroker``, the Pool's lease messages, granted and returned in batches) and makes the
+gRPC calls itself, on one persistent call thread per worker slot; finished calls come back to
+its actor loop through a wake pipe it watches (``ThespianWatch``), never a blocking wait. A
+request costs two Thespian messages (``Execute`` in, the reply out, both batched when many
+are in flight) instead of four (to the Pool, to a Worker, the reply, the Worker's check-in).
+
+The contract is the Pool's: exactly one reply per request; the pool's ``max_queue`` (more
+callers waiting than that beyond the slots: ``PoolSaturatedError`` at once), queue deadline
+(``QueueTimeoutError``, counted from the last time the line of waiting requests moved, as on
+the direct path), deadline (``RequestTimeoutError``; the lease goes back for a recycle), a
+``CancelRequest`` fails a waiting request (a running unary call cannot be cancelled), a worker
+lost under a call fails it with the revocation's ``WorkerCrashedError`` or re-runs it once
+elsewhere when idempotent. The DataPlane tells the Pool which requests it answered
+(``DataPlaneServed``, at least every ``SERVED_EVERY_S``).
+
+If it dies, PoolRoot starts a new one and tells the Pool, which fails every forwarded request
+it was not told was answered (``WorkerCrashedError(reason="data_plane_lost")``) and forwards to
+the new one; the Pool sees its process gone and takes its leases back as returned for a
+recycle (a call it left running is cancelled by replacing that worker's process). If the Pool
+is restarted, the new one announces itself (``PoolReplaced``): the leases are dropped, the
+lease requests sent again, running calls finish and are answered.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import os
+import time
+import uuid
+from dataclasses import replace
+from typing import Any
+
+from thespian.actors import ActorTypeDispatcher, ThespianWatch, WakeupMessage, WatchMessage
+
+from snakepit_actors.core import pool_errors as errs
+from snakepit_actors.core.leases import Handoff, Lease, LeaseBroker, Refusal
+from snakepit_actors.core.scheduling_decisions import queue_expiry
+from snakepit_actors.core.usage import UsageMeter
+from snakepit_actors.errors import (
+    PoolNotReadyError,
+    PoolSaturatedError,
+    QueueTimeoutError,
+    SnakepitError,
+    WorkerCrashedError,
+)
+from snakepit_actors.messages import (
+    CancelRequest,
+    ClosePool,
+    DataPlaneServed,
+    Execute,
+    ExecuteBatch,
+    ExecuteFailed,
+    ExecuteReplies,
+    ExecuteResult,
+    InitDataPlane,
+    LeaseBatch,
+    LeaseGranted,
+    LeaseRecalled,
+    LeaseRefused,
+    LeaseRevoked,
+    PoolReplaced,
+)
+from snakepit_actors.proctitle import bind_actor_process
+from snakepit_actors.telemetry import get_logger
+from snakepit_actors.tree.data_plane_calls import Call, DataPlaneCalls
+
+log = get_logger("data_plane")
+
+#: The Pool hears which forwarded requests were answered at least this often (seconds).
+SERVED_EVERY_S = 0.02
+#: ... or once this many are waiting to be reported.
+SERVED_BATCH = 256
+#: Usage counters (errors, latencies, calls per worker) reach the Pool this often (seconds).
+REPORT_EVERY_S = 0.5
+#: How long a call that failed on a vanished worker waits for the Pool's revocation.
+REVOCATION_WAIT_S = 3.0
+
+Reply = ExecuteResult | ExecuteFailed
+
+
+class DataPlane(ActorTypeDispatcher):
+    """The DataPlane actor of one pool; see the module docstring."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._calls: DataPlaneCalls | None = None
+        self._pool: Any = None
+        self._cfg: Any = None
+        self._broker: LeaseBroker[Call] | None = None
+        self._meter = UsageMeter()
+        self._waiting: dict[str, Call] = {}  # by request id: waiting for a lease (for cancel)
+        self._expiries: list[tuple[float, int, Call]] = []  # (queue expiry, seq, call)
+        self._seq = itertools.count()
+        self._lost: dict[str, tuple[Call, float]] = {}  # lease id -> (call, give up at)
+        self._served: list[str] = []
+        self._served_at = time.monotonic()
+        self._reported_at = time.monotonic()
+        self._line_moved_at = 0.0  # Unix seconds: when a waiting request last got a lease
+        self._replies: dict[str, tuple[Any, list[Reply]]] = {}  # this pass, per caller
+        self._timer_at: float | None = None  # monotonic: the wake-up asked for
+        self._ids = itertools.count()
+        self._id_prefix = uuid.uuid4().hex[:8]
+
+    def receiveMessage(self, message: Any, sender: Any) -> Any:
+        """Every message is one pass: handle it, then send what it produced (replies grouped per
+        caller, one ``LeaseBatch``) and keep watching the wake pipe."""
+        super().receiveMessage(message, sender)
+        if self._calls is None:
+            return None
+        self._flush()
+        return ThespianWatch([self._calls.wake_fd])
+
+    @property
+    def broker(self) -> LeaseBroker[Call]:
+        if self._broker is None:
+            raise RuntimeError("the DataPlane got a request before InitDataPlane")
+        return self._broker
+
+    # --- set-up ---------------------------------------------------------------------------------
+
+    def receiveMsg_InitDataPlane(self, msg: InitDataPlane, sender: Any) -> None:
+        cfg = msg.config
+        bind_actor_process("DataPlane", pool=cfg.name)
+        self._cfg, self._pool = cfg, msg.pool
+        slots = cfg.pool_size * cfg.capacity
+        self._broker = LeaseBroker(self._new_id, max_requests=slots, max_waiting=cfg.max_queue)
+        self._calls = DataPlaneCalls(slots, cfg.max_payload_bytes, msg.worker_token,
+                                     cfg.protocol)
+
+    def _new_id(self) -> str:
+        return f"dp-{self._id_prefix}-{next(self._ids)}"
+
+    # --- requests -------------------------------------------------------------------------------
+
+    def receiveMsg_Execute(self, msg: Execute, sender: Any) -> None:
+        self._accept(msg, sender)
+
+    def receiveMsg_ExecuteBatch(self, msg: ExecuteBatch, sender: Any) -> None:
+        for request in msg.requests:
+            self._accept(request, sender)
+
+    def _accept(self, request: Execute, sender: Any) -> None:
+        call = Call(request, request.reply_to or sender, time.time())
+        try:
+            lease = self.broker.acquire(call, None, time.monotonic())
+        except PoolSaturatedError as exc:
+            self._meter.refused()
+            self._fail(call, exc, queue_timeout=False)
+            return
+        except SnakepitError as exc:  # closed
+            self._fail(call, exc, queue_timeout=False)
+            return
+        if lease is not None:
+            self._start(call, lease)
+        else:
+            self._wait(call)
+
+    def _wait(self, call: Call) -> None:
+        self._waiting[call.request.request_id] = call
+        expiry, _why = queue_expiry(max(call.arrived, self._line_moved_at),
+                                    call.request.deadline_unix_s, self._cfg.queue_timeout)
+        if expiry is not None:
+            heapq.heappush(self._expiries, (expiry, next(self._seq), call))
+
+    def _start(self, call: Call, lease: Lease) -> None:
+        """Run ``call`` on ``lease`` (handed to it), unless the lease was revoked meanwhile
+        (wait again) or the request's deadline passed (it never ran)."""
+        assert self._calls is not None
+        self._waiting.pop(call.request.request_id, None)
+        if lease.gone is not None:
+            self._hand(self.broker.release(lease, time.monotonic()))
+            self._accept_again(call)
+            return
+        deadline = call.request.deadline_unix_s
+        if deadline is not None and deadline <= time.time():
+            self._hand(self.broker.release(lease, time.monotonic()))
+            self._fail(call, errs.deadline_passed(call.request.request_id), queue_timeout=True)
+            return
+        try:
+            self._calls.start(call, lease)
+        except SnakepitError as exc:  # the args cannot be sent: nothing ran
+            call.lease = None
+            self._hand(self.broker.release(lease, time.monotonic()))
+            self._fail(call, exc, queue_timeout=False)
+
+    def _accept_again(self, call: Call) -> None:
+        try:
+            lease = self.broker.acquire(call, None, time.monotonic())
+        except SnakepitError as exc:
+            self._fail(call, exc, queue_timeout=False)
+            return
+        if lease is not None:
+            self._start(call, lease)
+        else:
+            self._wait(call)
+
+    def _hand(self, handoffs: list[Handoff[Call]]) -> None:
+        if handoffs:
+            self._line_moved_at = time.time()
+        for handoff in handoffs:
+            self._start(handoff.item, handoff.lease)
+
+    def receiveMsg_CancelRequest(self, msg: CancelRequest, sender: Any) -> None:
+        """A waiting request fails (cancelled); a running call runs to its end."""
+        call = self._waiting.pop(msg.request_id, None)
+        if call is not None and self.broker.abandon(call):
+            self._fail(call, errs.cancelled_queued(msg.request_id), queue_timeout=False)
+
+    def receiveMsg_ClosePool(self, msg: ClosePool, sender: Any) -> None:
+        """The pool closes: waiting requests fail (``PoolClosedError``); running calls end."""
+        self._refuse(self.broker.close())
+
+    def _refuse(self, refusals: list[Refusal[Call]]) -> None:
+        for refusal in refusals:
+            self._waiting.pop(refusal.item.request.request_id, None)
+            self._fail(refusal.item, refusal.error, queue_timeout=False)
+
+    # --- finished calls -------------------------------------------------------------------------
+
+    def receiveMsg_WatchMessage(self, msg: WatchMessage, sender: Any) -> None:
+        assert self._calls is not None
+        self._calls.drain_wake()
+        finished = self._calls.finished
+        while not finished.empty():
+            self._settle(finished.get_nowait())
+
+    def _settle(self, call: Call) -> None:
+        assert self._calls is not None and call.lease is not None
+        lease, call.lease = call.lease, None
+        ended = self._calls.ended(call, lease.worker_id)
+        self._meter.ran(lease.worker_id, None)
+        if ended.reply is not None:
+            ok = isinstance(ended.reply, ExecuteResult)
+            self._meter.finished(ok=ok, latency_ms=(time.time() - call.arrived) * 1000.0)
+            self._hand(self.broker.release(lease, time.monotonic(), ended.outcome,  # type: ignore[arg-type]
+                                           ended.detail))
+            self._reply(call, ended.reply)
+            return
+        self._hand(self.broker.release(lease, time.monotonic(), "lost", ended.detail))
+        if lease.gone is not None:  # the revocation came first
+            self._retry_or_fail(call, lease.gone)
+        else:
+            self._lost[lease.lease_id] = (call, time.monotonic() + REVOCATION_WAIT_S)
+
+    def _retry_or_fail(self, call: Call, error: SnakepitError) -> None:
+        """The worker died under ``call``: run it once more elsewhere if idempotent."""
+        if (call.attempt == 1 and not self.broker.closed and isinstance(error, WorkerCrashedError)
+                and (call.request.idempotent or self._cfg.retry_idempotent)):
+            log.info("request.retried", request_id=call.request.request_id,
+                     worker_id=error.details.get("worker_id"))
+            call.attempt += 1
+            self._accept_again(call)
+            return
+        self._fail(call, error, queue_timeout=False)
+
+    # --- the Pool's lease answers ---------------------------------------------------------------
+
+    def receiveMsg_LeaseGranted(self, msg: LeaseGranted, sender: Any) -> None:
+        self._hand(self.broker.granted(msg.request_id, msg.worker_id, msg.endpoint, msg.pid,
+                                       time.monotonic()))
+
+    def receiveMsg_LeaseRefused(self, msg: LeaseRefused, sender: Any) -> None:
+        self._refuse(self.broker.refused(msg.request_id, msg.error))
+
+    def receiveMsg_LeaseRevoked(self, msg: LeaseRevoked, sender: Any) -> None:
+        self.broker.revoked(msg.request_id, msg.error)
+        lost = self._lost.pop(msg.request_id, None)
+        if lost is not None:
+            self._retry_or_fail(lost[0], msg.error)
+
+    def receiveMsg_LeaseRecalled(self, msg: LeaseRecalled, sender: Any) -> None:
+        self.broker.recalled(msg.request_id)
+
+    def receiveMsg_PoolReplaced(self, msg: PoolReplaced, sender: Any) -> None:
+        """A restarted Pool knows none of our leases: drop them, ask again; a call that failed
+        on a vanished worker will hear no revocation: it fails (or re-runs) now."""
+        self._pool = msg.pool
+        self.broker.pool_replaced(PoolNotReadyError(
+            "the pool's actor was restarted while the lease was held", reason="pool_restarted"))
+        lost, self._lost = self._lost, {}
+        for call, _at in lost.values():
+            self._retry_or_fail(call, _unconfirmed(call))
+
+    # --- timers ---------------------------------------------------------------------------------
+
+    def receiveMsg_WakeupMessage(self, msg: WakeupMessage, sender: Any) -> None:
+        """Housekeeping: idle leases back, queue deadlines, revocations that never came."""
+        self._timer_at = None
+        self._hand(self.broker.tick(time.monotonic()))
+        self._expire_waiting(time.time())
+        now = time.monotonic()
+        for lease_id, (call, give_up_at) in list(self._lost.items()):
+            if give_up_at <= now:
+                del self._lost[lease_id]
+                self._retry_or_fail(call, _unconfirmed(call))
+
+    def _expire_waiting(self, now: float) -> None:
+        """Fail the waiting requests past their queue deadline (queue_timeout counted from the
+        last time the line moved: a line that moves does not time out)."""
+        while self._expiries and self._expiries[0][0] <= now:
+            _at, _seq, call = heapq.heappop(self._expiries)
+            if call.done or call.request.request_id not in self._waiting or call.lease is not None:
+                continue
+            expiry, why = queue_expiry(max(call.arrived, self._line_moved_at),
+                                       call.request.deadline_unix_s, self._cfg.queue_timeout)
+            if expiry is not None and expiry > now:
+                heapq.heappush(self._expiries, (expiry, next(self._seq), call))
+            elif self.broker.abandon(call):
+                self._waiting.pop(call.request.request_id, None)
+                waited = now - call.arrived
+                self._fail(call, QueueTimeoutError(
+                    f"request {call.request.request_id} waited {waited:.3f}s in the queue and "
+                    f"never reached a worker ({why.replace('_', ' ')})", reason=why),
+                    queue_timeout=True)
+
+    # --- sending --------------------------------------------------------------------------------
+
+    def _fail(self, call: Call, error: SnakepitError, *, queue_timeout: bool) -> None:
+        self._meter.finished(ok=False, queue_timeout=queue_timeout)
+        self._reply(call, ExecuteFailed(call.request.request_id, error))
+
+    def _reply(self, call: Call, reply: Reply) -> None:
+        """Exactly once per request: grouped per caller that asked for ``ExecuteReplies``."""
+        if call.done:
+            return
+        call.done = True
+        self._served.append(call.request.request_id)
+        if not call.request.batch_replies:
+            self.send(call.reply_to, reply)
+            return
+        self._replies.setdefault(str(call.reply_to), (call.reply_to, []))[1].append(reply)
+
+    def _flush(self) -> None:
+        """End of a pass: the replies, the lease traffic, the served ids, the next wake-up."""
+        replies, self._replies = self._replies, {}
+        for target, group in replies.values():
+            self.send(target, group[0] if len(group) == 1 else ExecuteReplies(tuple(group)))
+        now = time.monotonic()
+        if self._served and (len(self._served) >= SERVED_BATCH
+                             or now - self._served_at >= SERVED_EVERY_S):
+            self.send(self._pool, DataPlaneServed(tuple(self._served)))
+            self._served, self._served_at = [], now
+        broker = self.broker
+        usage = None
+        if self._meter.pending and now - self._reported_at >= REPORT_EVERY_S:
+            report = self._meter.take()
+            usage = None if report is None else replace(report, requests=0)  # the Pool counted
+            self._reported_at = now
+        if broker.has_outgoing or usage is not None:
+            out = broker.take_outgoing()
+            self.send(self._pool, LeaseBatch(tuple(out.requests), tuple(out.withdrawn),
+                                             tuple(out.returns), usage, holder_pid=os.getpid()))
+        self._schedule(now)
+
+    def _schedule(self, now: float) -> None:
+        """One wake-up at a time, at the earliest thing due."""
+        due = [self.broker.next_tick_at(now)]
+        if self._served:
+            due.append(self._served_at + SERVED_EVERY_S)
+        if self._meter.pending:
+            due.append(self._reported_at + REPORT_EVERY_S)
+        if self._expiries:
+            due.append(now + max(0.0, self._expiries[0][0] - time.time()))
+        if self._lost:
+            due.append(min(at for _call, at in self._lost.values()))
+        at = min((d for d in due if d is not None), default=None)
+        if at is None or (self._timer_at is not None and self._timer_at <= at):
+            return
+        self._timer_at = at
+        self.wakeupAfter(max(0.0, at - now))
+
+    def receiveMsg_ActorExitRequest(self, msg: Any, sender: Any) -> None:
+        if self._calls is not None:
+            self._calls.stop()
+
+
+def _unconfirmed(call: Call) -> WorkerCrashedError:
+    return WorkerCrashedError(
+        f"the worker running request {call.request.request_id} could not be reached; its exit "
+        f"was not confirmed within {REVOCATION_WAIT_S}s",
+        details={"worker_id": None, "exit_code": None, "signal": None})
