@@ -20,12 +20,20 @@ No Thespian, no clock of its own.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any
 
-from snakepit_actors.core.pool_decisions import Reply
+from snakepit_actors.config import PoolConfig
+from snakepit_actors.core.pool_decisions import Decision, Forward, Reply
 from snakepit_actors.core.request_checks import execute_problem
+from snakepit_actors.core.request_desk import request_deadline
 from snakepit_actors.errors import WorkerCrashedError
-from snakepit_actors.messages import Execute, ExecuteFailed
+from snakepit_actors.messages import CancelRequest, ClosePool, Execute, ExecuteFailed
+
+if TYPE_CHECKING:
+    from snakepit_actors.core.pool_records import Counters
+    from snakepit_actors.core.readiness import Readiness
+    from snakepit_actors.core.scheduling import Scheduler
 
 
 def forwardable(request: Execute) -> bool:
@@ -65,3 +73,46 @@ class ForwardLedger:
             for request_id, reply_to in self._open.items()]
         self._open.clear()
         return out
+
+
+class DataPlaneRoute:
+    """The Pool core's side of the DataPlane: what to forward, the ledger, and what a new
+    DataPlane means. ``address`` is the DataPlane's (None: none; everything stays on the
+    Pool's path)."""
+
+    def __init__(self, config: PoolConfig, counters: Counters, readiness: Readiness,
+                 scheduler: Scheduler[Any]) -> None:
+        self._config, self._counters = config, counters
+        self._readiness, self._scheduler = readiness, scheduler
+        self.address: Any = None
+        self.ledger = ForwardLedger()
+
+    def forward(self, msg: Execute, sender: Any, now: float) -> Execute | None:
+        """``msg`` as the DataPlane gets it (``reply_to`` and its one deadline filled in,
+        counted, in the ledger), or None: the Pool handles it itself (no DataPlane, a stream,
+        a session, a bad request, or the pool is not serving: starting, degraded, closed)."""
+        if (self.address is None or not forwardable(msg) or self._scheduler.closed
+                or self._readiness.refusal() is not None):
+            return None
+        self._counters.requests += 1
+        reply_to = msg.reply_to or sender
+        self.ledger.add(msg.request_id, reply_to)
+        return replace(msg, reply_to=reply_to, deadline_unix_s=request_deadline(
+            msg, now, self._config.request_timeout))
+
+    def cancel(self, msg: CancelRequest) -> list[Decision]:
+        """The cancel goes to the DataPlane if it has the request ([]: not forwarded)."""
+        if self.address is None or not self.ledger.has(msg.request_id):
+            return []
+        return [Forward(self.address, msg)]
+
+    def close(self) -> list[Decision]:
+        """The pool closes: the DataPlane fails what waits in it."""
+        return [] if self.address is None else [Forward(self.address, ClosePool())]
+
+    def replaced(self, address: Any) -> list[Decision]:
+        """The DataPlane died and a new one runs at ``address``: what the old one was not
+        heard to answer fails (``WorkerCrashedError``); its leases come back when the Pool
+        sees its process gone (``HolderWatch``)."""
+        self.address = address
+        return list(self.ledger.lost("the data plane actor exited"))

@@ -25,18 +25,16 @@ session pins (a session's next request may run elsewhere) or the counters.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import replace
 from typing import Any
 
 from snakepit_actors.config import PoolConfig
 from snakepit_actors.core import pool_errors as errs
-from snakepit_actors.core.forwarding import ForwardLedger, forwardable
 from snakepit_actors.core.lease_book import LeaseBook, recalls
 from snakepit_actors.core.lifecycle import RecyclePolicy
-from snakepit_actors.core.pool_decisions import Decision, Forward, Recycle, Reply, WakeAt
+from snakepit_actors.core.pool_decisions import Decision, Recycle, Reply, WakeAt
 from snakepit_actors.core.pool_records import Phase, WorkerRecord
 from snakepit_actors.core.readiness import Readiness
-from snakepit_actors.core.request_desk import RequestDesk, request_deadline
+from snakepit_actors.core.request_desk import RequestDesk
 from snakepit_actors.core.session_pins import SessionPins
 from snakepit_actors.core.timers import StartupDeadline
 from snakepit_actors.errors import SnakepitError
@@ -44,7 +42,6 @@ from snakepit_actors.messages import (
     GRACEFUL_RECYCLE_REASONS,
     CancelRequest,
     Checkin,
-    ClosePool,
     Execute,
     LeaseBatch,
     PoolClosed,
@@ -98,9 +95,6 @@ class PoolCore:
         self.scheduler = self.desk.scheduler
         self.counters = self.desk.counters
         self._policy = RecyclePolicy.from_config(config)
-        #: The DataPlane's address (None: requests stay on the Pool's path; see ``forward``)
-        self.data_plane: Any = None
-        self.forwarded = ForwardLedger()
 
     # --- set-up and worker facts --------------------------------------------------------------
 
@@ -160,35 +154,7 @@ class PoolCore:
         return self.desk.execute(msg, sender, now)
 
     def cancel(self, msg: CancelRequest, now: float) -> Decisions:
-        if self.forwarded.has(msg.request_id) and self.data_plane is not None:
-            return [Forward(self.data_plane, msg)]
         return self.desk.cancel(msg)
-
-    # --- requests (the data plane) ------------------------------------------------------------
-
-    def forward(self, msg: Execute, sender: Any, now: float) -> Execute | None:
-        """``msg`` as the DataPlane gets it (``reply_to`` and its one deadline filled in,
-        counted, in the ledger), or None: the Pool handles it itself (no DataPlane, a stream,
-        a session, a bad request, or the pool is not serving: starting, degraded, closed)."""
-        if (self.data_plane is None or not forwardable(msg) or self.scheduler.closed
-                or self.readiness.refusal() is not None):
-            return None
-        self.counters.requests += 1
-        reply_to = msg.reply_to or sender
-        self.forwarded.add(msg.request_id, reply_to)
-        return replace(msg, reply_to=reply_to, deadline_unix_s=request_deadline(
-            msg, now, self.config.request_timeout))
-
-    def data_plane_served(self, request_ids: Sequence[str]) -> None:
-        """The DataPlane answered these forwarded requests."""
-        self.forwarded.served(request_ids)
-
-    def data_plane_replaced(self, address: Any) -> Decisions:
-        """The DataPlane died and a new one runs at ``address``: what the old one was not heard
-        to answer fails (``WorkerCrashedError``); its leases come back when the Pool sees its
-        process gone (``HolderWatch``)."""
-        self.data_plane = address
-        return list(self.forwarded.lost("the data plane actor exited"))
 
     def checkin(self, msg: Checkin, now: float) -> Decisions:
         """A Worker finished a request: it replied to the caller, or crashed under it (then the
@@ -322,9 +288,7 @@ class PoolCore:
     def close(self, sender: Any, now: float) -> Decisions:
         """Refuse new work and fail what is queued; what runs finishes."""
         queued = self.scheduler.close()
-        out: Decisions = [] if self.data_plane is None else [Forward(self.data_plane,
-                                                                     ClosePool())]
-        out += self.desk.refuse_all(queued, lambda rid: errs.closed_queued(self.config.name, rid))
+        out = self.desk.refuse_all(queued, lambda rid: errs.closed_queued(self.config.name, rid))
         log.info("pool.closing", pool=self.config.name, failed_queued=len(queued))
         return [*out, Reply(sender, PoolClosed(len(queued)))]
 

@@ -11,13 +11,16 @@
 
 It holds worker leases exactly as the Python handle's direct path does (``core.leases``'
 ``LeaseBroker``, the Pool's lease messages, granted and returned in batches) and makes the
-gRPC calls itself, on one persistent call thread per worker slot; finished calls come back to
-its actor loop through a wake pipe it watches (``ThespianWatch``), never a blocking wait. A
-request costs two Thespian messages (``Execute`` in, the reply out, both batched when many
-are in flight) instead of four (to the Pool, to a Worker, the reply, the Worker's check-in).
+gRPC calls itself: requests wait in one FIFO, and one *runner* per leased slot, on a
+persistent call thread, takes the next one as its call returns (``data_plane_calls.py``).
+Finished calls come back to the actor loop through a wake pipe it watches (``ThespianWatch``),
+never a blocking wait; while requests wait the wake is held briefly, so one pass answers
+several. A request costs two Thespian messages (``Execute`` in, the reply out, both batched
+when many are in flight) instead of four (to the Pool, to a Worker, the reply, the Worker's
+check-in), and the Pool hears of it once more only in a batch (``DataPlaneServed``).
 
-The contract is the Pool's: exactly one reply per request; the pool's ``max_queue`` (more
-callers waiting than that beyond the slots: ``PoolSaturatedError`` at once), queue deadline
+The contract is the Pool's: exactly one reply per request; the pool's ``max_queue`` (that many
+requests waiting in the FIFO: the next gets ``PoolSaturatedError`` at once), queue deadline
 (``QueueTimeoutError``, counted from the last time the line of waiting requests moved, as on
 the direct path), deadline (``RequestTimeoutError``; the lease goes back for a recycle), a
 ``CancelRequest`` fails a waiting request (a running unary call cannot be cancelled), a worker
@@ -35,7 +38,6 @@ lease requests sent again, running calls finish and are answered.
 
 from __future__ import annotations
 
-import heapq
 import itertools
 import os
 import time
@@ -46,13 +48,11 @@ from typing import Any
 from thespian.actors import ActorTypeDispatcher, ThespianWatch, WakeupMessage, WatchMessage
 
 from snakepit_actors.core import pool_errors as errs
-from snakepit_actors.core.leases import Handoff, Lease, LeaseBroker, Refusal
-from snakepit_actors.core.scheduling_decisions import queue_expiry
+from snakepit_actors.core.leases import Handoff, Lease, LeaseBroker
 from snakepit_actors.core.usage import UsageMeter
 from snakepit_actors.errors import (
     PoolNotReadyError,
     PoolSaturatedError,
-    QueueTimeoutError,
     SnakepitError,
     WorkerCrashedError,
 )
@@ -75,7 +75,7 @@ from snakepit_actors.messages import (
 )
 from snakepit_actors.proctitle import bind_actor_process
 from snakepit_actors.telemetry import get_logger
-from snakepit_actors.tree.data_plane_calls import Call, DataPlaneCalls
+from snakepit_actors.tree.data_plane_calls import Call, DataPlaneCalls, RunnerEnded
 
 log = get_logger("data_plane")
 
@@ -99,20 +99,21 @@ class DataPlane(ActorTypeDispatcher):
         self._calls: DataPlaneCalls | None = None
         self._pool: Any = None
         self._cfg: Any = None
-        self._broker: LeaseBroker[Call] | None = None
+        self._broker: LeaseBroker[object] | None = None
+        self._slots = 0
+        self._runners = 0  # leases a runner works on
+        self._asked: set[object] = set()  # tokens waiting in the broker for a lease each
         self._meter = UsageMeter()
-        self._waiting: dict[str, Call] = {}  # by request id: waiting for a lease (for cancel)
-        self._expiries: list[tuple[float, int, Call]] = []  # (queue expiry, seq, call)
-        self._seq = itertools.count()
-        self._lost: dict[str, tuple[Call, float]] = {}  # lease id -> (call, give up at)
+        self._open: dict[str, Call] = {}  # by request id: not yet answered (for cancel)
+        self._lost: dict[str, tuple[list[Call], float]] = {}  # lease id -> (calls, give up at)
         self._served: list[str] = []
         self._served_at = time.monotonic()
         self._reported_at = time.monotonic()
-        self._line_moved_at = 0.0  # Unix seconds: when a waiting request last got a lease
         self._replies: dict[str, tuple[Any, list[Reply]]] = {}  # this pass, per caller
         self._timer_at: float | None = None  # monotonic: the wake-up asked for
         self._ids = itertools.count()
         self._id_prefix = uuid.uuid4().hex[:8]
+        self._closed = False
 
     def receiveMessage(self, message: Any, sender: Any) -> Any:
         """Every message is one pass: handle it, then send what it produced (replies grouped per
@@ -124,10 +125,16 @@ class DataPlane(ActorTypeDispatcher):
         return ThespianWatch([self._calls.wake_fd])
 
     @property
-    def broker(self) -> LeaseBroker[Call]:
+    def broker(self) -> LeaseBroker[object]:
         if self._broker is None:
             raise RuntimeError("the DataPlane got a request before InitDataPlane")
         return self._broker
+
+    @property
+    def calls(self) -> DataPlaneCalls:
+        if self._calls is None:
+            raise RuntimeError("the DataPlane got a request before InitDataPlane")
+        return self._calls
 
     # --- set-up ---------------------------------------------------------------------------------
 
@@ -135,9 +142,9 @@ class DataPlane(ActorTypeDispatcher):
         cfg = msg.config
         bind_actor_process("DataPlane", pool=cfg.name)
         self._cfg, self._pool = cfg, msg.pool
-        slots = cfg.pool_size * cfg.capacity
-        self._broker = LeaseBroker(self._new_id, max_requests=slots, max_waiting=cfg.max_queue)
-        self._calls = DataPlaneCalls(slots, cfg.max_payload_bytes, msg.worker_token,
+        self._slots = cfg.pool_size * cfg.capacity
+        self._broker = LeaseBroker(self._new_id, max_requests=self._slots)
+        self._calls = DataPlaneCalls(self._slots, cfg.max_payload_bytes, msg.worker_token,
                                      cfg.protocol)
 
     def _new_id(self) -> str:
@@ -147,124 +154,120 @@ class DataPlane(ActorTypeDispatcher):
 
     def receiveMsg_Execute(self, msg: Execute, sender: Any) -> None:
         self._accept(msg, sender)
+        self._want()
 
     def receiveMsg_ExecuteBatch(self, msg: ExecuteBatch, sender: Any) -> None:
         for request in msg.requests:
             self._accept(request, sender)
+        self._want()
 
     def _accept(self, request: Execute, sender: Any) -> None:
+        """Queue ``request``, or refuse it at once (closed; ``max_queue`` requests wait)."""
         call = Call(request, request.reply_to or sender, time.time())
-        try:
-            lease = self.broker.acquire(call, None, time.monotonic())
-        except PoolSaturatedError as exc:
+        calls = self.calls
+        if self._closed:
+            self._fail(call, errs.closed_queued(self._cfg.name, request.request_id))
+            return
+        if self._cfg.max_queue is not None and len(calls.queue) >= self._cfg.max_queue:
             self._meter.refused()
-            self._fail(call, exc, queue_timeout=False)
+            self._fail(call, PoolSaturatedError(
+                f"pool {self._cfg.name!r} has {len(calls.queue)} requests waiting "
+                f"(max_queue={self._cfg.max_queue})", reason="max_queue"))
             return
-        except SnakepitError as exc:  # closed
-            self._fail(call, exc, queue_timeout=False)
-            return
-        if lease is not None:
-            self._start(call, lease)
-        else:
-            self._wait(call)
+        self._open[request.request_id] = call
+        calls.queue.append(call)
+        calls.track_expiry(call, self._cfg.queue_timeout)
 
-    def _wait(self, call: Call) -> None:
-        self._waiting[call.request.request_id] = call
-        expiry, _why = queue_expiry(max(call.arrived, self._line_moved_at),
-                                    call.request.deadline_unix_s, self._cfg.queue_timeout)
-        if expiry is not None:
-            heapq.heappush(self._expiries, (expiry, next(self._seq), call))
+    def _want(self) -> None:
+        """Ask for the leases the waiting requests need (one runner per slot at most)."""
+        broker, queued = self.broker, len(self.calls.queue)
+        while queued and self._runners + len(self._asked) < min(self._slots, self._runners
+                                                                 + queued):
+            token = object()
+            lease = broker.acquire(token, None, time.monotonic())
+            if lease is None:
+                self._asked.add(token)
+            else:
+                self._run(lease)
 
-    def _start(self, call: Call, lease: Lease) -> None:
-        """Run ``call`` on ``lease`` (handed to it), unless the lease was revoked meanwhile
-        (wait again) or the request's deadline passed (it never ran)."""
-        assert self._calls is not None
-        self._waiting.pop(call.request.request_id, None)
-        if lease.gone is not None:
-            self._hand(self.broker.release(lease, time.monotonic()))
-            self._accept_again(call)
+    def _run(self, lease: Lease) -> None:
+        """A runner on ``lease`` while requests wait; else the lease goes idle."""
+        now = time.monotonic()
+        if lease.gone is not None or not self.calls.queue:
+            self._hand(self.broker.release(lease, now))
             return
-        deadline = call.request.deadline_unix_s
-        if deadline is not None and deadline <= time.time():
-            self._hand(self.broker.release(lease, time.monotonic()))
-            self._fail(call, errs.deadline_passed(call.request.request_id), queue_timeout=True)
-            return
-        try:
-            self._calls.start(call, lease)
-        except SnakepitError as exc:  # the args cannot be sent: nothing ran
-            call.lease = None
-            self._hand(self.broker.release(lease, time.monotonic()))
-            self._fail(call, exc, queue_timeout=False)
+        self._runners += 1
+        self.calls.run_on(lease)
 
-    def _accept_again(self, call: Call) -> None:
-        try:
-            lease = self.broker.acquire(call, None, time.monotonic())
-        except SnakepitError as exc:
-            self._fail(call, exc, queue_timeout=False)
-            return
-        if lease is not None:
-            self._start(call, lease)
-        else:
-            self._wait(call)
-
-    def _hand(self, handoffs: list[Handoff[Call]]) -> None:
-        if handoffs:
-            self._line_moved_at = time.time()
+    def _hand(self, handoffs: list[Handoff[object]]) -> None:
         for handoff in handoffs:
-            self._start(handoff.item, handoff.lease)
+            self._asked.discard(handoff.item)
+            self._run(handoff.lease)
 
     def receiveMsg_CancelRequest(self, msg: CancelRequest, sender: Any) -> None:
         """A waiting request fails (cancelled); a running call runs to its end."""
-        call = self._waiting.pop(msg.request_id, None)
-        if call is not None and self.broker.abandon(call):
-            self._fail(call, errs.cancelled_queued(msg.request_id), queue_timeout=False)
+        call = self._open.get(msg.request_id)
+        if call is not None and self.calls.claim(call):
+            self._fail(call, errs.cancelled_queued(msg.request_id))
 
     def receiveMsg_ClosePool(self, msg: ClosePool, sender: Any) -> None:
         """The pool closes: waiting requests fail (``PoolClosedError``); running calls end."""
-        self._refuse(self.broker.close())
-
-    def _refuse(self, refusals: list[Refusal[Call]]) -> None:
-        for refusal in refusals:
-            self._waiting.pop(refusal.item.request.request_id, None)
-            self._fail(refusal.item, refusal.error, queue_timeout=False)
+        self._closed = True
+        for call in list(self.calls.queue):
+            if self.calls.claim(call):
+                self._fail(call, errs.closed_queued(self._cfg.name, call.request.request_id))
+        self.broker.close()
+        self._asked.clear()
 
     # --- finished calls -------------------------------------------------------------------------
 
     def receiveMsg_WatchMessage(self, msg: WatchMessage, sender: Any) -> None:
-        assert self._calls is not None
-        self._calls.drain_wake()
-        finished = self._calls.finished
+        calls = self.calls
+        calls.drain_wake()
+        finished = calls.finished
         while not finished.empty():
-            self._settle(finished.get_nowait())
+            item = finished.get_nowait()
+            if isinstance(item, RunnerEnded):
+                self._runner_ended(item)
+            else:
+                self._settle(item)
+        self._want()
 
     def _settle(self, call: Call) -> None:
-        assert self._calls is not None and call.lease is not None
-        lease, call.lease = call.lease, None
-        ended = self._calls.ended(call, lease.worker_id)
-        self._meter.ran(lease.worker_id, None)
+        if call.expired:
+            self._fail(call, errs.deadline_passed(call.request.request_id), queue_timeout=True)
+            return
+        ended = self.calls.ended(call)
+        self._meter.ran(call.worker_id, None)
         if ended.reply is not None:
-            ok = isinstance(ended.reply, ExecuteResult)
-            self._meter.finished(ok=ok, latency_ms=(time.time() - call.arrived) * 1000.0)
-            self._hand(self.broker.release(lease, time.monotonic(), ended.outcome,  # type: ignore[arg-type]
-                                           ended.detail))
+            self._meter.finished(ok=isinstance(ended.reply, ExecuteResult),
+                                 latency_ms=(time.time() - call.arrived) * 1000.0)
             self._reply(call, ended.reply)
             return
-        self._hand(self.broker.release(lease, time.monotonic(), "lost", ended.detail))
-        if lease.gone is not None:  # the revocation came first
-            self._retry_or_fail(call, lease.gone)
-        else:
-            self._lost[lease.lease_id] = (call, time.monotonic() + REVOCATION_WAIT_S)
+        held = self.broker.lease(call.lease_id)
+        if held is not None and held.gone is not None:  # the revocation came first
+            self._retry_or_fail(call, held.gone)
+            return
+        calls, _at = self._lost.setdefault(call.lease_id, ([], 0.0))
+        calls.append(call)
+        self._lost[call.lease_id] = (calls, time.monotonic() + REVOCATION_WAIT_S)
+
+    def _runner_ended(self, ended: RunnerEnded) -> None:
+        self._runners -= 1
+        self._hand(self.broker.release(ended.lease, time.monotonic(), ended.outcome,
+                                       ended.detail))
 
     def _retry_or_fail(self, call: Call, error: SnakepitError) -> None:
         """The worker died under ``call``: run it once more elsewhere if idempotent."""
-        if (call.attempt == 1 and not self.broker.closed and isinstance(error, WorkerCrashedError)
+        if (call.attempt == 1 and not self._closed and isinstance(error, WorkerCrashedError)
                 and (call.request.idempotent or self._cfg.retry_idempotent)):
             log.info("request.retried", request_id=call.request.request_id,
                      worker_id=error.details.get("worker_id"))
             call.attempt += 1
-            self._accept_again(call)
+            self.calls.requeue(call)
+            self._want()
             return
-        self._fail(call, error, queue_timeout=False)
+        self._fail(call, error)
 
     # --- the Pool's lease answers ---------------------------------------------------------------
 
@@ -273,15 +276,22 @@ class DataPlane(ActorTypeDispatcher):
                                        time.monotonic()))
 
     def receiveMsg_LeaseRefused(self, msg: LeaseRefused, sender: Any) -> None:
-        self._refuse(self.broker.refused(msg.request_id, msg.error))
+        """The newest waiting request fails with the Pool's reason (as on the direct path)."""
+        for refusal in self.broker.refused(msg.request_id, msg.error):
+            self._asked.discard(refusal.item)
+            for call in reversed(self.calls.queue):
+                if self.calls.claim(call):
+                    self._fail(call, refusal.error)
+                    break
 
     def receiveMsg_LeaseRevoked(self, msg: LeaseRevoked, sender: Any) -> None:
         self.broker.revoked(msg.request_id, msg.error)
         lost = self._lost.pop(msg.request_id, None)
-        if lost is not None:
-            self._retry_or_fail(lost[0], msg.error)
+        for call in lost[0] if lost is not None else ():
+            self._retry_or_fail(call, msg.error)
 
     def receiveMsg_LeaseRecalled(self, msg: LeaseRecalled, sender: Any) -> None:
+        """The runner on it ends at once, the lease goes back (its call finishes first)."""
         self.broker.recalled(msg.request_id)
 
     def receiveMsg_PoolReplaced(self, msg: PoolReplaced, sender: Any) -> None:
@@ -291,8 +301,9 @@ class DataPlane(ActorTypeDispatcher):
         self.broker.pool_replaced(PoolNotReadyError(
             "the pool's actor was restarted while the lease was held", reason="pool_restarted"))
         lost, self._lost = self._lost, {}
-        for call, _at in lost.values():
-            self._retry_or_fail(call, _unconfirmed(call))
+        for calls, _at in lost.values():
+            for call in calls:
+                self._retry_or_fail(call, _unconfirmed(call))
 
     # --- timers ---------------------------------------------------------------------------------
 
@@ -302,33 +313,20 @@ class DataPlane(ActorTypeDispatcher):
         self._hand(self.broker.tick(time.monotonic()))
         self._expire_waiting(time.time())
         now = time.monotonic()
-        for lease_id, (call, give_up_at) in list(self._lost.items()):
+        for lease_id, (calls, give_up_at) in list(self._lost.items()):
             if give_up_at <= now:
                 del self._lost[lease_id]
-                self._retry_or_fail(call, _unconfirmed(call))
+                for call in calls:
+                    self._retry_or_fail(call, _unconfirmed(call))
+        self._want()
 
     def _expire_waiting(self, now: float) -> None:
-        """Fail the waiting requests past their queue deadline (queue_timeout counted from the
-        last time the line moved: a line that moves does not time out)."""
-        while self._expiries and self._expiries[0][0] <= now:
-            _at, _seq, call = heapq.heappop(self._expiries)
-            if call.done or call.request.request_id not in self._waiting or call.lease is not None:
-                continue
-            expiry, why = queue_expiry(max(call.arrived, self._line_moved_at),
-                                       call.request.deadline_unix_s, self._cfg.queue_timeout)
-            if expiry is not None and expiry > now:
-                heapq.heappush(self._expiries, (expiry, next(self._seq), call))
-            elif self.broker.abandon(call):
-                self._waiting.pop(call.request.request_id, None)
-                waited = now - call.arrived
-                self._fail(call, QueueTimeoutError(
-                    f"request {call.request.request_id} waited {waited:.3f}s in the queue and "
-                    f"never reached a worker ({why.replace('_', ' ')})", reason=why),
-                    queue_timeout=True)
+        for call, error in self.calls.expired(now, self._cfg.queue_timeout):
+            self._fail(call, error, queue_timeout=True)
 
     # --- sending --------------------------------------------------------------------------------
 
-    def _fail(self, call: Call, error: SnakepitError, *, queue_timeout: bool) -> None:
+    def _fail(self, call: Call, error: SnakepitError, *, queue_timeout: bool = False) -> None:
         self._meter.finished(ok=False, queue_timeout=queue_timeout)
         self._reply(call, ExecuteFailed(call.request.request_id, error))
 
@@ -337,6 +335,7 @@ class DataPlane(ActorTypeDispatcher):
         if call.done:
             return
         call.done = True
+        self._open.pop(call.request.request_id, None)
         self._served.append(call.request.request_id)
         if not call.request.batch_replies:
             self.send(call.reply_to, reply)
@@ -353,12 +352,12 @@ class DataPlane(ActorTypeDispatcher):
                              or now - self._served_at >= SERVED_EVERY_S):
             self.send(self._pool, DataPlaneServed(tuple(self._served)))
             self._served, self._served_at = [], now
-        broker = self.broker
         usage = None
         if self._meter.pending and now - self._reported_at >= REPORT_EVERY_S:
             report = self._meter.take()
             usage = None if report is None else replace(report, requests=0)  # the Pool counted
             self._reported_at = now
+        broker = self.broker
         if broker.has_outgoing or usage is not None:
             out = broker.take_outgoing()
             self.send(self._pool, LeaseBatch(tuple(out.requests), tuple(out.withdrawn),
@@ -372,10 +371,11 @@ class DataPlane(ActorTypeDispatcher):
             due.append(self._served_at + SERVED_EVERY_S)
         if self._meter.pending:
             due.append(self._reported_at + REPORT_EVERY_S)
-        if self._expiries:
-            due.append(now + max(0.0, self._expiries[0][0] - time.time()))
+        expiry = self.calls.next_expiry()
+        if expiry is not None:
+            due.append(now + max(0.0, expiry - time.time()))
         if self._lost:
-            due.append(min(at for _call, at in self._lost.values()))
+            due.append(min(at for _calls, at in self._lost.values()))
         at = min((d for d in due if d is not None), default=None)
         if at is None or (self._timer_at is not None and self._timer_at <= at):
             return
@@ -391,4 +391,4 @@ def _unconfirmed(call: Call) -> WorkerCrashedError:
     return WorkerCrashedError(
         f"the worker running request {call.request.request_id} could not be reached; its exit "
         f"was not confirmed within {REVOCATION_WAIT_S}s",
-        details={"worker_id": None, "exit_code": None, "signal": None})
+        details={"worker_id": call.worker_id, "exit_code": None, "signal": None})

@@ -1,26 +1,43 @@
-"""The DataPlane's gRPC side: one channel per worker process, blocking unary calls on the
-persistent ``CallThreads``, and what a finished call means for its caller.
+"""The DataPlane's gRPC side: its FIFO of requests, one *slot runner* per leased worker slot
+making blocking unary calls, and what a finished call means for its caller.
 
-    DataPlane (actor thread) ── DataPlaneCalls.start(call) ──> CallThreads ──gRPC──> process
-              ^                                                     │
-              └──── wake pipe <── finished FIFO (call, response | exception) ──┘
+    DataPlane (actor thread) ── queue.append(call) ──> FIFO <── popleft ── runner on lease L1..Ln
+              ^                                                             │ gRPC ExecuteTool
+              └──── wake pipe (held while the FIFO is not empty) <── finished FIFO ─┘
 
-The call threads never call Thespian: a finished call goes into a FIFO and the wake pipe the
-actor watches gets one byte. Only the DataPlane imports this module, in its own leaf actor
-process (it creates no children), so grpc is imported lazily, when the DataPlane starts.
+A runner takes the next request the moment its call returns, with no actor message in
+between, and keeps its lease while requests wait; when the FIFO is empty (or the lease must go
+back: its worker seems lost, or a call passed its deadline) it ends with ``RunnerEnded``. The
+actor is woken at once when nothing waits, else after up to ``HOLD_S`` or ``MAX_HELD``
+finished calls, so one pass answers several calls (one message per caller).
+
+A request is *claimed* exactly once, under one lock: by a runner (it runs), or by the actor
+(cancelled, past its queue deadline, the pool closed). The runners never call Thespian. Only
+the DataPlane imports this module, in its own leaf actor process (it creates no children), so
+grpc is imported lazily, when the DataPlane starts.
 """
 
 from __future__ import annotations
 
 import contextlib
+import heapq
+import itertools
 import os
 import queue
+import threading
 import time
+from collections import deque
 from dataclasses import dataclass
 from typing import Any
 
-from snakepit_actors.core.leases import Lease
-from snakepit_actors.errors import PayloadTooLargeError, RequestTimeoutError, SnakepitError
+from snakepit_actors.core.leases import Lease, Outcome
+from snakepit_actors.core.scheduling_decisions import queue_expiry
+from snakepit_actors.errors import (
+    PayloadTooLargeError,
+    QueueTimeoutError,
+    RequestTimeoutError,
+    SnakepitError,
+)
 from snakepit_actors.json_codec import encode_args
 from snakepit_actors.messages import Execute, ExecuteFailed, ExecuteResult
 from snakepit_actors.protocols import WireProtocol, wire_for
@@ -28,39 +45,54 @@ from snakepit_actors.tree.call_threads import CallThreads
 from snakepit_actors.worker_token import token_metadata
 
 _CHANNEL_OVERHEAD_BYTES = 1024 * 1024
+#: While requests wait, the actor's wake is held this long at most (seconds) ...
+HOLD_S = 0.002
+#: ... or until this many calls finished.
+MAX_HELD = 8
+
+QUEUED, CLAIMED = 0, 1
 
 
 @dataclass(eq=False, slots=True)
 class Call:
-    """One request in the DataPlane, from its arrival to its reply (hashable by identity: the
-    lease broker queues it while it waits for a lease)."""
+    """One request in the DataPlane, from its arrival to its reply."""
 
     request: Execute
     reply_to: Any
     arrived: float  # Unix seconds: when the DataPlane got it (its queue wait counts from here)
     started: float = 0.0  # perf_counter: when its gRPC call started
     attempt: int = 1
-    lease: Lease | None = None
+    state: int = QUEUED
+    worker_id: str = ""
+    lease_id: str = ""
     response: Any = None
     error: BaseException | None = None
-    done: bool = False  # answered (or given up): nothing more happens to it
+    expired: bool = False  # its deadline passed before a runner started it: never ran
+    done: bool = False  # answered: nothing more happens to it
+
+
+@dataclass(frozen=True, slots=True)
+class RunnerEnded:
+    """A runner gave its lease back to the actor: ``outcome`` says how (``detail``: why)."""
+
+    lease: Lease
+    outcome: Outcome
+    detail: str = ""
 
 
 @dataclass(frozen=True, slots=True)
 class Ended:
-    """How a call ended: ``reply`` for the caller, and what it means for the lease
-    (``outcome``: "ok", "recycle" or "lost", with ``detail`` for the last two)."""
+    """How a call ended: ``reply`` for its caller, or None: its worker seems lost."""
 
     reply: ExecuteResult | ExecuteFailed | None
-    outcome: str = "ok"
     detail: str = ""
 
 
 class DataPlaneCalls:
-    """Channels, call threads and the finished FIFO of one DataPlane.
+    """The FIFO, the runners and the channels of one DataPlane.
 
     Args:
-        slots: call threads (the pool's worker slots: one per lease it can hold).
+        slots: runner threads (the pool's worker slots: one per lease it can hold).
         max_payload_bytes: the pool's payload limit.
         token: the pool's worker token (sent with every call).
         protocol: the workers' wire protocol name.
@@ -74,11 +106,168 @@ class DataPlaneCalls:
         self._limit = max_payload_bytes
         self._metadata = token_metadata(token) or ()
         self._channels: dict[str, tuple[int, Any, Any]] = {}  # endpoint -> (pid, channel, stub)
-        self.finished: queue.SimpleQueue[Call] = queue.SimpleQueue()
+        self.queue: deque[Call] = deque()
+        self.finished: queue.SimpleQueue[Call | RunnerEnded] = queue.SimpleQueue()
+        #: Unix seconds: when a runner last took a request (the line moved)
+        self.line_moved_at = 0.0
+        self._claims = threading.Lock()
+        self._expiries: list[tuple[float, int, Call]] = []  # (queue expiry, seq, call)
+        self._seq = itertools.count()
         self.wake_fd, self._wake_w = os.pipe()
         os.set_blocking(self.wake_fd, False)
         os.set_blocking(self._wake_w, False)
         self._threads = CallThreads(slots, self._wake, hold_s=0.0, name="snakepit-dataplane")
+        self._hold_lock = threading.Lock()
+        self._held = 0
+        self._armed = threading.Event()
+        self._holder: threading.Thread | None = None
+        self._stopped = False
+
+    # --- claims ---------------------------------------------------------------------------------
+
+    def claim(self, call: Call) -> bool:
+        """Take ``call`` out of the FIFO's reach (any thread); False: someone else has it."""
+        with self._claims:
+            if call.state != QUEUED:
+                return False
+            call.state = CLAIMED
+            return True
+
+    # --- queue deadlines ------------------------------------------------------------------------
+
+    def track_expiry(self, call: Call, queue_timeout_s: float | None) -> None:
+        """Actor thread: ``call`` waits; remember when it stops waiting."""
+        expiry, _why = queue_expiry(max(call.arrived, self.line_moved_at),
+                                    call.request.deadline_unix_s, queue_timeout_s)
+        if expiry is not None:
+            heapq.heappush(self._expiries, (expiry, next(self._seq), call))
+
+    def next_expiry(self) -> float | None:
+        """Unix seconds: the earliest queue deadline to check (None: none)."""
+        return self._expiries[0][0] if self._expiries else None
+
+    def expired(self, now: float, queue_timeout_s: float | None,
+                ) -> list[tuple[Call, QueueTimeoutError]]:
+        """Actor thread: the waiting requests past their queue deadline at ``now``, claimed
+        (queue_timeout counts from the last time the line moved: a line that moves does not
+        time out), each with its error."""
+        out = []
+        while self._expiries and self._expiries[0][0] <= now:
+            _at, _seq, call = heapq.heappop(self._expiries)
+            if call.state != QUEUED:
+                continue
+            expiry, why = queue_expiry(max(call.arrived, self.line_moved_at),
+                                       call.request.deadline_unix_s, queue_timeout_s)
+            if expiry is not None and expiry > now:
+                heapq.heappush(self._expiries, (expiry, next(self._seq), call))
+            elif self.claim(call):
+                out.append((call, QueueTimeoutError(
+                    f"request {call.request.request_id} waited {now - call.arrived:.3f}s in "
+                    f"the queue and never reached a worker ({why.replace('_', ' ')})",
+                    reason=why)))
+        return out
+
+    def requeue(self, call: Call) -> None:
+        """Actor thread: run ``call`` again (first in line)."""
+        call.state, call.error, call.response = QUEUED, None, None
+        self.queue.appendleft(call)
+
+    # --- runners --------------------------------------------------------------------------------
+
+    def run_on(self, lease: Lease) -> None:
+        """Actor thread: start a runner on ``lease``; it ends with ``RunnerEnded``."""
+        stub = self._stub(lease)
+        self._threads.submit(lambda: self._run(lease, stub.ExecuteTool))
+
+    def _run(self, lease: Lease, method: Any) -> None:
+        outcome: Outcome = "ok"
+        detail = ""
+        grpc = self._grpc
+        while not self._stopped:
+            try:
+                call = self.queue.popleft()
+            except IndexError:
+                break
+            if not self.claim(call):
+                continue
+            now = time.time()
+            self.line_moved_at = now
+            call.worker_id, call.lease_id = lease.worker_id, lease.lease_id
+            deadline = call.request.deadline_unix_s
+            if deadline is not None and deadline <= now:
+                call.expired = True
+            else:
+                try:
+                    call.started = time.perf_counter()
+                    call.response = method(self._message(call.request, lease),
+                                           metadata=self._metadata + call.request.trace_context
+                                           or None,
+                                           timeout=None if deadline is None else deadline - now)
+                except BaseException as exc:  # carried to the actor thread
+                    call.error = exc
+                    if isinstance(exc, grpc.RpcError):
+                        outcome, detail = self._lease_outcome(exc, lease.worker_id)
+            self.finished.put(call)
+            if outcome != "ok":
+                break
+            self._finished_one()
+        self.finished.put(RunnerEnded(lease, outcome, detail))
+        self._wake()
+
+    def _message(self, req: Execute, lease: Lease) -> Any:
+        args = req.args_json if req.args_json is not None else encode_args(
+            req.tool, req.args, self._limit)
+        if len(args) > self._limit:
+            raise PayloadTooLargeError(
+                f"args of {req.tool!r} are {len(args)} bytes, over max_payload_bytes="
+                f"{self._limit}", reason="args",
+                details={"size_bytes": len(args), "limit_bytes": self._limit})
+        return self.wire.request(req.request_id, "", req.tool, args,
+                                 req.deadline_unix_s or 0.0, lease.session_from)
+
+    def _lease_outcome(self, exc: Any, worker_id: str) -> tuple[Outcome, str]:
+        """What a failed call means for its lease: a tool failure leaves it "ok"."""
+        code = exc.code()
+        if code == self._grpc.StatusCode.DEADLINE_EXCEEDED:
+            return "recycle", "a request passed its deadline"
+        if self.wire.call_failure(exc, worker_id) is not None:
+            return "ok", ""
+        return "lost", f"{code.name}: {exc.details()}"
+
+    # --- waking the actor -----------------------------------------------------------------------
+
+    def _finished_one(self) -> None:
+        """Wake now, or hold the wake while requests wait (bounded in time and count)."""
+        with self._hold_lock:
+            if not self.queue or self._held + 1 >= MAX_HELD:
+                self._held = 0
+                wake_now = True
+            else:
+                self._held += 1
+                wake_now = False
+                if self._held == 1:
+                    self._arm()
+        if wake_now:
+            self._wake()
+
+    def _arm(self) -> None:
+        if self._holder is None:
+            self._holder = threading.Thread(target=self._hold, name="snakepit-dataplane-hold",
+                                            daemon=True)
+            self._holder.start()
+        self._armed.set()
+
+    def _hold(self) -> None:
+        while not self._stopped:
+            self._armed.wait()
+            self._armed.clear()
+            if self._stopped:
+                return
+            time.sleep(HOLD_S)
+            with self._hold_lock:
+                held, self._held = self._held, 0
+            if held:
+                self._wake()
 
     def _wake(self) -> None:
         with contextlib.suppress(BlockingIOError, OSError):
@@ -90,63 +279,32 @@ class DataPlaneCalls:
             while os.read(self.wake_fd, 4096):
                 pass
 
-    def start(self, call: Call, lease: Lease) -> None:
-        """Start ``call`` on ``lease`` (a call thread is always free: one per lease).
+    # --- outcomes -------------------------------------------------------------------------------
 
-        Raises:
-            PayloadTooLargeError, SerializationError: its args cannot be sent.
-        """
-        req = call.request
-        args = req.args_json if req.args_json is not None else encode_args(
-            req.tool, req.args, self._limit)
-        if len(args) > self._limit:
-            raise PayloadTooLargeError(
-                f"args of {req.tool!r} are {len(args)} bytes, over max_payload_bytes="
-                f"{self._limit}", reason="args",
-                details={"size_bytes": len(args), "limit_bytes": self._limit})
-        message = self.wire.request(req.request_id, "", req.tool, args,
-                                    req.deadline_unix_s or 0.0, lease.session_from)
-        method = self._stub(lease).ExecuteTool
-        metadata = self._metadata + req.trace_context or None
-        deadline = req.deadline_unix_s
-        call.lease = lease
-        call.started = time.perf_counter()
-        finished = self.finished
-
-        def run() -> None:
-            try:
-                call.response = method(message, metadata=metadata, timeout=None
-                                       if deadline is None else max(0.001, deadline - time.time()))
-            except BaseException as exc:  # carried to the actor thread
-                call.error = exc
-            finished.put(call)
-
-        self._threads.submit(run)
-
-    def ended(self, call: Call, worker_id: str) -> Ended:
-        """What the finished ``call`` on ``worker_id`` means (actor thread)."""
-        rid = call.request.request_id
-        elapsed_ms = (time.perf_counter() - call.started) * 1000.0
+    def ended(self, call: Call) -> Ended:
+        """What the finished ``call`` means for its caller (actor thread)."""
+        rid, wid = call.request.request_id, call.worker_id
+        elapsed_ms = (time.perf_counter() - call.started) * 1000.0 if call.started else 0.0
         exc = call.error
         if exc is None:
-            value, error = self.wire.decode(call.response, worker_id)
+            value, error = self.wire.decode(call.response, wid)
             return Ended(ExecuteFailed(rid, error) if error is not None
-                         else ExecuteResult(rid, value, worker_id, elapsed_ms))
+                         else ExecuteResult(rid, value, wid, elapsed_ms))
+        if isinstance(exc, SnakepitError):  # its args could not be sent: it never ran
+            return Ended(ExecuteFailed(rid, exc))
         grpc = self._grpc
         code = exc.code() if isinstance(exc, grpc.RpcError) else None
         if code == grpc.StatusCode.DEADLINE_EXCEEDED:
             return Ended(ExecuteFailed(rid, RequestTimeoutError(
-                f"request {rid} ({call.request.tool!r}) passed its deadline on worker "
-                f"{worker_id}; the worker is recycled to cancel it",
-                details={"worker_id": worker_id})), "recycle",
-                f"request {rid} passed its deadline")
-        failure: SnakepitError | None = None if code is None else self.wire.call_failure(
-            exc, worker_id)
+                f"request {rid} ({call.request.tool!r}) passed its deadline on worker {wid}; "
+                f"the worker is recycled to cancel it", details={"worker_id": wid})))
+        failure = None if code is None else self.wire.call_failure(exc, wid)
         if failure is not None:  # the process answered: the tool failed
             return Ended(ExecuteFailed(rid, failure))
-        detail = (f"{code.name}: {exc.details()}"  # type: ignore[attr-defined]
-                  if code is not None else f"{type(exc).__name__}: {exc}")
-        return Ended(None, "lost", detail)
+        return Ended(None, f"{code.name}: {exc.details()}"  # type: ignore[attr-defined]
+                     if code is not None else f"{type(exc).__name__}: {exc}")
+
+    # --- channels -------------------------------------------------------------------------------
 
     def _stub(self, lease: Lease) -> Any:
         """The stub for the lease's process: one channel per endpoint, replaced when a new
@@ -168,7 +326,9 @@ class DataPlaneCalls:
         return lease.stub
 
     def stop(self) -> None:
-        """Stop the call threads (running calls end on their own) and close the channels."""
+        """Stop the runners after their current call and close the channels."""
+        self._stopped = True
+        self._armed.set()
         self._threads.stop()
         for _pid, channel, _stub in self._channels.values():
             with contextlib.suppress(Exception):

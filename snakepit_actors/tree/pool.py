@@ -39,6 +39,7 @@ from typing import Any
 
 from thespian.actors import ActorTypeDispatcher, WakeupMessage
 
+from snakepit_actors.core.forwarding import DataPlaneRoute
 from snakepit_actors.core.pool_core import PoolCore
 from snakepit_actors.core.pool_decisions import Decision, Run, WakeAt
 from snakepit_actors.core.timers import (
@@ -95,6 +96,7 @@ class Pool(ActorTypeDispatcher):
         self._core: PoolCore | None = None
         self._holders = HolderWatch()
         self._early: list[tuple[Any, Any]] = []  # messages that came before InitPool
+        self._route: DataPlaneRoute | None = None
 
     def receiveMessage(self, message: Any, sender: Any) -> Any:
         """A restarted Pool's senders may reach it before its ``InitPool``: their messages
@@ -111,6 +113,16 @@ class Pool(ActorTypeDispatcher):
             raise RuntimeError("the Pool got a message before InitPool; the PoolRoot sends "
                                "InitPool first")
         return self._core
+
+    @property
+    def route(self) -> DataPlaneRoute:
+        """Which requests go to the DataPlane (``core/forwarding.py``; made by ``InitPool``,
+        else none go there)."""
+        if self._route is None:
+            core = self.core
+            self._route = DataPlaneRoute(core.config, core.counters, core.readiness,
+                                         core.scheduler)
+        return self._route
 
     def _execute(self, decisions: list[Decision], now: float) -> None:
         """Carry out the core's decisions, in order; the requests for one Worker go out as
@@ -141,7 +153,8 @@ class Pool(ActorTypeDispatcher):
                               report_progress=msg.report_progress,
                               session_store=msg.session_store, started=msg.restarts > 0,
                               worker_token=msg.worker_token)
-        self._core.data_plane = msg.data_plane
+        self._route = None
+        self.route.address = msg.data_plane
         self.send(msg.worker_registry, SubscribeWorkers(self.myAddress))  # facts come back
         if not msg.restarts:
             self._execute(self._core.start(now), now)
@@ -160,7 +173,7 @@ class Pool(ActorTypeDispatcher):
         if msg.role == "worker_registry":
             self.send(msg.address, SubscribeWorkers(self.myAddress))
         elif msg.role == "data_plane":
-            self._execute(self.core.data_plane_replaced(msg.address), now)
+            self._execute(self.route.replaced(msg.address), now)
         elif msg.role == "session_store":
             self._execute(self.core.sessions.store_replaced(msg.address, now), now)
             for address in msg.notify:  # after the switch: later commands reach the new store
@@ -199,9 +212,9 @@ class Pool(ActorTypeDispatcher):
 
     def receiveMsg_Execute(self, msg: Execute, sender: Any) -> None:
         now = time.time()
-        forwarded = self.core.forward(msg, sender, now)
+        forwarded = self.route.forward(msg, sender, now)
         if forwarded is not None:
-            self.send(self.core.data_plane, forwarded)
+            self.send(self.route.address, forwarded)
         else:
             self._execute(self.core.execute(msg, sender, now), now)
 
@@ -210,22 +223,22 @@ class Pool(ActorTypeDispatcher):
         now, core = time.time(), self.core
         forwarded, decisions = [], []
         for request in msg.requests:
-            one = core.forward(request, sender, now)
+            one = self.route.forward(request, sender, now)
             if one is not None:
                 forwarded.append(one)
             else:
                 decisions += core.execute(request, sender, now)
         if forwarded:
-            self.send(core.data_plane, forwarded[0] if len(forwarded) == 1
+            self.send(self.route.address, forwarded[0] if len(forwarded) == 1
                       else ExecuteBatch(tuple(forwarded)))
         self._execute(decisions, now)
 
     def receiveMsg_DataPlaneServed(self, msg: DataPlaneServed, sender: Any) -> None:
-        self.core.data_plane_served(msg.request_ids)
+        self.route.ledger.served(msg.request_ids)
 
     def receiveMsg_CancelRequest(self, msg: CancelRequest, sender: Any) -> None:
         now = time.time()
-        self._execute(self.core.cancel(msg, now), now)
+        self._execute(self.route.cancel(msg) or self.core.cancel(msg, now), now)
 
     def receiveMsg_Checkin(self, msg: Checkin, sender: Any) -> None:
         now = time.time()
@@ -306,4 +319,4 @@ class Pool(ActorTypeDispatcher):
 
     def receiveMsg_ClosePool(self, msg: ClosePool, sender: Any) -> None:
         now = time.time()
-        self._execute(self.core.close(sender, now), now)
+        self._execute(self.route.close() + self.core.close(sender, now), now)
