@@ -25,8 +25,7 @@ requests waiting in the FIFO: the next gets ``PoolSaturatedError`` at once), que
 the direct path), deadline (``RequestTimeoutError``; the lease goes back for a recycle), a
 ``CancelRequest`` fails a waiting request (a running unary call cannot be cancelled), a worker
 lost under a call fails it with the revocation's ``WorkerCrashedError`` or re-runs it once
-elsewhere when idempotent. The DataPlane tells the Pool which requests it answered
-(``DataPlaneServed``, at least every ``SERVED_EVERY_S``).
+elsewhere when idempotent.
 
 If it dies, PoolRoot starts a new one and tells the Pool, which fails every forwarded request
 it was not told was answered (``WorkerCrashedError(reason="data_plane_lost")``) and forwards to
@@ -79,10 +78,9 @@ from snakepit_actors.tree.data_plane_calls import Call, DataPlaneCalls, RunnerEn
 
 log = get_logger("data_plane")
 
-#: The Pool hears which forwarded requests were answered at least this often (seconds).
-SERVED_EVERY_S = 0.02
-#: ... or once this many are waiting to be reported.
-SERVED_BATCH = 256
+#: The Pool hears which forwarded requests were answered (``DataPlaneServed``) at least this
+#: often (seconds), or once ``SERVED_BATCH`` are waiting to be reported.
+SERVED_EVERY_S, SERVED_BATCH = 0.02, 256
 #: Usage counters (errors, latencies, calls per worker) reach the Pool this often (seconds).
 REPORT_EVERY_S = 0.5
 #: How long a call that failed on a vanished worker waits for the Pool's revocation.
@@ -116,8 +114,7 @@ class DataPlane(ActorTypeDispatcher):
         self._closed = False
 
     def receiveMessage(self, message: Any, sender: Any) -> Any:
-        """Every message is one pass: handle it, then send what it produced (replies grouped per
-        caller, one ``LeaseBatch``) and keep watching the wake pipe."""
+        """Every message is one pass: handle it, send what it produced, watch the wake pipe."""
         super().receiveMessage(message, sender)
         if self._calls is None:
             return None
@@ -126,14 +123,12 @@ class DataPlane(ActorTypeDispatcher):
 
     @property
     def broker(self) -> LeaseBroker[object]:
-        if self._broker is None:
-            raise RuntimeError("the DataPlane got a request before InitDataPlane")
+        assert self._broker is not None, "InitDataPlane comes first"
         return self._broker
 
     @property
     def calls(self) -> DataPlaneCalls:
-        if self._calls is None:
-            raise RuntimeError("the DataPlane got a request before InitDataPlane")
+        assert self._calls is not None, "InitDataPlane comes first"
         return self._calls
 
     # --- set-up ---------------------------------------------------------------------------------
@@ -179,12 +174,24 @@ class DataPlane(ActorTypeDispatcher):
         calls.track_expiry(call, self._cfg.queue_timeout)
 
     def _want(self) -> None:
-        """Ask for the leases the waiting requests need (one runner per slot at most)."""
-        broker, queued = self.broker, len(self.calls.queue)
-        while queued and self._runners + len(self._asked) < min(self._slots, self._runners
-                                                                 + queued):
+        """Idle leases start runners for the waiting requests; beyond those, keep one lease
+        request out per waiting request, up to the pool's slots (as the direct path does: the
+        Pool's queue then shows what waits here); withdraw the rest."""
+        broker, queued, now = self.broker, len(self.calls.queue), time.monotonic()
+        while broker.idle and queued:
             token = object()
-            lease = broker.acquire(token, None, time.monotonic())
+            lease = broker.acquire(token, None, now)
+            if lease is None:  # not expected with an idle lease: it waits like the others
+                self._asked.add(token)
+                break
+            self._run(lease)
+            queued -= 1
+        wanted = min(self._slots, queued)
+        while len(self._asked) > wanted:
+            broker.abandon(self._asked.pop())
+        while len(self._asked) < wanted:
+            token = object()
+            lease = broker.acquire(token, None, now)
             if lease is None:
                 self._asked.add(token)
             else:
@@ -291,8 +298,7 @@ class DataPlane(ActorTypeDispatcher):
             self._retry_or_fail(call, msg.error)
 
     def receiveMsg_LeaseRecalled(self, msg: LeaseRecalled, sender: Any) -> None:
-        """The runner on it ends at once, the lease goes back (its call finishes first)."""
-        self.broker.recalled(msg.request_id)
+        self.broker.recalled(msg.request_id)  # its runner ends after its current call
 
     def receiveMsg_PoolReplaced(self, msg: PoolReplaced, sender: Any) -> None:
         """A restarted Pool knows none of our leases: drop them, ask again; a call that failed

@@ -7,9 +7,10 @@ making blocking unary calls, and what a finished call means for its caller.
 
 A runner takes the next request the moment its call returns, with no actor message in
 between, and keeps its lease while requests wait; when the FIFO is empty (or the lease must go
-back: its worker seems lost, or a call passed its deadline) it ends with ``RunnerEnded``. The
-actor is woken at once when nothing waits, else after up to ``HOLD_S`` or ``MAX_HELD``
-finished calls, so one pass answers several calls (one message per caller).
+back: its worker seems lost, a call passed its deadline, the Pool revoked or recalled it, or
+it was held ``MAX_HOLD_S``) it ends with ``RunnerEnded``. The actor is woken at once when
+nothing waits, else after up to ``HOLD_S`` or ``MAX_HELD`` finished calls, so one pass
+answers several calls (one message per caller).
 
 A request is *claimed* exactly once, under one lock: by a runner (it runs), or by the actor
 (cancelled, past its queue deadline, the pool closed). The runners never call Thespian. Only
@@ -30,7 +31,7 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Any
 
-from snakepit_actors.core.leases import Lease, Outcome
+from snakepit_actors.core.leases import MAX_HOLD_S, Lease, Outcome
 from snakepit_actors.core.scheduling_decisions import queue_expiry
 from snakepit_actors.errors import (
     PayloadTooLargeError,
@@ -183,7 +184,8 @@ class DataPlaneCalls:
         outcome: Outcome = "ok"
         detail = ""
         grpc = self._grpc
-        while not self._stopped:
+        while not self._stopped and lease.gone is None and not lease.recalled \
+                and time.monotonic() - lease.granted_at < MAX_HOLD_S:
             try:
                 call = self.queue.popleft()
             except IndexError:
