@@ -80,7 +80,7 @@ log = get_logger("data_plane")
 
 #: The Pool hears which forwarded requests were answered (``DataPlaneServed``) at least this
 #: often (seconds), or once ``SERVED_BATCH`` are waiting to be reported.
-SERVED_EVERY_S, SERVED_BATCH = 0.02, 256
+SERVED_EVERY_S, SERVED_BATCH = 0.1, 512
 #: Usage counters (errors, latencies, calls per worker) reach the Pool this often (seconds).
 REPORT_EVERY_S = 0.5
 #: How long a call that failed on a vanished worker waits for the Pool's revocation.
@@ -109,8 +109,6 @@ class DataPlane(ActorTypeDispatcher):
         self._reported_at = time.monotonic()
         self._replies: dict[str, tuple[Any, list[Reply]]] = {}  # this pass, per caller
         self._timer_at: float | None = None  # monotonic: the wake-up asked for
-        self._ids = itertools.count()
-        self._id_prefix = uuid.uuid4().hex[:8]
         self._closed = False
 
     def receiveMessage(self, message: Any, sender: Any) -> Any:
@@ -138,12 +136,10 @@ class DataPlane(ActorTypeDispatcher):
         bind_actor_process("DataPlane", pool=cfg.name)
         self._cfg, self._pool = cfg, msg.pool
         self._slots = cfg.pool_size * cfg.capacity
-        self._broker = LeaseBroker(self._new_id, max_requests=self._slots)
+        ids, prefix = itertools.count(), f"dp-{uuid.uuid4().hex[:8]}-"
+        self._broker = LeaseBroker(lambda: f"{prefix}{next(ids)}", max_requests=self._slots)
         self._calls = DataPlaneCalls(self._slots, cfg.max_payload_bytes, msg.worker_token,
                                      cfg.protocol)
-
-    def _new_id(self) -> str:
-        return f"dp-{self._id_prefix}-{next(self._ids)}"
 
     # --- requests -------------------------------------------------------------------------------
 
@@ -178,6 +174,8 @@ class DataPlane(ActorTypeDispatcher):
         request out per waiting request, up to the pool's slots (as the direct path does: the
         Pool's queue then shows what waits here); withdraw the rest."""
         broker, queued, now = self.broker, len(self.calls.queue), time.monotonic()
+        if self._closed:
+            return
         while broker.idle and queued:
             token = object()
             lease = broker.acquire(token, None, now)
