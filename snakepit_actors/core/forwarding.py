@@ -86,6 +86,7 @@ class DataPlaneRoute:
         self._readiness, self._scheduler = readiness, scheduler
         self.address: Any = None
         self.ledger = ForwardLedger()
+        self.waiting = 0  # requests waiting in the DataPlane beyond its lease requests
 
     def forward(self, msg: Execute, sender: Any, now: float) -> Execute | None:
         """``msg`` as the DataPlane gets it (``reply_to`` and its one deadline filled in,
@@ -114,5 +115,5 @@ class DataPlaneRoute:
         """The DataPlane died and a new one runs at ``address``: what the old one was not
         heard to answer fails (``WorkerCrashedError``); its leases come back when the Pool
         sees its process gone (``HolderWatch``)."""
-        self.address = address
+        self.address, self.waiting = address, 0
         return list(self.ledger.lost("the data plane actor exited"))

@@ -46,9 +46,11 @@ class DataPlaneServed:
     not heard of when the DataPlane dies, it fails with ``WorkerCrashedError``."""
 
     request_ids: tuple[str, ...]
+    #: Requests waiting in the DataPlane beyond its lease requests (``PoolStats.queued`` adds it)
+    waiting: int = 0
 
     def __repr__(self) -> str:  # short: Thespian formats every message it carries
-        return f"DataPlaneServed({len(self.request_ids)})"
+        return f"DataPlaneServed({len(self.request_ids)}, waiting={self.waiting})"
 
 
 @dataclass(frozen=True, slots=True)

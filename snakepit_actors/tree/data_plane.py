@@ -41,14 +41,12 @@ import itertools
 import os
 import time
 import uuid
-from dataclasses import replace
 from typing import Any
 
 from thespian.actors import ActorTypeDispatcher, ThespianWatch, WakeupMessage, WatchMessage
 
 from snakepit_actors.core import pool_errors as errs
 from snakepit_actors.core.leases import Handoff, Lease, LeaseBroker
-from snakepit_actors.core.usage import UsageMeter
 from snakepit_actors.errors import (
     PoolNotReadyError,
     PoolSaturatedError,
@@ -58,7 +56,6 @@ from snakepit_actors.errors import (
 from snakepit_actors.messages import (
     CancelRequest,
     ClosePool,
-    DataPlaneServed,
     Execute,
     ExecuteBatch,
     ExecuteFailed,
@@ -74,17 +71,21 @@ from snakepit_actors.messages import (
 )
 from snakepit_actors.proctitle import bind_actor_process
 from snakepit_actors.telemetry import get_logger
-from snakepit_actors.tree.data_plane_calls import Call, DataPlaneCalls, RunnerEnded
+from snakepit_actors.tree.data_plane_calls import (
+    REVOCATION_WAIT_S,
+    Call,
+    DataPlaneCalls,
+    RunnerEnded,
+    unconfirmed,
+)
+from snakepit_actors.tree.data_plane_reports import PoolReports
 
 log = get_logger("data_plane")
 
-#: The Pool hears which forwarded requests were answered (``DataPlaneServed``) at least this
-#: often (seconds), or once ``SERVED_BATCH`` are waiting to be reported.
-SERVED_EVERY_S, SERVED_BATCH = 0.1, 512
-#: Usage counters (errors, latencies, calls per worker) reach the Pool this often (seconds).
-REPORT_EVERY_S = 0.5
-#: How long a call that failed on a vanished worker waits for the Pool's revocation.
-REVOCATION_WAIT_S = 3.0
+#: An idle lease goes back to the Pool after this long (seconds): longer than the direct
+#: path's 5 ms, as requests reach the DataPlane in bursts (a batch per caller's pass), and
+#: every lease given back and granted again costs the Pool and the DataPlane messages.
+IDLE_RETURN_S = 0.02
 
 Reply = ExecuteResult | ExecuteFailed
 
@@ -101,12 +102,10 @@ class DataPlane(ActorTypeDispatcher):
         self._slots = 0
         self._runners = 0  # leases a runner works on
         self._asked: set[object] = set()  # tokens waiting in the broker for a lease each
-        self._meter = UsageMeter()
+        self._reports = PoolReports(time.monotonic())
+        self._meter = self._reports.meter
         self._open: dict[str, Call] = {}  # by request id: not yet answered (for cancel)
         self._lost: dict[str, tuple[list[Call], float]] = {}  # lease id -> (calls, give up at)
-        self._served: list[str] = []
-        self._served_at = time.monotonic()
-        self._reported_at = time.monotonic()
         self._replies: dict[str, tuple[Any, list[Reply]]] = {}  # this pass, per caller
         self._timer_at: float | None = None  # monotonic: the wake-up asked for
         self._closed = False
@@ -137,7 +136,8 @@ class DataPlane(ActorTypeDispatcher):
         self._cfg, self._pool = cfg, msg.pool
         self._slots = cfg.pool_size * cfg.capacity
         ids, prefix = itertools.count(), f"dp-{uuid.uuid4().hex[:8]}-"
-        self._broker = LeaseBroker(lambda: f"{prefix}{next(ids)}", max_requests=self._slots)
+        self._broker = LeaseBroker(lambda: f"{prefix}{next(ids)}", max_requests=self._slots,
+                                   idle_return_s=IDLE_RETURN_S)
         self._calls = DataPlaneCalls(self._slots, cfg.max_payload_bytes, msg.worker_token,
                                      cfg.protocol)
 
@@ -169,10 +169,11 @@ class DataPlane(ActorTypeDispatcher):
         calls.queue.append(call)
         calls.track_expiry(call, self._cfg.queue_timeout)
 
-    def _want(self) -> None:
+    def _want(self, trim: bool = False) -> None:
         """Idle leases start runners for the waiting requests; beyond those, keep one lease
-        request out per waiting request, up to the pool's slots (as the direct path does: the
-        Pool's queue then shows what waits here); withdraw the rest."""
+        request out per waiting request, up to the slots not held (the runners of held ones
+        serve the rest). The surplus is withdrawn on the timer only (``trim``): the FIFO
+        empties and fills again with every caller's batch."""
         broker, queued, now = self.broker, len(self.calls.queue), time.monotonic()
         if self._closed:
             return
@@ -184,8 +185,8 @@ class DataPlane(ActorTypeDispatcher):
                 break
             self._run(lease)
             queued -= 1
-        wanted = min(self._slots, queued)
-        while len(self._asked) > wanted:
+        wanted = min(self._slots - broker.held, queued)
+        while trim and len(self._asked) > wanted:
             broker.abandon(self._asked.pop())
         while len(self._asked) < wanted:
             token = object()
@@ -307,7 +308,7 @@ class DataPlane(ActorTypeDispatcher):
         lost, self._lost = self._lost, {}
         for calls, _at in lost.values():
             for call in calls:
-                self._retry_or_fail(call, _unconfirmed(call))
+                self._retry_or_fail(call, unconfirmed(call))
 
     # --- timers ---------------------------------------------------------------------------------
 
@@ -321,8 +322,8 @@ class DataPlane(ActorTypeDispatcher):
             if give_up_at <= now:
                 del self._lost[lease_id]
                 for call in calls:
-                    self._retry_or_fail(call, _unconfirmed(call))
-        self._want()
+                    self._retry_or_fail(call, unconfirmed(call))
+        self._want(trim=True)
 
     def _expire_waiting(self, now: float) -> None:
         for call, error in self.calls.expired(now, self._cfg.queue_timeout):
@@ -340,7 +341,7 @@ class DataPlane(ActorTypeDispatcher):
             return
         call.done = True
         self._open.pop(call.request.request_id, None)
-        self._served.append(call.request.request_id)
+        self._reports.served(call.request.request_id)
         if not call.request.batch_replies:
             self.send(call.reply_to, reply)
             return
@@ -352,29 +353,23 @@ class DataPlane(ActorTypeDispatcher):
         for target, group in replies.values():
             self.send(target, group[0] if len(group) == 1 else ExecuteReplies(tuple(group)))
         now = time.monotonic()
-        if self._served and (len(self._served) >= SERVED_BATCH
-                             or now - self._served_at >= SERVED_EVERY_S):
-            self.send(self._pool, DataPlaneServed(tuple(self._served)))
-            self._served, self._served_at = [], now
-        usage = None
-        if self._meter.pending and now - self._reported_at >= REPORT_EVERY_S:
-            report = self._meter.take()
-            usage = None if report is None else replace(report, requests=0)  # the Pool counted
-            self._reported_at = now
-        broker = self.broker
+        served = self._reports.due(now, self._waiting())
+        if served is not None:
+            self.send(self._pool, served)
+        usage, broker = self._reports.usage(now), self.broker
         if broker.has_outgoing or usage is not None:
             out = broker.take_outgoing()
             self.send(self._pool, LeaseBatch(tuple(out.requests), tuple(out.withdrawn),
                                              tuple(out.returns), usage, holder_pid=os.getpid()))
         self._schedule(now)
 
+    def _waiting(self) -> int:
+        """Requests waiting here beyond the lease requests at the Pool (which it counts)."""
+        return max(0, len(self.calls.queue) - len(self._asked))
+
     def _schedule(self, now: float) -> None:
         """One wake-up at a time, at the earliest thing due."""
-        due = [self.broker.next_tick_at(now)]
-        if self._served:
-            due.append(self._served_at + SERVED_EVERY_S)
-        if self._meter.pending:
-            due.append(self._reported_at + REPORT_EVERY_S)
+        due = [self.broker.next_tick_at(now), *self._reports.next_at(self._waiting())]
         expiry = self.calls.next_expiry()
         if expiry is not None:
             due.append(now + max(0.0, expiry - time.time()))
@@ -389,10 +384,3 @@ class DataPlane(ActorTypeDispatcher):
     def receiveMsg_ActorExitRequest(self, msg: Any, sender: Any) -> None:
         if self._calls is not None:
             self._calls.stop()
-
-
-def _unconfirmed(call: Call) -> WorkerCrashedError:
-    return WorkerCrashedError(
-        f"the worker running request {call.request.request_id} could not be reached; its exit "
-        f"was not confirmed within {REVOCATION_WAIT_S}s",
-        details={"worker_id": call.worker_id, "exit_code": None, "signal": None})

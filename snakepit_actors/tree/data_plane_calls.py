@@ -38,6 +38,7 @@ from snakepit_actors.errors import (
     QueueTimeoutError,
     RequestTimeoutError,
     SnakepitError,
+    WorkerCrashedError,
 )
 from snakepit_actors.json_codec import encode_args
 from snakepit_actors.messages import Execute, ExecuteFailed, ExecuteResult
@@ -46,6 +47,8 @@ from snakepit_actors.tree.call_threads import CallThreads
 from snakepit_actors.worker_token import token_metadata
 
 _CHANNEL_OVERHEAD_BYTES = 1024 * 1024
+#: How long a call that failed on a vanished worker waits for the Pool's revocation.
+REVOCATION_WAIT_S = 3.0
 #: While requests wait, the actor's wake is held this long at most (seconds) ...
 HOLD_S = 0.002
 #: ... or until this many calls finished.
@@ -336,3 +339,11 @@ class DataPlaneCalls:
             with contextlib.suppress(Exception):
                 channel.close()
         self._channels.clear()
+
+
+def unconfirmed(call: Call) -> WorkerCrashedError:
+    """A call failed on a worker that seemed gone, and no revocation came in time."""
+    return WorkerCrashedError(
+        f"the worker running request {call.request.request_id} could not be reached; its exit "
+        f"was not confirmed within {REVOCATION_WAIT_S}s",
+        details={"worker_id": call.worker_id, "exit_code": None, "signal": None})

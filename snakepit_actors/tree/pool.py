@@ -35,6 +35,7 @@ nothing) and reports its session pins to a new SessionStore.
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from typing import Any
 
 from thespian.actors import ActorTypeDispatcher, WakeupMessage
@@ -235,6 +236,7 @@ class Pool(ActorTypeDispatcher):
 
     def receiveMsg_DataPlaneServed(self, msg: DataPlaneServed, sender: Any) -> None:
         self.route.ledger.served(msg.request_ids)
+        self.route.waiting = msg.waiting
 
     def receiveMsg_CancelRequest(self, msg: CancelRequest, sender: Any) -> None:
         now = time.time()
@@ -312,7 +314,8 @@ class Pool(ActorTypeDispatcher):
     # --- observation and closing --------------------------------------------------------------
 
     def receiveMsg_GetStats(self, msg: GetStats, sender: Any) -> None:
-        self.send(sender, self.core.stats(msg.request_id))
+        stats = self.core.stats(msg.request_id)  # with what waits in the DataPlane
+        self.send(sender, replace(stats, queued=stats.queued + self.route.waiting))
 
     def receiveMsg_ListWorkers(self, msg: ListWorkers, sender: Any) -> None:
         self.send(sender, self.core.worker_list(msg.request_id))
