@@ -60,7 +60,7 @@ FIELD_HELP: dict[str, str] = {
     "capacity": "Concurrent requests per worker process (threads or asyncio in the worker).",
     "prefetch": "Actor path: requests the Pool may send a busy worker ahead, beyond `capacity`, "
                 "while others wait (several per message; 0 = none). Unary requests without a "
-                "session only.",
+                "session only, so only with `data_plane=False` (the DataPlane serves those).",
     "data_plane": "Message API: a DataPlane actor leases worker slots from the Pool and makes "
                   "the gRPC calls itself for unary `Execute`s without a session (2 actor "
                   "messages per request instead of ~4; docs/architecture.md, \"The data "
