@@ -1,5 +1,6 @@
 """The DataPlane (``tree/data_plane.py``) on real pools, through the message API: an embedding
-actor's ``Execute`` to the Pool's address is served there with the Pool's contract: exactly one
+actor's ``Execute`` with ``batch_replies`` to the Pool's address is served there with the
+Pool's contract: exactly one
 reply per request (also when the DataPlane itself is killed), cancellation of a waiting
 request, a closing pool fails what waits, and what it cannot serve (sessions, streams) stays on
 the Pool's path. Queue timeouts, max_queue and worker crashes through it: test_pool.py,
@@ -46,6 +47,11 @@ def one_worker() -> Iterator[Pool]:
         yield pool
 
 
+def _ex(request_id: str, tool: str, args: dict[str, Any]) -> Execute:
+    """A request as an embedding actor that accepts grouped replies sends it."""
+    return Execute(request_id, tool, args, timeout_s=30, batch_replies=True)
+
+
 def _answers(ctx: Any, want: int, seconds: float = 30.0) -> dict[str, list[Any]]:
     """Every reply that reaches ``ctx`` until ``want`` request ids are answered (bounded)."""
     got: dict[str, list[Any]] = {}
@@ -66,9 +72,9 @@ def test_a_waiting_request_cancelled_by_an_embedding_actor_fails_and_never_runs(
     pool = one_worker
     with pool._system.actor_system.private() as ctx:
         address = pool._gateway.pool
-        ctx.tell(address, Execute("long", "sleep", {"seconds": 1.0}, timeout_s=30))
+        ctx.tell(address, _ex("long", "sleep", {"seconds": 1.0}))
         wait_for(lambda: pool.stats().busy == 1)
-        ctx.tell(address, Execute("waits", "info", {}, timeout_s=30))
+        ctx.tell(address, _ex("waits", "info", {}))
         ctx.tell(address, CancelRequest("waits"))
         got = _answers(ctx, 2)
     assert [type(r) for r in got["long"]] == [ExecuteResult]
@@ -83,10 +89,10 @@ def test_closing_the_pool_fails_what_waits_in_the_data_plane_and_finishes_what_r
     pool = one_worker
     with pool._system.actor_system.private() as ctx:
         address = pool._gateway.pool
-        ctx.tell(address, Execute("long", "sleep", {"seconds": 1.0}, timeout_s=30))
+        ctx.tell(address, _ex("long", "sleep", {"seconds": 1.0}))
         wait_for(lambda: pool.stats().busy == 1)
         for i in range(3):
-            ctx.tell(address, Execute(f"w{i}", "echo", {"i": i}, timeout_s=30))
+            ctx.tell(address, _ex(f"w{i}", "echo", {"i": i}))
         wait_for(lambda: pool.stats().queued >= 1)
         ctx.tell(address, ClosePool())
         got = _answers(ctx, 4)
@@ -111,7 +117,8 @@ def test_an_embedding_actor_is_answered_for_every_request_when_the_data_plane_is
         victim = tree_pids(pool)["data_plane"]
         done: list[LoadDone] = []
         load = threading.Thread(target=lambda: done.append(load_from_actor(pool, RunLoad(
-            None, "sleep", {"seconds": 0.005}, in_flight=32, count=1500, seconds=20.0))))
+            None, "sleep", {"seconds": 0.005}, in_flight=32, count=1500, seconds=20.0,
+            batched=True))))
         load.start()
         time.sleep(1.0)
         os.kill(victim, signal.SIGKILL)
@@ -122,7 +129,7 @@ def test_an_embedding_actor_is_answered_for_every_request_when_the_data_plane_is
         assert result.failed == 0 or "data_plane_lost" in result.first_error, result
         wait_for(lambda: tree_pids(pool).get("data_plane", victim) != victim)
         with pool._system.actor_system.private() as ctx:
-            ctx.tell(pool._gateway.pool, Execute("after", "echo", {"x": 1}, timeout_s=30))
+            ctx.tell(pool._gateway.pool, _ex("after", "echo", {"x": 1}))
             [after] = _answers(ctx, 1)["after"]
         assert isinstance(after, ExecuteResult) and after.result == {"x": 1}
         print(f"\nDataPlane killed under load: {result}")

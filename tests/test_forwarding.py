@@ -17,12 +17,13 @@ from snakepit_actors.messages import CancelRequest, Execute, ExecuteFailed, Work
 from snakepit_actors.tree.pool import Pool as PoolActor
 
 
-def test_only_unary_session_less_well_formed_requests_are_forwardable() -> None:
-    assert forwardable(Execute("r", "echo", {"x": 1}))
-    assert not forwardable(Execute("r", "echo", session_id="s1"))
-    assert not forwardable(Execute("r", "stream_progress", stream=True))
-    assert not forwardable(Execute("r", "", {}))  # refused by the Pool, with its own error
-    assert not forwardable(Execute("r", "echo", timeout_s=-1.0))
+def test_only_unary_session_less_well_formed_requests_with_grouped_replies_go_there() -> None:
+    assert forwardable(Execute("r", "echo", {"x": 1}, batch_replies=True))
+    assert not forwardable(Execute("r", "echo", {"x": 1}))  # one message per reply: Workers
+    assert not forwardable(Execute("r", "echo", session_id="s1", batch_replies=True))
+    assert not forwardable(Execute("r", "stream_progress", stream=True, batch_replies=True))
+    assert not forwardable(Execute("r", "", {}, batch_replies=True))  # the Pool refuses it
+    assert not forwardable(Execute("r", "echo", timeout_s=-1.0, batch_replies=True))
 
 
 @given(st.lists(st.tuples(st.sampled_from(["add", "served"]), st.integers(0, 20)),
@@ -64,7 +65,7 @@ def _started_pool_actor(**fields: Any) -> tuple[PoolActor, list[tuple[Any, Any]]
 
 def test_the_pool_forwards_with_reply_to_and_one_deadline_and_keeps_sessions() -> None:
     actor, sent = _started_pool_actor(request_timeout=30.0)
-    actor.receiveMsg_Execute(Execute("r1", "echo", {"x": 1}), "@caller")
+    actor.receiveMsg_Execute(Execute("r1", "echo", {"x": 1}, batch_replies=True), "@caller")
     actor.receiveMsg_Execute(Execute("r2", "session_counter", session_id="s1"), "@caller")
     [(to, forwarded), (to2, run)] = sent
     assert to == "@dp" and forwarded.reply_to == "@caller"
@@ -75,7 +76,7 @@ def test_the_pool_forwards_with_reply_to_and_one_deadline_and_keeps_sessions() -
 
 def test_a_cancel_of_a_forwarded_request_goes_to_the_data_plane() -> None:
     actor, sent = _started_pool_actor()
-    actor.receiveMsg_Execute(Execute("r1", "echo"), "@caller")
+    actor.receiveMsg_Execute(Execute("r1", "echo", batch_replies=True), "@caller")
     actor.receiveMsg_CancelRequest(CancelRequest("r1"), "@caller")
     assert sent[-1] == ("@dp", CancelRequest("r1"))
     assert actor.route.cancel(CancelRequest("unknown")) == []
@@ -83,11 +84,11 @@ def test_a_cancel_of_a_forwarded_request_goes_to_the_data_plane() -> None:
 
 def test_a_replaced_data_plane_fails_what_it_held_and_gets_what_comes_next() -> None:
     actor, sent = _started_pool_actor()
-    actor.receiveMsg_Execute(Execute("r1", "echo"), "@caller")
-    actor.receiveMsg_Execute(Execute("r2", "echo"), "@caller")
+    actor.receiveMsg_Execute(Execute("r1", "echo", batch_replies=True), "@caller")
+    actor.receiveMsg_Execute(Execute("r2", "echo", batch_replies=True), "@caller")
     actor.route.ledger.served(["r1"])
     decisions = actor.route.replaced("@dp2")
     assert [d.message.request_id for d in decisions] == ["r2"]  # type: ignore[union-attr]
-    actor.receiveMsg_Execute(Execute("r3", "echo"), "@caller")
+    actor.receiveMsg_Execute(Execute("r3", "echo", batch_replies=True), "@caller")
     assert sent[-1][0] == "@dp2"
     assert not isinstance(decisions[0], Forward)

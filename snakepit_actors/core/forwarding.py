@@ -6,8 +6,9 @@ answer if the DataPlane dies.
        no: the Pool's own queue          └── served(ids) <───┘ DataPlaneServed, batched
                                          lost(): every open entry fails (WorkerCrashedError)
 
-The DataPlane (``tree/data_plane.py``) serves unary requests without a session: they need no
-affinity, no stream and no Worker-side state. Everything else, and everything while the pool
+The DataPlane (``tree/data_plane.py``) serves unary requests without a session whose sender
+accepts grouped replies (``forwardable``): they need no affinity, no stream and no Worker-side
+state. Everything else, and everything while the pool
 is not serving (starting, degraded, closed), stays on the Pool's own path, which already knows
 how to refuse it. The ledger costs one dict entry per request in flight; the DataPlane reports
 what it answered in batches, so after a ``kill -9`` of the DataPlane a request answered in its
@@ -37,9 +38,16 @@ if TYPE_CHECKING:
 
 
 def forwardable(request: Execute) -> bool:
-    """Whether the DataPlane may serve ``request``: unary, no session, nothing wrong with it
-    (a bad request is refused by the Pool, with the Pool's own error)."""
-    return (not request.stream and request.session_id is None
+    """Whether the DataPlane serves ``request``: unary, no session, its sender accepts grouped
+    replies (``batch_replies``, as the Python handle does), nothing wrong with it (a bad
+    request is refused by the Pool, with the Pool's own error).
+
+    A sender that wants one message per reply is served faster by the Worker actors: their
+    replies travel over one Thespian connection per worker, where the DataPlane's would all
+    share one, each message waiting for the previous one's acknowledgement (measured in
+    alternating rounds: 246-356/s through the DataPlane against 376-415/s; with
+    ``ExecuteBatch`` + ``batch_replies``, 995-1,342/s against 500-634/s)."""
+    return (request.batch_replies and not request.stream and request.session_id is None
             and execute_problem(request) is None)
 
 
