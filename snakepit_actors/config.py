@@ -97,11 +97,11 @@ class PoolConfig:
     capacity                  1          - / requests share one process (threads or asyncio)
     prefetch                  0          more actor messages per request / a request may wait
                                          at a busy worker while another frees (actor path)
-    data_plane                True       (False: unary requests without a session sent as
-                                         ``Execute`` go through the Pool and Worker actors,
-                                         ~4 messages each) / (True: a DataPlane actor
-                                         leases worker slots and calls gRPC itself: 2
-                                         messages each, one more process per pool)
+    data_plane                True       (False: unary ``Execute(batch_replies=True)``
+                                         without a session goes through the Pool and Worker
+                                         actors, ~4 messages each) / (True: a DataPlane
+                                         actor leases worker slots and calls gRPC itself:
+                                         2 messages each, one more process per pool)
     startup_timeout           30 s       slow adapters fail / a broken start is seen later
     request_timeout           None       (None = no deadline) / stuck tools hold workers
     cancel_grace_s            0.5 s      more recycles after timeouts / a stuck tool holds
@@ -126,8 +126,9 @@ class PoolConfig:
     data_path                 "direct"   how the Python handle reaches workers: "direct"
                                          (leases from the Pool, gRPC from the caller's
                                          thread: ~raw gRPC speed) or "actor" (every request
-                                         through the Pool and Worker actors: ~2.5 ms more
-                                         each, ~500 req/s at most); async streams use actors
+                                         through the actors, unary ones the DataPlane: ~2 ms
+                                         of CPU each, ~500-700 req/s on two busy cores);
+                                         async streams use actors
     retry_idempotent          False      (True: every request counts as idempotent and is
                                          re-run once on another worker if its worker dies)
     on_system_loss            "close"    the handle ends for good when its actor system or

@@ -5,7 +5,8 @@
      ├─ SessionStore <──SessionsTouched, session commands── Pool
      └─ Pool (this; permanent)
           ──RunRequest | RunBatch / RecycleWorker / EndWorkerSession──> Worker_i
-          ──Execute | ExecuteBatch (unary, no session: forwarded) / CancelRequest──> DataPlane
+          ──Execute | ExecuteBatch (forwarded: core/forwarding.py), CancelRequest──> DataPlane
+          <──DataPlaneServed (answered ids, how many wait there)── DataPlane
           <──Checkin | CheckinBatch── Worker_i
           ──LeaseGranted / Refused / Revoked / Recalled──> clients ──LeaseBatch──> Pool
 
@@ -15,7 +16,10 @@ returns, sends and wake-ups (their payloads are the typed timers of ``core/timer
 Pool never waits; its only I/O is asking psutil whether lease holders still live
 (``HolderWatch``). Replies go from the Worker straight to the caller; the Worker then tells
 the Pool ``Checkin``. Lease requests of the direct data path queue with ``Execute`` and get
-``LeaseGranted`` where a request would get ``RunRequest``.
+``LeaseGranted`` where a request would get ``RunRequest``. A unary request without a session
+whose sender accepts grouped replies goes on to the DataPlane at once (counted, its deadline
+fixed, kept in a ledger until the DataPlane reports it answered); if the DataPlane dies, the
+ledger's requests fail with ``WorkerCrashedError(reason="data_plane_lost")``.
 
 If a worker dies, the requests it held fail with ``WorkerCrashedError`` (by the Worker when it
 can, else here when the registry reports the exit) or run once more elsewhere if idempotent;
