@@ -127,8 +127,7 @@ class PoolConfig:
                                          (leases from the Pool, gRPC from the caller's
                                          thread: ~raw gRPC speed) or "actor" (every request
                                          through the actors, unary ones the DataPlane: ~2 ms
-                                         of CPU each, ~500-700 req/s on two busy cores);
-                                         async streams use actors
+                                         CPU each, 500-700 req/s); async streams use actors
     retry_idempotent          False      (True: every request counts as idempotent and is
                                          re-run once on another worker if its worker dies)
     on_system_loss            "close"    the handle ends for good when its actor system or

@@ -38,7 +38,8 @@ class PoolReports:
 
     def due(self, now: float, waiting: int) -> DataPlaneServed | None:
         """The ``DataPlaneServed`` to send now (None: not yet, or nothing new)."""
-        if not self._pending(waiting) or (len(self._served) < SERVED_BATCH
+        drained = waiting == 0 and self._waiting != 0  # at once: stats must not show stale
+        if not self._pending(waiting) or (len(self._served) < SERVED_BATCH and not drained
                                           and now - self._served_at < SERVED_EVERY_S):
             return None
         out = DataPlaneServed(tuple(self._served), waiting)
