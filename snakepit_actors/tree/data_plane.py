@@ -23,7 +23,7 @@ The contract is the Pool's: exactly one reply per request; the pool's ``max_queu
 requests waiting in the FIFO: the next gets ``PoolSaturatedError`` at once), queue deadline
 (``QueueTimeoutError``, counted from the last time the line of waiting requests moved, as on
 the direct path), deadline (``RequestTimeoutError``; the lease goes back for a recycle), a
-``CancelRequest`` fails a waiting request (a running unary call cannot be cancelled), a worker
+``CancelRequest`` fails a waiting request or asks the process to cancel a running one, a worker
 lost under a call fails it with the revocation's ``WorkerCrashedError`` or re-runs it once
 elsewhere when idempotent.
 
@@ -211,10 +211,13 @@ class DataPlane(ActorTypeDispatcher):
             self._run(handoff.lease)
 
     def receiveMsg_CancelRequest(self, msg: CancelRequest, sender: Any) -> None:
-        """A waiting request fails (cancelled); a running call runs to its end."""
+        """A waiting request fails (cancelled); a running call's tool is asked to stop (as
+        the Worker does; the call then ends, answered as cancelled)."""
         call = self._open.get(msg.request_id)
         if call is not None and self.calls.claim(call):
             self._fail(call, errs.cancelled_queued(msg.request_id))
+        elif call is not None and call.endpoint:
+            self.calls.cancel_running(call)
 
     def receiveMsg_ClosePool(self, msg: ClosePool, sender: Any) -> None:
         """The pool closes: waiting requests fail (``PoolClosedError``); running calls end."""

@@ -36,6 +36,7 @@ from snakepit_actors.core.scheduling_decisions import queue_expiry
 from snakepit_actors.errors import (
     PayloadTooLargeError,
     QueueTimeoutError,
+    RequestCancelledError,
     RequestTimeoutError,
     SnakepitError,
     WorkerCrashedError,
@@ -44,7 +45,7 @@ from snakepit_actors.json_codec import encode_args
 from snakepit_actors.messages import Execute, ExecuteFailed, ExecuteResult
 from snakepit_actors.protocols import WireProtocol, wire_for
 from snakepit_actors.tree.call_threads import CallThreads
-from snakepit_actors.worker_token import token_metadata
+from snakepit_actors.worker_token import token_metadata, with_token
 
 _CHANNEL_OVERHEAD_BYTES = 1024 * 1024
 #: How long a call that failed on a vanished worker waits for the Pool's revocation.
@@ -72,6 +73,8 @@ class Call:
     response: Any = None
     error: BaseException | None = None
     expired: bool = False  # its deadline passed before a runner started it: never ran
+    endpoint: str = ""  # where it runs (for a cancel)
+    cancelled: bool = False  # its caller cancelled it while it ran
     done: bool = False  # answered: nothing more happens to it
 
 
@@ -109,6 +112,7 @@ class DataPlaneCalls:
         self.wire: WireProtocol = wire_for(protocol)
         self._limit = max_payload_bytes
         self._metadata = token_metadata(token) or ()
+        self._token = token
         self._channels: dict[str, tuple[int, Any, Any]] = {}  # endpoint -> (pid, channel, stub)
         self.queue: deque[Call] = deque()
         self.finished: queue.SimpleQueue[Call | RunnerEnded] = queue.SimpleQueue()
@@ -198,6 +202,7 @@ class DataPlaneCalls:
             now = time.time()
             self.line_moved_at = now
             call.worker_id, call.lease_id = lease.worker_id, lease.lease_id
+            call.endpoint = lease.endpoint
             deadline = call.request.deadline_unix_s
             if deadline is not None and deadline <= now:
                 call.expired = True
@@ -235,6 +240,8 @@ class DataPlaneCalls:
         code = exc.code()
         if code == self._grpc.StatusCode.DEADLINE_EXCEEDED:
             return "recycle", "a request passed its deadline"
+        if code == self._grpc.StatusCode.CANCELLED:  # its tool was cancelled: the process is fine
+            return "ok", ""
         if self.wire.call_failure(exc, worker_id) is not None:
             return "ok", ""
         return "lost", f"{code.name}: {exc.details()}"
@@ -291,6 +298,9 @@ class DataPlaneCalls:
         rid, wid = call.request.request_id, call.worker_id
         elapsed_ms = (time.perf_counter() - call.started) * 1000.0 if call.started else 0.0
         exc = call.error
+        if call.cancelled and not self._timed_out(exc):  # as the Worker answers it
+            return Ended(ExecuteFailed(rid, RequestCancelledError(
+                f"request {rid} was cancelled while it ran", details={"worker_id": wid})))
         if exc is None:
             value, error = self.wire.decode(call.response, wid)
             return Ended(ExecuteFailed(rid, error) if error is not None
@@ -299,6 +309,9 @@ class DataPlaneCalls:
             return Ended(ExecuteFailed(rid, exc))
         grpc = self._grpc
         code = exc.code() if isinstance(exc, grpc.RpcError) else None
+        if code == grpc.StatusCode.CANCELLED:
+            return Ended(ExecuteFailed(rid, RequestCancelledError(
+                f"request {rid} was cancelled while it ran", details={"worker_id": wid})))
         if code == grpc.StatusCode.DEADLINE_EXCEEDED:
             return Ended(ExecuteFailed(rid, RequestTimeoutError(
                 f"request {rid} ({call.request.tool!r}) passed its deadline on worker {wid}; "
@@ -308,6 +321,21 @@ class DataPlaneCalls:
             return Ended(ExecuteFailed(rid, failure))
         return Ended(None, f"{code.name}: {exc.details()}"  # type: ignore[attr-defined]
                      if code is not None else f"{type(exc).__name__}: {exc}")
+
+    def _timed_out(self, exc: BaseException | None) -> bool:
+        return isinstance(exc, self._grpc.RpcError) and \
+            exc.code() == self._grpc.StatusCode.DEADLINE_EXCEEDED
+
+    def cancel_running(self, call: Call) -> bool:
+        """Actor thread: ask the process running ``call`` to cancel its tool (the call then
+        ends, answered as cancelled); False: the protocol cannot (the tool runs to its end)."""
+        entry = self._channels.get(call.endpoint)
+        if entry is None:
+            return False
+        stub = self.wire.stub(with_token(entry[1], self._token))
+        future = self.wire.cancel(stub, call.request.request_id)
+        call.cancelled = future is not None
+        return call.cancelled
 
     # --- channels -------------------------------------------------------------------------------
 
