@@ -113,6 +113,7 @@ class DataPlaneCalls:
         self._limit = max_payload_bytes
         self._metadata = token_metadata(token) or ()
         self._token = token
+        self._cancels: set[Any] = set()  # CancelTool calls in flight
         self._channels: dict[str, tuple[int, Any, Any]] = {}  # endpoint -> (pid, channel, stub)
         self.queue: deque[Call] = deque()
         self.finished: queue.SimpleQueue[Call | RunnerEnded] = queue.SimpleQueue()
@@ -209,6 +210,8 @@ class DataPlaneCalls:
             else:
                 try:
                     call.started = time.perf_counter()
+                    if call.cancelled:  # cancelled as it was taken: it never starts
+                        raise _CancelledBeforeStart()
                     call.response = method(self._message(call.request, lease),
                                            metadata=self._metadata + call.request.trace_context
                                            or None,
@@ -329,12 +332,16 @@ class DataPlaneCalls:
     def cancel_running(self, call: Call) -> bool:
         """Actor thread: ask the process running ``call`` to cancel its tool (the call then
         ends, answered as cancelled); False: the protocol cannot (the tool runs to its end)."""
+        call.cancelled = True  # a runner that has not started the call yet never will
         entry = self._channels.get(call.endpoint)
-        if entry is None:
-            return False
+        if not call.started or entry is None:
+            return True
         stub = self.wire.stub(with_token(entry[1], self._token))
         future = self.wire.cancel(stub, call.request.request_id)
-        call.cancelled = future is not None
+        call.cancelled = future is not None  # False: no such call; it answers as it ends
+        if future is not None:  # held until done: a collected grpc future cancels its RPC
+            self._cancels.add(future)
+            future.add_done_callback(self._cancels.discard)
         return call.cancelled
 
     # --- channels -------------------------------------------------------------------------------
@@ -375,3 +382,7 @@ def unconfirmed(call: Call) -> WorkerCrashedError:
         f"the worker running request {call.request.request_id} could not be reached; its exit "
         f"was not confirmed within {REVOCATION_WAIT_S}s",
         details={"worker_id": call.worker_id, "exit_code": None, "signal": None})
+
+
+class _CancelledBeforeStart(Exception):
+    """A call cancelled after a runner took it, before its RPC began (never escapes)."""
