@@ -70,7 +70,7 @@ from snakepit_actors.messages import (
     PoolReplaced,
 )
 from snakepit_actors.proctitle import bind_actor_process
-from snakepit_actors.telemetry import get_logger
+from snakepit_actors.telemetry import get_logger, wants
 from snakepit_actors.tree.data_plane_calls import (
     REVOCATION_WAIT_S,
     Call,
@@ -249,8 +249,12 @@ class DataPlane(ActorTypeDispatcher):
         ended = self.calls.ended(call)
         self._meter.ran(call.worker_id, None)
         if ended.reply is not None:
-            self._meter.finished(ok=isinstance(ended.reply, ExecuteResult),
-                                 latency_ms=(time.time() - call.arrived) * 1000.0)
+            ok = isinstance(ended.reply, ExecuteResult)
+            latency_ms = (time.time() - call.arrived) * 1e3
+            self._meter.finished(ok=ok, latency_ms=latency_ms)
+            if wants("debug"):
+                log.debug("request.completed", request_id=call.request.request_id, ok=ok,
+                          worker_id=call.worker_id, duration_ms=latency_ms, path="actor")
             self._reply(call, ended.reply)
             return
         held = self.broker.lease(call.lease_id)
