@@ -159,7 +159,7 @@ class Pool(ActorTypeDispatcher):
                               session_store=msg.session_store, started=msg.restarts > 0,
                               worker_token=msg.worker_token)
         self._route = None
-        self.route.address = msg.data_plane
+        self.route.address = self._core.desk.data_plane = msg.data_plane
         self.send(msg.worker_registry, SubscribeWorkers(self.myAddress))  # facts come back
         if not msg.restarts:
             self._execute(self._core.start(now), now)
@@ -179,6 +179,7 @@ class Pool(ActorTypeDispatcher):
             self.send(msg.address, SubscribeWorkers(self.myAddress))
         elif msg.role == "data_plane":
             self._execute(self.route.replaced(msg.address), now)
+            self.core.desk.data_plane = msg.address
         elif msg.role == "session_store":
             self._execute(self.core.sessions.store_replaced(msg.address, now), now)
             for address in msg.notify:  # after the switch: later commands reach the new store
