@@ -98,6 +98,11 @@ class PoolConfig:
     capacity                  1          - / requests share one process (threads or asyncio)
     prefetch                  0          more actor messages per request / a request may wait
                                          at a busy worker while another frees (actor path)
+    data_plane                True       (False: unary ``Execute(batch_replies=True)``
+                                         without a session goes through the Pool and Worker
+                                         actors, ~4 messages each) / (True: a DataPlane
+                                         actor leases worker slots and calls gRPC itself:
+                                         2 messages each, one more process per pool)
     startup_timeout           30 s       slow adapters fail / a broken start is seen later
     request_timeout           None       (None = no deadline) / stuck tools hold workers
     cancel_grace_s            0.5 s      more recycles after timeouts / a stuck tool holds
@@ -122,8 +127,8 @@ class PoolConfig:
     data_path                 "direct"   how the Python handle reaches workers: "direct"
                                          (leases from the Pool, gRPC from the caller's
                                          thread: ~raw gRPC speed) or "actor" (every request
-                                         through the Pool and Worker actors: ~2.5 ms more
-                                         each, ~500 req/s at most); async streams use actors
+                                         through the actors, unary ones the DataPlane: ~2 ms
+                                         CPU each, 500-700 req/s); async streams use actors
     retry_idempotent          False      (True: every request counts as idempotent and is
                                          re-run once on another worker if its worker dies)
     on_system_loss            "close"    the handle ends for good when its actor system or
@@ -169,6 +174,7 @@ class PoolConfig:
     worker_memory_mb: int | None = None
     capacity: int = 1
     prefetch: int = 0
+    data_plane: bool = True
     transport: Transport = "unix"
     max_payload_bytes: int = 64 * 1024 * 1024
     worker_log_max_bytes: int | None = 16 * 1024 * 1024
@@ -356,6 +362,7 @@ def _problems(cfg: PoolConfig) -> list[str]:
          cfg.worker_log_max_bytes)
     need(_is_int(cfg.startup_batch_size) and cfg.startup_batch_size >= 0,
          "startup_batch_size must be an int >= 0 (0 = all at once)", cfg.startup_batch_size)
+    need(isinstance(cfg.data_plane, bool), "data_plane must be True or False", cfg.data_plane)
     need(isinstance(cfg.retry_idempotent, bool), "retry_idempotent must be True or False",
          cfg.retry_idempotent)
     need(cfg.data_path in ("direct", "actor"), "data_path must be 'direct' or 'actor'",

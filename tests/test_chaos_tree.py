@@ -122,6 +122,9 @@ def test_kill_9_of_any_actor_heals_the_pool_or_closes_it_and_loses_no_request(
             if role == "pool":  # the actor path fails what the dead Pool held: it may have run
                 assert all(isinstance(e, PoolNotReadyError) and e.reason == "pool_restarted"
                            for e in errors)
+            elif role == "data_plane" and path == "actor":  # what was in it: it may have run
+                assert all(isinstance(e, WorkerCrashedError) and e.reason == "data_plane_lost"
+                           for e in errors)
             elif role == "worker_supervisor":  # what ran on, or was sent ahead to, the old
                 assert len(errors) <= 4 * (2 + PoolConfig().prefetch)  # workers
                 assert all(isinstance(e, WorkerCrashedError) for e in errors)

@@ -1,7 +1,8 @@
-"""The message API under batching (requests sent ahead, replies and check-ins grouped) on real
-pools: an embedding actor and the handle's actor path get exactly one reply per ``Execute``,
-each its own result or error, and a worker killed with requests waiting ahead fails only the
-request it was running."""
+"""The message API on real pools, through the DataPlane (the default) and through the Pool and
+Worker actors under batching (``data_plane=False``: requests sent ahead, replies and check-ins
+grouped): an embedding actor and the handle's actor path get exactly one reply per
+``Execute``, each its own result or error, and a worker killed with requests waiting ahead
+fails only the request it was running. (The DataPlane's own semantics: test_data_plane.py.)"""
 
 from __future__ import annotations
 
@@ -21,10 +22,11 @@ from .conftest import shared_pool, wait_for
 pytestmark = pytest.mark.timeout(120)
 
 
-@pytest.fixture(scope="module")
-def actor_pool() -> Iterator[Pool]:
-    with shared_pool(PoolConfig(name="msgapi", pool_size=2, data_path="actor", prefetch=4,
-                                queue_timeout=30.0)) as pool:
+@pytest.fixture(scope="module", params=[True, False], ids=["data_plane", "workers"])
+def actor_pool(request: pytest.FixtureRequest) -> Iterator[Pool]:
+    with shared_pool(PoolConfig(name=f"msgapi{int(request.param)}", pool_size=2,
+                                data_path="actor", prefetch=4, queue_timeout=30.0,
+                                data_plane=request.param)) as pool:
         yield pool
 
 
@@ -58,7 +60,8 @@ def test_each_request_gets_its_own_result_or_its_own_error_under_batching(
 
 
 def test_a_worker_killed_with_requests_waiting_ahead_fails_only_the_request_it_ran() -> None:
-    cfg = PoolConfig(name="msgcrash", pool_size=1, data_path="actor", prefetch=4,
+    cfg = PoolConfig(name="msgcrash", pool_size=1, data_path="actor", data_plane=False,
+                     prefetch=4,
                      queue_timeout=30.0)
     with Pool.start(cfg) as pool, ThreadPoolExecutor(5) as ex:
         victim = ex.submit(pool.execute, "sleep", {"seconds": 5.0}, timeout=30)
@@ -77,7 +80,8 @@ def test_a_worker_killed_with_requests_waiting_ahead_fails_only_the_request_it_r
 
 def test_a_check_in_held_back_behind_a_long_call_reaches_the_pool_soon_after_its_reply(
         ) -> None:
-    cfg = PoolConfig(name="msghold", pool_size=1, data_path="actor", prefetch=3,
+    cfg = PoolConfig(name="msghold", pool_size=1, data_path="actor", data_plane=False,
+                     prefetch=3,
                      queue_timeout=30.0)
     with Pool.start(cfg) as pool, ThreadPoolExecutor(4) as ex:
         first = ex.submit(pool.execute, "sleep", {"seconds": 0.5}, timeout=30)
@@ -98,7 +102,7 @@ def test_what_was_sent_ahead_to_a_worker_whose_call_timed_out_runs_on_a_fresh_pr
     ``cpu`` ignores cancellation); a request sent ahead behind it goes back to the Pool's queue
     instead of starting on that process."""
     cfg = PoolConfig(name="handback", pool_size=1, data_path="actor", cancel_grace_s=0.3,
-                     prefetch=2)
+                     prefetch=2, data_plane=False)
     with Pool.start(cfg) as pool, ThreadPoolExecutor(2) as callers:
         [before] = pool.workers()
         stuck = callers.submit(pool.execute, "cpu", {"ms": 20000}, timeout=0.5)

@@ -27,7 +27,7 @@ from snakepit_actors.system import system_pids
 
 #: Roles whose death the PoolRoot heals (a new actor, rebuilt from the others).
 HEALED = ("pool", "worker_supervisor", "worker_registry", "process_registry",
-          "starter_registry", "session_store", "launcher_watch")
+          "starter_registry", "session_store", "launcher_watch", "data_plane")
 #: Roles whose death ends the pool (every caller gets PoolClosedError).
 FATAL = ("pool_root", "admin", "logger")
 

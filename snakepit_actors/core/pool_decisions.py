@@ -15,6 +15,7 @@ from typing import Any
 from snakepit_actors.core.timers import PoolTimer
 from snakepit_actors.messages import (
     CancelRequest,
+    ClosePool,
     EndWorkerSession,
     ExecuteFailed,
     LeaseGranted,
@@ -100,7 +101,7 @@ class Forward:
     session command to the SessionStore (its ``reply_to`` filled in)."""
 
     to: Any
-    message: CancelRequest | SessionCommand
+    message: CancelRequest | SessionCommand | ClosePool
 
 
 @dataclass(frozen=True, slots=True)

@@ -76,6 +76,9 @@ class RequestDesk:
         self._config, self._workers, self._leases = config, workers, leases
         self._sessions, self._readiness = sessions, readiness
         self._expiry_at: float | None = None  # the earliest ExpireQueue wake-up asked for
+        #: The DataPlane's address (set by the Pool actor): a session waiting for its worker
+        #: recalls the DataPlane's leases on it, which it would otherwise hold while it has work
+        self.data_plane: Any = None
 
     def execute(self, msg: Execute, sender: Any, now: float) -> Decisions:
         self.counters.requests += 1
@@ -249,6 +252,11 @@ class RequestDesk:
         if route.strict == "strict_queue" and route.preferred \
                 and not isinstance(decision, Dispatch):  # direct callers hog its worker
             out += recalls(route.preferred, self._leases.ledger.leases_on(route.preferred))
+        elif route.preferred and self.data_plane is not None \
+                and not isinstance(decision, Dispatch):  # so does the DataPlane (any mode)
+            out += recalls(route.preferred, [(lease_id, lease) for lease_id, lease in
+                                             self._leases.ledger.leases_on(route.preferred)
+                                             if lease.holder == self.data_plane])
         if isinstance(decision, Dispatch):
             return out + self.run([decision], now), None
         if isinstance(decision, Queued):

@@ -57,6 +57,9 @@ RULES: dict[str, ChildRule] = {
     "session_store": ChildRule("permanent", ("pool", "requester")),
     # rebuilt from the WorkerRegistry; it announces itself to its senders (PoolReplaced)
     "pool": ChildRule("permanent", ("worker_supervisor",)),
+    # leases nothing it needs to keep: its leases come back as its process is gone, the Pool
+    # fails what it was not heard to answer (ForwardLedger) and forwards to the new one
+    "data_plane": ChildRule("permanent", ("pool",)),
     # every worker starts afresh below a new one; past the intensity the pool is degraded
     "worker_supervisor": ChildRule("permanent", given_up="degrade"),
     # samples from the WorkerRegistry's facts: nothing to rebuild

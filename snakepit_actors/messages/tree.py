@@ -24,6 +24,33 @@ class InitPool:
     restarts: int = 0  # > 0: a Pool restarted under a running pool: rebuild, do not start
     announce_to: tuple[ActorAddress, ...] = ()  # told PoolReplaced once a restarted Pool runs
     worker_token: str = field(default="", repr=False)  # put into every LeaseGranted
+    #: The DataPlane actor (None: none; ``PoolConfig.data_plane``): unary requests without a
+    #: session go there (``tree/data_plane.py``)
+    data_plane: ActorAddress | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class InitDataPlane:
+    """PoolRoot -> DataPlane: the pool's configuration, the Pool it leases worker slots from,
+    and the pool's worker token (every gRPC call carries it)."""
+
+    config: PoolConfig
+    pool: ActorAddress
+    worker_token: str = field(default="", repr=False)
+
+
+@dataclass(frozen=True, slots=True, repr=False)
+class DataPlaneServed:
+    """DataPlane -> Pool: the forwarded requests ``request_ids`` were answered (sent in
+    batches, at least every ``data_plane.SERVED_EVERY_S``); the Pool forgets them. What it has
+    not heard of when the DataPlane dies, it fails with ``WorkerCrashedError``."""
+
+    request_ids: tuple[str, ...]
+    #: Requests waiting in the DataPlane beyond its lease requests (``PoolStats.queued`` adds it)
+    waiting: int = 0
+
+    def __repr__(self) -> str:  # short: Thespian formats every message it carries
+        return f"DataPlaneServed({len(self.request_ids)}, waiting={self.waiting})"
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,9 +67,9 @@ class PoolReplaced:
 
 
 #: The roles whose address ``ActorReplaced`` can announce (each a field of ``WorkerContext``
-#: but "session_store").
+#: but "session_store" and "data_plane", which only the Pool sends to).
 REPLACEABLE_ROLES = ("pool", "worker_registry", "process_registry", "starter_registry",
-                     "session_store")
+                     "session_store", "data_plane")
 
 
 @dataclass(frozen=True, slots=True)

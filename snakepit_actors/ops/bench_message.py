@@ -1,14 +1,16 @@
 """``snakepit-actors bench --scenario message``: the message API (``Execute`` to the Pool actor)
 against the direct path and raw gRPC, from the same run, and what each request costs in CPU.
 
-    embedding actor  --Execute / ExecuteBatch-->  Pool  --RunRequest | RunBatch-->  Worker ...
-    Pool handle, data_path="actor" (its gateway thread sends ExecuteBatch)
+    embedding actor  --Execute / ExecuteBatch-->  Pool  --forwarded-->  DataPlane --gRPC--> ...
+    Pool handle, data_path="actor" (its gateway thread sends ExecuteBatch); and the same with
+        data_plane=False (Pool -> Worker actors, prefetch 2), the path before the DataPlane
     Pool handle, data_path="direct" (leases; gRPC from the caller's thread)
     raw gRPC: a fair router over the worker slots (64 threads), and one thread per slot
 
 Figures: echo with ``concurrency`` (64) requests in flight on ``workers`` (4) workers through
-the handle's actor path, from a real embedding actor (``LoadActor``, one ``Execute`` per reply;
-and with ``batch_replies`` + ``ExecuteBatch``), each against the direct path; CPU per request
+the handle's actor path (the DataPlane and, in alternating rounds, the Worker actors), from a
+real embedding actor (``LoadActor``, one ``Execute`` per reply; and with ``batch_replies`` +
+``ExecuteBatch``, also through the Worker actors), each against the direct path; CPU per request
 summed over every process of the run (client, actors, worker processes); a 10 ms sleep on 8
 workers through the actor path against raw gRPC; the direct path against the
 one-thread-per-worker raw router for echo and a 1 ms CPU tool. Every loop is bounded in count
@@ -216,11 +218,16 @@ def message(o: BenchOptions) -> list[Figure]:
         o.say("message API: an embedding actor ...")
         actor_rate, actor_cpu, actor_done = _actor_load(pool, o, inflight, batched=False)
         batched_rate, _, batched_done = _actor_load(pool, o, inflight, batched=True)
-    o.say("message API: the handle, data_path='actor' ...")
-    with _pool("bench-msg-actor", "actor", o, workers) as pool:
+    o.say("message API: the handle, data_path='actor', DataPlane and Worker actors "
+          "(alternating rounds) ...")
+    with _pool("bench-msg-actor", "actor", o, workers) as pool, \
+            _pool("bench-msg-workers", "actor", o, workers, data_plane=False, prefetch=2) as wp:
         call = functools.partial(pool.execute, "echo", {"x": 1})
-        (handle,) = throughputs([call], inflight, o.count(8000), o.seconds)
-        handle_cpu = _cpu_per_request(pool, call, inflight, o)
+        wcall = functools.partial(wp.execute, "echo", {"x": 1})
+        handle, workers_path = throughputs([call, wcall], inflight, o.count(8000), o.seconds)
+        handle_cpu, workers_cpu = _cpu_alternating([(pool, call), (wp, wcall)], inflight, o)
+        o.say("message API: an embedding actor, through the Worker actors ...")
+        wbatched_rate, _, wbatched_done = _actor_load(wp, o, inflight, batched=True)
     target = ">= 0.8x direct, >= 1,200/s"
     figures = [
         _rate(f"raw gRPC {where}, one thread per worker slot", per_thread),
@@ -229,15 +236,26 @@ def message(o: BenchOptions) -> list[Figure]:
               ">= 0.75x"),
         _rate(f"message API via handle (data_path='actor') {where}", handle, direct.per_s,
               target),
+        _rate(f"message API via handle, Pool and Worker actors (data_plane=False, prefetch 2) "
+              f"{where}", workers_path, direct.per_s),
+        _rate(f"message API via handle, DataPlane vs Worker actors, {where}", handle,
+              workers_path.per_s),
         _rate(f"message API from an embedding actor {where}", actor_rate, direct.per_s, target),
         _rate(f"message API from an embedding actor, ExecuteBatch + batch_replies, {where}",
               batched_rate, direct.per_s, target),
+        _rate(f"the same through the Worker actors (data_plane=False, prefetch 2), {where}",
+              wbatched_rate, direct.per_s),
         Figure("message API via handle: CPU per request, all processes", handle_cpu, "ms",
                direct_cpu, "<= 1.5 ms"),
+        Figure("message API via handle, data_plane=False: CPU per request, all processes",
+               workers_cpu, "ms", direct_cpu),
+        Figure("message API via handle: CPU per request, DataPlane vs Worker actors",
+               handle_cpu, "ms", workers_cpu),
         Figure("message API from an embedding actor: CPU per request, all processes",
                actor_cpu, "ms", direct_cpu, "<= 1.5 ms"),
         Figure("message API from an embedding actor: duplicate or missing replies",
-               sum(d.duplicates + d.sent - d.replies for d in (actor_done, batched_done)),
+               sum(d.duplicates + d.sent - d.replies
+                   for d in (actor_done, batched_done, wbatched_done)),
                "req", target="0"),
     ]
     return figures + _sleep(o, inflight) + _cpu_tool(o, inflight)
@@ -285,8 +303,18 @@ def _cpu_per_request(pool: Pool, call: Callable[[], Any], inflight: int,
     return spent[0] * 1000.0 / max(1, len(rate.latencies_ms))
 
 
+def _cpu_alternating(runs: list[tuple[Pool, Callable[[], Any]]], inflight: int,
+                     o: BenchOptions, rounds: int = 2) -> list[float]:
+    """CPU per request of each (pool, call), measured in alternating rounds (the mean)."""
+    spent = [0.0] * len(runs)
+    for _ in range(rounds):
+        for i, (pool, call) in enumerate(runs):
+            spent[i] += _cpu_per_request(pool, call, inflight, o) / rounds
+    return spent
+
+
 def _pool(name: str, path: DataPath, o: BenchOptions, workers: int, **fields: Any) -> Pool:
-    return Pool.start(PoolConfig(name=name, pool_size=workers, queue_timeout=60.0, prefetch=2,
+    return Pool.start(PoolConfig(name=name, pool_size=workers, queue_timeout=60.0,
                                  data_path=path, **fields))
 
 

@@ -60,7 +60,12 @@ FIELD_HELP: dict[str, str] = {
     "capacity": "Concurrent requests per worker process (threads or asyncio in the worker).",
     "prefetch": "Actor path: requests the Pool may send a busy worker ahead, beyond `capacity`, "
                 "while others wait (several per message; 0 = none). Unary requests without a "
-                "session only.",
+                "session only, so only with `data_plane=False` (the DataPlane serves those).",
+    "data_plane": "Message API: a DataPlane actor leases worker slots from the Pool and makes "
+                  "the gRPC calls itself for unary `Execute`s without a session whose sender "
+                  "accepts grouped replies (`batch_replies`, as the handle does): 2 actor "
+                  "messages per request instead of ~4 (docs/architecture.md, \"The data "
+                  "plane\"). False: every request goes through the Pool and Worker actors.",
     "transport": "How workers listen: `unix` sockets in the run directory, or `tcp` on "
                  "127.0.0.1.",
     "max_payload_bytes": "Largest args / result accepted, in bytes "

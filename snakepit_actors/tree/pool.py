@@ -5,6 +5,8 @@
      ├─ SessionStore <──SessionsTouched, session commands── Pool
      └─ Pool (this; permanent)
           ──RunRequest | RunBatch / RecycleWorker / EndWorkerSession──> Worker_i
+          ──Execute | ExecuteBatch (forwarded: core/forwarding.py), CancelRequest──> DataPlane
+          <──DataPlaneServed (answered ids, how many wait there)── DataPlane
           <──Checkin | CheckinBatch── Worker_i
           ──LeaseGranted / Refused / Revoked / Recalled──> clients ──LeaseBatch──> Pool
 
@@ -14,7 +16,10 @@ returns, sends and wake-ups (their payloads are the typed timers of ``core/timer
 Pool never waits; its only I/O is asking psutil whether lease holders still live
 (``HolderWatch``). Replies go from the Worker straight to the caller; the Worker then tells
 the Pool ``Checkin``. Lease requests of the direct data path queue with ``Execute`` and get
-``LeaseGranted`` where a request would get ``RunRequest``.
+``LeaseGranted`` where a request would get ``RunRequest``. A unary request without a session
+whose sender accepts grouped replies goes on to the DataPlane at once (counted, its deadline
+fixed, kept in a ledger until the DataPlane reports it answered); if the DataPlane dies, the
+ledger's requests fail with ``WorkerCrashedError(reason="data_plane_lost")``.
 
 If a worker dies, the requests it held fail with ``WorkerCrashedError`` (by the Worker when it
 can, else here when the registry reports the exit) or run once more elsewhere if idempotent;
@@ -34,10 +39,12 @@ nothing) and reports its session pins to a new SessionStore.
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from typing import Any
 
 from thespian.actors import ActorTypeDispatcher, WakeupMessage
 
+from snakepit_actors.core.forwarding import DataPlaneRoute
 from snakepit_actors.core.pool_core import PoolCore
 from snakepit_actors.core.pool_decisions import Decision, Run, WakeAt
 from snakepit_actors.core.timers import (
@@ -53,6 +60,7 @@ from snakepit_actors.messages import (
     Checkin,
     CheckinBatch,
     ClosePool,
+    DataPlaneServed,
     Execute,
     ExecuteBatch,
     GetStats,
@@ -93,6 +101,7 @@ class Pool(ActorTypeDispatcher):
         self._core: PoolCore | None = None
         self._holders = HolderWatch()
         self._early: list[tuple[Any, Any]] = []  # messages that came before InitPool
+        self._route: DataPlaneRoute | None = None
 
     def receiveMessage(self, message: Any, sender: Any) -> Any:
         """A restarted Pool's senders may reach it before its ``InitPool``: their messages
@@ -109,6 +118,16 @@ class Pool(ActorTypeDispatcher):
             raise RuntimeError("the Pool got a message before InitPool; the PoolRoot sends "
                                "InitPool first")
         return self._core
+
+    @property
+    def route(self) -> DataPlaneRoute:
+        """Which requests go to the DataPlane (``core/forwarding.py``; made by ``InitPool``,
+        else none go there)."""
+        if self._route is None:
+            core = self.core
+            self._route = DataPlaneRoute(core.config, core.counters, core.readiness,
+                                         core.scheduler)
+        return self._route
 
     def _execute(self, decisions: list[Decision], now: float) -> None:
         """Carry out the core's decisions, in order; the requests for one Worker go out as
@@ -139,6 +158,8 @@ class Pool(ActorTypeDispatcher):
                               report_progress=msg.report_progress,
                               session_store=msg.session_store, started=msg.restarts > 0,
                               worker_token=msg.worker_token)
+        self._route = None
+        self.route.address = self._core.desk.data_plane = msg.data_plane
         self.send(msg.worker_registry, SubscribeWorkers(self.myAddress))  # facts come back
         if not msg.restarts:
             self._execute(self._core.start(now), now)
@@ -149,12 +170,16 @@ class Pool(ActorTypeDispatcher):
             self.receiveMessage(message, early_sender)
 
     def receiveMsg_ActorReplaced(self, msg: ActorReplaced, sender: Any) -> None:
-        """PoolRoot restarted a registry: subscribe to a new WorkerRegistry (the Workers
-        re-announce to it); tell a new SessionStore every pinned session, then the handle
-        (``msg.notify``: it fails the session calls it sent that have no answer)."""
+        """PoolRoot restarted a registry or the DataPlane: subscribe to a new WorkerRegistry
+        (the Workers re-announce to it); tell a new SessionStore every pinned session, then the
+        handle (``msg.notify``: it fails the session calls it sent that have no answer); fail
+        what a dead DataPlane was not heard to answer and forward to the new one."""
         now = time.time()
         if msg.role == "worker_registry":
             self.send(msg.address, SubscribeWorkers(self.myAddress))
+        elif msg.role == "data_plane":
+            self._execute(self.route.replaced(msg.address), now)
+            self.core.desk.data_plane = msg.address
         elif msg.role == "session_store":
             self._execute(self.core.sessions.store_replaced(msg.address, now), now)
             for address in msg.notify:  # after the switch: later commands reach the new store
@@ -193,15 +218,34 @@ class Pool(ActorTypeDispatcher):
 
     def receiveMsg_Execute(self, msg: Execute, sender: Any) -> None:
         now = time.time()
-        self._execute(self.core.execute(msg, sender, now), now)
+        forwarded = self.route.forward(msg, sender, now)
+        if forwarded is not None:
+            self.send(self.route.address, forwarded)
+        else:
+            self._execute(self.core.execute(msg, sender, now), now)
 
     def receiveMsg_ExecuteBatch(self, msg: ExecuteBatch, sender: Any) -> None:
+        """The DataPlane's share goes on as one batch; the rest is the Pool's."""
         now, core = time.time(), self.core
-        self._execute([d for r in msg.requests for d in core.execute(r, sender, now)], now)
+        forwarded, decisions = [], []
+        for request in msg.requests:
+            one = self.route.forward(request, sender, now)
+            if one is not None:
+                forwarded.append(one)
+            else:
+                decisions += core.execute(request, sender, now)
+        if forwarded:
+            self.send(self.route.address, forwarded[0] if len(forwarded) == 1
+                      else ExecuteBatch(tuple(forwarded)))
+        self._execute(decisions, now)
+
+    def receiveMsg_DataPlaneServed(self, msg: DataPlaneServed, sender: Any) -> None:
+        self.route.ledger.served(msg.request_ids)
+        self.route.waiting = msg.waiting
 
     def receiveMsg_CancelRequest(self, msg: CancelRequest, sender: Any) -> None:
         now = time.time()
-        self._execute(self.core.cancel(msg, now), now)
+        self._execute(self.route.cancel(msg) or self.core.cancel(msg, now), now)
 
     def receiveMsg_Checkin(self, msg: Checkin, sender: Any) -> None:
         now = time.time()
@@ -275,11 +319,12 @@ class Pool(ActorTypeDispatcher):
     # --- observation and closing --------------------------------------------------------------
 
     def receiveMsg_GetStats(self, msg: GetStats, sender: Any) -> None:
-        self.send(sender, self.core.stats(msg.request_id))
+        stats = self.core.stats(msg.request_id)  # with what waits in the DataPlane
+        self.send(sender, replace(stats, queued=stats.queued + self.route.waiting))
 
     def receiveMsg_ListWorkers(self, msg: ListWorkers, sender: Any) -> None:
         self.send(sender, self.core.worker_list(msg.request_id))
 
     def receiveMsg_ClosePool(self, msg: ClosePool, sender: Any) -> None:
         now = time.time()
-        self._execute(self.core.close(sender, now), now)
+        self._execute(self.route.close() + self.core.close(sender, now), now)

@@ -3,6 +3,7 @@
     PoolRoot (this; one per pool instance; one_for_one over its children, core/root_plan.py)
      ├─ WorkerRegistry   ├─ ProcessRegistry   ├─ StarterRegistry   ├─ SessionStore
      ├─ Pool
+     ├─ DataPlane (with data_plane: leases worker slots, calls gRPC for unary requests)
      ├─ WorkerSupervisor (one_for_one)  -> Starter_i -> Worker_i -> external process_i
      ├─ Recycler (only with worker_ttl / worker_memory_mb)
      ├─ LauncherWatch (when the launcher's pid is known)
@@ -43,6 +44,7 @@ from snakepit_actors.core.root_plan import Degrade, Fail, Restart, RootPlan
 from snakepit_actors.messages import (
     ActorReplaced,
     DescribeTree,
+    InitDataPlane,
     InitNodeWatch,
     InitPool,
     InitRecycler,
@@ -71,6 +73,7 @@ ACTORS = {
     "starter_registry": "snakepit_actors.tree.starter_registry.StarterRegistry",
     "session_store": "snakepit_actors.tree.session_store.SessionStore",
     "pool": "snakepit_actors.tree.pool.Pool",
+    "data_plane": "snakepit_actors.tree.data_plane.DataPlane",
     "worker_supervisor": "snakepit_actors.tree.worker_supervisor.WorkerSupervisor",
     "recycler": "snakepit_actors.tree.recycler.Recycler",
     "launcher_watch": "snakepit_actors.tree.launcher_watch.LauncherWatch",
@@ -111,10 +114,11 @@ class PoolRoot(ActorTypeDispatcher):
         for role in REGISTRIES:
             self._start_child(role)
         pool = self._child("pool")
+        data_plane = self._start_child("data_plane") if cfg.data_plane else None
         self._init_pool = InitPool(cfg, self._address("worker_registry"), sender,
                                    report_progress=msg.report_progress,
                                    session_store=self._address("session_store"),
-                                   worker_token=msg.worker_token)
+                                   worker_token=msg.worker_token, data_plane=data_plane)
         self.send(self._address("session_store"), InitSessionStore(cfg, pool))
         self.send(pool, self._init_pool)
         if cfg.placement:
@@ -149,6 +153,8 @@ class PoolRoot(ActorTypeDispatcher):
         elif role == "recycler":
             self.send(address, InitRecycler(cfg, self._address("pool"),
                                             self._address("worker_registry")))
+        elif role == "data_plane":
+            self.send(address, InitDataPlane(cfg, self._address("pool"), start.worker_token))
         elif role == "launcher_watch":  # ours is supervised; the top-level one is not
             self.send(address, WatchLauncher(start.owner_pid))
         elif role == "pool":
@@ -161,7 +167,8 @@ class PoolRoot(ActorTypeDispatcher):
     def _pool_senders(self) -> tuple[Any, ...]:
         """Who a restarted Pool announces itself to once initialised (``PoolReplaced``)."""
         return (self._requester, *(address for address, role in self._children
-                                   if role in ("session_store", "recycler", "node_watch")))
+                                   if role in ("session_store", "recycler", "node_watch",
+                                               "data_plane")))
 
     def _make_run_dir(self, pool_name: str) -> str:
         from snakepit_actors.system import make_run_dir
@@ -219,7 +226,7 @@ class PoolRoot(ActorTypeDispatcher):
         """Later children (a new WorkerSupervisor, a new Pool) get ``role`` at ``address``."""
         assert self._worker_context is not None and self._init_pool is not None
         self._worker_context = self._worker_context.with_actor(role, address)
-        if role in ("worker_registry", "session_store"):
+        if role in ("worker_registry", "session_store", "data_plane"):
             self._init_pool = replace(self._init_pool, **{role: address})
 
     # --- acknowledgements and facts ---------------------------------------------------------------

@@ -1,0 +1,163 @@
+"""The DataPlane (``tree/data_plane.py``) on real pools, through the message API: an embedding
+actor's ``Execute`` with ``batch_replies`` to the Pool's address is served there with the
+Pool's contract: exactly one
+reply per request (also when the DataPlane itself is killed), cancellation of a waiting
+request, a closing pool fails what waits, and what it cannot serve (sessions, streams) stays on
+the Pool's path. Queue timeouts, max_queue and worker crashes through it: test_pool.py,
+test_chaos.py and test_chaos_tree.py (their "actor" data path goes through it)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from snakepit_actors import (
+    Pool,
+    PoolClosedError,
+    PoolConfig,
+    RequestCancelledError,
+    WorkerCrashedError,
+)
+from snakepit_actors.messages import (
+    CancelRequest,
+    ClosePool,
+    Execute,
+    ExecuteFailed,
+    ExecuteReplies,
+    ExecuteResult,
+    PoolClosed,
+)
+from snakepit_actors.ops.bench_message import LoadDone, RunLoad, load_from_actor
+
+from .conftest import wait_for
+from .tree_chaos import tree_pids
+
+pytestmark = pytest.mark.timeout(120)
+
+
+@pytest.fixture
+def one_worker() -> Iterator[Pool]:
+    with Pool.start(PoolConfig(name="dp1", pool_size=1, queue_timeout=30.0)) as pool:
+        yield pool
+
+
+def _ex(request_id: str, tool: str, args: dict[str, Any]) -> Execute:
+    """A request as an embedding actor that accepts grouped replies sends it."""
+    return Execute(request_id, tool, args, timeout_s=30, batch_replies=True)
+
+
+def _answers(ctx: Any, want: int, seconds: float = 30.0) -> dict[str, list[Any]]:
+    """Every reply that reaches ``ctx`` until ``want`` request ids are answered (bounded)."""
+    got: dict[str, list[Any]] = {}
+    deadline = time.monotonic() + seconds
+    while sum(1 for k in got if k != "") < want and time.monotonic() < deadline:
+        msg = ctx.listen(0.5)
+        replies = msg.replies if isinstance(msg, ExecuteReplies) else [msg]
+        for reply in replies:
+            if isinstance(reply, ExecuteResult | ExecuteFailed):
+                got.setdefault(reply.request_id, []).append(reply)
+            elif isinstance(reply, PoolClosed):
+                got.setdefault("", []).append(reply)
+    return got
+
+
+def test_a_waiting_request_cancelled_by_an_embedding_actor_fails_and_never_runs(
+        one_worker: Pool) -> None:
+    pool = one_worker
+    with pool._system.actor_system.private() as ctx:
+        address = pool._gateway.pool
+        ctx.tell(address, _ex("long", "sleep", {"seconds": 1.0}))
+        wait_for(lambda: pool.stats().busy == 1)
+        ctx.tell(address, _ex("waits", "info", {}))
+        ctx.tell(address, CancelRequest("waits"))
+        got = _answers(ctx, 2)
+    assert [type(r) for r in got["long"]] == [ExecuteResult]
+    [cancelled] = got["waits"]
+    assert isinstance(cancelled, ExecuteFailed)
+    assert isinstance(cancelled.error, RequestCancelledError)
+    assert cancelled.error.reason == "cancelled_queued"
+
+
+def test_closing_the_pool_fails_what_waits_in_the_data_plane_and_finishes_what_runs(
+        one_worker: Pool) -> None:
+    pool = one_worker
+    with pool._system.actor_system.private() as ctx:
+        address = pool._gateway.pool
+        ctx.tell(address, _ex("long", "sleep", {"seconds": 1.0}))
+        wait_for(lambda: pool.stats().busy == 1)
+        for i in range(3):
+            ctx.tell(address, _ex(f"w{i}", "echo", {"i": i}))
+        wait_for(lambda: pool.stats().queued >= 1)
+        ctx.tell(address, ClosePool())
+        got = _answers(ctx, 4)
+    assert [type(r) for r in got["long"]] == [ExecuteResult]
+    for i in range(3):
+        [reply] = got[f"w{i}"]
+        assert isinstance(reply, ExecuteFailed) and isinstance(reply.error, PoolClosedError)
+
+
+def test_session_requests_stay_on_the_pools_path_beside_the_data_planes(
+        one_worker: Pool) -> None:
+    assert one_worker.execute("session_counter", {}, session_id="s1") == 1
+    assert one_worker.execute("echo", {"x": 2}) == {"x": 2}
+    assert one_worker.execute("session_counter", {}, session_id="s1") == 2
+
+
+def test_an_embedding_actor_is_answered_for_every_request_when_the_data_plane_is_killed() -> None:
+    """Each request gets its result, or ``WorkerCrashedError(data_plane_lost)`` for what the
+    dead DataPlane held; a request it answered just before it died may be answered twice (see
+    docs/architecture.md, "The data plane"); then a new DataPlane serves."""
+    with Pool.start(PoolConfig(name="dpkill", pool_size=2, queue_timeout=30.0)) as pool:
+        victim = tree_pids(pool)["data_plane"]
+        done: list[LoadDone] = []
+        load = threading.Thread(target=lambda: done.append(load_from_actor(pool, RunLoad(
+            None, "sleep", {"seconds": 0.005}, in_flight=32, count=1500, seconds=20.0,
+            batched=True))))
+        load.start()
+        time.sleep(1.0)
+        os.kill(victim, signal.SIGKILL)
+        load.join(90.0)
+        assert done, "the load actor never finished"
+        [result] = done
+        assert result.replies == result.sent, result  # nobody left without an answer
+        assert result.failed == 0 or "data_plane_lost" in result.first_error, result
+        wait_for(lambda: tree_pids(pool).get("data_plane", victim) != victim)
+        with pool._system.actor_system.private() as ctx:
+            ctx.tell(pool._gateway.pool, _ex("after", "echo", {"x": 1}))
+            [after] = _answers(ctx, 1)["after"]
+        assert isinstance(after, ExecuteResult) and after.result == {"x": 1}
+        print(f"\nDataPlane killed under load: {result}")
+
+
+def test_a_worker_killed_under_the_data_plane_fails_only_its_running_request() -> None:
+    cfg = PoolConfig(name="dpcrash", pool_size=1, data_path="actor", queue_timeout=30.0)
+    with Pool.start(cfg) as pool:
+        results: dict[int, Any] = {}
+
+        def call(i: int, tool: str, args: dict[str, Any]) -> None:
+            try:
+                results[i] = pool.execute(tool, args, timeout=30)
+            except Exception as exc:  # recorded: the assertions below name it
+                results[i] = exc
+
+        threads = [threading.Thread(target=call, args=(0, "sleep", {"seconds": 5.0}))]
+        threads[0].start()
+        wait_for(lambda: pool.stats().busy == 1)
+        threads += [threading.Thread(target=call, args=(i, "echo", {"i": i}))
+                    for i in range(1, 5)]
+        for thread in threads[1:]:
+            thread.start()
+        wait_for(lambda: pool.stats().queued >= 1)
+        (worker,) = pool.workers()
+        assert worker.pid is not None
+        os.kill(worker.pid, signal.SIGKILL)
+        for thread in threads:
+            thread.join(60.0)
+        assert isinstance(results[0], WorkerCrashedError), results[0]
+        assert [results[i] for i in range(1, 5)] == [{"i": i} for i in range(1, 5)]
