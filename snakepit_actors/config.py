@@ -98,15 +98,13 @@ class PoolConfig:
     capacity                  1          - / requests share one process (threads or asyncio)
     prefetch                  0          more actor messages per request / a request may wait
                                          at a busy worker while another frees (actor path)
-    data_plane                True       (False: unary ``Execute(batch_replies=True)``
-                                         without a session goes through the Pool and Worker
-                                         actors, ~4 messages each) / (True: a DataPlane
-                                         actor leases worker slots and calls gRPC itself:
-                                         2 messages each, one more process per pool)
+    data_plane                True       (False) batched session-less unary Execute via
+                                         Pool and Worker (~4 messages) / a DataPlane actor
+                                         calls gRPC on leases (2 messages; one more process)
     startup_timeout           30 s       slow adapters fail / a broken start is seen later
     request_timeout           None       (None = no deadline) / stuck tools hold workers
     cancel_grace_s            0.5 s      more recycles after timeouts / a stuck tool holds
-                                         its worker longer before the recycle
+                                         its worker longer before its recycle
     queue_timeout             5 s        bursts fail early / callers wait longer when saturated
     max_queue                 1000       bursts are refused / memory and latency in the queue
     heartbeat_interval        2 s        more pings / hung workers are found later
@@ -121,14 +119,11 @@ class PoolConfig:
     session_sweep_interval    60 s       more sweeps / expired sessions linger longer
     affinity_wait_s           0.02 s     a session hops workers more / waits longer for its own
     max_payload_bytes         64 MiB     big payloads refused / memory per request
-    worker_log_max_bytes      16 MiB     less worker output kept / disk per worker (2x the
-                                         cap: the log and one rotated copy; None = unbounded)
+    worker_log_max_bytes      16 MiB     less output kept / disk (2x: log + one rotated copy)
     startup_batch_size        0          (0 = all at once) / startup CPU spike
-    data_path                 "direct"   how the Python handle reaches workers: "direct"
-                                         (leases from the Pool, gRPC from the caller's
-                                         thread: ~raw gRPC speed) or "actor" (every request
-                                         through the actors, unary ones the DataPlane: ~2 ms
-                                         CPU each, 500-700 req/s); async streams use actors
+    data_path                 "direct"   the handle's calls: "direct" (leases, gRPC from the
+                                         caller: ~raw gRPC speed) or "actor" (through the
+                                         actors, unary ones the DataPlane: ~2 ms CPU each)
     retry_idempotent          False      (True: every request counts as idempotent and is
                                          re-run once on another worker if its worker dies)
     on_system_loss            "close"    the handle ends for good when its actor system or
@@ -139,9 +134,8 @@ class PoolConfig:
     placement_timeout         10 s       start fails early / waits longer for a member
     node_heartbeat_s          1 s        more pings / a dead member is found later
     node_heartbeat_misses     3          false alarms on a busy network / slower detection
-    protocol                  (ours)     "snakepit_actors" (this project's bridge) or
-                                         "snakepit" (Snakepit 0.13's own grpc_server.py and
-                                         adapters: docs/snakepit-compat.md)
+    protocol                  (ours)     "snakepit_actors" (our bridge) or "snakepit" (Snakepit
+                                         0.13's grpc_server.py: docs/snakepit-compat.md)
     python_path               ()         ("snakepit" only) folders put first on the workers'
                                          sys.path; one must hold Snakepit's grpc_server.py
     start_method              (Linux)    "spawn": fresh interpreters / "forkserver": forks
@@ -362,9 +356,9 @@ def _problems(cfg: PoolConfig) -> list[str]:
          cfg.worker_log_max_bytes)
     need(_is_int(cfg.startup_batch_size) and cfg.startup_batch_size >= 0,
          "startup_batch_size must be an int >= 0 (0 = all at once)", cfg.startup_batch_size)
-    need(isinstance(cfg.data_plane, bool), "data_plane must be True or False", cfg.data_plane)
-    need(isinstance(cfg.retry_idempotent, bool), "retry_idempotent must be True or False",
-         cfg.retry_idempotent)
+    for flag in ("data_plane", "retry_idempotent"):
+        need(isinstance(getattr(cfg, flag), bool), f"{flag} must be True or False",
+             getattr(cfg, flag))
     need(cfg.data_path in ("direct", "actor"), "data_path must be 'direct' or 'actor'",
          cfg.data_path)
     need(cfg.on_system_loss in ("close", "restart"),
@@ -392,11 +386,10 @@ def _problems(cfg: PoolConfig) -> list[str]:
              sysc.admin_port)
         need(isinstance(sysc.bind_address, str) and bool(sysc.bind_address),
              "system.bind_address must be an IP address", sysc.bind_address)
-        need(isinstance(sysc.convention, bool), "system.convention must be True or False",
-             sysc.convention)
+        for flag in ("convention", "allow_non_loopback"):
+            need(isinstance(getattr(sysc, flag), bool), f"system.{flag} must be True or False",
+                 getattr(sysc, flag))
         need(isinstance(sysc.secret, str), "system.secret must be a str", "<hidden>")
-        need(isinstance(sysc.allow_non_loopback, bool),
-             "system.allow_non_loopback must be True or False", sysc.allow_non_loopback)
         need(not exposed_bind(sysc.bind_address, sysc.allow_non_loopback, sysc.secret),
              "system.bind_address off loopback exposes Thespian's unpickling port beyond this "
              "host: bind 127.0.0.1, or set system.allow_non_loopback=True and a system.secret",
