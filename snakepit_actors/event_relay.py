@@ -141,10 +141,13 @@ class EventSender:
     def _connected(self) -> socket.socket | None:
         if self._sock is not None and self._pid == os.getpid():
             return self._sock
-        if self._sock is not None:  # inherited through fork: close our copy of the fd only
+        if self._sock is not None:
+            # Inherited through fork: close our copy of the fd only, and connect at once. The
+            # parent's retry time is not ours: a child forked within RETRY_S of its parent's
+            # connect (a Worker actor forked by its Starter) lost its first events.
             with contextlib.suppress(OSError):
                 self._sock.close()
-            self._sock = None
+            self._sock, self._next_try = None, 0.0
         now = time.monotonic()
         if now < self._next_try:
             return None
