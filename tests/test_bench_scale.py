@@ -5,15 +5,14 @@ from __future__ import annotations
 
 import pytest
 
-from snakepit_actors.ops.bench_scale import (
+from snakepit_actors.ops.bench_scale import role_of, run
+from snakepit_actors.ops.bench_scale_table import (
     PoolRun,
     RawRun,
     ScaleOptions,
     ScaleResults,
     as_json,
     render,
-    role_of,
-    run,
     targets,
 )
 from snakepit_actors.ops.cli_parser import build_parser

@@ -20,7 +20,7 @@ def test_the_tradeoff_table_of_the_docstring_is_read_for_the_tunables() -> None:
     rows = tradeoffs()
     assert rows["pool_size"].startswith("less parallelism")
     assert rows["max_restarts"] == rows["max_seconds"]
-    assert "async streams use actors" in rows["data_path"]
+    assert "unary ones the DataPlane" in rows["data_path"]
 
 
 def test_docs_configuration_md_is_current() -> None:

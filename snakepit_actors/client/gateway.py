@@ -39,7 +39,7 @@ from typing import Any
 from snakepit_actors.client.lease_client import LeaseClient
 from snakepit_actors.client.replies import StreamSink
 from snakepit_actors.client.session_api import SESSION_REPLIES, fail_session_calls
-from snakepit_actors.client.system_watch import system_lost_error
+from snakepit_actors.client.system_watch import pid_alive, system_lost_error
 from snakepit_actors.client.wake_pipe import WakePipe
 from snakepit_actors.errors import (
     PoolClosedError,
@@ -194,7 +194,7 @@ class Gateway:
 
     def _run(self) -> None:
         while self._running:
-            dead = [what for pid, what in self._polled_pids.items() if not _alive(pid)]
+            dead = [what for pid, what in self._polled_pids.items() if not pid_alive(pid)]
             if dead:
                 self._system_gone(dead[0])
                 return
@@ -384,16 +384,6 @@ def _pool_restarted(sent: bool) -> PoolNotReadyError:
         + ("request was answered: it may have run (a worker may have had it); retry only if it "
            "is idempotent" if sent else "lease reached a worker: nothing ran; retry"),
         reason="pool_restarted", details={"may_have_run": sent})
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except OSError:  # EPERM: it runs, as another user
-        pass
-    return True
 
 
 def _reply_key(message: Any) -> str | None:

@@ -283,9 +283,8 @@ class Pool(SessionMethods, HostToolMethods, FanoutMethods, MetricsMethods, Async
                                    session_id: str | None = None,
                                    timeout: float | None = None) -> AsyncIterator[Any]:
         """``execute_stream`` for asyncio: ``async for value in pool.execute_stream_async(...)``.
-        Never blocks the event loop. The deadline is fixed when the iteration starts. On the
-        direct path one thread per stream reads it, at most 64 values ahead of the loop; on
-        the actor path values are buffered without bound."""
+        Never blocks the loop. The deadline is fixed when the iteration starts. Direct path:
+        a thread per stream reads at most 64 values ahead; actor path: buffered unbounded."""
         request = self._request(tool, args, session_id, timeout, False, stream=True)
         if self._aio is not None and self._uses_direct_path(session_id):
             from snakepit_actors.client.direct_stream_async import stream_async

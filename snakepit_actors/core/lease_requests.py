@@ -23,6 +23,7 @@ from collections import deque
 from collections.abc import Callable
 
 from snakepit_actors.core.lease_records import Outgoing
+from snakepit_actors.errors import PoolSaturatedError
 from snakepit_actors.messages import RequestLease
 
 
@@ -42,6 +43,29 @@ class LeaseRequests:
 
     def __contains__(self, request_id: object) -> bool:
         return request_id in self._out
+
+    def demand(self, waiting: int, held: int) -> int:
+        """Of ``waiting`` callers, those that need a request out: no more than the slots not
+        ``held`` (a request for a slot we hold could only be granted once we gave it back,
+        and each rotation would move every such request to the back of the Pool's queue)."""
+        return waiting if self.cap is None else min(waiting, max(0, self.cap - held))
+
+    def beyond(self, waiting: int) -> int:
+        """Waiting callers beyond our requests out (up to ``cap``): they wait for slots we
+        hold, so the Pool's queue does not count them."""
+        return max(0, self.wanted(waiting) - len(self._out))
+
+    def room_error(self, waiting: int, held: int,
+                   max_waiting: int | None) -> PoolSaturatedError | None:
+        """The Pool's max_queue rule for a client's own callers: as many may wait as there
+        are slots not ``held`` (they may be free), plus ``max_waiting``."""
+        if self.cap is None or max_waiting is None or waiting < max(
+                0, self.cap - held) + max_waiting:
+            return None
+        return PoolSaturatedError(
+            f"pool is saturated: {held} worker slots busy for this handle and "
+            f"max_queue={max_waiting} of its callers waiting already: back off and retry, or "
+            "raise max_queue / pool_size", details={"max_queue": max_waiting})
 
     def wanted(self, waiting: int) -> int:
         """How many requests ``waiting`` callers need out."""

@@ -24,24 +24,22 @@ Session affinity (hint mode, ``affinity_wait_s`` > 0): a caller whose session la
 W takes W's idle lease; else it is *held* for W (``holds.Holds``) up to ``affinity_wait_s``, and
 W's next free lease goes to it first. When the hold ends it takes any lease: the session *moves*
 (``Lease.session_from`` names the worker it left, for the call to tell the worker process).
-A client keeps at most ``max_requests`` lease requests out (one per worker slot of the pool;
-``lease_requests.LeaseRequests``), and lets at most ``max_waiting`` callers wait beyond the
-slots it does not hold (the Pool's max_queue rule, applied to its own callers): the next one is
-refused at once (``PoolSaturatedError``). (``UsageMeter``: usage.py; the Pool's
-side, ``LeaseLedger``: lease_ledger.py.) No I/O, threads or actors here; time comes in as
-``now`` arguments.
+Lease requests out and the bounds on waiting callers: ``lease_requests.LeaseRequests``; the
+waiting callers: ``wait_line.WaitLine``; the Pool's side: ``lease_ledger.LeaseLedger``. No
+I/O, threads or actors here; time comes in as ``now`` arguments.
 """
 
 from __future__ import annotations
 
-from collections import OrderedDict, deque
+from collections import OrderedDict
 from collections.abc import Callable, Hashable
 from typing import Generic, TypeVar
 
 from snakepit_actors.core.holds import Holds
 from snakepit_actors.core.lease_records import Handoff, Lease, Outcome, Outgoing, Refusal
 from snakepit_actors.core.lease_requests import LeaseRequests
-from snakepit_actors.errors import PoolClosedError, PoolSaturatedError, SnakepitError
+from snakepit_actors.core.wait_line import WaitLine
+from snakepit_actors.errors import PoolClosedError, SnakepitError
 from snakepit_actors.messages import ReturnLease
 
 __all__ = ["Handoff", "Lease", "LeaseBroker", "Outcome", "Outgoing", "Refusal"]
@@ -67,12 +65,9 @@ class LeaseBroker(Generic[T]):
         idle_return_s: how long a lease may sit unused before it goes back.
         max_hold_s: how long a lease may be held before it goes back at its next release.
         rotate_every_s: at most one lease goes back for ``max_hold_s`` per this long.
-        affinity_wait_s: how long a session's caller is held for its worker's lease (0: never;
-            the pool's ``affinity_wait_s`` in hint mode).
-        max_requests: at most this many lease requests out at once (the pool's worker slots;
-            None: one per waiting caller).
-        max_waiting: with ``max_requests``, at most this many callers wait beyond the slots
-            not held (the pool's ``max_queue``; None: no bound but the Pool's).
+        affinity_wait_s: a session's caller is held this long for its worker (0: never).
+        max_requests: lease requests out at once (the pool's slots; None: one per waiter).
+        max_waiting: callers waiting beyond the slots not held (the pool's ``max_queue``).
     """
 
     def __init__(self, new_id: Callable[[], str], *, idle_return_s: float = IDLE_RETURN_S,
@@ -90,8 +85,7 @@ class LeaseBroker(Generic[T]):
         self._max_sessions = max_sessions
         self._held: dict[str, Lease] = {}
         self._idle: dict[str, Lease] = {}  # insertion order: the longest idle first
-        self._queue: deque[T] = deque()  # waiting callers, oldest first (lazily trimmed)
-        self._waiting: dict[T, str | None] = {}  # live waiters -> their session
+        self._waiting: WaitLine[T] = WaitLine()
         self._requests = LeaseRequests(new_id, max_requests)
         self._max_waiting = max_waiting
         self._surplus_since: float | None = None
@@ -113,11 +107,8 @@ class LeaseBroker(Generic[T]):
 
     @property
     def waiting_on_own_slots(self) -> int:
-        """Waiting callers beyond our requests out (up to the pool's slots): they wait for
-        slots we hold, so the Pool's queue does not count them."""
-        cap = self._requests.cap
-        waiting = len(self._waiting) if cap is None else min(len(self._waiting), cap)
-        return max(0, waiting - len(self._requests))
+        """Waiting callers the Pool's queue does not count (``LeaseRequests.beyond``)."""
+        return self._requests.beyond(len(self._waiting))
 
     @property
     def held(self) -> int:
@@ -158,33 +149,21 @@ class LeaseBroker(Generic[T]):
         lease = self._take_idle(pinned, hold=self._affinity_wait_s > 0)
         if lease is not None:
             return self._give(lease, session_id)
-        self._check_room()
+        error = self._requests.room_error(len(self._waiting), len(self._held),
+                                          self._max_waiting)
+        if error is not None:
+            raise error
         if pinned is not None and self._affinity_wait_s > 0:
             self._holds.hold(item, pinned, now + self._affinity_wait_s)
-        else:
-            self._queue.append(item)
-        self._waiting[item] = session_id
+        self._waiting.wait(item, session_id, in_line=pinned is None or not self._affinity_wait_s)
         self._requests.cover(self._demand(), session_id, self._out, new_caller=True)
         return None
-
-    def _check_room(self) -> None:
-        """The Pool's max_queue rule for our own callers: as many may wait as there are slots
-        we do not hold (they may be free), plus ``max_waiting``."""
-        cap, limit = self._requests.cap, self._max_waiting
-        if cap is None or limit is None:
-            return
-        free = max(0, cap - len(self._held))
-        if len(self._waiting) >= free + limit:
-            raise PoolSaturatedError(
-                f"pool is saturated: {len(self._held)} worker slots busy for this handle and "
-                f"max_queue={limit} of its callers waiting already: back off and retry, or "
-                "raise max_queue / pool_size", details={"max_queue": limit})
 
     def abandon(self, item: T) -> bool:
         """``item`` stops waiting (its queue deadline passed, or it was cancelled). False if it
         is not waiting any more: a ``Handoff`` or ``Refusal`` for it is already out."""
         self._holds.drop(item)
-        return self._waiting.pop(item, False) is not False
+        return self._waiting.leave(item)
 
     def ran(self, session_id: str | None, worker_id: str, pid: int = 0) -> None:
         """``session_id`` ran on ``worker_id`` (process ``pid``): prefer that worker next time."""
@@ -340,7 +319,6 @@ class LeaseBroker(Generic[T]):
                                 reason="closed_queued")
         out = [Refusal(item, error) for item in self._waiting]  # in arrival order
         self._waiting.clear()
-        self._queue.clear()
         self._holds = Holds()
         self._requests.withdraw_all(self._out)
         for lease in list(self._idle.values()):
@@ -357,9 +335,9 @@ class LeaseBroker(Generic[T]):
         """A caller held for the lease's worker first, else the oldest waiter, else idle."""
         item = self._holds.take_for(lease.worker_id)
         if item is None:
-            item = self._pop_oldest()
+            item = self._waiting.oldest()
         if item is not None:
-            return [Handoff(item, self._give(lease, self._waiting.pop(item, None)))]
+            return [Handoff(item, self._give(lease, self._waiting.served(item)))]
         lease.idle_since = now
         self._idle[lease.lease_id] = lease
         self._idled = True
@@ -393,29 +371,18 @@ class LeaseBroker(Generic[T]):
         for item in self._holds.expired(now):  # a held caller is always in _waiting
             lease = self._take_idle(None, hold=False)
             if lease is not None:
-                out.append(Handoff(item, self._give(lease, self._waiting.pop(item))))
+                out.append(Handoff(item, self._give(lease, self._waiting.served(item))))
                 continue
-            self._queue.append(item)
-            self._requests.cover(self._demand(), self._waiting[item], self._out,
+            self._waiting.line(item)
+            self._requests.cover(self._demand(), self._waiting.session(item), self._out,
                                  new_caller=True)
         return out
 
-    def _pop_oldest(self) -> T | None:
-        """The oldest waiter in the FIFO (still in ``_waiting``: the caller pops it)."""
-        while self._queue:
-            item = self._queue.popleft()
-            if item in self._waiting:
-                return item
-        return None
-
     def _pop_newest(self) -> T | None:
-        while self._queue:
-            item = self._queue.pop()
-            if self._waiting.pop(item, False) is not False:
-                return item
-        if (held := self._holds.pop_newest()) is not None:
-            del self._waiting[held]
-        return held
+        item = self._waiting.pop_newest()
+        if item is None and (item := self._holds.pop_newest()) is not None:
+            self._waiting.leave(item)
+        return item
 
     def _end(self, lease: Lease, recycle: bool = False, reason: str = "") -> None:
         self._held.pop(lease.lease_id, None)
@@ -430,8 +397,4 @@ class LeaseBroker(Generic[T]):
         self._requests.cover(self._demand(), None, self._out)
 
     def _demand(self) -> int:
-        """Waiting callers that need a lease request out: no more than the pool's slots we do
-        not hold (a request for a slot we hold could only be granted once we gave it back,
-        and each rotation would move every such request to the back of the Pool's queue)."""
-        waiting, cap = len(self._waiting), self._requests.cap
-        return waiting if cap is None else min(waiting, max(0, cap - len(self._held)))
+        return self._requests.demand(len(self._waiting), len(self._held))

@@ -77,18 +77,19 @@ def _bench(args: argparse.Namespace) -> int:
 
 def _bench_scale(args: argparse.Namespace) -> int:
     from snakepit_actors.ops import bench_scale
+    from snakepit_actors.ops import bench_scale_table as table
 
     progress = Progress()
-    options = bench_scale.ScaleOptions(
-        ns=args.n or ((16,) if args.quick else bench_scale.DEFAULT_NS),
-        start_methods=bench_scale.START_METHODS if args.start_method == "both"
+    options = table.ScaleOptions(
+        ns=args.n or ((16,) if args.quick else table.DEFAULT_NS),
+        start_methods=table.START_METHODS if args.start_method == "both"
         else (args.start_method,),
         seconds=args.duration or (3.0 if args.quick else 5.0), progress=progress.line)
     progress.line(f"measuring scale: N = {', '.join(map(str, options.ns))} ...")
     results = bench_scale.run(options)
     progress.done()
-    print(json.dumps(bench_scale.as_json(results), indent=2) if args.json
-          else bench_scale.render(results), flush=True)
+    print(json.dumps(table.as_json(results), indent=2) if args.json
+          else table.render(results), flush=True)
     return 0
 
 
