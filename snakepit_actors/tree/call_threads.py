@@ -28,10 +28,11 @@ from __future__ import annotations
 
 import queue
 import threading
-import time
 from collections.abc import Callable
 from concurrent.futures import Future
 from typing import Any
+
+from snakepit_actors.tree.held_wake import HeldWake
 
 Job = Callable[[], Any]
 
@@ -43,17 +44,11 @@ class CallThreads:
     def __init__(self, size: int, wake: Callable[[], None], *, hold_s: float = 0.002,
                  max_held: int = 8, name: str = "snakepit-call") -> None:
         self._size = max(1, size)
-        self._wake = wake
-        self._hold_s = hold_s
-        self._max_held = max_held
         self._name = name
+        self._wake = HeldWake(wake, hold_s=hold_s, max_held=max_held, name=name)
         self._jobs: queue.SimpleQueue[tuple[Future[Any], Job] | None] = queue.SimpleQueue()
         self._threads: list[threading.Thread] = []
         self._stopped = False
-        self._lock = threading.Lock()
-        self._held = 0  # finished jobs whose wake is held
-        self._armed = threading.Event()  # the holder thread is timing a held wake
-        self._holder: threading.Thread | None = None
 
     def submit(self, job: Job) -> Future[Any]:
         """Run ``job`` on the next free thread; its Future gets what it returns or raises.
@@ -87,7 +82,7 @@ class CallThreads:
                 item[0].cancel()
         for _ in self._threads:
             self._jobs.put(None)
-        self._armed.set()
+        self._wake.stop()
 
     def _loop(self) -> None:
         while True:
@@ -103,38 +98,4 @@ class CallThreads:
                 future.set_exception(exc)
             else:
                 future.set_result(result)
-            self._finished()
-
-    def _finished(self) -> None:
-        """Wake now, or hold the wake while more calls wait (bounded in time and count)."""
-        with self._lock:
-            if self._jobs.empty() or self._held + 1 >= self._max_held or self._hold_s <= 0:
-                self._held = 0
-                wake_now = True
-            else:
-                self._held += 1
-                wake_now = False
-                if self._held == 1:
-                    self._arm()
-        if wake_now:
-            self._wake()
-
-    def _arm(self) -> None:
-        """Start timing a held wake (under the lock)."""
-        if self._holder is None:
-            self._holder = threading.Thread(target=self._hold, name=f"{self._name}-hold",
-                                            daemon=True)
-            self._holder.start()
-        self._armed.set()
-
-    def _hold(self) -> None:
-        while not self._stopped:
-            self._armed.wait()
-            self._armed.clear()
-            if self._stopped:
-                return
-            time.sleep(self._hold_s)
-            with self._lock:
-                held, self._held = self._held, 0
-            if held:
-                self._wake()
+            self._wake.finished(more_waiting=not self._jobs.empty())

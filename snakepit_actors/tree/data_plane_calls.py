@@ -45,6 +45,7 @@ from snakepit_actors.json_codec import encode_args
 from snakepit_actors.messages import Execute, ExecuteFailed, ExecuteResult
 from snakepit_actors.protocols import WireProtocol, wire_for
 from snakepit_actors.tree.call_threads import CallThreads
+from snakepit_actors.tree.held_wake import HeldWake
 from snakepit_actors.worker_token import token_metadata, with_token
 
 _CHANNEL_OVERHEAD_BYTES = 1024 * 1024
@@ -126,10 +127,8 @@ class DataPlaneCalls:
         os.set_blocking(self.wake_fd, False)
         os.set_blocking(self._wake_w, False)
         self._threads = CallThreads(slots, self._wake, hold_s=0.0, name="snakepit-dataplane")
-        self._hold_lock = threading.Lock()
-        self._held = 0
-        self._armed = threading.Event()
-        self._holder: threading.Thread | None = None
+        self._held_wake = HeldWake(self._wake, hold_s=HOLD_S, max_held=MAX_HELD,
+                                   name="snakepit-dataplane")
         self._stopped = False
 
     # --- claims ---------------------------------------------------------------------------------
@@ -223,7 +222,7 @@ class DataPlaneCalls:
             self.finished.put(call)
             if outcome != "ok":
                 break
-            self._finished_one()
+            self._held_wake.finished(more_waiting=bool(self.queue))
         self.finished.put(RunnerEnded(lease, outcome, detail))
         self._wake()
 
@@ -250,39 +249,6 @@ class DataPlaneCalls:
         return "lost", f"{code.name}: {exc.details()}"
 
     # --- waking the actor -----------------------------------------------------------------------
-
-    def _finished_one(self) -> None:
-        """Wake now, or hold the wake while requests wait (bounded in time and count)."""
-        with self._hold_lock:
-            if not self.queue or self._held + 1 >= MAX_HELD:
-                self._held = 0
-                wake_now = True
-            else:
-                self._held += 1
-                wake_now = False
-                if self._held == 1:
-                    self._arm()
-        if wake_now:
-            self._wake()
-
-    def _arm(self) -> None:
-        if self._holder is None:
-            self._holder = threading.Thread(target=self._hold, name="snakepit-dataplane-hold",
-                                            daemon=True)
-            self._holder.start()
-        self._armed.set()
-
-    def _hold(self) -> None:
-        while not self._stopped:
-            self._armed.wait()
-            self._armed.clear()
-            if self._stopped:
-                return
-            time.sleep(HOLD_S)
-            with self._hold_lock:
-                held, self._held = self._held, 0
-            if held:
-                self._wake()
 
     def _wake(self) -> None:
         with contextlib.suppress(BlockingIOError, OSError):
@@ -368,7 +334,7 @@ class DataPlaneCalls:
     def stop(self) -> None:
         """Stop the runners after their current call and close the channels."""
         self._stopped = True
-        self._armed.set()
+        self._held_wake.stop()
         self._threads.stop()
         for _pid, channel, _stub in self._channels.values():
             with contextlib.suppress(Exception):
