@@ -9,11 +9,13 @@ import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import psutil
 import pytest
 
 from snakepit_actors import Pool, PoolConfig
+from snakepit_actors.config import SystemConfig
 from snakepit_actors.proctitle import TITLE_PREFIX
 
 _ME = psutil.Process()
@@ -216,3 +218,23 @@ def module_pool(data_path: str) -> Iterator[Pool]:
     with shared_pool(PoolConfig(name="test", pool_size=4, queue_timeout=10.0,
                                 data_path=data_path)) as pool:  # type: ignore[arg-type]
         yield pool
+
+
+@pytest.fixture
+def actor_system() -> Iterator[Any]:
+    """A private actor system (multiprocTCPBase on loopback) for a test of one actor; shut
+    down, and its run directory removed, after the test."""
+    from snakepit_actors.system import (
+        make_run_dir,
+        remove_run_dir,
+        shutdown_actor_system,
+        start_actor_system,
+    )
+
+    run_dir = make_run_dir("actor-test")
+    started = start_actor_system(SystemConfig(), run_dir)
+    try:
+        yield started.actor_system
+    finally:
+        shutdown_actor_system(started)
+        remove_run_dir(run_dir)

@@ -14,9 +14,9 @@ import sys
 import threading
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import psutil
 import pytest
@@ -104,20 +104,34 @@ data_path = "actor"
 {extra}"""
 
 
-@pytest.fixture
-def node(tmp_path: Path) -> Iterator[RunningNode]:
-    config = tmp_path / "pool.toml"
-    for attempt in range(3):  # a free port may be taken by another test runner before the node
-        config.write_text(node_toml(free_port(), level="debug").replace(
-            "drain_timeout_s = 10", f"drain_timeout_s = 10\nmetrics_port = {free_port()}"))
-        running = RunningNode(config, tmp_path / "node.err")
+N = TypeVar("N", bound=RunningNode)
+
+
+def start_on_free_ports(config: Path, text: Callable[[], str], start: Callable[[], N],
+                        ready: Callable[[N], object] = lambda n: n.wait_for("ready on")) -> N:
+    """Write ``text()`` (fresh free ports each call) to ``config``, ``start()`` the node and
+    wait until it is ``ready``; again, up to 3 times, when a free port was taken by another
+    test runner before the node bound it."""
+    for attempt in range(3):
+        config.write_text(text())
+        running = start()
         try:
-            running.wait_for("ready on")
-            break
+            ready(running)
+            return running
         except AssertionError:
             running.stop()
             if attempt == 2 or "is in use" not in running.stderr_path.read_text():
                 raise
+    raise AssertionError("unreachable")
+
+
+@pytest.fixture
+def node(tmp_path: Path) -> Iterator[RunningNode]:
+    config = tmp_path / "pool.toml"
+    running = start_on_free_ports(
+        config, lambda: node_toml(free_port(), level="debug").replace(
+            "drain_timeout_s = 10", f"drain_timeout_s = 10\nmetrics_port = {free_port()}"),
+        lambda: RunningNode(config, tmp_path / "node.err"))
     try:
         yield running
     finally:

@@ -10,22 +10,14 @@ must be stopped when its replacement registers.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from thespian.actors import ActorExitRequest, ActorTypeDispatcher
 
-from snakepit_actors.config import SystemConfig
 from snakepit_actors.messages import InitNodeAgent, NodePing, NodePong, WorkerOnNode
 from snakepit_actors.multihost.node_agent import NodeAgent
-from snakepit_actors.system import (
-    make_run_dir,
-    remove_run_dir,
-    shutdown_actor_system,
-    start_actor_system,
-)
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -47,17 +39,6 @@ class StandInWorker(ActorTypeDispatcher):
             Path(self._marker).write_text("stopped")
 
 
-@pytest.fixture
-def asys() -> Iterator[Any]:
-    run_dir = make_run_dir("agent")
-    started = start_actor_system(SystemConfig(), run_dir)
-    try:
-        yield started.actor_system
-    finally:
-        shutdown_actor_system(started)
-        remove_run_dir(run_dir)
-
-
 def _wait(path: Path, timeout_s: float = 10.0) -> bool:
     deadline = time.monotonic() + timeout_s
     while not path.exists():
@@ -67,41 +48,43 @@ def _wait(path: Path, timeout_s: float = 10.0) -> bool:
     return True
 
 
-def _pong_workers(asys: Any, agent: Any, expect: int, timeout_s: float = 10.0) -> int:
+def _pong_workers(actor_system: Any, agent: Any, expect: int, timeout_s: float = 10.0) -> int:
     """Ping (listing w1) until the agent counts ``expect`` workers: a stand-in's registration
     and our ping come from different senders, in either order."""
     deadline, seq, workers = time.monotonic() + timeout_s, 0, -1
     while workers != expect and time.monotonic() < deadline:
         seq += 1
-        pong = asys.ask(agent, NodePing(seq, time.time(), ("w1",)), 10)
+        pong = actor_system.ask(agent, NodePing(seq, time.time(), ("w1",)), 10)
         assert isinstance(pong, NodePong)
         workers = pong.workers
         time.sleep(0.05)
     return workers
 
 
-def test_a_worker_registered_again_under_its_id_stops_the_orphan(asys: Any,
+def test_a_worker_registered_again_under_its_id_stops_the_orphan(actor_system: Any,
                                                                   tmp_path: Path) -> None:
-    agent = asys.createActor(NodeAgent)
-    asys.tell(agent, InitNodeAgent("p", "m1", silence_s=30.0))
-    orphan, replacement = asys.createActor(StandInWorker), asys.createActor(StandInWorker)
+    agent = actor_system.createActor(NodeAgent)
+    actor_system.tell(agent, InitNodeAgent("p", "m1", silence_s=30.0))
+    orphan = actor_system.createActor(StandInWorker)
+    replacement = actor_system.createActor(StandInWorker)
     orphan_mark, replacement_mark = tmp_path / "orphan", tmp_path / "replacement"
-    assert asys.ask(orphan, (agent, "w1", str(orphan_mark)), 10) == "registered"
-    assert _pong_workers(asys, agent, 1) == 1  # listed in every ping: not an orphan
+    assert actor_system.ask(orphan, (agent, "w1", str(orphan_mark)), 10) == "registered"
+    assert _pong_workers(actor_system, agent, 1) == 1  # listed in every ping: not an orphan
     assert not orphan_mark.exists()
 
-    assert asys.ask(replacement, (agent, "w1", str(replacement_mark)), 10) == "registered"
+    assert actor_system.ask(replacement, (agent, "w1", str(replacement_mark)), 10) == "registered"
     assert _wait(orphan_mark), "the orphan registered under the same id was not stopped"
-    assert _pong_workers(asys, agent, 1) == 1
+    assert _pong_workers(actor_system, agent, 1) == 1
     assert not replacement_mark.exists()
 
 
-def test_the_same_worker_registering_twice_is_left_alone(asys: Any, tmp_path: Path) -> None:
-    agent = asys.createActor(NodeAgent)
-    asys.tell(agent, InitNodeAgent("p", "m1", silence_s=30.0))
-    worker, mark = asys.createActor(StandInWorker), tmp_path / "worker"
+def test_the_same_worker_registering_twice_is_left_alone(actor_system: Any,
+                                                        tmp_path: Path) -> None:
+    agent = actor_system.createActor(NodeAgent)
+    actor_system.tell(agent, InitNodeAgent("p", "m1", silence_s=30.0))
+    worker, mark = actor_system.createActor(StandInWorker), tmp_path / "worker"
     for _ in range(2):
-        assert asys.ask(worker, (agent, "w1", str(mark)), 10) == "registered"
-    assert _pong_workers(asys, agent, 1) == 1
+        assert actor_system.ask(worker, (agent, "w1", str(mark)), 10) == "registered"
+    assert _pong_workers(actor_system, agent, 1) == 1
     time.sleep(0.5)
     assert not mark.exists()

@@ -13,7 +13,6 @@ import subprocess
 import sys
 import textwrap
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,19 +22,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from snakepit_actors import Pool, PoolConfig
-from snakepit_actors.config import SystemConfig
 from snakepit_actors.core.process_rows import ProcessIdentity
 from snakepit_actors.messages import (
     InitRegistry,
     ProcessEnded,
     ProcessSpawned,
     ProcessSpawning,
-)
-from snakepit_actors.system import (
-    make_run_dir,
-    remove_run_dir,
-    shutdown_actor_system,
-    start_actor_system,
 )
 from snakepit_actors.tree.process_registry import ProcessRegistry
 from snakepit_actors.tree.process_table import (
@@ -227,17 +219,6 @@ def test_one_event_is_one_write_of_well_under_a_millisecond(db: str) -> None:
 
 # --- the actor --------------------------------------------------------------------------------
 
-
-
-@pytest.fixture
-def actor_system() -> Iterator[Any]:
-    run_dir = make_run_dir("registry")
-    started = start_actor_system(SystemConfig(), run_dir)
-    try:
-        yield started.actor_system
-    finally:
-        shutdown_actor_system(started)
-        remove_run_dir(run_dir)
 
 
 def _wait_rows(db: str, predicate: Any, timeout_s: float = 5.0) -> list[Any]:

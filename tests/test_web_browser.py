@@ -26,7 +26,7 @@ from typing import Any
 import pytest
 
 from snakepit_actors.system import free_port
-from tests.test_node import RunningNode
+from tests.test_node import RunningNode, start_on_free_ports
 
 CHROMIUM = "/usr/bin/chromium"
 ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
@@ -80,9 +80,12 @@ class WebNode(RunningNode):
 @pytest.fixture
 def node(tmp_path: Path) -> Iterator[WebNode]:
     config = tmp_path / "pool.toml"
-    running: WebNode | None = None
-    for attempt in range(3):  # a free port may be taken by another test runner first
-        config.write_text(f"""
+
+    def ready(running: WebNode) -> None:
+        running.url = running.wait_for("web view: ").split("web view: ", 1)[1].strip()
+        running.wait_for("ready on")
+
+    running = start_on_free_ports(config, lambda: f"""
 [node]
 name = "webnode"
 admin_port = {free_port()}
@@ -92,17 +95,7 @@ drain_timeout_s = 5
 
 [pools.default]
 pool_size = 2
-""")
-        running = WebNode(config, tmp_path / "node.err", "--web-demo-controls")
-        try:
-            running.url = running.wait_for("web view: ").split("web view: ", 1)[1].strip()
-            running.wait_for("ready on")
-            break
-        except AssertionError:
-            running.stop()
-            if attempt == 2 or "is in use" not in running.stderr_path.read_text():
-                raise
-    assert running is not None
+""", lambda: WebNode(config, tmp_path / "node.err", "--web-demo-controls"), ready)
     try:
         yield running
     finally:
