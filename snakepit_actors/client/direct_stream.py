@@ -19,8 +19,22 @@ from typing import Any
 from snakepit_actors.client import direct
 from snakepit_actors.client.direct import DirectPath
 from snakepit_actors.client.tracing import with_trace
+from snakepit_actors.core.leases import Lease
 from snakepit_actors.messages import Execute
 from snakepit_actors.protocols import NO_VALUE
+
+
+def open_stream(path: DirectPath, lease: Lease, request: Execute) -> Any:
+    """Start the gRPC server stream of ``request`` on ``lease``'s worker (sync and asyncio
+    streams alike); the lease goes back unused if the call cannot start."""
+    stub = lease.stub or path._stub(lease)
+    try:
+        return stub.ExecuteStreamingTool(path._request(request, lease),
+                                         timeout=direct._timeout(request),
+                                         metadata=with_trace(path.metadata, request.trace_context))
+    except BaseException:
+        path.leases.release_unused(lease)
+        raise
 
 
 def stream(path: DirectPath, request: Execute) -> Iterator[Any]:
@@ -28,15 +42,7 @@ def stream(path: DirectPath, request: Execute) -> Iterator[Any]:
     See ``Pool.execute_stream`` for blocking and errors."""
     started = time.perf_counter()
     lease = path._counted(path._acquire, request, started)
-    stub = lease.stub or path._stub(lease)
-    try:
-        call = stub.ExecuteStreamingTool(path._request(request, lease),
-                                         timeout=direct._timeout(request),
-                                         metadata=with_trace(path.metadata,
-                                                                    request.trace_context))
-    except BaseException:
-        path.leases.release_unused(lease)
-        raise
+    call = open_stream(path, lease, request)
     settled, wire = False, path._loaded_wire()
     try:
         for chunk in call:

@@ -23,7 +23,7 @@ from typing import Any
 
 from snakepit_actors.client import direct
 from snakepit_actors.client.direct_async import AsyncDirect
-from snakepit_actors.client.tracing import with_trace
+from snakepit_actors.client.direct_stream import open_stream
 from snakepit_actors.errors import SnakepitError
 from snakepit_actors.messages import Execute
 from snakepit_actors.protocols import NO_VALUE
@@ -44,15 +44,7 @@ async def stream_async(runner: AsyncDirect, request: Execute) -> AsyncGenerator[
     except SnakepitError as exc:
         path.leases.count_failure(exc)
         raise
-    stub = lease.stub or path._stub(lease)
-    try:
-        call = stub.ExecuteStreamingTool(path._request(request, lease),
-                                         timeout=direct._timeout(request),
-                                         metadata=with_trace(path.metadata,
-                                                             request.trace_context))
-    except BaseException:
-        path.leases.release_unused(lease)
-        raise
+    call = open_stream(path, lease, request)
     pump = _Pump(call, asyncio.get_running_loop())
     settled, wire = False, path._loaded_wire()
     try:
