@@ -36,10 +36,12 @@ from concurrent.futures import Future, InvalidStateError
 from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any
 
+import psutil
+
 from snakepit_actors.client.lease_client import LeaseClient
 from snakepit_actors.client.replies import StreamSink
 from snakepit_actors.client.session_api import SESSION_REPLIES, fail_session_calls
-from snakepit_actors.client.system_watch import pid_alive, system_lost_error
+from snakepit_actors.client.system_watch import system_lost_error
 from snakepit_actors.client.wake_pipe import WakePipe
 from snakepit_actors.errors import (
     PoolClosedError,
@@ -194,7 +196,7 @@ class Gateway:
 
     def _run(self) -> None:
         while self._running:
-            dead = [what for pid, what in self._polled_pids.items() if not pid_alive(pid)]
+            dead = [what for pid, what in self._polled_pids.items() if not psutil.pid_exists(pid)]
             if dead:
                 self._system_gone(dead[0])
                 return

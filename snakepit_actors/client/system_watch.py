@@ -21,7 +21,6 @@ the handle's endpoint and kills whatever is still there.
 from __future__ import annotations
 
 import contextlib
-import os
 import time
 from collections.abc import Callable
 from typing import Any
@@ -86,13 +85,3 @@ def close_lost_system(system: StartedSystem, gateway: Any) -> None:
         with contextlib.suppress(Exception):
             gateway.on_gone()
 
-
-def pid_alive(pid: int) -> bool:
-    """Whether process ``pid`` exists (a zombie too: its parent has not reaped it yet)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except OSError:  # EPERM: it runs, as another user
-        pass
-    return True
