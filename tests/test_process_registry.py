@@ -265,9 +265,8 @@ def test_a_pool_records_its_workers_while_it_runs_and_leaves_no_row_after_close(
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path))
     db = process_db_path(default_data_dir(os.environ))
     with Pool.start(PoolConfig(name="persisted", pool_size=2)) as pool:
-        rows = _wait_rows(db, lambda rows: [r.state for r in rows] == ["running"] * 3
-                          if pool.config.start_method == "forkserver"
-                          else [r.state for r in rows] == ["running"] * 2)
+        recorded = 3 if pool.config.start_method == "forkserver" else 2  # + the fork server
+        rows = _wait_rows(db, lambda rows: [r.state for r in rows] == ["running"] * recorded)
         workers = [r for r in rows if r.worker_id != "persisted_fork_server"]
         assert {r.pid for r in workers} == {w.pid for w in pool.workers()}
         assert {(r.owner_pid, r.pool_name) for r in rows} == {(os.getpid(), "persisted")}
