@@ -124,3 +124,17 @@ def test_an_async_host_tool_registered_outside_a_loop_runs_in_its_own(host_pool:
 
     host_pool.register_host_tool("double", double)
     assert host_pool.execute("host", {"name": "double", "n": 21}, timeout=10) == 42
+
+
+def test_an_async_host_tool_whose_loop_has_closed_fails_with_a_clear_error(
+        host_pool: Pool) -> None:
+    async def main() -> None:
+        async def gone() -> str:
+            return "never"
+
+        host_pool.register_host_tool("gone", gone)
+
+    asyncio.run(main())  # the loop it was registered on is closed now
+    with pytest.raises(ToolError, match="event loop this async host tool was registered on is "
+                                        "closed"):
+        host_pool.execute("host", {"name": "gone"}, timeout=10)
