@@ -13,7 +13,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 import psutil
 import pytest
 
-from snakepit_actors import Pool, PoolConfig, PoolNotReadyError, WorkerCrashedError
+from snakepit_actors import Pool, PoolConfig, PoolNotReadyError, WorkerCrashedError, WorkerInfo
 from snakepit_actors.config import DataPath
 
 from .conftest import _LIVE_POOLS, wait_gone, worker_actor_pid
@@ -48,6 +48,10 @@ def full_and_healed(pool: Pool, restarts: int) -> Callable[[], bool]:
         return stats.restarts >= restarts and stats.workers == 4 and all(
             w.state in ("ready", "busy") for w in pool.workers())
     return check
+
+
+def busy_workers(pool: Pool) -> list[WorkerInfo]:
+    return [w for w in pool.workers() if w.state == "busy"]
 
 
 def outcomes(futures: list[Future[object]]) -> tuple[int, list[BaseException]]:
@@ -147,6 +151,24 @@ def test_a_non_idempotent_request_is_not_retried(chaos_pool: Pool) -> None:
         os.kill(victim.pid, signal.SIGKILL)
         with pytest.raises(WorkerCrashedError):
             future.result(30)
+
+
+def test_a_worker_stopped_under_its_calls_fails_them_as_crashed_not_as_cancelled(
+        chaos_pool: Pool) -> None:
+    """SIGTERM stops the worker's gRPC server after a 2 s grace, which ends the calls still
+    running with CANCELLED; nobody cancelled them, so their callers hear the worker was lost
+    (a session-less call and a session call: the DataPlane's and the Worker actor's ways)."""
+    with ThreadPoolExecutor(2) as ex:
+        futures = [ex.submit(chaos_pool.execute, "sleep", {"seconds": 6.0}, session_id=session)
+                   for session in (None, "stopped-under-it")]
+        wait_for(lambda: len(busy_workers(chaos_pool)) == 2)
+        for victim in busy_workers(chaos_pool):
+            os.kill(victim.pid, signal.SIGTERM)
+        ok, failed = outcomes(futures)
+    assert ok == 0
+    assert all(isinstance(e, WorkerCrashedError) for e in failed), failed
+    wait_for(lambda: len(chaos_pool.workers()) == 4 and all(
+        w.state == "ready" for w in chaos_pool.workers()))
 
 
 def test_a_worker_that_keeps_failing_to_start_degrades_the_pool_with_a_clear_error(

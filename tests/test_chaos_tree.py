@@ -127,7 +127,7 @@ def test_kill_9_of_any_actor_heals_the_pool_or_closes_it_and_loses_no_request(
                            for e in errors)
             elif role == "worker_supervisor":  # what ran on, or was sent ahead to, the old
                 assert len(errors) <= 4 * (2 + PoolConfig().prefetch)  # workers
-                assert all(isinstance(e, WorkerCrashedError) for e in errors)
+                assert all(isinstance(e, WorkerCrashedError) for e in errors), errors
             else:  # a registry or the LauncherWatch: nobody even notices
                 assert not errors
             processes = pool_processes(pool)

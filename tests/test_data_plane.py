@@ -13,6 +13,7 @@ import signal
 import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
@@ -161,3 +162,47 @@ def test_a_worker_killed_under_the_data_plane_fails_only_its_running_request() -
             thread.join(60.0)
         assert isinstance(results[0], WorkerCrashedError), results[0]
         assert [results[i] for i in range(1, 5)] == [{"i": i} for i in range(1, 5)]
+
+
+def test_a_call_whose_channel_closed_under_it_means_a_lost_worker_not_a_cancel() -> None:
+    """A new process on the same endpoint replaces the old one's channel, which ends the
+    calls still running on it with CANCELLED (as when the WorkerSupervisor restarts every
+    worker under load); nobody asked for that cancel, so the worker is treated as lost (its
+    callers get WorkerCrashedError), and only a cancel the caller asked for is answered as one.
+    A real gRPC server and channel; only the DataPlane's verdict on the call is read."""
+    import grpc
+
+    from snakepit_actors.tree.data_plane_calls import Call, DataPlaneCalls
+
+    release = threading.Event()
+
+    def hold(_request: bytes, _context: Any) -> bytes:
+        release.wait(10.0)
+        return b""
+
+    handler = grpc.method_handlers_generic_handler(
+        "t.Hold", {"Hold": grpc.unary_unary_rpc_method_handler(hold)})
+    server = grpc.server(ThreadPoolExecutor(2), handlers=[handler])
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    calls = DataPlaneCalls(1, 1 << 20, "", "snakepit_actors")
+    try:
+        channel = grpc.insecure_channel(f"127.0.0.1:{port}")
+        future = channel.unary_unary("/t.Hold/Hold").future(b"", timeout=10.0)
+        time.sleep(0.2)
+        channel.close()
+        error = future.exception(10.0)
+        assert isinstance(error, grpc.RpcError)
+        assert error.code() == grpc.StatusCode.CANCELLED
+        for cancelled, lost in ((False, True), (True, False)):
+            call = Call(_ex("c1", "sleep", {}), None, time.time(), started=time.perf_counter(),
+                        worker_id="w1", error=error, cancelled=cancelled)
+            ended = calls.ended(call)
+            assert (ended.reply is None) is lost, ended
+            if not lost:
+                assert isinstance(ended.reply, ExecuteFailed)
+                assert isinstance(ended.reply.error, RequestCancelledError)
+    finally:
+        release.set()
+        calls.stop()
+        server.stop(0).wait()

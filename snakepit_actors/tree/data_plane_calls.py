@@ -218,7 +218,7 @@ class DataPlaneCalls:
                 except BaseException as exc:  # carried to the actor thread
                     call.error = exc
                     if isinstance(exc, grpc.RpcError):
-                        outcome, detail = self._lease_outcome(exc, lease.worker_id)
+                        outcome, detail = self._lease_outcome(exc, call)
             self.finished.put(call)
             if outcome != "ok":
                 break
@@ -237,14 +237,15 @@ class DataPlaneCalls:
         return self.wire.request(req.request_id, "", req.tool, args,
                                  req.deadline_unix_s or 0.0, lease.session_from)
 
-    def _lease_outcome(self, exc: Any, worker_id: str) -> tuple[Outcome, str]:
-        """What a failed call means for its lease: a tool failure leaves it "ok"."""
+    def _lease_outcome(self, exc: Any, call: Call) -> tuple[Outcome, str]:
+        """What a failed call means for its lease: a tool failure, or a tool its caller
+        cancelled, leaves it "ok"; CANCELLED that nobody asked for is a server shutting down."""
         code = exc.code()
         if code == self._grpc.StatusCode.DEADLINE_EXCEEDED:
             return "recycle", "a request passed its deadline"
-        if code == self._grpc.StatusCode.CANCELLED:  # its tool was cancelled: the process is fine
+        if code == self._grpc.StatusCode.CANCELLED and call.cancelled:
             return "ok", ""
-        if self.wire.call_failure(exc, worker_id) is not None:
+        if self.wire.call_failure(exc, call.worker_id) is not None:
             return "ok", ""
         return "lost", f"{code.name}: {exc.details()}"
 
@@ -278,9 +279,8 @@ class DataPlaneCalls:
             return Ended(ExecuteFailed(rid, exc))
         grpc = self._grpc
         code = exc.code() if isinstance(exc, grpc.RpcError) else None
-        if code == grpc.StatusCode.CANCELLED:
-            return Ended(ExecuteFailed(rid, RequestCancelledError(
-                f"request {rid} was cancelled while it ran", details={"worker_id": wid})))
+        # CANCELLED here was not asked for (that is answered above): the worker's server
+        # stopped under the call (its Worker is stopping), so the worker is lost, as below
         if code == grpc.StatusCode.DEADLINE_EXCEEDED:
             return Ended(ExecuteFailed(rid, RequestTimeoutError(
                 f"request {rid} ({call.request.tool!r}) passed its deadline on worker {wid}; "

@@ -151,7 +151,6 @@ class WorkerLink:
 
         flight = InFlight(msg, None, time.perf_counter())
         method, queue_deadline = self._stub.ExecuteTool, msg.queue_deadline_unix_s
-        expected = (grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.CANCELLED)
 
         def run() -> Any:
             flight.started, now = time.perf_counter(), time.time()
@@ -168,7 +167,7 @@ class WorkerLink:
                 return method(request, timeout=None if deadline is None else deadline - now,
                               metadata=trace)
             except grpc.RpcError as exc:
-                self._broken = self._broken or exc.code() not in expected
+                self._broken = self._broken or not _answered(exc, flight)
                 self._held = self._held or exc.code() == grpc.StatusCode.DEADLINE_EXCEEDED
                 raise
 
@@ -259,8 +258,8 @@ class WorkerLink:
             return Outcome(ExecuteFailed(rid, _queue_timeout(rid, wid, exc.args[0], elapsed_ms)),
                            elapsed_ms)
         except grpc.RpcError as exc:
-            if exc.code() == grpc.StatusCode.CANCELLED:
-                return cancelled
+            if exc.code() == grpc.StatusCode.CANCELLED and flight.cancelled:
+                return cancelled  # else its server stopped under it: lost, below
             if exc.code() == grpc.StatusCode.DEADLINE_EXCEEDED:
                 return Outcome(ExecuteFailed(rid, RequestTimeoutError(
                     f"request {rid} ({flight.request.request.tool!r}) passed its deadline on "
@@ -273,6 +272,16 @@ class WorkerLink:
         value, error = self._link_wire().decode(response, wid)
         return Outcome(ExecuteFailed(rid, error) if error is not None
                        else ExecuteResult(rid, value, wid, elapsed_ms), elapsed_ms)
+
+
+def _answered(exc: Any, flight: InFlight) -> bool:
+    """The process is fine after ``exc``: a deadline passed, or a cancel its caller asked
+    for ended the call (CANCELLED nobody asked for is its server stopping)."""
+    import grpc
+
+    code = exc.code()
+    return code == grpc.StatusCode.DEADLINE_EXCEEDED or (
+        code == grpc.StatusCode.CANCELLED and flight.cancelled)
 
 
 def _queue_timeout(rid: str, worker_id: str, reason: str, waited_ms: float) -> QueueTimeoutError:
