@@ -33,10 +33,11 @@ _WORKER_MODULES = {"snakepit_actors.bridge", "snakepit_actors.compat.shim",
 os.environ[_MARKER[0]] = _MARKER[1]
 
 
-#: Admin pids of the actor systems this test process started. Other test runs on the machine
-#: (same command line!) have their own: a process is ours only if it descends from this
-#: process or from one of these admins (Thespian's admin is a daemon: ppid 1).
-_OUR_ADMINS: set[int] = set()
+#: The actor systems' admins this test process started, pid -> create time. Other test runs on
+#: the machine (same command line!) have their own: a process is ours only if it descends from
+#: this process or from one of these admins (Thespian's admin is a daemon: ppid 1). The create
+#: time tells a pid reused by another run's admin (pid_max may be 32768: a suite wraps it).
+_OUR_ADMINS: dict[int, float] = {}
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -47,7 +48,8 @@ def pytest_configure(config: pytest.Config) -> None:
 
     def remember_admin(self: Pool, *args: object, **kwargs: object) -> None:
         original(self, *args, **kwargs)  # type: ignore[arg-type]
-        _OUR_ADMINS.add(self.admin_pid)
+        with contextlib.suppress(psutil.Error):
+            _OUR_ADMINS[self.admin_pid] = psutil.Process(self.admin_pid).create_time()
 
     Pool.__init__ = remember_admin  # type: ignore[method-assign]
 
@@ -55,10 +57,11 @@ def pytest_configure(config: pytest.Config) -> None:
 def _ours(proc: psutil.Process) -> bool:
     """Whether ``proc`` descends from this test process or from an admin it started."""
     try:
-        pids = {proc.pid} | {p.pid for p in proc.parents()}
+        line = [proc, *proc.parents()]
+        return any(p.pid == _ME.pid or _OUR_ADMINS.get(p.pid) == p.create_time()
+                   for p in line)
     except psutil.Error:
         return False
-    return _ME.pid in pids or bool(pids & _OUR_ADMINS)
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
