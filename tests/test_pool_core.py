@@ -4,6 +4,7 @@ strings, and every send is a record."""
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import pickle
 import subprocess
@@ -19,6 +20,7 @@ from thespian.actors import WakeupMessage
 
 from snakepit_actors.config import PoolConfig
 from snakepit_actors.core import timers
+from snakepit_actors.core.lease_book import EXIT_STATUS_GRACE_S
 from snakepit_actors.core.pool_core import PoolCore
 from snakepit_actors.core.pool_decisions import (
     Announce,
@@ -231,9 +233,10 @@ def test_a_pool_whose_starters_all_gave_up_is_degraded_until_a_worker_is_back() 
     core.execute(Execute("r1", "t"), "@c", 0.0)
     core.execute(Execute("r2", "t"), "@c", 0.0)
     core.execute(Execute("r3", "t"), "@c", 0.0)  # queued
-    core.worker_exited(WorkerExited("w2", "crashed"), 1.0)  # r2 fails
+    core.worker_exited(WorkerExited("w2", "crashed"), 1.0)  # r2 fails after the grace
     assert core.worker_abandoned(WorkerAbandoned("w2", "intensity"), 1.0) == []
     out = core.worker_abandoned(WorkerAbandoned("w1", "intensity"), 1.0)
+    out += core.revoke_parked("w1", 1.25)  # r1: no word from its Worker within the grace
     failed = [d.message for d in of(Reply, out)]
     assert {f.request_id for f in failed} == {"r1", "r3"}
     assert core.stats().state == "degraded"
@@ -407,6 +410,7 @@ def test_a_strict_request_waiting_for_a_worker_that_leaves_fails_instead_of_movi
     core.execute(Execute("r1", "t", session_id="s1"), "@c", 0.0)
     core.execute(Execute("r2", "t", session_id="s1"), "@c", 0.1)  # held for w1
     out = core.worker_exited(WorkerExited("w1", "crashed"), 0.2)
+    out += core.revoke_parked("w1", 0.45)  # r1: no word from its Worker within the grace
     failed = {d.message.request_id: d.message.error.reason for d in of(Reply, out)}
     assert failed == {"r1": "worker_exited", "r2": "worker_dead"}
 
@@ -538,7 +542,7 @@ class PoolCoreMachine(RuleBasedStateMachine):
                 self._dispatched(d.message.request.request_id, "running", d.worker_id)
                 req = self.reqs[d.message.request.request_id]
                 assert d.message.deadline_unix_s == req.deadline, "a deadline was reset"
-                assert d.to == f"@{d.worker_id}"
+                assert d.to == f"@{d.worker_id}#{self.generation[d.worker_id]}"
             elif isinstance(d, GrantLease):
                 assert d.to not in self.dead, "a lease went to a client known to be dead"
                 assert d.message.request_id not in self.revoked, "a revoked lease came back"
@@ -606,7 +610,9 @@ class PoolCoreMachine(RuleBasedStateMachine):
         if worker_id in self.recycling:  # its replacement process is ready
             self.recycling.discard(worker_id)
             self.counts["recycled"] += 1
-        self.step(self.core.worker_ready(ready(worker_id, next(self.pids)), self.now))
+        fact = dataclasses.replace(ready(worker_id, next(self.pids)),  # a new Worker actor
+                                   address=f"@{worker_id}#{self.generation[worker_id]}")
+        self.step(self.core.worker_ready(fact, self.now))
 
     @rule(worker_id=st.sampled_from(WORKERS))
     def process_dies(self, worker_id: str) -> None:
@@ -626,8 +632,14 @@ class PoolCoreMachine(RuleBasedStateMachine):
         what the worker held."""
         worker_id = data.draw(st.sampled_from(
             [w for w in WORKERS if self.core.scheduler.has_worker(w)]))
-        self._crash(self._on(worker_id, "running"))
-        self.worker_exits(worker_id, node_lost=data.draw(st.sampled_from(["", "m1"])))
+        running = self._on(worker_id, "running")
+        self.recycling.discard(worker_id)
+        out = self.core.worker_exited(WorkerExited(
+            worker_id, "crashed", -9, node_lost=data.draw(st.sampled_from(["", "m1"]))),
+            self.now)
+        out += self.core.revoke_parked(worker_id, self.now)  # the grace ends: no word from it
+        self._crash(running)
+        self.step(out)
 
     def worker_exits(self, worker_id: str, node_lost: str = "") -> None:
         self.recycling.discard(worker_id)
@@ -839,3 +851,59 @@ class PoolCoreMachine(RuleBasedStateMachine):
 PoolCoreMachine.TestCase.settings = settings(max_examples=150, stateful_step_count=40,
                                              deadline=None)
 test_the_pool_core_state_machine = PoolCoreMachine.TestCase
+
+
+# --- requests sent to a Worker that is gone ---------------------------------------------------
+
+def _sent_ahead() -> PoolCore:
+    """One worker; r1 runs on it, r2 was sent ahead (prefetch) behind r1."""
+    core = started(config(pool_size=1, prefetch=1), workers=("w1",))
+    assert only(Run, core.execute(Execute("r1", "t"), "@c", 0.0)).to == "@w1"
+    assert only(Run, core.execute(Execute("r2", "t"), "@c", 0.0)).to == "@w1"
+    return core
+
+
+def _new_process(core: PoolCore, now: float) -> list[Decision]:
+    return core.worker_ready(dataclasses.replace(ready("w1", 200, restarts=1),
+                                                 address="@w1-again"), now)
+
+
+def test_what_a_worker_never_checked_in_before_its_process_was_lost_runs_on_the_next_one() -> None:
+    """Its Worker checks in all it had, then reports the loss (in that order): r2 never
+    reached it (it was on its way), so r2 is run again, not failed."""
+    core = _sent_ahead()
+    crash = WorkerCrashedError("died", details={"worker_id": "w1"})
+    failed = only(Reply, core.checkin(Checkin("w1", "r1", False, 0.0, True, crash), 0.1, "@w1"))
+    assert failed.message.request_id == "r1"
+    out = core.worker_process_lost(WorkerProcessLost("w1", crash), 0.1, "@w1")
+    out += core.worker_exited(WorkerExited("w1", "worker_actor_exited"), 0.2)
+    assert of(Reply, out) == []
+    assert only(Run, _new_process(core, 0.3)).message.request.request_id == "r2"
+
+
+def test_when_only_its_starter_has_spoken_what_the_worker_held_waits_for_its_word() -> None:
+    """The Starter's WorkerExited may overtake the Worker's own check-ins: r2, which the
+    Worker says never ran, runs again; r1, which it never mentions, fails after the grace."""
+    core = _sent_ahead()
+    wake = only(WakeAt, core.worker_exited(WorkerExited("w1", "worker_actor_exited"), 0.1))
+    assert wake == WakeAt(0.1 + EXIT_STATUS_GRACE_S, timers.RevokeParked("w1"))
+    never_ran = WorkerCrashedError("stopping", reason="worker_not_ready")
+    assert of(Reply, core.checkin(Checkin("w1", "r2", False, 0.0, True, never_ran,
+                                          never_ran=True), 0.2, "@w1")) == []
+    failed = only(Reply, core.revoke_parked("w1", wake.when)).message
+    assert failed.request_id == "r1" and isinstance(failed.error, WorkerCrashedError)
+    assert only(Run, _new_process(core, 0.5)).message.request.request_id == "r2"
+
+
+def test_a_late_check_in_of_an_earlier_worker_actor_changes_nothing() -> None:
+    """r2 runs again on the next Worker actor of w1; the old one's word about it comes late."""
+    core = _sent_ahead()
+    crash = WorkerCrashedError("died", details={"worker_id": "w1"})
+    core.checkin(Checkin("w1", "r1", False, 0.0, True, crash), 0.1, "@w1")
+    core.worker_process_lost(WorkerProcessLost("w1", crash), 0.1, "@w1")
+    _new_process(core, 0.2)
+    late = Checkin("w1", "r2", False, 0.0, True, crash, never_ran=True)
+    assert core.checkin(late, 0.3, "@w1") == []
+    assert core.scheduler.has_worker("w1") and core.scheduler.in_flight("w1") == 1
+    assert of(Reply, core.checkin(Checkin("w1", "r2", True, 1.0), 0.4, "@w1-again")) == []
+    assert core.stats().requests == 2

@@ -9,17 +9,14 @@ requests running on the actor path, the lease ledger of the direct path, gracefu
 session pins, the counters and whether the pool has started or is degraded. Every input is a
 method taking explicit arguments, ``now`` (Unix seconds) among them, and returning decisions
 (``pool_decisions``: sends with their messages built, and wake-ups) for the actor to execute.
-No I/O, no clock, no actors: a client's liveness (psutil) is checked by the actor
-(``tree/holder_watch.py``) and comes in through ``holders_checked``. A worker's displayed state
-is derived from its record when asked, by one rule (``pool_records.state_of``).
+No I/O, no clock, no actors: a client's liveness is checked by the actor and comes in through
+``holders_checked``. A worker's displayed state is derived from its record when asked.
 
-Rebuilding: a new ``PoolCore`` fed the WorkerRegistry's latest fact per worker (``worker_ready``
-for each ``WorkerReady``, ``worker_exited`` / ``worker_abandoned`` for the others) routes as the
-old one did: a worker record needs nothing but its ``WorkerReady``. Pass ``started=True`` if
-the pool had started. It cannot know the requests running and leases out (their check-ins and
-returns are ignored as unknown, and their slots count as free at once, so a worker may briefly
-hold more than ``capacity``), per-process request counts (``max_requests`` counts afresh),
-session pins (a session's next request may run elsewhere) or the counters.
+Rebuilding: a new ``PoolCore`` fed the WorkerRegistry's latest fact per worker routes as the
+old one did (a worker record needs nothing but its ``WorkerReady``; pass ``started=True`` if
+the pool had started). It cannot know the requests running and leases out (their check-ins and
+returns are ignored, and their slots count as free at once, so a worker may briefly hold more
+than ``capacity``), per-process request counts, session pins or the counters.
 """
 
 from __future__ import annotations
@@ -143,9 +140,13 @@ class PoolCore:
             out += self._fail_held(worker_id, reason, now, "abandoned")
         return out + self._check_degraded()
 
-    def worker_process_lost(self, msg: WorkerProcessLost, now: float) -> Decisions:
-        """The Worker saw its process die (``msg.error`` has the exit status); it exits next."""
-        return self._fail_held(msg.worker_id, "process_lost", now, "leaving", error=msg.error)
+    def worker_process_lost(self, msg: WorkerProcessLost, now: float,
+                            sender: Any = None) -> Decisions:
+        """The Worker ``sender`` saw its process die (``msg.error``: the exit status) and exits
+        next; what it was sent and did not check in never reached it: it runs elsewhere."""
+        unseen = self.desk.unseen(msg.worker_id, sender)
+        return self._fail_held(msg.worker_id, "process_lost", now, "leaving",
+                               error=msg.error) + self.desk.rerun(unseen, now)
 
     # --- requests (the actor path) ------------------------------------------------------------
 
@@ -156,9 +157,11 @@ class PoolCore:
     def cancel(self, msg: CancelRequest, now: float) -> Decisions:
         return self.desk.cancel(msg)
 
-    def checkin(self, msg: Checkin, now: float) -> Decisions:
-        """A Worker finished a request: it replied to the caller, or crashed under it (then the
-        Pool replies, or retries an idempotent request elsewhere)."""
+    def checkin(self, msg: Checkin, now: float, sender: Any = None) -> Decisions:
+        """A Worker (``sender``) finished a request: it replied, or crashed under it (then
+        the Pool replies, or retries an idempotent request elsewhere)."""
+        if self.desk.stale(msg, sender):
+            return []
         if msg.worker_lost:  # out of rotation first: a retry must not land on it
             self.scheduler.checkin(msg.worker_id, msg.request_id, now, worker_lost=True)
         recycle: Decisions = []
@@ -272,7 +275,7 @@ class PoolCore:
 
     def revoke_parked(self, worker_id: str, now: float) -> Decisions:
         """``RevokeParked``: no exit status came for ``worker_id``: revoke with what we have."""
-        return self.leases.revoke_parked(worker_id)
+        return self.leases.revoke_parked(worker_id) + self.desk.unpark(worker_id, now)
 
     # --- observation and closing --------------------------------------------------------------
 
@@ -296,21 +299,19 @@ class PoolCore:
 
     def _fail_held(self, worker_id: str, reason: str, now: float, phase: Phase,
                    exit_code: int | None = None, error: SnakepitError | None = None) -> Decisions:
-        """``worker_id`` is gone (its record is in ``phase`` now): fail (or retry) what it ran,
-        revoke its leases (with ``error`` when the Worker reported how its process died, else
-        after a grace for that report), and send what was held for it elsewhere (or fail it,
-        if strict)."""
+        """``worker_id`` is gone (its record is in ``phase`` now): fail (or retry) what it ran
+        and revoke its leases (with ``error`` when its Worker reported how its process died,
+        else after a grace for that report); what was held for it goes elsewhere."""
         record, out = self.workers.get(worker_id), []
         if record is not None:
             record.enter(phase, reason)
-        for request_id in self.scheduler.remove_worker(worker_id):
-            pending = self.desk.running.pop(request_id, None)
-            if pending is not None:
-                out += self.desk.retry_or_fail(pending, error or errs.crashed_under(
-                    worker_id, reason, request_id, exit_code), now)
+        self.scheduler.remove_worker(worker_id)  # first: a retry must not land on it
+        defer = error is None and reason != "replaced"  # its Worker may still report
+        out += self.desk.fail_gone(worker_id, record.address if defer and record else None,
+                                   error, reason, exit_code, now)
         out += self.leases.revoke_worker(
             worker_id, error or errs.lease_crash_error(worker_id, reason, exit_code), now,
-            defer=error is None and reason != "replaced")
+            defer=defer)
         return out + self.desk.run(self.scheduler.release_held(now), now) + self._fail_stranded()
 
     def _fail_stranded(self) -> Decisions:

@@ -103,6 +103,7 @@ class Pending:
     submitted: float
     attempt: int = 1
     worker_id: str = ""
+    sent_to: Any = None  # the Worker actor it was sent to (a later one has the same worker_id)
 
     @property
     def is_lease(self) -> bool:

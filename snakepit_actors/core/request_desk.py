@@ -19,7 +19,7 @@ from typing import Any
 
 from snakepit_actors.config import PoolConfig
 from snakepit_actors.core import pool_errors as errs
-from snakepit_actors.core.lease_book import LeaseBook, recalls
+from snakepit_actors.core.lease_book import EXIT_STATUS_GRACE_S, LeaseBook, recalls
 from snakepit_actors.core.pool_decisions import Decision, Forward, GrantLease, Reply, Run, WakeAt
 from snakepit_actors.core.pool_records import GONE, Counters, Pending, WorkerRecord
 from snakepit_actors.core.readiness import Readiness
@@ -27,7 +27,7 @@ from snakepit_actors.core.request_checks import execute_problem
 from snakepit_actors.core.scheduling import Scheduler
 from snakepit_actors.core.scheduling_decisions import Dispatch, Queued, queue_expiry
 from snakepit_actors.core.session_pins import SessionPins
-from snakepit_actors.core.timers import ExpireQueue
+from snakepit_actors.core.timers import ExpireQueue, RevokeParked
 from snakepit_actors.errors import SnakepitError
 from snakepit_actors.messages import (
     CancelRequest,
@@ -71,6 +71,8 @@ class RequestDesk:
             affinity_wait_s=config.affinity_wait_s if config.affinity == "hint" else 0.0,
             prefetch=config.prefetch)
         self.running: dict[str, Pending] = {}  # actor-path requests on a worker, by id
+        #: worker id -> (its gone Worker actor, why, exit code): its requests wait (``park``)
+        self._parked: dict[str, tuple[Any, str, int | None]] = {}
         self.counters = Counters()
         self.latency = LatencyWindow()
         self._config, self._workers, self._leases = config, workers, leases
@@ -112,6 +114,58 @@ class RequestDesk:
         if running is not None and running.worker_id in self._workers:
             return [Forward(self._workers[running.worker_id].address, msg)]
         return []
+
+    def stale(self, msg: Checkin, sender: Any) -> bool:
+        """A check-in from an earlier Worker actor of ``msg.worker_id`` for a request offered
+        again since (to its successor, under the same worker id): it changes nothing."""
+        pending = self.running.get(msg.request_id)
+        return pending is not None and None not in (sender, pending.sent_to) \
+            and sender != pending.sent_to
+
+    def unseen(self, worker_id: str, sent_to: Any = None) -> list[Pending]:
+        """Take the requests sent to ``worker_id`` (to its Worker actor ``sent_to``, if given)
+        that it has not checked in."""
+        ids = [rid for rid, p in self.running.items()
+               if p.worker_id == worker_id and sent_to in (None, p.sent_to)]
+        return [self.running.pop(rid) for rid in ids]
+
+    def fail_gone(self, worker_id: str, actor: Any, error: SnakepitError | None, reason: str,
+                  exit_code: int | None, now: float) -> Decisions:
+        """``worker_id`` is gone: fail (or retry) what it was sent, with ``error`` (else the
+        Starter's ``reason``). With ``actor`` (its gone Worker actor, when only its Starter
+        said so), wait ``EXIT_STATUS_GRACE_S`` first (``unpark``): the Worker's own check-ins
+        and ``WorkerProcessLost``, which say what never ran, may still be on their way."""
+        if actor is not None:
+            if worker_id in self._parked or not any(
+                    p.worker_id == worker_id for p in self.running.values()):
+                return []  # (parked already: its first grace still runs)
+            self._parked[worker_id] = (actor, reason, exit_code)
+            return [WakeAt(now + EXIT_STATUS_GRACE_S, RevokeParked(worker_id))]
+        return self._fail_each(self.unseen(worker_id), worker_id, error, reason, exit_code, now)
+
+    def unpark(self, worker_id: str, now: float) -> Decisions:
+        """The grace ended: what the gone Worker actor did not account for may have run."""
+        actor, reason, exit_code = self._parked.pop(worker_id, (None, "", None))
+        return [] if actor is None else self._fail_each(
+            self.unseen(worker_id, actor), worker_id, None, reason, exit_code, now)
+
+    def _fail_each(self, pendings: list[Pending], worker_id: str, error: SnakepitError | None,
+                   reason: str, exit_code: int | None, now: float) -> Decisions:
+        out: Decisions = []
+        for pending in pendings:
+            out += self.retry_or_fail(pending, error or errs.crashed_under(
+                worker_id, reason, pending.request.request_id, exit_code), now)
+        return out
+
+    def rerun(self, pendings: list[Pending], now: float) -> Decisions:
+        """Offer ``pendings`` again: they never reached their Worker, which checked in all
+        it had before it reported its process lost (its messages arrive in order)."""
+        out: Decisions = []
+        for pending in pendings:
+            offered, rejected = self._offer(pending, now)
+            out += offered if rejected is None else offered + self.refuse(
+                pending, self._rejection(rejected, pending.request))
+        return out
 
     def finished(self, msg: Checkin, now: float) -> Decisions:
         """A Worker checked ``msg.request_id`` in: count it, or (it crashed under the request
@@ -196,7 +250,7 @@ class RequestDesk:
                 out += self._grant(d, record, now)
                 continue
             self.running[d.request_id] = pending
-            pending.worker_id = d.worker_id
+            pending.worker_id, pending.sent_to = d.worker_id, record.address
             queue_deadline = self._queue_deadline_ahead(pending, d.worker_id)
             out.append(Run(record.address, RunRequest(pending.request, pending.reply_to,
                                                       pending.deadline_unix_s, moved_from,

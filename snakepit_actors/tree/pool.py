@@ -212,7 +212,7 @@ class Pool(ActorTypeDispatcher):
 
     def receiveMsg_WorkerProcessLost(self, msg: WorkerProcessLost, sender: Any) -> None:
         now = time.time()
-        self._execute(self.core.worker_process_lost(msg, now), now)
+        self._execute(self.core.worker_process_lost(msg, now, sender), now)
 
     # --- requests -----------------------------------------------------------------------------
 
@@ -249,11 +249,11 @@ class Pool(ActorTypeDispatcher):
 
     def receiveMsg_Checkin(self, msg: Checkin, sender: Any) -> None:
         now = time.time()
-        self._execute(self.core.checkin(msg, now), now)
+        self._execute(self.core.checkin(msg, now, sender), now)
 
     def receiveMsg_CheckinBatch(self, msg: CheckinBatch, sender: Any) -> None:
         now, core = time.time(), self.core
-        self._execute([d for c in msg.checkins for d in core.checkin(c, now)], now)
+        self._execute([d for c in msg.checkins for d in core.checkin(c, now, sender)], now)
 
     # --- leases (the direct data path) --------------------------------------------------------
 
