@@ -49,12 +49,15 @@ def test_breaking_out_of_a_stream_frees_the_worker_within_a_second(
         data_path: DataPath) -> None:
     cfg = PoolConfig(name="brk", pool_size=1, queue_timeout=10.0, data_path=data_path)
     with Pool.start(cfg) as pool:
+        pid = pool.workers()[0].pid
         for value in pool.execute_stream("stream_progress", {"steps": 10_000, "delay": 0.05}):
             if value["step"] == 3:
                 break
         left = time.monotonic()
         assert pool.execute("echo", {"free": True}, timeout=10) == {"free": True}
         assert time.monotonic() - left < 1.0
+        # the stream ended CANCELLED because its caller left: the process is fine and kept
+        assert pool.workers()[0].pid == pid and pool.stats().restarts == 0
 
 
 def test_a_stream_queues_behind_busy_workers_instead_of_failing(data_path: DataPath) -> None:
