@@ -15,8 +15,10 @@ request past its deadline gets ``RequestTimeoutError``; the Worker probes its pr
 it if the tool stopped within ``cancel_grace_s``, else recycles it. On ``ActorExitRequest`` it
 answers its callers and stops its process: SIGTERM to the group, then SIGKILL.
 
-``InitWorker`` -> pre-register in the ProcessRegistry -> spawn -> ready line (a pipe watched with
-``ThespianWatch``, never a blocking read) -> ping -> ``WorkerReady``. Requests (handled in
+``InitWorker`` -> pre-register in the ProcessRegistry -> spawn -> ready line (on a socket watched
+with ``ThespianWatch``, never a blocking read) -> ping -> ``WorkerReady``. Heartbeats go over
+that same socket (``beat_line``): the gRPC channel opens only for a call the Worker proxies
+(sessions, streams, the actor path without the DataPlane, a probe). Requests (handled in
 ``worker_data_path``) run on persistent call threads whose completion wakes the actor through a
 pipe, so it stays responsive while tools run (capacity > 1, crash detection, exit requests);
 the process's death is seen at once (pidfd).
