@@ -63,9 +63,14 @@ def tree_pids(pool: Pool) -> dict[str, int]:
 
 def starters_of(supervisor: psutil.Process) -> list[psutil.Process]:
     """The WorkerSupervisor's live Starter actors: its children but the fork server it owns
-    (a killed Starter not yet reaped is a zombie, and not counted)."""
-    starters = []
-    for child in supervisor.children():
+    (a killed Starter not yet reaped is a zombie, and not counted); [] once the supervisor
+    itself is gone (it may escalate while we look)."""
+    starters: list[psutil.Process] = []
+    try:
+        children = supervisor.children()
+    except psutil.Error:
+        return starters
+    for child in children:
         try:
             if "snakepit_actors.bridge.fork_server" not in child.cmdline():
                 starters.append(child)
