@@ -37,11 +37,11 @@ from typing import Any, ParamSpec, TypeVar
 from snakepit_actors.client.lease_client import LeaseClient, ThreadWaiter
 from snakepit_actors.client.tracing import with_trace
 from snakepit_actors.config import PoolConfig
+from snakepit_actors.core import pool_errors as errs
 from snakepit_actors.core.leases import Lease
 from snakepit_actors.core.scheduling_decisions import queue_expiry
 from snakepit_actors.errors import (
     QueueTimeoutError,
-    RequestTimeoutError,
     SnakepitError,
     WorkerCrashedError,
 )
@@ -213,10 +213,7 @@ class DirectPath:
             log.info("request.timeout", request_id=rid, worker_id=lease.worker_id)
             self.leases.release(lease, "recycle", request.session_id, started, ok=False,
                                 reason=f"request {rid} passed its deadline")
-            return _Call(error=RequestTimeoutError(
-                f"request {rid} ({request.tool!r}) passed its deadline on worker "
-                f"{lease.worker_id}; the worker is recycled to cancel it",
-                details={"worker_id": lease.worker_id}))
+            return _Call(error=errs.timed_out_on(rid, request.tool, lease.worker_id))
         failure = None if code is None else self._loaded_wire().call_failure(exc, lease.worker_id)
         if failure is not None:  # the process answered: the tool failed
             self.leases.release(lease, "ok", request.session_id, started, ok=False)

@@ -1,6 +1,7 @@
 """The errors the Pool itself answers with, in one place: each names whose fault it is, the
 values involved and what to do (STYLE habits 9 and 10). ``PoolCore`` picks one; these only
-word it."""
+word it. The end of a running call is worded here too (``timed_out_on``, ``cancelled_running``),
+once for the three paths that make gRPC calls: the direct path, the Worker and the DataPlane."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from snakepit_actors.errors import (
     PoolSaturatedError,
     QueueTimeoutError,
     RequestCancelledError,
+    RequestTimeoutError,
     SessionAffinityError,
     SnakepitError,
     WorkerCrashedError,
@@ -70,6 +72,19 @@ def cancelled_queued(request_id: str) -> RequestCancelledError:
     return RequestCancelledError(
         f"request {request_id} was cancelled before it reached a worker",
         reason="cancelled_queued")
+
+
+def timed_out_on(request_id: str, tool: str, worker_id: str) -> RequestTimeoutError:
+    """A call passed its deadline while it ran on ``worker_id``."""
+    return RequestTimeoutError(
+        f"request {request_id} ({tool!r}) passed its deadline on worker {worker_id}; the "
+        f"worker is recycled to cancel it", details={"worker_id": worker_id})
+
+
+def cancelled_running(request_id: str, worker_id: str) -> RequestCancelledError:
+    """Its caller cancelled a call while it ran on ``worker_id``."""
+    return RequestCancelledError(f"request {request_id} was cancelled while it ran",
+                                 details={"worker_id": worker_id})
 
 
 def crashed_under(worker_id: str, reason: str, request_id: str,

@@ -31,13 +31,12 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Any
 
+from snakepit_actors.core import pool_errors as errs
 from snakepit_actors.core.leases import MAX_HOLD_S, Lease, Outcome
 from snakepit_actors.core.scheduling_decisions import queue_expiry
 from snakepit_actors.errors import (
     PayloadTooLargeError,
     QueueTimeoutError,
-    RequestCancelledError,
-    RequestTimeoutError,
     SnakepitError,
     WorkerCrashedError,
 )
@@ -269,8 +268,7 @@ class DataPlaneCalls:
         elapsed_ms = (time.perf_counter() - call.started) * 1000.0 if call.started else 0.0
         exc = call.error
         if call.cancelled and not self._timed_out(exc):  # as the Worker answers it
-            return Ended(ExecuteFailed(rid, RequestCancelledError(
-                f"request {rid} was cancelled while it ran", details={"worker_id": wid})))
+            return Ended(ExecuteFailed(rid, errs.cancelled_running(rid, wid)))
         if exc is None:
             value, error = self.wire.decode(call.response, wid)
             return Ended(ExecuteFailed(rid, error) if error is not None
@@ -282,9 +280,7 @@ class DataPlaneCalls:
         # CANCELLED here was not asked for (that is answered above): the worker's server
         # stopped under the call (its Worker is stopping), so the worker is lost, as below
         if code == grpc.StatusCode.DEADLINE_EXCEEDED:
-            return Ended(ExecuteFailed(rid, RequestTimeoutError(
-                f"request {rid} ({call.request.tool!r}) passed its deadline on worker {wid}; "
-                f"the worker is recycled to cancel it", details={"worker_id": wid})))
+            return Ended(ExecuteFailed(rid, errs.timed_out_on(rid, call.request.tool, wid)))
         failure = None if code is None else self.wire.call_failure(exc, wid)
         if failure is not None:  # the process answered: the tool failed
             return Ended(ExecuteFailed(rid, failure))

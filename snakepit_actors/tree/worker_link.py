@@ -23,13 +23,13 @@ from concurrent.futures import CancelledError
 from dataclasses import dataclass
 from typing import Any
 
+from snakepit_actors.core import pool_errors as errs
 from snakepit_actors.errors import (
     PayloadTooLargeError,
     PoolClosedError,
     PoolNotReadyError,
     QueueTimeoutError,
     RequestCancelledError,
-    RequestTimeoutError,
     WorkerCrashedError,
 )
 from snakepit_actors.json_codec import encode_args
@@ -229,9 +229,9 @@ class WorkerLink:
         (``cancel``), was cancelled by its caller."""
         found = self._outcome(flight)
         if flight.cancelled and found.reply is not None and not found.timed_out:
-            return Outcome(ExecuteFailed(flight.request.request.request_id, RequestCancelledError(
-                f"request {flight.request.request.request_id} was cancelled while it ran",
-                details={"worker_id": self.worker_id})), found.elapsed_ms)
+            rid = flight.request.request.request_id
+            return Outcome(ExecuteFailed(rid, errs.cancelled_running(rid, self.worker_id)),
+                           found.elapsed_ms)
         return found
 
     def _outcome(self, flight: InFlight) -> Outcome:
@@ -265,10 +265,8 @@ class WorkerLink:
             if exc.code() == grpc.StatusCode.CANCELLED and flight.cancelled:
                 return cancelled  # else its server stopped under it: lost, below
             if exc.code() == grpc.StatusCode.DEADLINE_EXCEEDED:
-                return Outcome(ExecuteFailed(rid, RequestTimeoutError(
-                    f"request {rid} ({flight.request.request.tool!r}) passed its deadline on "
-                    f"worker {wid}; the worker is recycled to cancel it",
-                    details={"worker_id": wid})), elapsed_ms, timed_out=True)
+                return Outcome(ExecuteFailed(rid, errs.timed_out_on(
+                    rid, flight.request.request.tool, wid)), elapsed_ms, timed_out=True)
             failure = self._link_wire().call_failure(exc, wid)  # the tool failed: a reply
             if failure is not None:
                 return Outcome(ExecuteFailed(rid, failure), elapsed_ms)
