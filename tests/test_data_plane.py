@@ -68,13 +68,19 @@ def _answers(ctx: Any, want: int, seconds: float = 30.0) -> dict[str, list[Any]]
     return got
 
 
+def _occupy(pool: Pool, ctx: Any) -> Any:
+    """The one worker runs request "long" (a 1 s sleep) sent by ``ctx``; the Pool's address."""
+    address = pool._gateway.pool
+    ctx.tell(address, _ex("long", "sleep", {"seconds": 1.0}))
+    wait_for(lambda: pool.stats().busy == 1)
+    return address
+
+
 def test_a_waiting_request_cancelled_by_an_embedding_actor_fails_and_never_runs(
         one_worker: Pool) -> None:
     pool = one_worker
     with pool._system.actor_system.private() as ctx:
-        address = pool._gateway.pool
-        ctx.tell(address, _ex("long", "sleep", {"seconds": 1.0}))
-        wait_for(lambda: pool.stats().busy == 1)
+        address = _occupy(pool, ctx)
         ctx.tell(address, _ex("waits", "info", {}))
         ctx.tell(address, CancelRequest("waits"))
         got = _answers(ctx, 2)
@@ -89,9 +95,7 @@ def test_closing_the_pool_fails_what_waits_in_the_data_plane_and_finishes_what_r
         one_worker: Pool) -> None:
     pool = one_worker
     with pool._system.actor_system.private() as ctx:
-        address = pool._gateway.pool
-        ctx.tell(address, _ex("long", "sleep", {"seconds": 1.0}))
-        wait_for(lambda: pool.stats().busy == 1)
+        address = _occupy(pool, ctx)
         for i in range(3):
             ctx.tell(address, _ex(f"w{i}", "echo", {"i": i}))
         wait_for(lambda: pool.stats().queued >= 1)
