@@ -46,7 +46,7 @@ from snakepit_actors.errors import (
     WorkerCrashedError,
 )
 from snakepit_actors.messages import Execute
-from snakepit_actors.protocols import WireProtocol, wire_for
+from snakepit_actors.protocols import WireProtocol, lease_channel_options, wire_for
 from snakepit_actors.telemetry import get_logger, wants
 from snakepit_actors.worker_token import token_metadata
 
@@ -55,7 +55,6 @@ log = get_logger("client")
 #: How long a caller whose call failed on a vanished worker waits for the Pool's revocation
 #: (which carries the exit code); after that it fails without one.
 REVOCATION_WAIT_S = 3.0
-_CHANNEL_OVERHEAD_BYTES = 1024 * 1024
 _grpc: Any = None  # the grpc module, imported by the first call
 
 
@@ -252,7 +251,8 @@ class DirectPath:
         return lease.stub
 
     def _open(self, lease: Lease) -> tuple[int, Any, Any]:
-        channel = _grpc.insecure_channel(lease.endpoint, options=self.channel_options())
+        channel = _grpc.insecure_channel(
+            lease.endpoint, options=lease_channel_options(self._cfg.max_payload_bytes))
         entry = (lease.pid, channel, self._loaded_wire().stub(channel))
         with self._channels_lock:
             old = self._channels.get(lease.endpoint)
@@ -263,15 +263,6 @@ class DirectPath:
         if old is not None:
             old[1].close()
         return entry
-
-    def channel_options(self) -> list[tuple[str, Any]]:
-        """The options of every channel to a worker."""
-        limit = self._cfg.max_payload_bytes + _CHANNEL_OVERHEAD_BYTES
-        return [("grpc.max_send_message_length", limit),
-                ("grpc.max_receive_message_length", limit), ("grpc.enable_http_proxy", 0),
-                # Its own connection: gRPC's global subchannel pool would hand this channel the
-                # old process's connection, still in reconnect backoff after that process died.
-                ("grpc.use_local_subchannel_pool", 1)]
 
     def close_channels(self) -> None:
         """Close every gRPC channel (after the pool stopped)."""

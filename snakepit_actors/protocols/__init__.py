@@ -20,13 +20,26 @@ from collections.abc import Sequence
 
 from snakepit_actors.protocols.wire import LIST_HOST_TOOLS, NO_VALUE, Chunk, WireProtocol
 
-__all__ = ["LIST_HOST_TOOLS", "NO_VALUE", "PROTOCOLS", "Chunk", "WireProtocol", "launch_args",
-           "wire_for"]
+__all__ = ["LIST_HOST_TOOLS", "NO_VALUE", "PROTOCOLS", "Chunk", "WireProtocol",
+           "launch_args", "lease_channel_options", "wire_for"]
 
 #: The protocols a pool can speak (``PoolConfig.protocol``).
 PROTOCOLS: tuple[str, ...] = ("snakepit_actors", "snakepit")
 
 _LOADED: dict[str, WireProtocol] = {}
+
+#: gRPC's message limits get this much more than ``max_payload_bytes`` (the envelope).
+CHANNEL_OVERHEAD_BYTES = 1024 * 1024
+
+
+def lease_channel_options(max_payload_bytes: int) -> list[tuple[str, int]]:
+    """The options of a channel a lease holder (the direct path, the DataPlane) opens to a
+    worker process: the pool's payload limit, no proxy, and a connection of its own (gRPC's
+    global subchannel pool would hand it the old process's connection, still in reconnect
+    backoff after that process died)."""
+    limit = max_payload_bytes + CHANNEL_OVERHEAD_BYTES
+    return [("grpc.max_send_message_length", limit), ("grpc.max_receive_message_length", limit),
+            ("grpc.enable_http_proxy", 0), ("grpc.use_local_subchannel_pool", 1)]
 
 
 def wire_for(name: str) -> WireProtocol:

@@ -42,12 +42,11 @@ from snakepit_actors.errors import (
 )
 from snakepit_actors.json_codec import encode_args
 from snakepit_actors.messages import Execute, ExecuteFailed, ExecuteResult
-from snakepit_actors.protocols import WireProtocol, wire_for
+from snakepit_actors.protocols import WireProtocol, lease_channel_options, wire_for
 from snakepit_actors.tree.call_threads import CallThreads
 from snakepit_actors.tree.held_wake import HeldWake
 from snakepit_actors.worker_token import token_metadata, with_token
 
-_CHANNEL_OVERHEAD_BYTES = 1024 * 1024
 #: How long a call that failed on a vanished worker waits for the Pool's revocation.
 REVOCATION_WAIT_S = 3.0
 #: While requests wait, the actor's wake is held this long at most (seconds) ...
@@ -317,11 +316,8 @@ class DataPlaneCalls:
         if entry is None or entry[0] != lease.pid:
             if entry is not None:
                 entry[1].close()
-            limit = self._limit + _CHANNEL_OVERHEAD_BYTES
-            channel = self._grpc.insecure_channel(lease.endpoint, options=[
-                ("grpc.max_send_message_length", limit),
-                ("grpc.max_receive_message_length", limit), ("grpc.enable_http_proxy", 0),
-                ("grpc.use_local_subchannel_pool", 1)])
+            channel = self._grpc.insecure_channel(
+                lease.endpoint, options=lease_channel_options(self._limit))
             entry = (lease.pid, channel, self.wire.stub(channel))
             self._channels[lease.endpoint] = entry
         lease.stub = entry[2]
