@@ -181,7 +181,10 @@ def test_an_async_stream_takes_the_pools_data_path_and_raises_the_tools_error(
     not through the Pool actor; values in order, then the tool's failure as a ToolError."""
     async def main() -> tuple[list[Any], int]:
         seen, pumps = [], 0
-        async for value in apool.execute_stream_async("stream_progress", {"steps": 5}):
+        # a step every 50 ms keeps the pump reading while we look (without a delay it could
+        # have read all five and ended before the first value reached us)
+        async for value in apool.execute_stream_async("stream_progress",
+                                                      {"steps": 5, "delay": 0.05}):
             seen.append(value["step"])
             pumps = max(pumps, _pumps())
         with pytest.raises(ToolError, match="failed at step 3"):
