@@ -38,6 +38,7 @@ from typing import Any
 
 import psutil
 
+from snakepit_actors.client.endpoint import Endpoint
 from snakepit_actors.client.lease_client import LeaseClient
 from snakepit_actors.client.replies import StreamSink
 from snakepit_actors.client.session_api import SESSION_REPLIES, fail_session_calls
@@ -68,6 +69,9 @@ from snakepit_actors.messages import (
     WorkerList,
 )
 
+#: What the loop may spend sending what is left when it stops (seconds).
+FLUSH_ON_STOP_S = 1.0
+
 
 class Gateway:
     """The one thread that owns the ActorSystem endpoint (see the module docstring). Args:
@@ -87,8 +91,8 @@ class Gateway:
         self._wake = WakePipe()
         self._running = True
         self._leases: LeaseClient | None = None
-        self._transport = actor_system._systemBase.transport
-        self._transport.set_watch([self._wake.fileno()])
+        self._endpoint = Endpoint(actor_system)
+        self._endpoint.watch([self._wake.fileno()])
         self._system_fds: dict[int, str] = {}  # pidfd -> what it is ("admin", "logger", ...)
         self._polled_pids: dict[int, str] = {}  # no pidfd for these: checked every loop
         self.on_gone: Callable[[], None] | None = None
@@ -115,7 +119,7 @@ class Gateway:
                 self._system_fds[os.pidfd_open(pid)] = what
             except (OSError, AttributeError):  # gone already (ESRCH), or no pidfds here
                 self._polled_pids[pid] = what
-        self._transport.set_watch(self._watched())
+        self._endpoint.watch(self._watched())
         self.wake()
 
     def new_id(self) -> str:
@@ -142,7 +146,7 @@ class Gateway:
         if not self._running:
             future.set_exception(PoolClosedError("the pool's gateway is stopped"))
             return future
-        future.key = key or message.request_id  # type: ignore[attr-defined]
+        future.key = message.request_id if key is None else key  # type: ignore[attr-defined]
         future.target = target  # type: ignore[attr-defined]
         self._outbox.put((target, message, future))
         self._wake.kick()
@@ -180,7 +184,7 @@ class Gateway:
         self._outbox.put(None)
         self._wake.kick()
         self._thread.join(5.0)
-        self._transport.set_watch([])
+        self._endpoint.watch([])
         self._wake.close()
         for fd in self._system_fds:
             with contextlib.suppress(OSError):
@@ -202,6 +206,7 @@ class Gateway:
                 return
             self._send_outbox()
             self._receive(self._wait_s())
+        self._endpoint.flush(FLUSH_ON_STOP_S)
 
     def _wait_s(self) -> float | None:
         wait = None if not self._pending else 1.0
@@ -218,9 +223,9 @@ class Gateway:
                 item = self._outbox.get_nowait()
             except queue.Empty:
                 break
-            if item is None:
+            if item is None:  # stop: what came before it is still sent
                 self._running = False
-                return
+                break
             target, message, future = item
             if any(target == old for old in self._retired):
                 target = future.target = self.pool  # type: ignore[attr-defined]
@@ -244,25 +249,14 @@ class Gateway:
                 self._tell(self._leases.pool, batch)
 
     def _tell(self, target: Any, message: Any, owners: tuple[Any, ...] = ()) -> bool:
-        """Send ``message``; False if it cannot be pickled (a value nested too deeply, an
-        unpicklable object): then the futures of ``owners`` fail with ``SerializationError``.
-        A dead target (Thespian raises ``ActorSystemFailure``) loses the message only: its
-        Future is failed by what follows that death (``PoolReplaced``, or the system watch),
-        so this thread must live on."""
-        from thespian.actors import ActorSystemFailure
-
-        # Thespian's tell runs its transport until the target acknowledges, selecting on our
-        # watched fds too: a wake byte waiting in the pipe made every pass return at once, a
-        # busy loop (a third of the client's GIL time at 48 workers) for as long as the Pool
-        # took to answer. Unwatched while telling; the byte wakes the next receive.
-        self._transport.set_watch([])
+        """Queue ``message`` (``Endpoint.send``: never a wait for the target, so a Pool killed
+        mid-send cannot hold this thread and the ``PoolReplaced`` that follows); False if it
+        cannot be pickled (a value nested too deeply, an unpicklable object): then the futures
+        of ``owners`` fail with ``SerializationError``. A message to a dead target is lost
+        only: its Future is failed by what follows that death (``PoolReplaced``, or the system
+        watch)."""
         try:
-            self._asys.tell(target, message)
-        except ActorSystemFailure as exc:
-            from snakepit_actors.telemetry import get_logger
-
-            get_logger("pool").warning("request.undeliverable", target=str(target),
-                                       message=type(message).__name__, error=str(exc))
+            self._endpoint.send(target, message)
         except Exception as exc:
             for owner in owners:
                 future = self._pending.pop(getattr(owner, "request_id", ""), None)
@@ -272,8 +266,6 @@ class Gateway:
                         f"pool ({type(exc).__name__}: {exc}): send plain, shallow values",
                         reason="args"))
             return False
-        finally:
-            self._transport.set_watch(self._watched())
         return True
 
     def _watched(self) -> list[int]:
@@ -282,12 +274,10 @@ class Gateway:
 
     def _receive(self, timeout_s: float | None) -> None:
         """Block in Thespian's select until a reply or the wake pipe; dispatch replies."""
-        from datetime import timedelta
-
-        wait = timedelta(seconds=timeout_s if timeout_s is not None else 3600.0)
+        wait = timeout_s if timeout_s is not None else 3600.0
         while True:
-            envelope = self._asys._systemBase._run_transport(wait)
-            wait = timedelta(0)
+            envelope = self._endpoint.receive(wait)
+            wait = 0.0
             if envelope is None or not hasattr(envelope, "message"):
                 return
             message = envelope.message
