@@ -7,6 +7,7 @@ The bad target is a real loopback socket that reads and closes; the pool is real
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import threading
 import time
@@ -43,10 +44,8 @@ def dropping_listener() -> Iterator[int]:
                 continue
             with conn:
                 conn.settimeout(1.0)
-                try:
+                with contextlib.suppress(OSError):
                     conn.recv(65536)
-                except OSError:
-                    pass
 
     thread = threading.Thread(target=serve, daemon=True)
     thread.start()
