@@ -9,6 +9,7 @@ message to the transport and lets it go out while the thread waits for replies.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
@@ -18,9 +19,11 @@ from thespian.system.transport import TransmitIntent
 class Endpoint:
     """One ActorSystem's transport, used by one thread (the gateway's)."""
 
-    def __init__(self, actor_system: Any) -> None:
+    def __init__(self, actor_system: Any, on_sent: Callable[[], None]) -> None:
         self._system = actor_system._systemBase
         self._transport = self._system.transport
+        self._on_sent = on_sent
+        self._unacknowledged: dict[str, int] = {}  # str(target) -> sends not yet finished
 
     def watch(self, fds: list[int]) -> None:
         """The fds a receive selects on beside Thespian's sockets (a ``WatchMessage`` when
@@ -28,10 +31,33 @@ class Endpoint:
         self._transport.set_watch(fds)
 
     def send(self, target: Any, message: Any) -> None:
-        """Queue ``message`` for ``target``; it goes out during later receives. Raises what
-        pickling ``message`` raises; a target found dead only loses the message (logged)."""
-        self._transport.scheduleTransmit(None, TransmitIntent(target, message,
-                                                              onError=_undeliverable))
+        """Queue ``message`` for ``target``; it goes out during later receives, and
+        ``on_sent`` is called once the target acknowledged it (or was found dead: the message
+        is then lost, and logged). Raises what pickling ``message`` raises."""
+        key = str(target)
+        self._unacknowledged[key] = self._unacknowledged.get(key, 0) + 1
+        try:
+            self._transport.scheduleTransmit(None, TransmitIntent(
+                target, message, onSuccess=lambda *_: self._finished(key),
+                onError=lambda status, intent: self._finished(key, status, intent)))
+        except Exception:
+            self._finished(key)
+            raise
+
+    def busy(self, target: Any) -> bool:
+        """Whether a send to ``target`` is not acknowledged yet (Thespian sends one message at
+        a time per target: what waits is better joined into the next batch)."""
+        return str(target) in self._unacknowledged
+
+    def _finished(self, key: str, status: Any = None, intent: Any = None) -> None:
+        left = self._unacknowledged.get(key, 0) - 1
+        if left > 0:
+            self._unacknowledged[key] = left
+        else:
+            self._unacknowledged.pop(key, None)
+        if intent is not None:
+            _undeliverable(status, intent)
+        self._on_sent()
 
     def receive(self, timeout_s: float) -> Any:
         """Run the transport (sends included) until something arrives or ``timeout_s``: an

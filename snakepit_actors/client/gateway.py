@@ -44,6 +44,7 @@ from snakepit_actors.client.replies import StreamSink
 from snakepit_actors.client.session_api import SESSION_REPLIES, fail_session_calls
 from snakepit_actors.client.system_watch import system_lost_error
 from snakepit_actors.client.wake_pipe import WakePipe
+from snakepit_actors.core import pool_errors as errs
 from snakepit_actors.errors import (
     PoolClosedError,
     PoolNotReadyError,
@@ -91,7 +92,8 @@ class Gateway:
         self._wake = WakePipe()
         self._running = True
         self._leases: LeaseClient | None = None
-        self._endpoint = Endpoint(actor_system)
+        self._endpoint = Endpoint(actor_system, on_sent=self._sent)
+        self._unsent: dict[str, tuple[Any, list[Any]]] = {}  # per target, while it is busy
         self._endpoint.watch([self._wake.fileno()])
         self._system_fds: dict[int, str] = {}  # pidfd -> what it is ("admin", "logger", ...)
         self._polled_pids: dict[int, str] = {}  # no pidfd for these: checked every loop
@@ -206,6 +208,8 @@ class Gateway:
                 return
             self._send_outbox()
             self._receive(self._wait_s())
+        unsent, self._unsent = self._unsent, {}
+        self._send_batches(unsent, hold=False)
         self._endpoint.flush(FLUSH_ON_STOP_S)
 
     def _wait_s(self) -> float | None:
@@ -216,7 +220,9 @@ class Gateway:
         return due if wait is None or (due is not None and due < wait) else wait
 
     def _send_outbox(self) -> None:
-        batches: dict[str, tuple[Any, list[Any]]] = {}
+        """Send what callers submitted, one batch per target; a target still busy with an
+        earlier send keeps it for the next batch (``Endpoint.busy``)."""
+        batches, self._unsent = self._unsent, {}
         self._send_leases(force_usage=False)
         while True:
             try:
@@ -234,7 +240,13 @@ class Gateway:
             batches.setdefault(str(target), (target, []))[1].append(message)
         if batches:
             self._send_leases(force_usage=True)  # counters first: a stats query may follow
-        for target, messages in batches.values():
+        self._send_batches(batches, hold=self._running)
+
+    def _send_batches(self, batches: dict[str, tuple[Any, list[Any]]], hold: bool) -> None:
+        for key, (target, messages) in batches.items():
+            if hold and self._endpoint.busy(target):
+                self._unsent[key] = (target, messages)
+                continue
             executes = [m for m in messages if isinstance(m, Execute)]
             others = [m for m in messages if not isinstance(m, Execute)]
             if len(executes) > 1 and self._tell(target, ExecuteBatch(tuple(executes)), ()):
@@ -268,6 +280,11 @@ class Gateway:
             return False
         return True
 
+    def _sent(self) -> None:
+        """A send was acknowledged: what waits for its target goes out on the next loop."""
+        if self._unsent:
+            self._wake.wake()
+
     def _watched(self) -> list[int]:
         """The fds the gateway's receive selects on beside Thespian's sockets."""
         return [self._wake.fileno(), *self._system_fds]
@@ -296,14 +313,15 @@ class Gateway:
         later to ``pool``; the lease client re-sends its lease requests there."""
         old, self.pool = self.pool, pool
         self._retired.append(old)
-        error = _pool_restarted(sent=True)
+        self._unsent.pop(str(old), None)  # its futures fail below
+        error = errs.pool_restarted(sent=True)
         for key, future in list(self._pending.items()):
             if future.target == old and not future.done():  # type: ignore[attr-defined]
                 del self._pending[key]
                 with contextlib.suppress(InvalidStateError):
                     future.set_exception(error)
         if self._leases is not None:
-            self._leases.pool_replaced(pool, _pool_restarted(sent=False))
+            self._leases.pool_replaced(pool, errs.pool_restarted(sent=False))
         if self.on_pool_replaced is not None:
             with contextlib.suppress(Exception):
                 self.on_pool_replaced(pool)
@@ -368,14 +386,6 @@ class Gateway:
             future.set_exception(message.error)
         else:
             future.set_result(message)
-
-
-def _pool_restarted(sent: bool) -> PoolNotReadyError:
-    return PoolNotReadyError(
-        "the pool's Pool actor died and was restarted before this "
-        + ("request was answered: it may have run (a worker may have had it); retry only if it "
-           "is idempotent" if sent else "lease reached a worker: nothing ran; retry"),
-        reason="pool_restarted", details={"may_have_run": sent})
 
 
 def _reply_key(message: Any) -> str | None:

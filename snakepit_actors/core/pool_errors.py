@@ -125,3 +125,12 @@ def startup_timeout(pool: str, ready: int, size: int, timeout_s: float) -> PoolN
     return PoolNotReadyError(
         f"pool {pool!r}: {ready} of {size} workers ready after startup_timeout={timeout_s}s",
         reason="startup_timeout")
+
+
+def pool_restarted(sent: bool) -> PoolNotReadyError:
+    """For what a handle sent to a Pool actor that died (``sent``) or a lease it asked for."""
+    return PoolNotReadyError(
+        "the pool's Pool actor died and was restarted before this "
+        + ("request was answered: it may have run (a worker may have had it); retry only if it "
+           "is idempotent" if sent else "lease reached a worker: nothing ran; retry"),
+        reason="pool_restarted", details={"may_have_run": sent})
