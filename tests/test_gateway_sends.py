@@ -1,7 +1,9 @@
-"""The handle's gateway never waits on a send: a target that takes a message and never
-acknowledges it (a Pool killed mid-send: the connection closes before the ack, and Thespian
-retries only after 35 s) must not hold the gateway, which has to go on receiving (the
-``PoolReplaced`` that fails what the dead Pool held, the replies of every other call).
+"""The handle's gateway never waits on a send (``client/endpoint.py``). A target that takes a
+message and closes the connection before Thespian's ack (what a process killed while receiving
+does) made Thespian's blocking ``tell`` retry with a growing backoff for up to its 60 s limit,
+and the gateway received nothing meanwhile: not the ``PoolReplaced`` that fails what a dead
+Pool held, not any other reply. The send is still retried (Thespian's backoff), in the
+background.
 
 The bad target is a real loopback socket that reads and closes; the pool is real."""
 
@@ -13,6 +15,7 @@ import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 
 import pytest
 from thespian.actors import ActorAddress
@@ -26,14 +29,31 @@ from .conftest import _LIVE_POOLS
 pytestmark = pytest.mark.timeout(60)
 
 
-@pytest.fixture
-def dropping_listener() -> Iterator[int]:
+@dataclass
+class Dropper:
     """A loopback port that accepts each connection, reads what comes, and closes it without
-    Thespian's ack (what a process killed while receiving does)."""
+    Thespian's ack (what a process killed while receiving does); counts the connections."""
+
+    port: int
+    connections: int = 0
+
+    def address(self) -> ActorAddress:
+        return ActorAddress(TCPv4ActorAddress("127.0.0.1", self.port, external=True))
+
+    def wait_connections(self, count: int, timeout_s: float) -> bool:
+        deadline = time.monotonic() + timeout_s
+        while self.connections < count and time.monotonic() < deadline:
+            time.sleep(0.05)
+        return self.connections >= count
+
+
+@pytest.fixture
+def dropper() -> Iterator[Dropper]:
     server = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     server.bind(("127.0.0.1", 0))
     server.listen(16)
     server.settimeout(0.2)
+    found = Dropper(server.getsockname()[1])
     stop = threading.Event()
 
     def serve() -> None:
@@ -42,6 +62,7 @@ def dropping_listener() -> Iterator[int]:
                 conn, _ = server.accept()
             except OSError:
                 continue
+            found.connections += 1
             with conn:
                 conn.settimeout(1.0)
                 with contextlib.suppress(OSError):
@@ -49,7 +70,7 @@ def dropping_listener() -> Iterator[int]:
 
     thread = threading.Thread(target=serve, daemon=True)
     thread.start()
-    yield server.getsockname()[1]
+    yield found
     stop.set()
     thread.join(2.0)
     server.close()
@@ -57,21 +78,21 @@ def dropping_listener() -> Iterator[int]:
 
 @pytest.mark.parametrize("path", ["direct", "actor"])
 def test_a_target_that_never_acknowledges_does_not_hold_the_gateway(
-        dropping_listener: int, path: str) -> None:
+        dropper: Dropper, path: str) -> None:
     pool = Pool.start(PoolConfig(name=f"gw-{path}", pool_size=1, data_path=path))  # type: ignore[arg-type]
     _LIVE_POOLS.append(pool)
     try:
         assert pool.execute("ping") == "pong"
         gateway = pool._gateway
-        dead = ActorAddress(TCPv4ActorAddress("127.0.0.1", dropping_listener, external=True))
-        gateway.submit(dead, DescribeTree(gateway.new_id()), key="")
-        time.sleep(0.3)  # the send reaches the listener and is dropped unacknowledged
+        gateway.submit(dropper.address(), DescribeTree(gateway.new_id()), key="")
+        assert dropper.wait_connections(1, 5.0)  # sent, and dropped unacknowledged
         started = time.monotonic()
         with ThreadPoolExecutor(4) as callers:
             results = [callers.submit(pool.execute, "ping") for _ in range(4)]
             assert [f.result(timeout=10.0) for f in results] == ["pong"] * 4
         assert pool.stats().state == "ready"  # a control call through the gateway too
         assert time.monotonic() - started < 10.0
+        assert dropper.wait_connections(2, 10.0), "the gateway's send was not retried"
     finally:
         _LIVE_POOLS.remove(pool)
         started = time.monotonic()

@@ -1,10 +1,12 @@
 """The gateway's side of Thespian's transport: sends that never wait for the target, and the
 receive loop's one wait (``Endpoint``).
 
-Thespian's own ``ActorSystem.tell`` runs the transport until the target acknowledges; a
-target killed mid-send (the connection closes before the ack) is retried only after 35 s,
-and for that long the caller's thread receives nothing. The gateway instead hands each
-message to the transport and lets it go out while the thread waits for replies.
+Thespian's own ``ActorSystem.tell`` runs the transport until the target acknowledges (and
+until every other send still under way is done). A target that closes the connection before
+the ack (a process killed while receiving) is retried with a growing backoff, and the tell
+held the caller's thread for up to its 60 s limit (measured: ``tests/test_gateway_sends.py``),
+receiving nothing. The gateway instead hands each message to the transport and lets it go out
+while the thread waits for replies; Thespian still sends one message at a time per target.
 """
 
 from __future__ import annotations
