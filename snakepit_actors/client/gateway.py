@@ -83,7 +83,6 @@ class Gateway:
 
     def __init__(self, actor_system: Any, name: str,
                  on_progress: Callable[[int, int], None] | None = None) -> None:
-        self._asys = actor_system
         self._on_progress = on_progress
         self._outbox: queue.SimpleQueue[tuple[Any, Any, Future[Any]] | None] = queue.SimpleQueue()
         self._pending: dict[str, Future[Any]] = {}
