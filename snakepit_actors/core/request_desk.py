@@ -100,10 +100,7 @@ class RequestDesk:
         refusal = None if self.scheduler.closed else self._readiness.refusal()
         if refusal is not None:
             return self.refuse(pending, refusal)
-        out, rejected = self._offer(pending, now)
-        if rejected is not None:
-            out += self.refuse(pending, self._rejection(rejected, pending.request))
-        return out
+        return self._offer_or_refuse(pending, now)
 
     def cancel(self, msg: CancelRequest) -> Decisions:
         """Fail ``msg.request_id`` if queued; pass the cancel to its Worker if running."""
@@ -160,12 +157,7 @@ class RequestDesk:
     def rerun(self, pendings: list[Pending], now: float) -> Decisions:
         """Offer ``pendings`` again: they never reached their Worker, which checked in all
         it had before it reported its process lost (its messages arrive in order)."""
-        out: Decisions = []
-        for pending in pendings:
-            offered, rejected = self._offer(pending, now)
-            out += offered if rejected is None else offered + self.refuse(
-                pending, self._rejection(rejected, pending.request))
-        return out
+        return [d for pending in pendings for d in self._offer_or_refuse(pending, now)]
 
     def finished(self, msg: Checkin, now: float) -> Decisions:
         """A Worker checked ``msg.request_id`` in: count it, or (it crashed under the request
@@ -223,6 +215,13 @@ class RequestDesk:
             out += self.refuse(expired.item,
                                errs.queue_timeout(expired.request_id, waited, expired.reason))
         return out + self.run(self.scheduler.release_held(now), now) + self._schedule_expiry()
+
+    def _offer_or_refuse(self, pending: Pending, now: float) -> Decisions:
+        """Run or queue ``pending``; refused, with the scheduler's reason, if it cannot wait."""
+        out, rejected = self._offer(pending, now)
+        if rejected is not None:
+            out += self.refuse(pending, self._rejection(rejected, pending.request))
+        return out
 
     def retry_or_fail(self, pending: Pending, error: SnakepitError, now: float) -> Decisions:
         """The worker died under ``pending``: run it once more elsewhere if it is idempotent
