@@ -14,8 +14,9 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Any
 
 import pytest
 from thespian.actors import ActorAddress
@@ -98,3 +99,40 @@ def test_a_target_that_never_acknowledges_does_not_hold_the_gateway(
         started = time.monotonic()
         pool.close()
         assert time.monotonic() - started < 10.0
+
+
+def test_a_cancel_sent_with_no_reply_key_leaves_the_cancelled_calls_future_to_its_reply() -> None:
+    """``submit(key="")`` registers no reply: a ``CancelRequest`` (which carries the cancelled
+    request's id) once took that request's place among the replies awaited, so the request's
+    own Future never got its answer."""
+    from snakepit_actors.errors import RequestCancelledError
+    from snakepit_actors.messages import CancelRequest
+
+    pool = Pool.start(PoolConfig(name="gw-cancel", pool_size=1, data_path="actor"))
+    _LIVE_POOLS.append(pool)
+    try:
+        gateway = pool._gateway
+        request = pool._request("sleep", {"seconds": 5.0}, None, None, False)
+        future = gateway.submit(pool._pool, request)
+        deadline = time.monotonic() + 10.0
+        while pool.stats().busy == 0 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        gateway.submit(pool._pool, CancelRequest(request.request_id), key="")
+        with pytest.raises(RequestCancelledError):
+            future.result(timeout=10.0)
+    finally:
+        _LIVE_POOLS.remove(pool)
+        pool.close()
+
+
+def test_what_was_submitted_just_before_the_gateway_stopped_is_still_sent(
+        dropper: Dropper, actor_system: Any) -> None:
+    """The stop sentinel drained in the same pass as earlier messages no longer drops them."""
+    from snakepit_actors.client.gateway import Gateway
+
+    gateway = Gateway(actor_system, "stop-test")
+    future: Future[Any] = Future()
+    future.key, future.target = "", dropper.address()  # type: ignore[attr-defined]
+    gateway._outbox.put((dropper.address(), DescribeTree(gateway.new_id()), future))
+    gateway.stop()  # the sentinel lands behind it, in the same pass
+    assert dropper.wait_connections(1, 5.0), "the message before the stop was dropped"

@@ -207,8 +207,7 @@ class Gateway:
                 return
             self._send_outbox()
             self._receive(self._wait_s())
-        unsent, self._unsent = self._unsent, {}
-        self._send_batches(unsent, hold=False)
+        self._send_outbox()  # stopped: what is held or still queued goes out, then waits
         self._endpoint.flush(FLUSH_ON_STOP_S)
 
     def _wait_s(self) -> float | None:
