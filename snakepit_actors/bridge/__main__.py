@@ -9,7 +9,8 @@ thespian. The steps, in order::
                              from stdin (a pipe the host writes and closes: never argv);
                              import pkg.mod, Class(adapter_config), setup()
     3. bind                  unix socket (mode 0600) or HOST:PORT (port 0 -> real port)
-    4. announce              ONE JSON line on --ready-fd, then close it:
+    4. announce              ONE JSON line on --ready-fd, then close it (a socket: keep it,
+                             to answer heartbeats on it, ``beat_line``):
                                {"ok": true, "address": ..., "pid": N}
                              or, if 2 or 3 failed, {"ok": false, "error": {type, message,
                              traceback}} and exit code 3 (a broken adapter fails fast)
@@ -59,6 +60,8 @@ import time  # noqa: E402
 import traceback  # noqa: E402
 from typing import Any  # noqa: E402
 
+from . import beat_line  # noqa: E402
+
 
 def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m snakepit_actors.bridge",
@@ -105,8 +108,9 @@ def _short_traceback(exc: BaseException) -> str:
     return "Traceback (most recent call last):\n" + stack + last
 
 
-def _announce(fd: int, payload: dict[str, Any]) -> None:
-    """Write one JSON line to ``fd`` with a single write, then close it."""
+def _announce(fd: int, payload: dict[str, Any], keep: bool = False) -> None:
+    """Write one JSON line to ``fd`` with a single write, then close it (unless ``keep``: the
+    beat line goes on)."""
     line = (json.dumps(payload, ensure_ascii=False) + "\n").encode("utf-8")
     error = payload.get("error")
     while len(line) >= _PIPE_BUF and isinstance(error, dict) and error.get("traceback"):
@@ -116,7 +120,8 @@ def _announce(fd: int, payload: dict[str, Any]) -> None:
         os.write(fd, line)
     except OSError as exc:
         _log("bridge.ready_write_failed", error=str(exc))
-    finally:
+        keep = False
+    if not keep:
         with contextlib.suppress(OSError):
             os.close(fd)
 
@@ -214,10 +219,14 @@ def serve(args: argparse.Namespace, socket_paths: list[str],
     signal.set_wakeup_fd(wake_w)
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda signum, frame: None)
-    _announce(args.ready_fd, {"ok": True, "address": address, "pid": os.getpid()})
+    beats = beat_line.is_socket(args.ready_fd)
+    _announce(args.ready_fd, {"ok": True, "address": address, "pid": os.getpid()}, keep=beats)
     _log("bridge.ready", worker_id=args.worker_id, run_id=args.run_id, address=address,
          start_ms=round((time.monotonic() - started) * 1000, 1))
-    select.select([wake_r], [], [])
+    watched = [wake_r, args.ready_fd] if beats else [wake_r]
+    while wake_r not in select.select(watched, [], [])[0]:  # a beat, or SIGTERM
+        if not beat_line.answer(args.ready_fd, server.servicer.in_flight):
+            watched.remove(args.ready_fd)
     _log("bridge.stopping", worker_id=args.worker_id)
     server.stop(grace_s=2.0)
     close = getattr(adapter, "close", None)

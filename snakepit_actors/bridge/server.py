@@ -342,6 +342,10 @@ class BridgeServicer(bridge_pb2_grpc.BridgeServiceServicer):
             cancel.set()
         return bridge_pb2.CancelToolResponse(found=cancel is not None)
 
+    def in_flight(self) -> int:
+        """The tool calls running now (a beat line's answer)."""
+        return self._in_flight
+
     def Ping(self, request: bridge_pb2.PingRequest,
              context: grpc.ServicerContext) -> bridge_pb2.PingResponse:
         """Echo the message (default "pong") with this worker's id and pid."""

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 from dataclasses import dataclass, field
 from typing import Any
@@ -107,7 +108,8 @@ class BridgeProcess:
         pid: its process id; also its process group id (``pgid``).
         pgid: its process group.
         create_time: psutil's create time (with ``pid`` and the run id: identity for reaping).
-        ready_fd: read end of the ready pipe (non-blocking); None once closed.
+        ready_fd: the host's end of the ready socket (non-blocking); None once the ready line
+            was read (it is then ``beat_fd``) or the process failed.
         log_path: its log file.
         worker_id: its worker id.
         buffer: bytes read from ``ready_fd`` that do not yet end a line.
@@ -118,6 +120,8 @@ class BridgeProcess:
         fork_server: forked only: the socket of the fork server that reaps it.
         returncode: forked only: the exit code once known.
         adopter: forked only: the fork server's pid (the subreaper of the process's tree).
+        beat_fd: after the ready line: the same socket, the beat line the bridge answers
+            heartbeats on (``bridge/beat_line.py``); None for a process that closed it.
     """
 
     popen: subprocess.Popen[bytes] | None
@@ -135,3 +139,11 @@ class BridgeProcess:
     fork_server: str = ""
     returncode: int | None = None
     adopter: int = 0
+    beat_fd: int | None = None
+
+
+def ready_channel() -> tuple[int, int]:
+    """``(host end, child end)`` of a new ready socket: the child writes its ready line on
+    it, then answers heartbeats (a socketpair, not a pipe: it goes both ways)."""
+    host, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    return host.detach(), child.detach()

@@ -31,7 +31,7 @@ from snakepit_actors.bridge.fork_wire import recv_message, send_message
 from snakepit_actors.config import PoolConfig
 from snakepit_actors.errors import ConfigError, PoolNotReadyError, SnakepitError
 from snakepit_actors.tree import descendants
-from snakepit_actors.tree.bridge_process import BridgeProcess, BridgeSpec
+from snakepit_actors.tree.bridge_process import BridgeProcess, BridgeSpec, ready_channel
 
 __all__ = ["FORK_TIMEOUT_S", "SOCKET_NAME", "UNKNOWN_EXIT_CODE", "ForkServer", "exit_status",
            "fork_bridge", "socket_path", "wanted"]
@@ -170,7 +170,7 @@ def fork_bridge(spec: BridgeSpec, timeout_s: float = FORK_TIMEOUT_S) -> BridgePr
         "run_id": spec.run_id, "parent_pid": spec.parent_pid, "capacity": spec.capacity,
         "max_payload_bytes": spec.max_payload_bytes, "env": env,
         "adapter_config": secrets["adapter_config"], "token": secrets["token"]}}
-    ready_r, ready_w = os.pipe()
+    ready_r, ready_w = ready_channel()
     log_fd = -1
     try:
         os.makedirs(os.path.dirname(os.path.abspath(spec.log_path)), exist_ok=True)

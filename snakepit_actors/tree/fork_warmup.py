@@ -35,6 +35,8 @@ WORKER_MODULES = (
     "snakepit_actors.tree.starter",
     "snakepit_actors.tree.worker",
     "snakepit_actors.tree.worker_link",
+    "snakepit_actors.tree.worker_errors",
+    "snakepit_actors.tree.beat_line",
     "snakepit_actors.tree.worker_data_path",
     "snakepit_actors.tree.call_threads",
     "snakepit_actors.tree.streaming",

@@ -33,7 +33,7 @@ import psutil
 
 from snakepit_actors.errors import PoolNotReadyError
 from snakepit_actors.tree import descendants, fork_server
-from snakepit_actors.tree.bridge_process import BridgeProcess, BridgeSpec, ReadyInfo
+from snakepit_actors.tree.bridge_process import BridgeProcess, BridgeSpec, ReadyInfo, ready_channel
 
 __all__ = ["BridgeProcess", "BridgeSpec", "ReadyInfo", "kill_process_group",
            "process_exit_code", "read_ready", "spawn_bridge", "stop_bridge", "wait_ready"]
@@ -71,7 +71,7 @@ def spawn_bridge(spec: BridgeSpec) -> BridgeProcess:
     env = {**os.environ, **spec.env, "SNAKEPIT_WORKER_ID": spec.worker_id,
            "SNAKEPIT_RUN_ID": spec.run_id, "PYTHONUNBUFFERED": "1",
            descendants.LINEAGE_VAR: lineage}
-    ready_r, ready_w = os.pipe()
+    ready_r, ready_w = ready_channel()
     log = None
     try:
         argv, secrets = spec.argv(ready_w), spec.secrets()
@@ -138,17 +138,21 @@ def read_ready(proc: BridgeProcess) -> ReadyInfo | None:
     line, newline, _ = bytes(proc.buffer).partition(b"\n")
     if not newline and not eof:
         return None
-    _close_ready_fd(proc)
+    fd, proc.ready_fd = proc.ready_fd, None
     if not newline:
+        _close(fd)
         raise _start_failed(proc, "exited before it was ready", None)
     try:
         msg = json.loads(line)
         if msg.get("ok") is True:
             proc.ready = ReadyInfo(address=str(msg["address"]), pid=int(msg["pid"]))
+            proc.beat_fd, fd = fd, None  # the bridge answers heartbeats on it from now on
             return proc.ready
         error = dict(msg["error"])
     except (ValueError, KeyError, TypeError, AttributeError):
         raise _start_failed(proc, f"wrote an invalid ready line: {line[:200]!r}", None) from None
+    finally:
+        _close(fd)
     raise _start_failed(proc, f"{error.get('type')}: {error.get('message')}", error)
 
 
@@ -294,10 +298,16 @@ def _forked_exit_code(proc: BridgeProcess) -> int | None:
 
 
 def _close_ready_fd(proc: BridgeProcess) -> None:
-    if proc.ready_fd is not None:
+    """Close the ready socket, whichever use it is in (ready line or beat line)."""
+    _close(proc.ready_fd)
+    _close(proc.beat_fd)
+    proc.ready_fd = proc.beat_fd = None
+
+
+def _close(fd: int | None) -> None:
+    if fd is not None:
         with contextlib.suppress(OSError):
-            os.close(proc.ready_fd)
-        proc.ready_fd = None
+            os.close(fd)
 
 
 def _wait_exit(proc: BridgeProcess, timeout_s: float) -> int | None:

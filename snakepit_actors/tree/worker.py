@@ -15,8 +15,10 @@ request past its deadline gets ``RequestTimeoutError``; the Worker probes its pr
 it if the tool stopped within ``cancel_grace_s``, else recycles it. On ``ActorExitRequest`` it
 answers its callers and stops its process: SIGTERM to the group, then SIGKILL.
 
-``InitWorker`` -> pre-register in the ProcessRegistry -> spawn -> ready line (a pipe watched with
-``ThespianWatch``, never a blocking read) -> ping -> ``WorkerReady``. Requests (handled in
+``InitWorker`` -> pre-register in the ProcessRegistry -> spawn -> ready line (on a socket watched
+with ``ThespianWatch``, never a blocking read) -> ping -> ``WorkerReady``. Heartbeats go over
+that same socket (``beat_line``): the gRPC channel opens only for a call the Worker proxies
+(sessions, streams, the actor path without the DataPlane, a probe). Requests (handled in
 ``worker_data_path``) run on persistent call threads whose completion wakes the actor through a
 pipe, so it stays responsive while tools run (capacity > 1, crash detection, exit requests);
 the process's death is seen at once (pidfd).
@@ -68,7 +70,7 @@ from snakepit_actors.messages import (
 )
 from snakepit_actors.proctitle import bind_actor_process
 from snakepit_actors.telemetry import bind_context, get_logger
-from snakepit_actors.tree import log_capture, processes, worker_link
+from snakepit_actors.tree import beat_line, log_capture, processes, worker_errors
 from snakepit_actors.tree.member_env import MemberEnv
 from snakepit_actors.tree.process_swap import Swapper
 from snakepit_actors.tree.worker_data_path import CheckinsDue, QueueDeadlineDue, WorkerDataPath
@@ -110,7 +112,8 @@ class Worker(WorkerDataPath, ActorTypeDispatcher):
     def receiveMessage(self, message: Any, sender: Any) -> Any:
         super().receiveMessage(message, sender)
         starting = self._core.state is WorkerState.STARTING
-        return ThespianWatch(self._process.fds(starting) + self._swapper.ready_fds())
+        return ThespianWatch(self._process.fds(starting) + self._swapper.ready_fds()
+                             + self._link.watch_fds())
 
     # --- messages -----------------------------------------------------------------------------
 
@@ -145,8 +148,11 @@ class Worker(WorkerDataPath, ActorTypeDispatcher):
 
     def receiveMsg_WatchMessage(self, msg: WatchMessage, sender: Any) -> None:
         proc = self._process.proc
+        self._link.read_beats(msg.ready)
         if self._process.woken(msg.ready):
             self._collect_done()
+        else:
+            self._collect_heartbeat()
         if self._process.exited(msg.ready):
             self._run(self._core.process_died("process_exited"))
         elif self._core.state is WorkerState.STARTING and proc is not None \
@@ -210,12 +216,12 @@ class Worker(WorkerDataPath, ActorTypeDispatcher):
         if self._probe is not None and self._probe.done():
             probe, self._probe = self._probe, None
             self._link.resume()  # kept or recycled: what comes next may start
-            self._run(self._core.probe_answered(worker_link.calls_running(probe)))
+            self._run(self._core.probe_answered(beat_line.calls_running(probe)))
 
     def _collect_heartbeat(self) -> None:
         if self._heartbeat is not None and self._heartbeat.done():
             beat, self._heartbeat = self._heartbeat, None
-            self._run(self._core.heartbeat_answered(worker_link.beat_ok(beat)))
+            self._run(self._core.heartbeat_answered(beat_line.beat_ok(beat)))
 
     # --- effects ------------------------------------------------------------------------------
 
@@ -243,7 +249,7 @@ class Worker(WorkerDataPath, ActorTypeDispatcher):
             case fx.SendHeartbeat(timeout_s=timeout_s):
                 self._heartbeat = self._link.heartbeat(timeout_s, self._process.wake)
             case fx.Probe(timeout_s=timeout_s):
-                self._probe = self._link.heartbeat(timeout_s, self._process.wake)
+                self._probe = self._link.probe(timeout_s, self._process.wake)
             case fx.ScheduleTimer(after_s=after_s, payload=payload):
                 self.wakeupAfter(after_s, payload=payload)
             case fx.SpawnReplacement():
@@ -273,8 +279,9 @@ class Worker(WorkerDataPath, ActorTypeDispatcher):
         self._run(self._core.spawned())
 
     def _connect(self, address: str, swapped_in: bool) -> None:
+        proc = self._process.proc
         try:
-            self._link.open(address)
+            self._link.open(address, proc.beat_fd if proc is not None else None)
         except SnakepitError as exc:
             if swapped_in:
                 log.warning("worker.recycle_failed", worker_id=self._worker_id, error=str(exc))
@@ -303,7 +310,7 @@ class Worker(WorkerDataPath, ActorTypeDispatcher):
     def _report_start_failed(self, error: SnakepitError | None) -> None:
         ctx = self._context()
         if error is None:
-            error = worker_link.startup_timeout_error(
+            error = worker_errors.startup_timeout_error(
                 self._worker_id, ctx.config.startup_timeout, self._spec().log_path)
         log.warning("worker.start_failed", worker_id=self._worker_id, error=str(error))
         self.send(ctx.worker_registry, WorkerStartFailed(self._worker_id, error))
@@ -314,7 +321,7 @@ class Worker(WorkerDataPath, ActorTypeDispatcher):
         if effect.reason == "heartbeat_missed":
             log.warning("worker.unhealthy", worker_id=self._worker_id,
                         missed=self._core.missed_beats)
-        error = worker_link.crash_error(self._worker_id, self._process.proc, effect.reason)
+        error = worker_errors.crash_error(self._worker_id, self._process.proc, effect.reason)
         self._flush(force=True)  # check-ins of calls answered before go first
         for rid in effect.request_ids:
             flight = self._in_flight.pop(rid, None)

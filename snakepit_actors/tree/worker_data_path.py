@@ -32,7 +32,7 @@ from snakepit_actors.messages import (
     RunRequest,
 )
 from snakepit_actors.telemetry import get_logger
-from snakepit_actors.tree import worker_link
+from snakepit_actors.tree import worker_errors, worker_link
 from snakepit_actors.tree.worker_process import follow_pool
 
 if TYPE_CHECKING:
@@ -110,7 +110,7 @@ class WorkerDataPath:
             case fx.RefuseRequest(state=state):  # it never ran: the Pool runs it elsewhere
                 self._check_in(Checkin(  # (or answers it): one reply, from one place
                     self._worker_id, rid, False, 0.0, worker_lost=True, never_ran=True,
-                    crash=worker_link.not_ready_error(self._worker_id, state)))
+                    crash=worker_errors.not_ready_error(self._worker_id, state)))
             case fx.StartCall():
                 try:
                     self._in_flight[rid] = self._link.call(msg, self._process.wake)
@@ -171,7 +171,7 @@ class WorkerDataPath:
     def _hand_back(self, rid: str) -> None:
         del self._in_flight[rid]
         self._check_in(Checkin(self._worker_id, rid, ok=False, elapsed_ms=0.0, worker_lost=True,
-                               crash=worker_link.not_ready_error(self._worker_id, "draining"),
+                               crash=worker_errors.not_ready_error(self._worker_id, "draining"),
                                never_ran=True))
         self._run(self._core.request_handed_back(rid, time.monotonic()))
 

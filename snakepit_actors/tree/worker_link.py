@@ -26,16 +26,14 @@ from typing import Any
 from snakepit_actors.core import pool_errors as errs
 from snakepit_actors.errors import (
     PayloadTooLargeError,
-    PoolClosedError,
     PoolNotReadyError,
     QueueTimeoutError,
     RequestCancelledError,
-    WorkerCrashedError,
 )
 from snakepit_actors.json_codec import encode_args
 from snakepit_actors.messages import ExecuteFailed, ExecuteResult, RunRequest, StreamChunk
 from snakepit_actors.protocols import WireProtocol, wire_for
-from snakepit_actors.tree import processes
+from snakepit_actors.tree.beat_line import BeatLine
 from snakepit_actors.tree.call_threads import CallThreads
 from snakepit_actors.tree.streaming import StreamPump
 from snakepit_actors.worker_token import with_token
@@ -80,16 +78,20 @@ class WorkerLink:
         self.token = token
         self.protocol = protocol
         self._wire: WireProtocol | None = None
-        self._channel: Any = None
+        self._channel: Any = None  # opened by the first call (``_stub_now``)
         self._stub: Any = None
+        self._address = ""
+        self._beats: BeatLine | None = None  # heartbeats without gRPC (our protocol)
         self._capacity = capacity
         self._threads: CallThreads | None = None  # started by the first unary call
         self._cancels: set[Any] = set()  # CancelTool calls in flight (a dropped one is cancelled)
         self._broken = False  # a call found the process gone: queued calls do not start
         self._held = False  # a call passed its deadline: queued calls go back (until resume())
 
-    def open(self, address: str) -> None:
-        """Connect to ``address`` and ping it (blocks up to 10 s).
+    def open(self, address: str, beat_fd: int | None = None) -> None:
+        """Use the process at ``address`` and ping it (blocks up to 10 s): over its beat line
+        ``beat_fd`` (our protocol; the gRPC channel then opens with the first call), else
+        over a new gRPC channel.
 
         Raises:
             PoolNotReadyError: the process did not answer the ping.
@@ -99,24 +101,49 @@ class WorkerLink:
         self.close()
         self._wire = wire = wire_for(self.protocol)
         self._broken = self._held = False
-        limit = self.limit + 1024 * 1024
-        self._channel = grpc.insecure_channel(address, options=[
-            ("grpc.max_send_message_length", limit), ("grpc.max_receive_message_length", limit),
-            ("grpc.enable_http_proxy", 0)])
-        self._stub = wire.stub(with_token(self._channel, self.token))
+        self._address = address
+        if beat_fd is not None and self.protocol == "snakepit_actors":
+            self._beats = BeatLine(beat_fd)
+            if not self._beats.ping(10.0):
+                raise self._no_ping(address, "no answer on its beat line")
+            return
         try:
-            wire.ping(self._stub, 10.0)
+            wire.ping(self._stub_now(), 10.0)
         except grpc.RpcError as exc:
-            raise PoolNotReadyError(
-                f"worker {self.worker_id} announced {address} but did not answer a ping: "
-                f"{exc.code().name}", reason="worker_start_failed",
-                details={"worker_id": self.worker_id}) from None
+            raise self._no_ping(address, exc.code().name) from None
+
+    def _no_ping(self, address: str, why: str) -> PoolNotReadyError:
+        return PoolNotReadyError(
+            f"worker {self.worker_id} announced {address} but did not answer a ping: {why}",
+            reason="worker_start_failed", details={"worker_id": self.worker_id})
+
+    def _stub_now(self) -> Any:
+        """The stub of the channel to the process, opened on first use."""
+        if self._stub is None:
+            import grpc
+
+            limit = self.limit + 1024 * 1024
+            self._channel = grpc.insecure_channel(self._address, options=[
+                ("grpc.max_send_message_length", limit),
+                ("grpc.max_receive_message_length", limit), ("grpc.enable_http_proxy", 0)])
+            self._stub = self._link_wire().stub(with_token(self._channel, self.token))
+        return self._stub
+
+    def watch_fds(self) -> list[int]:
+        """What the Worker watches for beat answers (nothing on a gRPC-only link)."""
+        return [self._beats.fd] if self._beats is not None and not self._beats.gone else []
+
+    def read_beats(self, ready: list[int]) -> None:
+        """Settle the beats answered, if the beat line is among ``ready``."""
+        if self._beats is not None and self._beats.fd in ready:
+            self._beats.read()
 
     def close(self) -> None:
+        """Close the channel and forget the beat line (its process closes it)."""
         if self._channel is not None:
             with contextlib.suppress(Exception):  # a broken channel must not fail a stop
                 self._channel.close()
-        self._channel = self._stub = None
+        self._channel = self._stub = self._beats = None
 
     def stop(self) -> None:
         """Close the channel and end the call threads (queued calls are cancelled)."""
@@ -144,13 +171,13 @@ class WorkerLink:
         trace = msg.request.trace_context or None  # the caller's span (OpenTelemetry)
         if msg.request.stream:
             timeout = None if deadline is None else max(0.0, deadline - time.time())
-            call = self._stub.ExecuteStreamingTool(request, timeout=timeout, metadata=trace)
+            call = self._stub_now().ExecuteStreamingTool(request, timeout=timeout, metadata=trace)
             pump = StreamPump(call, wake, self._link_wire(), self.worker_id)
             return InFlight(msg, pump, time.perf_counter(), pump)
         import grpc
 
         flight = InFlight(msg, None, time.perf_counter())
-        method, queue_deadline = self._stub.ExecuteTool, msg.queue_deadline_unix_s
+        method, queue_deadline = self._stub_now().ExecuteTool, msg.queue_deadline_unix_s
 
         def run() -> Any:
             flight.started, now = time.perf_counter(), time.time()
@@ -178,14 +205,21 @@ class WorkerLink:
         return flight
 
     def heartbeat(self, timeout_s: float, wake: Wake) -> Any:
-        """A Heartbeat call (its answer counts the tool calls running in the process, where the
-        protocol can say)."""
-        future = self._link_wire().heartbeat(self._stub, timeout_s)
+        """A beat on the beat line (its answer wakes the Worker through ``watch_fds``), else
+        a Heartbeat call. Either's answer counts the tool calls running in the process, where
+        the protocol can say."""
+        if self._beats is not None:
+            return self._beats.send()
+        return self.probe(timeout_s, wake)
+
+    def probe(self, timeout_s: float, wake: Wake) -> Any:
+        """A Heartbeat call (gRPC: it ends within ``timeout_s``, answered or not)."""
+        future = self._link_wire().heartbeat(self._stub_now(), timeout_s)
         future.add_done_callback(wake)
         return future
 
     def cleanup_session(self, session_id: str) -> Any:
-        return self._link_wire().cleanup_session(self._stub, session_id)
+        return self._link_wire().cleanup_session(self._stub_now(), session_id)
 
     def _link_wire(self) -> WireProtocol:
         assert self._wire is not None, "open() has not run"
@@ -322,66 +356,3 @@ def next_chunk(flight: InFlight) -> StreamChunk | None:
         return None
     flight.seq += 1
     return StreamChunk(flight.request.request.request_id, flight.seq - 1, tuple(values))
-
-
-def beat_ok(future: Any) -> bool:
-    """Whether a finished Heartbeat call answered (any failure counts as a missed beat)."""
-    try:
-        future.result()
-    except Exception:
-        return False
-    return True
-
-
-def calls_running(future: Any) -> int | None:
-    """The tool calls a finished probe counted in the process (None: no answer, or a protocol
-    whose liveness call cannot count them: Snakepit's Ping)."""
-    try:
-        running = getattr(future.result(), "in_flight", None)
-    except Exception:
-        return None
-    return None if running is None else int(running)
-
-
-def not_ready_error(worker_id: str, state: str) -> WorkerCrashedError:
-    """For a request that reached a worker not serving (it never ran)."""
-    return WorkerCrashedError(f"worker {worker_id} is {state}", reason="worker_not_ready",
-                              details={"worker_id": worker_id})
-
-
-def stopped_error(worker_id: str) -> PoolClosedError:
-    """For the requests running while the tree stops."""
-    return PoolClosedError(f"worker {worker_id} was stopped while running the request",
-                           reason="stopped_in_flight", details={"worker_id": worker_id})
-
-
-def startup_timeout_error(worker_id: str, startup_timeout_s: float,
-                          log_path: str) -> PoolNotReadyError:
-    return PoolNotReadyError(
-        f"worker {worker_id} was not ready within startup_timeout={startup_timeout_s}s "
-        f"(see {log_path})", reason="startup_timeout", details={"worker_id": worker_id})
-
-
-def crash_error(worker_id: str, proc: processes.BridgeProcess | None,
-                detail: str) -> WorkerCrashedError:
-    """The error its requests fail with when ``proc`` died (its exit code, waited for up to
-    0.5 s; the process is not reaped: ``stop_bridge`` kills its group while the pid cannot
-    have been reused)."""
-    code = _exit_code(proc, wait_s=0.5)
-    how = ("still running" if code is None
-           else f"killed by signal {-code}" if code < 0 else f"exit code {code}")
-    return WorkerCrashedError(
-        f"worker {worker_id} (pid {proc.pid if proc else '?'}) died ({how}) while running the "
-        f"request: {detail}",
-        details={"worker_id": worker_id, "exit_code": code,
-                 "signal": -code if code is not None and code < 0 else None})
-
-
-def _exit_code(proc: processes.BridgeProcess | None, wait_s: float) -> int | None:
-    deadline = time.monotonic() + wait_s
-    while proc is not None:
-        code = processes.process_exit_code(proc)
-        if code is not None or time.monotonic() >= deadline:
-            return code
-        time.sleep(0.005)
-    return None

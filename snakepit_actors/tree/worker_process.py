@@ -88,7 +88,7 @@ class ProcessHandle:
         """What a request still running when the Worker is stopped fails with:
         ``PoolClosedError`` while the tree stops, ``WorkerCrashedError`` if its Starter died
         first (killed with the WorkerSupervisor, which is restarted: retry)."""
-        from snakepit_actors.tree.worker_link import stopped_error
+        from snakepit_actors.tree.worker_errors import stopped_error
 
         if _lineage() == self._lineage:
             return stopped_error(worker_id)
