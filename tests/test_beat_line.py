@@ -75,6 +75,27 @@ def test_a_stopped_process_answers_no_beat_and_a_dead_one_closes_the_line(
     assert beat.done() and line.gone and not beat_ok(beat)
 
 
+def test_beats_are_answered_while_a_sigtermed_process_lets_its_calls_finish(
+        bridge: processes.BridgeProcess) -> None:
+    """After SIGTERM the gRPC server gives its calls a 2 s grace: the process still lives
+    then, so its beats are answered (its host learns of its end from its exit, not from
+    beats it would otherwise miss, and gives it up as "still running"); then it exits."""
+    assert bridge.beat_fd is not None and bridge.ready is not None
+    line = BeatLine(bridge.beat_fd)
+    with grpc.insecure_channel(bridge.ready.address) as channel:
+        stub = bridge_pb2_grpc.BridgeServiceStub(channel)
+        running = stub.ExecuteTool.future(bridge_pb2.ExecuteToolRequest(
+            request_id="r1", tool="sleep", args_json=b'{"seconds": 5.0}'), timeout=10)
+        wait_for(lambda: calls_running(_answered(line, line.send())) == 1, 5.0)
+        os.kill(bridge.pid, signal.SIGTERM)
+        time.sleep(0.5)  # well inside the grace
+        assert psutil.Process(bridge.pid).status() != psutil.STATUS_ZOMBIE
+        assert calls_running(_answered(line, line.send())) == 1
+        with pytest.raises(grpc.RpcError):
+            running.result()  # cancelled at the end of the grace
+    wait_for(lambda: processes.process_exit_code(bridge) is not None, 10.0)
+
+
 def test_a_worker_actor_opens_no_grpc_channel_until_it_proxies_a_call() -> None:
     """Calls that do not go through the Worker actors (the DataPlane's here; the direct
     path's alike) and heartbeats leave each Worker actor with one thread (grpc starts six

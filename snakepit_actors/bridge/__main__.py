@@ -62,6 +62,9 @@ from typing import Any  # noqa: E402
 
 from . import beat_line  # noqa: E402
 
+#: How long in-flight calls may finish after SIGTERM before they are cancelled.
+STOP_GRACE_S = 2.0
+
 
 def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m snakepit_actors.bridge",
@@ -228,7 +231,12 @@ def serve(args: argparse.Namespace, socket_paths: list[str],
         if not beat_line.answer(args.ready_fd, server.servicer.in_flight):
             watched.remove(args.ready_fd)
     _log("bridge.stopping", worker_id=args.worker_id)
-    server.stop(grace_s=2.0)
+    stopped = server.begin_stop(grace_s=STOP_GRACE_S)
+    if args.ready_fd in watched:  # still alive while calls finish: beats are answered
+        beat_line.answer_until(args.ready_fd, server.servicer.in_flight, stopped,
+                               STOP_GRACE_S + 1.0)
+    stopped.wait()
+    server.finish_stop()
     close = getattr(adapter, "close", None)
     if callable(close):
         try:

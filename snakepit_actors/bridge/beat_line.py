@@ -8,14 +8,19 @@ bridge keeps it and its main thread, which otherwise only waits for SIGTERM, ans
 ``h`` with one line: the number of tool calls running. The host then needs no gRPC channel of
 its own to know the process lives and its interpreter runs (a channel costs a forked Worker
 actor about 7 MB and six threads); it opens one only for the calls it proxies. A pipe (an older
-host) gets the ready line and is closed, as before.
+host) gets the ready line and is closed, as before. After SIGTERM, beats are still answered
+while the gRPC server lets its calls finish (``answer_until``): the process lives until
+it exits, and its host sees the exit.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import select
 import stat
+import threading
+import time
 from collections.abc import Callable
 
 #: What the host writes for one beat (one answer line each).
@@ -53,3 +58,15 @@ def answer(fd: int, running: Callable[[], int]) -> bool:
         except OSError:
             return True  # the host is gone or slow: its next read or close says which
     return True
+
+
+def answer_until(fd: int, running: Callable[[], int], done: threading.Event,
+                 limit_s: float) -> None:
+    """Answer beats on ``fd`` until ``done`` is set, the line is gone or ``limit_s`` passed:
+    a process finishing its calls after SIGTERM still lives, and its host hears of its end
+    from its exit, not from beats it stopped answering."""
+    deadline = time.monotonic() + limit_s
+    while not done.is_set() and (left := deadline - time.monotonic()) > 0:
+        readable, _, _ = select.select([fd], [], [], min(0.05, left))
+        if readable and not answer(fd, running):
+            return

@@ -196,8 +196,18 @@ class BridgeServer:
 
         Blocks until the server stopped. Removes the unix socket file.
         """
+        self.begin_stop(grace_s).wait()
+        self.finish_stop()
+
+    def begin_stop(self, grace_s: float | None = 2.0) -> threading.Event:
+        """``stop`` without the wait: the event is set once the server stopped (then call
+        ``finish_stop``)."""
         self.stopping.set()
-        self._server.stop(grace_s).wait()
+        stopped: threading.Event = self._server.stop(grace_s)
+        return stopped
+
+    def finish_stop(self) -> None:
+        """What follows a stopped server: the servicer closes, the unix socket file goes."""
         self.servicer.close()
         self.remove_socket()
 
