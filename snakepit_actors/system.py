@@ -35,12 +35,15 @@ _patched_bind: list[str] = []
 
 
 def prepare_thespian(bind_address: str, allow_remote: bool = False) -> None:
-    """Make Thespian listen on ``bind_address`` only, and read connections only from this
-    process's user or root (``peer_access``; peers off loopback only with ``allow_remote``).
-    Idempotent; call before ``ActorSystem()``."""
+    """Make Thespian listen on ``bind_address`` only, read connections only from this
+    process's user or root (``peer_access``; peers off loopback only with ``allow_remote``)
+    and wait with one ``poll()`` per pass (``thespian_select``). Idempotent; call before
+    ``ActorSystem()``."""
+    from snakepit_actors import thespian_select
     from snakepit_actors.peer_access import install_peer_check
 
     install_peer_check(allow_remote=allow_remote)
+    thespian_select.install()
     os.environ["THESPIAN_BASE_IPADDR"] = bind_address
     os.environ["GRPC_ENABLE_FORK_SUPPORT"] = "1"
     if _patched_bind:
