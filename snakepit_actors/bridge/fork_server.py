@@ -88,6 +88,12 @@ def import_template(adapter: str, preload: list[str]) -> str:
     again and reports the error on its ready line, as a spawned one does.
     """
     importlib.import_module("snakepit_actors.bridge.listener")  # grpc and the server code
+    from snakepit_actors.bridge import tracing
+
+    tracing.preload()  # the trace interceptor's imports (when opentelemetry is installed)
+    for lazy in ("grpc._server", "grpc._interceptor"):  # what grpc.server() imports on first use
+        with contextlib.suppress(ImportError):
+            importlib.import_module(lazy)
     problem = _threads_problem("grpc and snakepit_actors.bridge")
     modules = [adapter.partition(":")[0], *preload]
     for module in modules:

@@ -28,6 +28,17 @@ def tracing_available() -> bool:
     return importlib.util.find_spec("opentelemetry") is not None
 
 
+def preload() -> bool:
+    """Import what ``TraceContext`` needs, if ``opentelemetry`` is installed (a fork server's
+    template does, so its workers share it instead of importing it after the fork: about
+    25 ms of CPU each). Starts no thread. Returns whether it is installed."""
+    if not tracing_available():
+        return False
+    from opentelemetry import context, propagate, trace  # noqa: F401
+
+    return True
+
+
 class TraceContext(grpc.ServerInterceptor):
     """Runs every ``ExecuteTool`` / ``ExecuteStreamingTool`` call that carries a
     ``traceparent`` inside a SERVER span whose parent is the caller's span."""
