@@ -66,7 +66,12 @@ class Starter(OneChildSupervisor):
             children=(ChildSpec(msg.worker_id, WORKER_ACTOR, restart="permanent"),),
             backoff_initial_s=cfg.restart_backoff_s,
             backoff_max_s=max(cfg.restart_backoff_s, min(5.0, cfg.max_seconds)),
-            name=f"starter:{msg.worker_id}"), sender)
+            name=f"starter:{msg.worker_id}"), self.myAddress)
+
+    def receiveMsg_SupervisorStarted(self, msg: Any, sender: Any) -> None:
+        """Our own start's acknowledgement, sent to ourselves (locally, no socket): the
+        WorkerSupervisor, which forks hundreds of Starters at once, needs no such message
+        from each of them."""
 
     def child_init_message(self, spec: ChildSpec, restarts: int) -> Any:
         assert self._ctx is not None

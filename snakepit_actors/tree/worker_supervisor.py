@@ -156,9 +156,6 @@ class WorkerSupervisor(Supervisor):
         for wid in batch:
             self.receiveMsg_StartChild(StartChild(self._spec(wid)), self.myAddress)
 
-    def receiveMsg_SupervisorStarted(self, msg: Any, sender: Any) -> None:
-        """Acknowledgements of our Starters' own starts: nothing to do."""
-
     # --- the fork server (start_method="forkserver") ------------------------------------------
 
     def receiveMsg_WakeupMessage(self, msg: Any, sender: Any) -> None:
