@@ -266,8 +266,8 @@ def test_a_worker_supervisor_that_gives_up_is_not_restarted_and_the_pool_reports
     try:
         supervisor = psutil.Process(tree_pids(pool)["worker_supervisor"])
         for _ in range(2):  # the second Starter death exceeds 1 restart in 30 s: it escalates
-            # Each kill waits for a Starter that runs its worker: Thespian loses the exit of an
-            # actor killed before it connected to its parent (docs/supervision.md, "Known gap").
+            # Each kill waits for a Starter that runs its worker (one killed before it even
+            # connected to its parent: the next test).
             assert wait_for(lambda: pool.stats().workers == 1, 20.0)
             [starter] = starters_of(supervisor)
             starter.kill()
@@ -284,6 +284,36 @@ def test_a_worker_supervisor_that_gives_up_is_not_restarted_and_the_pool_reports
     finally:
         close(pool)
     assert not wait_gone(processes, timeout_s=5.0)
+
+
+def test_a_starter_killed_before_it_connected_still_counts_toward_giving_up() -> None:
+    """The replacement Starter is killed the moment its process exists, before it connected
+    to the WorkerSupervisor. Thespian dropped such an exit: the pool then stayed "ready" with
+    no worker at all (4 times in 4). Now it counts, and the pool degrades as configured."""
+    pool = start("tree-unborn", "actor", pool_size=1, max_restarts=1, max_seconds=30.0)
+    try:
+        supervisor = psutil.Process(tree_pids(pool)["worker_supervisor"])
+        assert wait_for(lambda: pool.stats().workers == 1, 20.0)
+        [first] = starters_of(supervisor)
+        first.kill()
+        deadline, replacement = time.monotonic() + 10.0, []
+        while not replacement and time.monotonic() < deadline:
+            replacement = [c for c in starters_of(supervisor) if c.pid != first.pid]
+            time.sleep(0.002)
+        assert replacement, "no replacement Starter was forked"
+        replacement[0].kill()
+        assert wait_for(lambda: pool.stats().state == "degraded", 10.0), pool.stats()
+        assert wait_for(lambda: not running(supervisor), 5.0)
+    finally:
+        close(pool)
+
+
+def running(proc: psutil.Process) -> bool:
+    """Alive and not a zombie (one that exited waits for its parent to reap it)."""
+    try:
+        return proc.status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
 
 
 def test_a_pool_actor_that_dies_too_often_fails_the_pool_fast() -> None:

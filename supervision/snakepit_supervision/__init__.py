@@ -8,6 +8,7 @@ Generic and reusable: it knows nothing of pools and never imports ``snakepit_act
     SupervisorCore (supervisor_core.py)  a Supervisor's children, restart batches, effects
     RestartPlanner & co (intensity.py)   the pure decisions, driven with an explicit clock
     SupervisedActor, die_with_parent (lifetime.py)   children die with their parent
+    unborn.py                    the exit of a child killed before it connected, reported
 
 See ``docs/supervision.md`` for the concepts, the message table and the hooks.
 """

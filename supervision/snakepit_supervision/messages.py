@@ -216,6 +216,8 @@ class ChildExited:
     """Fact: an incarnation of ``child_id`` exited.
 
     Attributes:
+        address: the incarnation's address; None if it died before it connected to its
+            supervisor (Thespian cannot send an address it never learnt, ``unborn.py``).
         normal: it announced ``StoppingNormally`` or its supervisor stopped it.
         reason: the ``StoppingNormally`` reason, ``"shutdown"`` when the supervisor stopped it,
             or ``"crashed"`` (killed, or exited without announcing it).
@@ -223,7 +225,7 @@ class ChildExited:
 
     supervisor: str
     child_id: str
-    address: ActorAddress
+    address: ActorAddress | None
     normal: bool
     reason: str
 

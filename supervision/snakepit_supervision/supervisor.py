@@ -76,8 +76,12 @@ from .supervisor_core import (
     SupervisorCore,
     WakeAfter,
 )
+from .unborn import connected
+from .unborn import install as _report_unborn_exits
 
 log = logging.getLogger("snakepit_supervision")
+
+_report_unborn_exits()  # Thespian loses the exit of a child killed before it connected
 
 
 class Supervisor(SupervisedActor):
@@ -308,7 +312,8 @@ class Supervisor(SupervisedActor):
             self._hook(self.on_child_started, record.child_id, record.address, record.restarts)
 
     def _announce_exit(self, gone: IncarnationGone) -> None:
-        fact = ChildExited(self._name, gone.child_id, gone.address, gone.normal, gone.reason)
+        address = gone.address if connected(gone.address) else None
+        fact = ChildExited(self._name, gone.child_id, address, gone.normal, gone.reason)
         self._tell_notify(fact)
         for watcher in self._exit_watchers:
             self.send(watcher, fact)

@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import os
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -122,6 +123,17 @@ class Child(SupervisedActor):
 
     def receiveMsg_WhereAmI(self, msg: WhereAmI, sender: ActorAddress) -> None:
         self.send(sender, HereIAm(os.getpid(), os.getsid(0)))
+
+
+class SlowBornChild(Child):
+    """A ``Child`` that takes 1.5 s to construct, so it connects to its parent only then: a
+    window in which it can be killed before its parent knows its real address."""
+
+    BIRTH_S = 1.5
+
+    def __init__(self) -> None:
+        time.sleep(self.BIRTH_S)
+        super().__init__()
 
 
 class Collector(ActorTypeDispatcher):  # type: ignore[misc]

@@ -12,7 +12,7 @@ import time
 
 import psutil
 import pytest
-from conftest import Harness, alive, wait_dead
+from conftest import Harness, alive, session_processes, wait_dead
 from supervision_test_actors import (
     ChildGone,
     CountingSupervisor,
@@ -259,3 +259,30 @@ def test_a_stopped_supervisor_stops_its_children_restarts_nothing_and_tells_only
         ("a", "shutdown"),
         ("b", "shutdown"),
     }  # sent to the exit watcher only: notify (the same collector here) hears nothing more
+
+
+def test_a_child_killed_before_it_connected_is_reported_and_restarted(harness: Harness) -> None:
+    """Thespian drops the exit of a child that dies before it connected to its parent (it
+    knows only a local address for it): without ``snakepit_supervision.unborn`` no
+    ``ChildExited`` came and the child was never restarted."""
+    supervisor = harness.asys.createActor(Supervisor)
+    known = set(session_processes(harness.sid))
+    reply = harness.ask(supervisor, InitSupervisor(
+        children=(harness.child("slow", actor="supervision_test_actors:SlowBornChild"),),
+        strategy="one_for_one", max_restarts=5, max_seconds=30.0, notify=harness.collector,
+        backoff_initial_s=0.0))
+    assert reply is not None and type(reply).__name__ == "SupervisorStarted", reply
+    deadline = time.monotonic() + 5.0
+    unborn: list[int] = []
+    while not unborn and time.monotonic() < deadline:  # the child forked, still constructing
+        unborn = [pid for pid in session_processes(harness.sid) if pid not in known]
+        time.sleep(0.005)
+    assert len(unborn) == 1, unborn
+    kill(unborn[0])  # well inside its 1.5 s construction
+    harness.wait_for(lambda _: harness.of(ChildExited, child_id="slow"), timeout_s=10.0)
+    harness.wait_for(lambda _: harness.pids("slow"), timeout_s=10.0)
+    [exited] = harness.of(ChildExited, child_id="slow")
+    assert (exited.address, exited.normal, exited.reason) == (None, False, "crashed")
+    # its ChildStarted named an address Thespian never learnt: it comes back as poison
+    assert [s.restarts for s in harness.of(ChildStarted, child_id="slow")] == [1]
+    assert harness.pids("slow") != [unborn[0]]
