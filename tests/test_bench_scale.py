@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from snakepit_actors.ops.bench_scale import role_of, run
+from snakepit_actors.ops.bench_scale import measure_pool_apart, role_of, run
 from snakepit_actors.ops.bench_scale_table import (
     PoolRun,
     RawRun,
@@ -95,7 +95,11 @@ def test_the_cli_reads_bench_scale_and_its_sizes() -> None:
 
 @pytest.mark.slow
 def test_a_small_scale_run_measures_the_pool_and_the_bare_servers_and_leaves_nothing() -> None:
-    out = run(ScaleOptions(ns=(4,), start_methods=("spawn",), seconds=1.0))
+    said: list[str] = []
+    out = run(ScaleOptions(ns=(4,), start_methods=("spawn",), seconds=1.0,
+                           progress=said.append))
+    assert any(line.startswith("scale: 4 workers, spawn: up in") for line in said)  # the
+    # pool is measured in a fresh process of its own, which reports its progress here
     (pool,) = out.pools
     assert pool.n == 4 and pool.processes >= 3 * 4
     assert pool.uss_mb["worker bridge"][0] == 4 and pool.uss_mb["Worker actor"][0] == 4
@@ -103,3 +107,8 @@ def test_a_small_scale_run_measures_the_pool_and_the_bare_servers_and_leaves_not
     assert pool.tool_n > 0 and pool.tool_2n > 0 and pool.pinned > 0
     assert {(r.how, r.answered) for r in out.raws} == {("spawn", 4), ("fork", 4)}
     assert "control-plane USS per worker" in render(out)
+
+
+def test_a_pool_measured_apart_that_fails_says_so() -> None:
+    with pytest.raises(RuntimeError, match=r"(?s)exit code 1.*no-such-method"):
+        measure_pool_apart(2, "no-such-method", ScaleOptions(seconds=0.1))

@@ -163,6 +163,36 @@ def measure_pool(n: int, method: str, o: ScaleOptions) -> PoolRun:
                    pinned.per_s, close_s)
 
 
+def measure_pool_apart(n: int, method: str, o: ScaleOptions) -> PoolRun:
+    """``measure_pool`` in a fresh Python process, as a program starting its pool would be.
+
+    This process has used gRPC by then (the bare servers' calls, an earlier pool's direct
+    path); every actor process forks from the launching one and inherits that state, which
+    slows each fork (measured: 256 workers started in 7.5 s from a fresh process, 8.9 s after
+    one gRPC call, 11.8 s inside the bench)."""
+    import dataclasses
+    import json
+
+    cmd = [sys.executable, "-m", "snakepit_actors.ops.bench_scale", str(n), method,
+           str(o.seconds)]
+    with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                          text=True) as child:
+        assert child.stdout is not None and child.stderr is not None
+        other: list[str] = []
+        for line in child.stderr:
+            if line.startswith("scale: "):
+                o.say(line.rstrip("\n"))
+            else:
+                other = [*other[-20:], line]
+        out, code = child.stdout.read(), child.wait()
+    if code != 0 or not out.strip():
+        raise RuntimeError(f"measuring {n} workers ({method}) failed: exit code {code}\n"
+                           + "".join(other))
+    fields = json.loads(out)
+    fields["uss_mb"] = {role: tuple(v) for role, v in fields["uss_mb"].items()}
+    return PoolRun(**{f.name: fields[f.name] for f in dataclasses.fields(PoolRun)})
+
+
 @contextlib.contextmanager
 def bare_servers(n: int, fork: bool, timeout_s: float) -> Iterator[tuple[float, list[int],
                                                                          list[int]]]:
@@ -296,7 +326,24 @@ def run(o: ScaleOptions) -> ScaleResults:
             results.raws.append(measure_bare(n, fork=False, o=o))
             results.raws.append(measure_bare(n, fork=True, o=o))
         for method in methods:
-            results.pools.append(measure_pool(n, method, o))
+            results.pools.append(measure_pool_apart(n, method, o))
     results.notes.append(f"machine: {os.cpu_count()} cores, load average "
                          f"{', '.join(f'{x:.1f}' for x in os.getloadavg())} at the end")
     return results
+
+
+def _measure_pool_here(argv: Sequence[str]) -> int:
+    """``python -m snakepit_actors.ops.bench_scale N METHOD SECONDS``: one ``measure_pool``,
+    its ``PoolRun`` as JSON on stdout, progress on stderr."""
+    import dataclasses
+    import json
+
+    n, method, seconds = int(argv[0]), argv[1], float(argv[2])
+    o = ScaleOptions(ns=(n,), start_methods=(method,), seconds=seconds,
+                     progress=lambda text: print(text, file=sys.stderr, flush=True))
+    print(json.dumps(dataclasses.asdict(measure_pool(n, method, o))))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(_measure_pool_here(sys.argv[1:]))
