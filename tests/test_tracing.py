@@ -94,3 +94,22 @@ def test_an_async_stream_carries_the_context_of_the_callers_own_span(
     assert server["parent_id"] == parent_id
     steps = [s for s in spans if s["name"] == "tool.step"]
     assert len(steps) == 2 and all(s["parent_id"] == server["span_id"] for s in steps)
+
+
+def test_a_worker_imports_opentelemetry_only_for_its_first_traced_call() -> None:
+    """A spawned worker that serves untraced calls never pays for the import (about 25 ms
+    of CPU); the first call carrying a ``traceparent`` loads it."""
+    import subprocess
+    import sys
+
+    probe = (
+        "import sys\n"
+        "from snakepit_actors.bridge.tracing import TraceContext\n"
+        "ctx = TraceContext()\n"
+        "print(any(m.startswith('opentelemetry') for m in sys.modules))\n"
+        "ctx._load()\n"
+        "print(any(m.startswith('opentelemetry') for m in sys.modules), ctx._tracer is not None)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                         timeout=60, check=True).stdout.split("\n")
+    assert out[:2] == ["False", "True True"]
