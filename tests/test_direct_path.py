@@ -21,6 +21,7 @@ from snakepit_actors import (
     PoolConfig,
     RequestTimeoutError,
     ToolError,
+    WorkerCrashedError,
 )
 
 pytestmark = pytest.mark.timeout(120)
@@ -147,3 +148,38 @@ def test_closing_fails_waiting_callers_and_lets_running_ones_finish() -> None:
             waiting.result(10)
     with pytest.raises(PoolClosedError):
         pool.execute("echo", {})
+
+
+def test_a_call_stuck_on_a_lost_process_is_ended_by_closing_its_channel(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A revoked lease with a call running on it (``process_lost``) closes that process's
+    channel after a grace: a call that would otherwise wait forever on it (a stopped process,
+    no deadline; seen under load after SIGSTOP and a kill) ends with a typed error."""
+    import os
+    import signal
+
+    from snakepit_actors.client import direct
+
+    monkeypatch.setattr(direct, "LOST_CALL_GRACE_S", 0.2)
+    cfg = PoolConfig(name="lost-channel", pool_size=1, heartbeat_interval=60.0)
+    with Pool.start(cfg) as pool:
+        [worker] = pool.workers()
+        outcome: list[object] = []
+
+        def call() -> None:
+            try:
+                outcome.append(pool.execute("sleep", {"seconds": 30.0}))
+            except WorkerCrashedError as exc:
+                outcome.append(exc)
+
+        caller = threading.Thread(target=call)
+        caller.start()
+        wait_for(lambda: pool.stats().busy == 1)
+        os.kill(worker.pid, signal.SIGSTOP)  # nothing ends this call now
+        try:
+            assert pool._direct is not None
+            pool._direct.process_lost(worker.endpoint, worker.pid)
+            caller.join(15.0)
+        finally:
+            os.kill(worker.pid, signal.SIGCONT)
+        assert len(outcome) == 1 and isinstance(outcome[0], WorkerCrashedError), outcome

@@ -154,6 +154,9 @@ class LeaseClient:
         self._reported_at = clock()
         self.closed = False
         self._close_error: SnakepitError | None = None  # the actor system died
+        #: Called (gateway thread) with (endpoint, pid) when a lease with a call running on it
+        #: is revoked: that process is gone or being killed (``DirectPath.process_lost``).
+        self.on_lost_in_use: Callable[[str, int], None] | None = None
 
     @property
     def busy(self) -> int:
@@ -314,6 +317,7 @@ class LeaseClient:
         handoffs: list[Handoff[Waiter]] = []
         refusals: list[Refusal[Waiter]] = []
         gone: Future[SnakepitError] | None = None
+        revoked: Lease | None = None
         with self._lock:
             if isinstance(message, LeaseGranted):
                 handoffs = self._broker.granted(message.request_id, message.worker_id,
@@ -321,7 +325,7 @@ class LeaseClient:
             elif isinstance(message, LeaseRefused):
                 refusals = self._broker.refused(message.request_id, message.error)
             elif isinstance(message, LeaseRevoked):
-                self._broker.revoked(message.request_id, message.error)
+                revoked = self._broker.revoked(message.request_id, message.error)
                 gone = self._gone.pop(message.request_id, None)
             elif isinstance(message, LeaseRecalled):
                 self._broker.recalled(message.request_id)
@@ -332,6 +336,10 @@ class LeaseClient:
         if gone is not None and isinstance(message, LeaseRevoked):
             with contextlib.suppress(InvalidStateError):
                 gone.set_result(message.error)
+        lost = self.on_lost_in_use
+        if isinstance(message, LeaseRevoked) and revoked is not None and revoked.in_use \
+                and lost is not None:
+            lost(revoked.endpoint, revoked.pid)
         return True
 
     def pool_replaced(self, pool: Any, error: SnakepitError) -> None:
