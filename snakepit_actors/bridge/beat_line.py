@@ -64,9 +64,23 @@ def answer_until(fd: int, running: Callable[[], int], done: threading.Event,
                  limit_s: float) -> None:
     """Answer beats on ``fd`` until ``done`` is set, the line is gone or ``limit_s`` passed:
     a process finishing its calls after SIGTERM still lives, and its host hears of its end
-    from its exit, not from beats it stopped answering."""
+    from its exit, not from beats it stopped answering. Returns as soon as ``done`` is set
+    (a helper thread writes to a pipe then): a stop with no call running delays no exit."""
+    woken_r, woken_w = os.pipe()
+
+    def wake() -> None:
+        done.wait(limit_s)
+        with contextlib.suppress(OSError):
+            os.write(woken_w, b"x")
+
+    threading.Thread(target=wake, name="bridge-stopped", daemon=True).start()
     deadline = time.monotonic() + limit_s
-    while not done.is_set() and (left := deadline - time.monotonic()) > 0:
-        readable, _, _ = select.select([fd], [], [], min(0.05, left))
-        if readable and not answer(fd, running):
-            return
+    try:
+        while not done.is_set() and (left := deadline - time.monotonic()) > 0:
+            readable, _, _ = select.select([fd, woken_r], [], [], left)
+            if fd in readable and not answer(fd, running):
+                return
+    finally:
+        for end in (woken_r, woken_w):
+            with contextlib.suppress(OSError):
+                os.close(end)

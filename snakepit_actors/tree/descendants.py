@@ -70,6 +70,19 @@ def children_of(pid: int) -> list[psutil.Process]:
     """The children of ``pid`` (identity-pinned handles); [] if it is gone. Reads
     ``/proc/PID/task/*/children`` (a few files, whatever the number of processes on the host);
     psutil's scan of every process where that is missing."""
+    pids = _child_pids(pid)
+    if pids is None:
+        return _scan_children(pid)  # a kernel without the file
+    found: list[psutil.Process] = []
+    for child in sorted(pids):
+        with contextlib.suppress(psutil.Error):
+            found.append(psutil.Process(child))
+    return found
+
+
+def _child_pids(pid: int) -> set[int] | None:
+    """The pids of ``pid``'s children from ``/proc/PID/task/*/children`` (empty if it is
+    gone); None on a kernel without those files."""
     try:
         tids = os.listdir(f"/proc/{pid}/task")
     except OSError:
@@ -82,14 +95,10 @@ def children_of(pid: int) -> list[psutil.Process]:
         except FileNotFoundError:
             if not os.path.exists(f"/proc/{pid}/task/{tid}"):
                 continue  # the thread ended
-            return _scan_children(pid)  # a kernel without the file
+            return None
         except (OSError, ValueError):
             continue
-    found: list[psutil.Process] = []
-    for child in sorted(pids):
-        with contextlib.suppress(psutil.Error):
-            found.append(psutil.Process(child))
-    return found
+    return pids
 
 
 def descendants_of(pid: int) -> list[psutil.Process]:
@@ -112,16 +121,40 @@ def _scan_children(pid: int) -> list[psutil.Process]:
 def adopted_by_me(lineage: str, exclude: int, adopter: int = 0) -> list[psutil.Process]:
     """This process's children (other than ``exclude``, the bridge itself) whose environment
     carries ``lineage``: orphans of that bridge's tree that reparented to us (or to
-    ``adopter``: the fork server, the subreaper of a forked bridge's tree)."""
+    ``adopter``: the fork server, the subreaper of a forked bridge's tree).
+
+    A fork server's children are every other worker of the pool: each is first checked by a
+    plain read of its ``/proc/PID/environ`` (about 10 µs), and only one that names
+    ``lineage`` gets a psutil handle (which costs about 70 µs: at 256 workers every stop
+    took 17 ms of CPU, 4.5 s for a pool's close)."""
     if not lineage:
         return []
+    parent = adopter or os.getpid()
+    pids = _child_pids(parent)
+    if pids is None:
+        return [child for child in _scan_children(parent)
+                if child.pid != exclude and _carries(child, lineage)]
+    marker = f"{LINEAGE_VAR}={lineage}".encode()
     found: list[psutil.Process] = []
-    with contextlib.suppress(psutil.Error):
-        for child in children_of(adopter or os.getpid()):
-            with contextlib.suppress(psutil.Error):
-                if child.pid != exclude and child.environ().get(LINEAGE_VAR) == lineage:
-                    found.append(child)
+    for pid in sorted(pids - {exclude}):
+        try:
+            with open(f"/proc/{pid}/environ", "rb") as f:
+                if marker not in f.read():
+                    continue
+        except OSError:
+            continue
+        with contextlib.suppress(psutil.Error):
+            child = psutil.Process(pid)
+            if _carries(child, lineage):  # pinned now: the pid cannot have been reused since
+                found.append(child)
     return found
+
+
+def _carries(child: psutil.Process, lineage: str) -> bool:
+    try:
+        return bool(child.environ().get(LINEAGE_VAR) == lineage)
+    except psutil.Error:
+        return False
 
 
 def kill_leftovers(snapshot: Iterable[psutil.Process], lineage: str, bridge_pid: int,
