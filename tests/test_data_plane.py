@@ -210,3 +210,37 @@ def test_a_call_whose_channel_closed_under_it_means_a_lost_worker_not_a_cancel()
         release.set()
         calls.stop()
         server.stop(0).wait()
+
+
+def test_a_call_waiting_on_a_stopped_process_whose_lease_was_revoked_ends(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The Worker actor of a stopped (SIGSTOP) worker process is killed: the Pool revokes
+    the DataPlane's lease, but the DataPlane's call still waits on the stopped process (it
+    would forever). The revocation closes that channel after a grace, so the call ends with
+    the revocation's typed error."""
+    from snakepit_actors.tree import data_plane_calls
+
+    from .conftest import worker_actor_pid
+
+    monkeypatch.setattr(data_plane_calls, "LOST_CALL_GRACE_S", 0.2)  # forked into the tree
+    cfg = PoolConfig(name="dp-lost", pool_size=1, data_path="actor", heartbeat_interval=60.0)
+    with Pool.start(cfg) as pool:
+        [worker] = pool.workers()
+        outcome: list[object] = []
+
+        def call() -> None:
+            try:
+                outcome.append(pool.execute("sleep", {"seconds": 30.0}))
+            except WorkerCrashedError as exc:
+                outcome.append(exc)
+
+        caller = threading.Thread(target=call)
+        caller.start()
+        wait_for(lambda: pool.stats().busy == 1)
+        os.kill(worker.pid, signal.SIGSTOP)
+        try:
+            os.kill(worker_actor_pid(worker.pid), signal.SIGKILL)
+            caller.join(15.0)
+        finally:
+            os.kill(worker.pid, signal.SIGCONT)  # it then sees its Worker actor gone, and exits
+        assert len(outcome) == 1 and isinstance(outcome[0], WorkerCrashedError), outcome

@@ -46,7 +46,12 @@ from snakepit_actors.errors import (
     WorkerCrashedError,
 )
 from snakepit_actors.messages import Execute
-from snakepit_actors.protocols import WireProtocol, lease_channel_options, wire_for
+from snakepit_actors.protocols import (
+    LOST_CALL_GRACE_S,
+    WireProtocol,
+    lease_channel_options,
+    wire_for,
+)
 from snakepit_actors.telemetry import get_logger, wants
 from snakepit_actors.worker_token import token_metadata
 
@@ -55,9 +60,6 @@ log = get_logger("client")
 #: How long a caller whose call failed on a vanished worker waits for the Pool's revocation
 #: (which carries the exit code); after that it fails without one.
 REVOCATION_WAIT_S = 3.0
-#: After a lease with a call running on it was revoked, how long that call may still end by
-#: itself (a SIGTERMed worker gives its calls 2 s) before its channel is closed under it.
-LOST_CALL_GRACE_S = 3.0
 _grpc: Any = None  # the grpc module, imported by the first call
 
 

@@ -32,6 +32,13 @@ _LOADED: dict[str, WireProtocol] = {}
 CHANNEL_OVERHEAD_BYTES = 1024 * 1024
 
 
+#: After a lease with a call running on it was revoked (its process is gone or being
+#: stopped), how long that call may still end by itself (a SIGTERMed worker gives its calls
+#: 2 s) before the lease holder closes the channel under it. A call to a process that was
+#: stopped (SIGSTOP) and then killed was seen to wait forever otherwise.
+LOST_CALL_GRACE_S = 3.0
+
+
 def lease_channel_options(max_payload_bytes: int) -> list[tuple[str, int]]:
     """The options of a channel a lease holder (the direct path, the DataPlane) opens to a
     worker process: the pool's payload limit, no proxy, and a connection of its own (gRPC's

@@ -298,7 +298,9 @@ class DataPlane(ActorTypeDispatcher):
                     break
 
     def receiveMsg_LeaseRevoked(self, msg: LeaseRevoked, sender: Any) -> None:
-        self.broker.revoked(msg.request_id, msg.error)
+        lease = self.broker.revoked(msg.request_id, msg.error)
+        if lease is not None and lease.in_use:  # a call may wait on a dead process: end it
+            self.calls.process_lost(lease.endpoint, lease.pid)
         lost = self._lost.pop(msg.request_id, None)
         for call in lost[0] if lost is not None else ():
             self._retry_or_fail(call, msg.error)

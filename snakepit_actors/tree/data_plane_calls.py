@@ -42,7 +42,12 @@ from snakepit_actors.errors import (
 )
 from snakepit_actors.json_codec import encode_args
 from snakepit_actors.messages import Execute, ExecuteFailed, ExecuteResult
-from snakepit_actors.protocols import WireProtocol, lease_channel_options, wire_for
+from snakepit_actors.protocols import (
+    LOST_CALL_GRACE_S,
+    WireProtocol,
+    lease_channel_options,
+    wire_for,
+)
 from snakepit_actors.tree.call_threads import CallThreads
 from snakepit_actors.tree.held_wake import HeldWake
 from snakepit_actors.worker_token import token_metadata, with_token
@@ -323,6 +328,16 @@ class DataPlaneCalls:
         lease.stub = entry[2]
         return lease.stub
 
+    def process_lost(self, endpoint: str, pid: int) -> None:
+        """Actor thread: a lease on ``endpoint`` (process ``pid``) was revoked while a runner
+        called it. That channel is closed ``LOST_CALL_GRACE_S`` later, which ends a call still
+        waiting on it (its runner then reports it lost, as any failed call)."""
+        entry = self._channels.get(endpoint)
+        if entry is not None and entry[0] == pid:
+            timer = threading.Timer(LOST_CALL_GRACE_S, _close_channel, (entry[1],))
+            timer.daemon = True
+            timer.start()
+
     def stop(self) -> None:
         """Stop the runners after their current call and close the channels."""
         self._stopped = True
@@ -344,3 +359,8 @@ def unconfirmed(call: Call) -> WorkerCrashedError:
 
 class _CancelledBeforeStart(Exception):
     """A call cancelled after a runner took it, before its RPC began (never escapes)."""
+
+
+def _close_channel(channel: Any) -> None:
+    with contextlib.suppress(Exception):  # closed already: the next process's replaced it
+        channel.close()
