@@ -6,6 +6,7 @@ import contextlib
 import os
 import shutil
 import tempfile
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -111,6 +112,23 @@ def wait_for(condition: Callable[[], object], timeout_s: float = 10.0) -> None:
             return
         time.sleep(0.01)
     raise AssertionError("condition not reached")
+
+
+def running_call(pool: Pool, seconds: float = 30.0) -> tuple[threading.Thread, list[object]]:
+    """A ``sleep`` call made on a thread of its own, returned once it runs on a worker
+    (``busy == 1``): the thread, and the list its outcome (result or exception) lands in."""
+    outcome: list[object] = []
+
+    def call() -> None:
+        try:
+            outcome.append(pool.execute("sleep", {"seconds": seconds}))
+        except Exception as exc:
+            outcome.append(exc)
+
+    caller = threading.Thread(target=call, daemon=True)
+    caller.start()
+    wait_for(lambda: pool.stats().busy == 1)
+    return caller, outcome
 
 
 def worker_actor_pid(worker_pid: int) -> int:

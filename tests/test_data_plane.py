@@ -220,23 +220,13 @@ def test_a_call_waiting_on_a_stopped_process_whose_lease_was_revoked_ends(
     the revocation's typed error."""
     from snakepit_actors.tree import data_plane_calls
 
-    from .conftest import worker_actor_pid
+    from .conftest import running_call, worker_actor_pid
 
     monkeypatch.setattr(data_plane_calls, "LOST_CALL_GRACE_S", 0.2)  # forked into the tree
     cfg = PoolConfig(name="dp-lost", pool_size=1, data_path="actor", heartbeat_interval=60.0)
     with Pool.start(cfg) as pool:
         [worker] = pool.workers()
-        outcome: list[object] = []
-
-        def call() -> None:
-            try:
-                outcome.append(pool.execute("sleep", {"seconds": 30.0}))
-            except WorkerCrashedError as exc:
-                outcome.append(exc)
-
-        caller = threading.Thread(target=call)
-        caller.start()
-        wait_for(lambda: pool.stats().busy == 1)
+        caller, outcome = running_call(pool)
         os.kill(worker.pid, signal.SIGSTOP)
         try:
             os.kill(worker_actor_pid(worker.pid), signal.SIGKILL)

@@ -160,21 +160,13 @@ def test_a_call_stuck_on_a_lost_process_is_ended_by_closing_its_channel(
 
     from snakepit_actors.client import direct
 
+    from .conftest import running_call
+
     monkeypatch.setattr(direct, "LOST_CALL_GRACE_S", 0.2)
     cfg = PoolConfig(name="lost-channel", pool_size=1, heartbeat_interval=60.0)
     with Pool.start(cfg) as pool:
         [worker] = pool.workers()
-        outcome: list[object] = []
-
-        def call() -> None:
-            try:
-                outcome.append(pool.execute("sleep", {"seconds": 30.0}))
-            except WorkerCrashedError as exc:
-                outcome.append(exc)
-
-        caller = threading.Thread(target=call)
-        caller.start()
-        wait_for(lambda: pool.stats().busy == 1)
+        caller, outcome = running_call(pool)
         os.kill(worker.pid, signal.SIGSTOP)  # nothing ends this call now
         try:
             assert pool._direct is not None
