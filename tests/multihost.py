@@ -77,6 +77,15 @@ def terminate(proc: subprocess.Popen[Any], timeout_s: float = 30.0) -> None:
             proc.wait(5)
 
 
+def describe(pid: int) -> str:
+    """``pid``'s status, parent and command line (or title), for a failure report."""
+    try:
+        proc = psutil.Process(pid)
+        return f"{pid} {proc.status()} ppid={proc.ppid()} {' '.join(proc.cmdline())[:120]}"
+    except psutil.Error as exc:
+        return f"{pid} ({type(exc).__name__})"
+
+
 def kill_all(pids: set[int]) -> None:
     """SIGKILL every pid at once (all were verified ours just before)."""
     for pid in pids:
@@ -105,6 +114,7 @@ class Member:
                                      env=cli_env(), start_new_session=True)
         self.started_at = time.monotonic()
         self.known: set[int] = {self.proc.pid}
+        self.left_described: list[str] = []
 
     def tree(self) -> set[int]:
         """Every live process of this member (remembered for the final check)."""
@@ -128,6 +138,7 @@ class Member:
         self._log.close()
         wait_until(lambda: not any(alive(p) for p in self.known), 5.0)
         left = [p for p in self.known if alive(p)]
+        self.left_described = [describe(p) for p in left]  # what outlived it, for the report
         kill_all(set(left))
         return left
 

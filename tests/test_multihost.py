@@ -43,7 +43,8 @@ def members(tmp_path: Path) -> Iterator[list[Member]]:
     started: list[Member] = []
     yield started
     left = {m.name: m.stop() for m in started}
-    assert not any(left.values()), f"member processes outlived their member: {left}"
+    assert not any(left.values()), f"member processes outlived their member: {left}" + "".join(
+        f"\n{m.name}: {m.left_described}" for m in started if m.left_described)
 
 
 def leader_config(port: int, size: int = 2, **kw: Any) -> PoolConfig:
