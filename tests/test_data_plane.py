@@ -218,11 +218,11 @@ def test_a_call_waiting_on_a_stopped_process_whose_lease_was_revoked_ends(
     the DataPlane's lease, but the DataPlane's call still waits on the stopped process (it
     would forever). The revocation closes that channel after a grace, so the call ends with
     the revocation's typed error."""
-    from snakepit_actors.tree import data_plane_calls
+    from snakepit_actors import protocols
 
     from .conftest import running_call, worker_actor_pid
 
-    monkeypatch.setattr(data_plane_calls, "LOST_CALL_GRACE_S", 0.2)  # forked into the tree
+    monkeypatch.setattr(protocols, "LOST_CALL_GRACE_S", 0.2)  # forked into the tree
     cfg = PoolConfig(name="dp-lost", pool_size=1, data_path="actor", heartbeat_interval=60.0)
     with Pool.start(cfg) as pool:
         [worker] = pool.workers()

@@ -158,11 +158,11 @@ def test_a_call_stuck_on_a_lost_process_is_ended_by_closing_its_channel(
     import os
     import signal
 
-    from snakepit_actors.client import direct
+    from snakepit_actors import protocols
 
     from .conftest import running_call
 
-    monkeypatch.setattr(direct, "LOST_CALL_GRACE_S", 0.2)
+    monkeypatch.setattr(protocols, "LOST_CALL_GRACE_S", 0.2)
     cfg = PoolConfig(name="lost-channel", pool_size=1, heartbeat_interval=60.0)
     with Pool.start(cfg) as pool:
         [worker] = pool.workers()

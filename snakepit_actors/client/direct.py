@@ -47,8 +47,8 @@ from snakepit_actors.errors import (
 )
 from snakepit_actors.messages import Execute
 from snakepit_actors.protocols import (
-    LOST_CALL_GRACE_S,
     WireProtocol,
+    close_lost_channel,
     lease_channel_options,
     wire_for,
 )
@@ -273,22 +273,11 @@ class DirectPath:
     def process_lost(self, endpoint: str, pid: int) -> None:
         """The Pool revoked a lease on ``endpoint`` (process ``pid``) while a call ran on it:
         that process is gone, or being stopped. Its channel is closed ``LOST_CALL_GRACE_S``
-        later, which ends any call still waiting on it (the caller then gets the revocation's
-        error). A process stopped with SIGSTOP and then killed could leave a call waiting on
-        its channel forever: measured, 1 time in 4 under load, with no deadline on the call.
-        Gateway thread; never blocks."""
-        timer = threading.Timer(LOST_CALL_GRACE_S, self._close_channel, (endpoint, pid))
-        timer.daemon = True
-        timer.start()
-
-    def _close_channel(self, endpoint: str, pid: int) -> None:
-        with self._channels_lock:
-            entry = self._channels.get(endpoint)
-            if entry is None or entry[0] != pid:
-                return  # already replaced (and closed) by the next process's channel
-            del self._channels[endpoint]
-        with contextlib.suppress(Exception):
-            entry[1].close()
+        later (``close_lost_channel``), which ends any call still waiting on it (the caller
+        then gets the revocation's error). A process stopped with SIGSTOP and then killed
+        could leave a call waiting on its channel forever: measured, 1 time in 4 under load,
+        with no deadline on the call. Gateway thread; never blocks."""
+        close_lost_channel(self._channels, endpoint, pid)
 
     def close_channels(self) -> None:
         """Close every gRPC channel (after the pool stopped)."""

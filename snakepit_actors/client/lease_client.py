@@ -337,8 +337,7 @@ class LeaseClient:
             with contextlib.suppress(InvalidStateError):
                 gone.set_result(message.error)
         lost = self.on_lost_in_use
-        if isinstance(message, LeaseRevoked) and revoked is not None and revoked.in_use \
-                and lost is not None:
+        if revoked is not None and revoked.in_use and lost is not None:  # (a LeaseRevoked)
             lost(revoked.endpoint, revoked.pid)
         return True
 

@@ -15,13 +15,17 @@ Worker actor's link, the client's data path), never at module import of an actor
 
 from __future__ import annotations
 
+import contextlib
 import os
+import threading
 from collections.abc import Sequence
+from typing import Any
 
 from snakepit_actors.protocols.wire import LIST_HOST_TOOLS, NO_VALUE, Chunk, WireProtocol
 
-__all__ = ["LIST_HOST_TOOLS", "NO_VALUE", "PROTOCOLS", "Chunk", "WireProtocol",
-           "launch_args", "lease_channel_options", "wire_for"]
+__all__ = ["LIST_HOST_TOOLS", "LOST_CALL_GRACE_S", "NO_VALUE", "PROTOCOLS", "Chunk",
+           "WireProtocol", "close_lost_channel", "launch_args", "lease_channel_options",
+           "wire_for"]
 
 #: The protocols a pool can speak (``PoolConfig.protocol``).
 PROTOCOLS: tuple[str, ...] = ("snakepit_actors", "snakepit")
@@ -37,6 +41,25 @@ CHANNEL_OVERHEAD_BYTES = 1024 * 1024
 #: 2 s) before the lease holder closes the channel under it. A call to a process that was
 #: stopped (SIGSTOP) and then killed was seen to wait forever otherwise.
 LOST_CALL_GRACE_S = 3.0
+
+
+def close_lost_channel(channels: dict[str, tuple[int, Any, Any]], endpoint: str,
+                       pid: int) -> None:
+    """A lease holder's lease on ``endpoint`` (process ``pid``) was revoked while a call ran
+    on it: ``LOST_CALL_GRACE_S`` from now, on a timer thread (never blocks), the holder's
+    channel to that process (``channels``: endpoint -> (pid, channel, stub)) is closed, which
+    ends a call still waiting on it. It is looked up then, not now: the caller that holds the
+    lease may not have opened it yet. One already replaced by the next process's is left (that
+    replacement closed it)."""
+    def close() -> None:
+        entry = channels.get(endpoint)
+        if entry is not None and entry[0] == pid:
+            with contextlib.suppress(Exception):
+                entry[1].close()
+
+    timer = threading.Timer(LOST_CALL_GRACE_S, close)
+    timer.daemon = True
+    timer.start()
 
 
 def lease_channel_options(max_payload_bytes: int) -> list[tuple[str, int]]:

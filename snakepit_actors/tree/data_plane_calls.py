@@ -43,8 +43,8 @@ from snakepit_actors.errors import (
 from snakepit_actors.json_codec import encode_args
 from snakepit_actors.messages import Execute, ExecuteFailed, ExecuteResult
 from snakepit_actors.protocols import (
-    LOST_CALL_GRACE_S,
     WireProtocol,
+    close_lost_channel,
     lease_channel_options,
     wire_for,
 )
@@ -330,13 +330,9 @@ class DataPlaneCalls:
 
     def process_lost(self, endpoint: str, pid: int) -> None:
         """Actor thread: a lease on ``endpoint`` (process ``pid``) was revoked while a runner
-        called it. That channel is closed ``LOST_CALL_GRACE_S`` later, which ends a call still
-        waiting on it (its runner then reports it lost, as any failed call)."""
-        entry = self._channels.get(endpoint)
-        if entry is not None and entry[0] == pid:
-            timer = threading.Timer(LOST_CALL_GRACE_S, _close_channel, (entry[1],))
-            timer.daemon = True
-            timer.start()
+        called it. That channel is closed a grace later (``close_lost_channel``), which ends
+        a call still waiting on it (its runner then reports it lost, as any failed call)."""
+        close_lost_channel(self._channels, endpoint, pid)
 
     def stop(self) -> None:
         """Stop the runners after their current call and close the channels."""
@@ -359,8 +355,3 @@ def unconfirmed(call: Call) -> WorkerCrashedError:
 
 class _CancelledBeforeStart(Exception):
     """A call cancelled after a runner took it, before its RPC began (never escapes)."""
-
-
-def _close_channel(channel: Any) -> None:
-    with contextlib.suppress(Exception):  # closed already: the next process's replaced it
-        channel.close()
