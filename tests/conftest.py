@@ -193,14 +193,15 @@ def no_leaked_processes() -> Iterator[None]:
     for pool in _LIVE_POOLS:  # after the scan: a restart forked meanwhile is a pool's too
         allowed |= pool_pids(pool)
     leaked = wait_gone(found - allowed)
-    described = {pid: _describe(pid) for pid in leaked}
+    described = {pid: describe_process(pid) for pid in leaked}
     for pid in leaked:  # end only what this test started, by PID, then fail
         with contextlib.suppress(psutil.Error):
             psutil.Process(pid).kill()
     assert not leaked, f"processes outlived the test: {described}"
 
 
-def _describe(pid: int) -> str:
+def describe_process(pid: int) -> str:
+    """``pid``'s parent, status and command line (or title), for a failure report."""
     try:
         proc = psutil.Process(pid)
         return f"ppid={proc.ppid()} status={proc.status()} cmd={' '.join(proc.cmdline())[:100]}"

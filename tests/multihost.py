@@ -20,6 +20,7 @@ from typing import Any
 import psutil
 
 from snakepit_actors.system import free_port
+from tests.conftest import describe_process
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -77,15 +78,6 @@ def terminate(proc: subprocess.Popen[Any], timeout_s: float = 30.0) -> None:
             proc.wait(5)
 
 
-def describe(pid: int) -> str:
-    """``pid``'s status, parent and command line (or title), for a failure report."""
-    try:
-        proc = psutil.Process(pid)
-        return f"{pid} {proc.status()} ppid={proc.ppid()} {' '.join(proc.cmdline())[:120]}"
-    except psutil.Error as exc:
-        return f"{pid} ({type(exc).__name__})"
-
-
 def kill_all(pids: set[int]) -> None:
     """SIGKILL every pid at once (all were verified ours just before)."""
     for pid in pids:
@@ -138,7 +130,7 @@ class Member:
         self._log.close()
         wait_until(lambda: not any(alive(p) for p in self.known), 5.0)
         left = [p for p in self.known if alive(p)]
-        self.left_described = [describe(p) for p in left]  # what outlived it, for the report
+        self.left_described = [f"{p} {describe_process(p)}" for p in left]  # for the report
         kill_all(set(left))
         return left
 
